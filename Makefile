@@ -1,0 +1,54 @@
+# Lever — every target does the set-up it needs (venv, npm packages, the solc bridge).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+SOLC_VERSION := 0.8.28
+SOLCX_DIR := $(CURDIR)/$(VENV)/solcx
+SOLC_BIN := $(SOLCX_DIR)/solc-v$(SOLC_VERSION)
+
+export PATH := $(CURDIR)/node_modules/.bin:$(CURDIR)/$(VENV)/bin:$(PATH)
+export SOLCX_BINARY_PATH := $(SOLCX_DIR)
+
+.PHONY: setup test test-local demo bench-gas compile clean lint
+
+setup: $(VENV)/.installed node_modules/.installed $(SOLC_BIN)
+
+# Python: a venv with the package and its pinned dependency tree (constraints.txt).
+$(VENV)/.installed: pyproject.toml constraints.txt
+	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --disable-pip-version-check -c constraints.txt -e ".[dev]"
+	tools/venv-hook.sh $(CURDIR) >> $(VENV)/bin/activate
+	touch $@
+
+# npm: solc-js, Anvil, Hardhat 2, OpenZeppelin, Chainlink interfaces — exactly as locked.
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+# py-solc-x looks for `solc-v<version>` in $SOLCX_BINARY_PATH; this one runs solc-js.
+$(SOLC_BIN): tools/solc-bridge.cjs node_modules/.installed
+	mkdir -p $(SOLCX_DIR)
+	printf '#!/bin/sh\nexec node "%s/tools/solc-bridge.cjs" "$$@"\n' "$(CURDIR)" > $@
+	chmod +x $@
+
+compile: setup
+	ape compile
+
+test: setup
+	ape test tests -q
+
+test-local: setup
+	ape test tests -q --network ethereum:local:test
+
+demo: setup
+	ape run deploy --network ethereum:local:foundry
+
+bench-gas: setup
+	ape run bench_gas --network ethereum:local:foundry
+
+lint: setup
+	ruff check src tests scripts
+	mypy src
+
+clean:
+	rm -rf build .build contracts/.cache

@@ -1,0 +1,46 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.28;
+
+/// @title FixedPointMath
+/// @notice Multiplication and division with the rounding direction in the name.
+/// @dev Operands in this protocol stay far below 2^128, so `x * y` cannot overflow 2^256;
+///      checked arithmetic reverts (panic) if a caller ever breaks that bound.
+library FixedPointMath {
+    /// @dev floor(x * y / d).
+    function mulDivDown(uint256 x, uint256 y, uint256 d) internal pure returns (uint256) {
+        return x * y / d;
+    }
+
+    /// @dev ceil(x * y / d).
+    function mulDivUp(uint256 x, uint256 y, uint256 d) internal pure returns (uint256 z) {
+        z = x * y;
+        unchecked {
+            z = z / d + (z % d == 0 ? 0 : 1);
+        }
+    }
+
+    /// @dev floor(x * y / d) for signed x (rounds toward negative infinity).
+    function mulDivFloor(int256 x, uint256 y, uint256 d) internal pure returns (int256) {
+        if (x >= 0) return int256(mulDivDown(uint256(x), y, d));
+        return -int256(mulDivUp(uint256(-x), y, d));
+    }
+
+    /// @dev ceil(x * y / d) for signed x (rounds toward positive infinity).
+    function mulDivCeil(int256 x, uint256 y, uint256 d) internal pure returns (int256) {
+        if (x >= 0) return int256(mulDivUp(uint256(x), y, d));
+        return -int256(mulDivDown(uint256(-x), y, d));
+    }
+
+    /// @dev ceil(x / d) for unsigned x.
+    function divUp(uint256 x, uint256 d) internal pure returns (uint256) {
+        return x == 0 ? 0 : (x - 1) / d + 1;
+    }
+
+    function abs(int256 x) internal pure returns (uint256) {
+        return x >= 0 ? uint256(x) : uint256(-x);
+    }
+
+    function min(uint256 a, uint256 b) internal pure returns (uint256) {
+        return a < b ? a : b;
+    }
+}

@@ -1,0 +1,308 @@
+"""The contracts' math, mirrored exactly: Python ints, the same rounding, the same order.
+
+`contracts/libraries/PerpMath.sol` and the engine's accounting are the reference; every function
+here names the Solidity function it mirrors. Rounding favours the protocol: what a trader is
+credited rounds toward negative infinity, what a trader owes rounds toward positive infinity.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Iterable
+
+WAD = 10**18
+SECONDS_PER_DAY = 86_400
+
+
+# --------------------------------------------------------------------------- FixedPointMath
+
+
+def mul_div_down(x: int, y: int, d: int) -> int:
+    """floor(x*y/d) for x, y >= 0."""
+    return x * y // d
+
+
+def mul_div_up(x: int, y: int, d: int) -> int:
+    """ceil(x*y/d) for x, y >= 0."""
+    return -(-(x * y) // d)
+
+
+def mul_div_floor(x: int, y: int, d: int) -> int:
+    """floor(x*y/d) for signed x (toward negative infinity)."""
+    return x * y // d
+
+
+def mul_div_ceil(x: int, y: int, d: int) -> int:
+    """ceil(x*y/d) for signed x (toward positive infinity)."""
+    return -(-(x * y) // d)
+
+
+def div_up(x: int, d: int) -> int:
+    return -(-x // d)
+
+
+# --------------------------------------------------------------------------- PerpMath
+
+
+def notional(size: int, price: int) -> int:
+    return mul_div_up(abs(size), price, WAD)
+
+
+def pnl(size: int, open_notional: int, price: int) -> int:
+    return mul_div_floor(size, price, WAD) - open_notional
+
+
+def funding_owed(size: int, index: int, entry_index: int) -> int:
+    return mul_div_ceil(index - entry_index, abs(size), WAD)
+
+
+def fee(notional_wad: int, fee_ratio: int) -> int:
+    return mul_div_up(notional_wad, fee_ratio, WAD)
+
+
+def margin_ratio(base_ratio: int, size: int, skew_scale: int) -> int:
+    ratio = base_ratio + mul_div_up(base_ratio, abs(size), skew_scale)
+    return min(ratio, WAD)
+
+
+def margin_requirement(size: int, price: int, base_ratio: int, skew_scale: int, min_margin: int) -> int:
+    ratio = margin_ratio(base_ratio, size, skew_scale)
+    return mul_div_up(notional(size, price), ratio, WAD) + min_margin
+
+
+def removed_notional(open_notional: int, close_size: int, size: int) -> int:
+    return mul_div_ceil(open_notional, abs(close_size), abs(size))
+
+
+def funding_rate_per_day(skew: int, skew_scale: int, max_rate_per_day: int) -> int:
+    magnitude = min(abs(skew), skew_scale)
+    rate = mul_div_down(max_rate_per_day, magnitude, skew_scale)
+    return rate if skew >= 0 else -rate
+
+
+def payer_index_delta(rate_per_day: int, price: int, elapsed: int) -> int:
+    return mul_div_up(price * rate_per_day, elapsed, WAD * SECONDS_PER_DAY)
+
+
+def receiver_index_delta(payer_delta: int, payer_oi: int, receiver_oi: int) -> int:
+    return mul_div_down(payer_delta, payer_oi, receiver_oi)
+
+
+# --------------------------------------------------------------------------- engine state
+
+
+@dataclass(frozen=True)
+class MarketParams:
+    max_leverage: int
+    trading_fee: int
+    initial_margin_ratio: int
+    maintenance_margin_ratio: int
+    max_funding_rate_per_day: int
+    reserve_ratio: int
+    skew_scale: int
+    min_position_size: int
+    min_margin: int
+    oi_cap_ratio: int
+
+    @classmethod
+    def from_chain(cls, raw: object) -> MarketParams:
+        """From the engine's `marketParams` struct (ape struct or tuple, feed first)."""
+        values = list(raw)  # type: ignore[call-overload]
+        return cls(*[int(v) for v in values[1:]])
+
+
+@dataclass(frozen=True)
+class MarketState:
+    long_oi: int = 0
+    short_oi: int = 0
+    long_index: int = 0
+    short_index: int = 0
+    net_open_notional: int = 0
+    last_funding_time: int = 0
+
+    @classmethod
+    def from_chain(cls, raw: object) -> MarketState:
+        return cls(*[int(v) for v in raw])  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True)
+class Position:
+    size: int = 0
+    open_notional: int = 0
+    funding_index: int = 0
+
+    @classmethod
+    def from_chain(cls, raw: object) -> Position:
+        return cls(*[int(v) for v in raw])  # type: ignore[attr-defined]
+
+
+def accrued(state: MarketState, params: MarketParams, price: int, now: int) -> MarketState:
+    """`PerpEngine._accrued`: funding indices moved to `now`."""
+    elapsed = now - state.last_funding_time
+    moved = replace(state, last_funding_time=now)
+    if elapsed == 0:
+        return moved
+    rate = funding_rate_per_day(state.long_oi - state.short_oi, params.skew_scale, params.max_funding_rate_per_day)
+    if rate == 0:
+        return moved
+    payer = payer_index_delta(abs(rate), price, elapsed)
+    if rate > 0:
+        short_index = moved.short_index
+        if state.short_oi > 0:
+            short_index -= receiver_index_delta(payer, state.long_oi, state.short_oi)
+        return replace(moved, long_index=moved.long_index + payer, short_index=short_index)
+    long_index = moved.long_index
+    if state.long_oi > 0:
+        long_index -= receiver_index_delta(payer, state.short_oi, state.long_oi)
+    return replace(moved, short_index=moved.short_index + payer, long_index=long_index)
+
+
+@dataclass(frozen=True)
+class PositionFigures:
+    pnl: int
+    funding: int
+    close_fee: int
+    notional: int
+    initial: int
+    maintenance: int
+
+
+def position_figures(pos: Position, params: MarketParams, state: MarketState, price: int) -> PositionFigures:
+    """`PerpEngine._figures`; `state` must already be accrued."""
+    index = state.long_index if pos.size > 0 else state.short_index
+    n = notional(pos.size, price)
+    return PositionFigures(
+        pnl=pnl(pos.size, pos.open_notional, price),
+        funding=funding_owed(pos.size, index, pos.funding_index),
+        close_fee=fee(n, params.trading_fee),
+        notional=n,
+        initial=margin_requirement(
+            pos.size, price, params.initial_margin_ratio, params.skew_scale, params.min_margin
+        ),
+        maintenance=margin_requirement(
+            pos.size, price, params.maintenance_margin_ratio, params.skew_scale, params.min_margin
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class AccountState:
+    margin: int
+    equity: int
+    initial_margin: int
+    maintenance_margin: int
+    notional: int
+    position_count: int
+
+
+def account_state(
+    margin_token: int,
+    token_scale: int,
+    positions: Iterable[tuple[Position, MarketParams, MarketState, int]],
+) -> AccountState:
+    """`PerpEngine._accountState`: `positions` holds (position, params, accrued state, price)."""
+    margin = margin_token * token_scale
+    equity = margin
+    im = mm = total_notional = count = 0
+    for pos, params, state, price in positions:
+        f = position_figures(pos, params, state, price)
+        equity += f.pnl - f.funding - f.close_fee
+        im += f.initial
+        mm += f.maintenance
+        total_notional += f.notional
+        count += 1
+    return AccountState(margin, equity, im, mm, total_notional, count)
+
+
+def to_token_floor(value_wad: int, token_scale: int) -> int:
+    """`PerpEngine._toTokenFloor`: trader value to token units, toward negative infinity."""
+    return value_wad // token_scale
+
+
+@dataclass(frozen=True)
+class TradeResult:
+    position: Position
+    state: MarketState
+    funding: int
+    realised_pnl: int
+    fee: int
+    pnl_token: int
+    fee_token: int
+    increasing: bool
+
+
+def trade(
+    pos: Position, state: MarketState, params: MarketParams, size_delta: int, price: int, token_scale: int
+) -> TradeResult:
+    """`PerpEngine._trade` + `_tradeMath` on an already-accrued market state (no checks)."""
+    size = pos.size
+    new_size = size + size_delta
+    increasing = size == 0 or (size > 0) == (size_delta > 0)
+    is_long = size > 0 or (size == 0 and size_delta > 0)
+    side_index = state.long_index if is_long else state.short_index
+    funding = funding_owed(size, side_index, pos.funding_index) if size != 0 else 0
+    realised = 0
+    if increasing:
+        new_open_notional = pos.open_notional + mul_div_ceil(size_delta, price, WAD)
+    else:
+        removed = removed_notional(pos.open_notional, -size_delta, size)
+        realised = mul_div_floor(-size_delta, price, WAD) - removed
+        new_open_notional = pos.open_notional - removed
+    trade_fee = fee(notional(size_delta, price), params.trading_fee)
+    side_oi = (state.long_oi if is_long else state.short_oi) - abs(size) + abs(new_size)
+    new_state = replace(
+        state,
+        long_oi=side_oi if is_long else state.long_oi,
+        short_oi=state.short_oi if is_long else side_oi,
+        net_open_notional=state.net_open_notional + new_open_notional - pos.open_notional,
+    )
+    new_pos = Position(new_size, new_open_notional, side_index) if new_size != 0 else Position()
+    return TradeResult(
+        position=new_pos,
+        state=new_state,
+        funding=funding,
+        realised_pnl=realised,
+        fee=trade_fee,
+        pnl_token=to_token_floor(realised - funding, token_scale),
+        fee_token=div_up(trade_fee, token_scale),
+        increasing=increasing,
+    )
+
+
+@dataclass(frozen=True)
+class Settlement:
+    margin: int
+    pool: int
+    insurance: int
+    protocol_fees: int
+    fee_collected: int
+    unpaid_profit: int
+    bad_debt: int
+
+
+def settle(
+    margin: int, pool: int, insurance: int, protocol_fees: int, pnl_token: int, fee_token: int, protocol_fee_share: int
+) -> Settlement:
+    """`LeverVault.settle` on the ledgers (token units)."""
+    unpaid = bad_debt = 0
+    if pnl_token > 0:
+        pay = min(pnl_token, pool)
+        unpaid = pnl_token - pay
+        pool -= pay
+        margin += pay
+    elif pnl_token < 0:
+        loss = -pnl_token
+        paid = min(loss, margin)
+        margin -= paid
+        pool += paid
+        if loss > paid:
+            bad_debt = loss - paid
+            by_insurance = min(bad_debt, insurance)
+            insurance -= by_insurance
+            pool += by_insurance
+    collected = min(fee_token, margin)
+    margin -= collected
+    cut = mul_div_down(collected, protocol_fee_share, WAD)
+    protocol_fees += cut
+    pool += collected - cut
+    return Settlement(margin, pool, insurance, protocol_fees, collected, unpaid, bad_debt)
