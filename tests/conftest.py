@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from lever.config import load_network_config
-from lever.deploy import Protocol, deploy_protocol
+from lever.deploy import Protocol, create_account, deploy_protocol
 from lever.units import to_scaled, to_wad
 
 USDC = 10**6
@@ -97,8 +97,7 @@ def open_account(protocol: Protocol) -> Any:
     """Creates an account for `owner` funded with `margin` USDC; returns its id."""
 
     def _open(owner: Any, margin: str | int = 10_000) -> int:
-        receipt = protocol.engine.createAccount(sender=owner)
-        account_id = int(receipt.return_value)
+        account_id = create_account(protocol.engine, owner)
         amount = usdc(margin)
         if amount:
             protocol.token.mint(owner, amount, sender=owner)

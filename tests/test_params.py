@@ -20,7 +20,7 @@ def _params(config, feed, **changes):
 
 def test_create_market_by_risk_role_emits_and_stores(engine, protocol, config, deployer, eth_feed):
     receipt = engine.createMarket(b"ETH2".ljust(32, b"\0"), _params(config, eth_feed.address), sender=deployer)
-    market = receipt.return_value
+    market = receipt.events.filter(engine.MarketCreated)[0].marketId
     assert engine.marketCount() == market + 1
     assert engine.marketParams(market).maxLeverage == 25
     assert engine.marketName(market) == b"ETH2".ljust(32, b"\0")

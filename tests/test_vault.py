@@ -3,12 +3,13 @@
 import ape
 import pytest
 
+from lever.deploy import create_account
 from helpers import assert_solvent_exactly, ledgers, usdc, wad
 
 
 def test_create_account_ids_increase_and_one_owner_holds_many(engine, alice):
-    first = engine.createAccount(sender=alice).return_value
-    second = engine.createAccount(sender=alice).return_value
+    first = create_account(engine, alice)
+    second = create_account(engine, alice)
     assert second == first + 1
     assert engine.accountOwner(first) == engine.accountOwner(second) == alice.address
     assert engine.accountCount() == second
@@ -151,7 +152,7 @@ def fee_token_protocol(project, deployer):
 
 def test_fee_on_transfer_token_margin_deposit_rejected(fee_token_protocol, alice):
     token, vault, engine = fee_token_protocol
-    account = engine.createAccount(sender=alice).return_value
+    account = create_account(engine, alice)
     token.mint(alice, 1_000, sender=alice)
     token.approve(vault, 1_000, sender=alice)
     with ape.reverts(vault.TransferAmountMismatch, expected=1_000, received=990):

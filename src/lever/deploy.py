@@ -31,6 +31,13 @@ class Protocol:
     deploy_block: int = 0
 
 
+def create_account(engine: Any, owner: Any) -> int:
+    """Creates an account for `owner` and returns its id (read from the event: a receipt's
+    `return_value` is not reliable on every provider)."""
+    receipt = engine.createAccount(sender=owner)
+    return int(receipt.events.filter(engine.AccountCreated)[0].accountId)
+
+
 def deploy_protocol(project: Any, deployer: Any, config: NetworkConfig) -> Protocol:
     """Deploys token (mock unless configured), oracle adapter, vault, engine and every market.
 
@@ -55,6 +62,6 @@ def deploy_protocol(project: Any, deployer: Any, config: NetworkConfig) -> Proto
         oracle.setFeed(feed, config.oracle.max_age_seconds, **tx)
         receipt = engine.createMarket(market_key(name), market.params(feed.address), **tx)
         protocol.feeds[name] = feed
-        protocol.markets[name] = receipt.return_value if receipt.return_value is not None else len(protocol.markets)
+        protocol.markets[name] = int(receipt.events.filter(engine.MarketCreated)[0].marketId)
     protocol.deploy_block = receipt.block_number
     return protocol
