@@ -9,7 +9,7 @@ SOLC_BIN := $(SOLCX_DIR)/solc-v$(SOLC_VERSION)
 export PATH := $(CURDIR)/node_modules/.bin:$(CURDIR)/$(VENV)/bin:$(PATH)
 export SOLCX_BINARY_PATH := $(SOLCX_DIR)
 
-.PHONY: setup test test-local demo bench-gas compile clean lint
+.PHONY: setup test demo bench-gas compile clean lint
 
 setup: $(VENV)/.installed node_modules/.installed $(SOLC_BIN)
 
@@ -34,10 +34,9 @@ $(SOLC_BIN): tools/solc-bridge.cjs node_modules/.installed
 compile: setup
 	ape compile
 
+# The suite on Anvil (the real node, the default network), then on the in-process EthTester.
 test: setup
 	ape test tests -q
-
-test-local: setup
 	ape test tests -q --network ethereum:local:test
 
 demo: setup
