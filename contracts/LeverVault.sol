@@ -135,9 +135,32 @@ contract LeverVault is ILeverVault, ERC4626, AccessControl, ReentrancyGuardTrans
         onlyModule
         returns (uint256 margin)
     {
+        (margin,,,) = _settle(accountId, pnlToken, feeToken, 0, 0);
+    }
+
+    /// @inheritdoc ILeverVault
+    function settleLiquidation(
+        uint256 accountId,
+        int256 pnlToken,
+        uint256 feeToken,
+        uint256 rewardToken,
+        uint256 penaltyToken,
+        address keeper
+    ) external onlyModule nonReentrant returns (uint256 rewardPaid, uint256 penaltyPaid, uint256 badDebt) {
+        (, rewardPaid, penaltyPaid, badDebt) = _settle(accountId, pnlToken, feeToken, rewardToken, penaltyToken);
+        emit LiquidationSettled(accountId, keeper, rewardPaid, penaltyPaid);
+        if (rewardPaid > 0) _token.safeTransfer(keeper, rewardPaid);
+    }
+
+    /// @dev Order: PnL (a loss beyond the margin is bad debt), trading fee, keeper reward,
+    ///      penalty; each later item is capped by the margin left after the earlier ones.
+    function _settle(uint256 accountId, int256 pnlToken, uint256 feeToken, uint256 rewardToken, uint256 penaltyToken)
+        internal
+        returns (uint256 margin, uint256 rewardPaid, uint256 penaltyPaid, uint256 badDebt)
+    {
         margin = _margin[accountId];
-        uint256 pool = _poolAssets;
         uint256 marginBefore = margin;
+        uint256 pool = _poolAssets;
         uint256 unpaidProfit;
         if (pnlToken > 0) {
             uint256 pay = uint256(pnlToken).min(pool);
@@ -149,7 +172,10 @@ contract LeverVault is ILeverVault, ERC4626, AccessControl, ReentrancyGuardTrans
             uint256 paid = loss.min(margin);
             margin -= paid;
             pool += paid;
-            if (loss > paid) pool = _realiseBadDebt(accountId, loss - paid, pool);
+            if (loss > paid) {
+                badDebt = loss - paid;
+                pool = _realiseBadDebt(accountId, badDebt, pool);
+            }
         }
         uint256 feeCollected = feeToken.min(margin);
         if (feeCollected > 0) {
@@ -158,6 +184,13 @@ contract LeverVault is ILeverVault, ERC4626, AccessControl, ReentrancyGuardTrans
             uint256 protocolCut = feeCollected.mulDivDown(protocolFeeShareWad, WAD);
             _protocolFees += uint128(protocolCut);
             pool += feeCollected - protocolCut;
+        }
+        rewardPaid = rewardToken.min(margin);
+        margin -= rewardPaid;
+        penaltyPaid = penaltyToken.min(margin);
+        if (penaltyPaid > 0) {
+            margin -= penaltyPaid;
+            _insuranceFund += uint128(penaltyPaid);
         }
         if (unpaidProfit > 0) unpaidProfitTotal += unpaidProfit;
         _margin[accountId] = margin;

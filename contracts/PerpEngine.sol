@@ -8,11 +8,13 @@ import {ILeverVault} from "./interfaces/ILeverVault.sol";
 import {IOracleAdapter} from "./interfaces/IOracleAdapter.sol";
 import {FixedPointMath} from "./libraries/FixedPointMath.sol";
 import {PerpMath} from "./libraries/PerpMath.sol";
+import {LiquidationMath} from "./libraries/LiquidationMath.sol";
 import "./libraries/Constants.sol";
 import "./libraries/Errors.sol";
 
 /// @title PerpEngine
-/// @notice The perpetual-position manager: accounts, markets, positions, funding, open interest.
+/// @notice The perpetual-position manager: accounts, markets, positions, funding, open interest,
+///         margin requirements, and the position side of liquidations.
 /// @dev Entry points follow checks -> accrue funding -> math -> storage -> emit -> vault
 ///      settlement. The one exception: an increase checks margin *after* `vault.settle`, which
 ///      returns the settled margin; the vault is a trusted module and a failed check reverts all.
@@ -22,10 +24,27 @@ contract PerpEngine is IPerpEngine, AccessControl, Pausable {
 
     bytes32 public constant RISK_ROLE = keccak256("RISK_ROLE");
     bytes32 public constant PAUSER_ROLE = keccak256("PAUSER_ROLE");
+    /// @notice The liquidation module.
+    bytes32 public constant LIQUIDATOR_ROLE = keccak256("LIQUIDATOR_ROLE");
 
     struct Account {
         address owner;
         uint64 marketMask; // bit m set: the account holds a position in market m
+    }
+
+    /// @dev A risk-role increase of a maintenance ratio phases in from `fromWad` over MM_RAMP_DURATION.
+    struct MmrRamp {
+        uint64 fromWad;
+        uint64 startTime;
+    }
+
+    /// @dev One market as an entry point sees it: parameters, oracle data, accrued state.
+    struct Ctx {
+        uint256 marketId;
+        MarketParams p;
+        IOracleAdapter.PriceData d;
+        MarketState s;
+        uint256 mmrWad; // effective base maintenance ratio (after any ramp)
     }
 
     ILeverVault public immutable vault;
@@ -37,6 +56,7 @@ contract PerpEngine is IPerpEngine, AccessControl, Pausable {
     mapping(uint256 accountId => Account) internal _accounts;
     mapping(uint256 marketId => MarketParams) internal _params;
     mapping(uint256 marketId => MarketState) internal _state;
+    mapping(uint256 marketId => MmrRamp) internal _mmrRamp;
     mapping(uint256 marketId => bytes32) public marketName;
     mapping(uint256 accountId => mapping(uint256 marketId => Position)) internal _positions;
 
@@ -79,8 +99,47 @@ contract PerpEngine is IPerpEngine, AccessControl, Pausable {
 
     /// @inheritdoc IPerpEngine
     function accrueFunding(uint256 marketId) external {
-        MarketParams memory p = _marketParams(marketId);
-        _state[marketId] = _accrue(marketId, p, oracle.priceWad(p.feed));
+        Ctx memory c = _loadTx(marketId);
+        _state[marketId] = c.s;
+    }
+
+    function _trade(
+        uint256 accountId,
+        Account memory account,
+        uint256 marketId,
+        int256 sizeDeltaWad,
+        uint256 limitPriceWad
+    ) internal {
+        Ctx memory c = _loadTx(marketId);
+        uint256 price = c.d.priceWad;
+        if (limitPriceWad != 0 && (sizeDeltaWad > 0 ? price > limitPriceWad : price < limitPriceWad)) {
+            revert PriceLimitExceeded(price, limitPriceWad);
+        }
+        Position memory pos = _positions[accountId][marketId];
+        TradeMath memory t = _tradeMath(marketId, pos, c.s, c.p, sizeDeltaWad, price);
+        if (t.increasing) {
+            _requireNotPaused();
+            if (c.d.shocked) revert OracleShockUnconfirmed(c.p.feed);
+        }
+        uint256 sideOi = _applyToMarket(c.s, pos, t);
+        if (t.increasing) {
+            uint256 oiNotional = sideOi.mulDivUp(price, WAD);
+            uint256 cap = (vault.poolAssets() * _tokenScale).mulDivDown(c.p.oiCapRatioWad, WAD);
+            if (oiNotional > cap) revert OpenInterestCapExceeded(marketId, oiNotional, cap);
+        }
+
+        // Storage.
+        _state[marketId] = c.s;
+        account.marketMask = _writePosition(accountId, account, marketId, pos.sizeWad, t);
+        emit PositionChanged(
+            accountId, marketId, sizeDeltaWad, t.newSizeWad, price, t.realisedPnlWad, t.fundingWad, t.feeWad
+        );
+
+        // Settlement: credits round down to token units, debts round up.
+        uint256 marginAfter =
+            vault.settle(accountId, _toTokenFloor(t.realisedPnlWad - t.fundingWad), t.feeWad.divUp(_tokenScale));
+
+        if (t.increasing) _checkIncrease(accountId, account.marketMask, marginAfter, c, t.newSizeWad);
     }
 
     /// @dev What a trade does to one position, computed before any storage write.
@@ -93,51 +152,6 @@ contract PerpEngine is IPerpEngine, AccessControl, Pausable {
         uint256 feeWad;
         bool increasing;
         bool isLong;
-    }
-
-    function _trade(
-        uint256 accountId,
-        Account memory account,
-        uint256 marketId,
-        int256 sizeDeltaWad,
-        uint256 limitPriceWad
-    ) internal {
-        MarketParams memory p = _marketParams(marketId);
-        uint256 price = oracle.priceWad(p.feed);
-        if (limitPriceWad != 0 && (sizeDeltaWad > 0 ? price > limitPriceWad : price < limitPriceWad)) {
-            revert PriceLimitExceeded(price, limitPriceWad);
-        }
-        MarketState memory s = _accrue(marketId, p, price);
-        Position memory pos = _positions[accountId][marketId];
-        TradeMath memory t = _tradeMath(marketId, pos, s, p, sizeDeltaWad, price);
-        if (t.increasing) _requireNotPaused();
-
-        // Market open interest and aggregate open notional.
-        uint256 sideOi = (t.isLong ? s.longOpenInterestWad : s.shortOpenInterestWad) - int256(pos.sizeWad).abs()
-            + t.newSizeWad.abs();
-        if (t.isLong) s.longOpenInterestWad = uint128(sideOi);
-        else s.shortOpenInterestWad = uint128(sideOi);
-        s.netOpenNotionalWad = int128(s.netOpenNotionalWad + t.newOpenNotionalWad - pos.openNotionalWad);
-        if (t.increasing) {
-            uint256 oiNotional = sideOi.mulDivUp(price, WAD);
-            uint256 cap = (vault.poolAssets() * _tokenScale).mulDivDown(p.oiCapRatioWad, WAD);
-            if (oiNotional > cap) revert OpenInterestCapExceeded(marketId, oiNotional, cap);
-        }
-
-        // Storage.
-        _state[marketId] = s;
-        _writePosition(accountId, account, marketId, pos.sizeWad, t);
-        emit PositionChanged(
-            accountId, marketId, sizeDeltaWad, t.newSizeWad, price, t.realisedPnlWad, t.fundingWad, t.feeWad
-        );
-
-        // Settlement: credits round down to token units, debts round up.
-        uint256 marginAfter =
-            vault.settle(accountId, _toTokenFloor(t.realisedPnlWad - t.fundingWad), t.feeWad.divUp(_tokenScale));
-
-        if (t.increasing) {
-            _checkIncrease(accountId, account.marketMask, marginAfter, marketId, p, t.newSizeWad, price);
-        }
     }
 
     function _tradeMath(
@@ -171,19 +185,35 @@ contract PerpEngine is IPerpEngine, AccessControl, Pausable {
         t.feeWad = PerpMath.feeWad(PerpMath.notionalWad(sizeDeltaWad, price), p.tradingFeeWad);
     }
 
+    /// @dev Open interest and aggregate open notional after the trade (in memory); returns the
+    ///      traded side's open interest.
+    function _applyToMarket(MarketState memory s, Position memory pos, TradeMath memory t)
+        internal
+        pure
+        returns (uint256 sideOi)
+    {
+        sideOi = (t.isLong ? s.longOpenInterestWad : s.shortOpenInterestWad) - int256(pos.sizeWad).abs()
+            + t.newSizeWad.abs();
+        if (t.isLong) s.longOpenInterestWad = uint128(sideOi);
+        else s.shortOpenInterestWad = uint128(sideOi);
+        s.netOpenNotionalWad = int128(s.netOpenNotionalWad + t.newOpenNotionalWad - pos.openNotionalWad);
+    }
+
+    /// @return mask the account's market mask after the write
     function _writePosition(
         uint256 accountId,
         Account memory account,
         uint256 marketId,
         int256 sizeBefore,
         TradeMath memory t
-    ) internal {
+    ) internal returns (uint64 mask) {
         uint64 bit = uint64(1) << uint64(marketId);
+        mask = account.marketMask;
         if (t.newSizeWad == 0) {
             delete _positions[accountId][marketId];
-            account.marketMask &= ~bit;
-            _accounts[accountId].marketMask = account.marketMask;
-            return;
+            mask &= ~bit;
+            _accounts[accountId].marketMask = mask;
+            return mask;
         }
         _positions[accountId][marketId] = Position({
             sizeWad: int128(t.newSizeWad),
@@ -191,31 +221,102 @@ contract PerpEngine is IPerpEngine, AccessControl, Pausable {
             fundingIndexWad: int128(t.sideIndexWad)
         });
         if (sizeBefore == 0) {
-            if (_popCount(account.marketMask) >= MAX_POSITIONS_PER_ACCOUNT) revert TooManyPositions(accountId);
-            account.marketMask |= bit;
-            _accounts[accountId].marketMask = account.marketMask;
+            if (_popCount(mask) >= MAX_POSITIONS_PER_ACCOUNT) revert TooManyPositions(accountId);
+            mask |= bit;
+            _accounts[accountId].marketMask = mask;
         }
     }
 
     /// @dev After an increase: the position's leverage, then the account's initial margin.
-    function _checkIncrease(
-        uint256 accountId,
-        uint64 mask,
-        uint256 marginToken,
-        uint256 marketId,
-        MarketParams memory p,
-        int256 sizeWad,
-        uint256 price
-    ) internal view {
-        AccountState memory a = _accountState(accountId, mask, marginToken, marketId, price);
-        uint256 notional = PerpMath.notionalWad(sizeWad, price);
-        if (a.equityWad <= 0 || notional > uint256(a.equityWad) * p.maxLeverage) {
+    function _checkIncrease(uint256 accountId, uint64 mask, uint256 marginToken, Ctx memory c, int256 sizeWad)
+        internal
+        view
+    {
+        AccountState memory a = _accountStateView(accountId, mask, marginToken, c);
+        uint256 notional = PerpMath.notionalWad(sizeWad, c.d.priceWad);
+        if (a.equityWad <= 0 || notional > uint256(a.equityWad) * c.p.maxLeverage) {
             uint256 leverage = a.equityWad <= 0 ? type(uint256).max : notional.mulDivUp(WAD, uint256(a.equityWad));
-            revert LeverageTooHigh(accountId, marketId, leverage, uint256(p.maxLeverage) * WAD);
+            revert LeverageTooHigh(accountId, c.marketId, leverage, uint256(c.p.maxLeverage) * WAD);
         }
         if (a.equityWad < int256(a.initialMarginWad)) {
             revert InsufficientMargin(accountId, a.equityWad, a.initialMarginWad);
         }
+    }
+
+    // ------------------------------------------------------------------ liquidation (module)
+
+    /// @inheritdoc IPerpEngine
+    function liquidate(uint256 accountId, address keeper, LiquidationMath.Params calldata lp)
+        external
+        onlyRole(LIQUIDATOR_ROLE)
+        returns (LiquidationResult memory r)
+    {
+        Account memory account = _accounts[accountId];
+        if (account.marketMask == 0) return r;
+        (Ctx[] memory ctxs, Position[] memory positions) = _loadAccountTx(accountId, account.marketMask);
+        AccountState memory a = _sum(ctxs, positions, vault.marginOf(accountId));
+        r.equityWad = a.equityWad;
+        r.maintenanceMarginWad = a.maintenanceMarginWad;
+        if (a.equityWad >= int256(a.maintenanceMarginWad)) return r;
+
+        r.liquidated = true;
+        r.closeShareWad = LiquidationMath.closeShareWad(a.equityWad, a.maintenanceMarginWad, a.minMarginWad, a.notionalWad, lp);
+        r.full = r.closeShareWad == WAD;
+        int256[2] memory totals; // [pnl - funding, fees] in WAD
+        for (uint256 i; i < ctxs.length; ++i) {
+            _liquidatePosition(accountId, account, ctxs[i], positions[i], r, totals);
+        }
+        // What the account owes the keeper and the insurance fund; the vault caps both by the margin left.
+        r.rewardToken = LiquidationMath.rewardWad(r.closedNotionalWad, lp) / _tokenScale;
+        r.penaltyToken = LiquidationMath.penaltyWad(r.closedNotionalWad, lp).divUp(_tokenScale);
+        _settleLiquidation(accountId, keeper, r, totals);
+    }
+
+    function _settleLiquidation(uint256 accountId, address keeper, LiquidationResult memory r, int256[2] memory totals)
+        internal
+    {
+        (r.rewardToken, r.penaltyToken, r.badDebtToken) = vault.settleLiquidation(
+            accountId,
+            _toTokenFloor(totals[0]),
+            uint256(totals[1]).divUp(_tokenScale),
+            r.rewardToken,
+            r.penaltyToken,
+            keeper
+        );
+    }
+
+    function _liquidatePosition(
+        uint256 accountId,
+        Account memory account,
+        Ctx memory c,
+        Position memory pos,
+        LiquidationResult memory r,
+        int256[2] memory totals
+    ) internal {
+        int256 closeSize = _liquidationCloseSize(pos.sizeWad, r.closeShareWad, c.p.minPositionSizeWad);
+        TradeMath memory t = _tradeMath(c.marketId, pos, c.s, c.p, -closeSize, c.d.priceWad);
+        _applyToMarket(c.s, pos, t);
+        _state[c.marketId] = c.s;
+        account.marketMask = _writePosition(accountId, account, c.marketId, pos.sizeWad, t);
+        emit PositionChanged(
+            accountId, c.marketId, -closeSize, t.newSizeWad, c.d.priceWad, t.realisedPnlWad, t.fundingWad, t.feeWad
+        );
+        totals[0] += t.realisedPnlWad - t.fundingWad;
+        totals[1] += int256(t.feeWad);
+        r.closedNotionalWad += PerpMath.notionalWad(closeSize, c.d.priceWad);
+    }
+
+    /// @dev |size| * share, rounded up (closing more is the safe side); the whole position when
+    ///      the share is 100% or the rest would be below the market's minimum size.
+    function _liquidationCloseSize(int256 sizeWad, uint256 shareWad, uint256 minSizeWad)
+        internal
+        pure
+        returns (int256)
+    {
+        uint256 absSize = sizeWad.abs();
+        uint256 close = absSize.mulDivUp(shareWad, WAD);
+        if (close >= absSize || absSize - close < minSizeWad) close = absSize;
+        return sizeWad > 0 ? int256(close) : -int256(close);
     }
 
     // ------------------------------------------------------------------ markets (risk role)
@@ -238,10 +339,14 @@ contract PerpEngine is IPerpEngine, AccessControl, Pausable {
 
     /// @inheritdoc IPerpEngine
     function setMarketParams(uint256 marketId, MarketParams calldata params) external onlyRole(RISK_ROLE) {
-        MarketParams memory current = _marketParams(marketId);
         _validate(params);
-        // Funding accrues under the old parameters up to now.
-        _state[marketId] = _accrue(marketId, current, oracle.priceWad(current.feed));
+        Ctx memory c = _loadTx(marketId); // funding accrues under the old parameters up to now
+        _state[marketId] = c.s;
+        if (params.maintenanceMarginRatioWad > c.mmrWad) {
+            _mmrRamp[marketId] = MmrRamp({fromWad: uint64(c.mmrWad), startTime: uint64(block.timestamp)});
+        } else {
+            delete _mmrRamp[marketId];
+        }
         _params[marketId] = params;
         emit MarketParamsSet(marketId, params);
     }
@@ -260,6 +365,10 @@ contract PerpEngine is IPerpEngine, AccessControl, Pausable {
         return _accounts[accountId].owner;
     }
 
+    function accountMarketMask(uint256 accountId) external view returns (uint256) {
+        return _accounts[accountId].marketMask;
+    }
+
     function marketParams(uint256 marketId) external view returns (MarketParams memory) {
         return _marketParams(marketId);
     }
@@ -270,8 +379,12 @@ contract PerpEngine is IPerpEngine, AccessControl, Pausable {
     }
 
     function currentMarketState(uint256 marketId) external view returns (MarketState memory) {
-        MarketParams memory p = _marketParams(marketId);
-        return _accrued(_state[marketId], p, oracle.priceWad(p.feed));
+        return _loadView(marketId).s;
+    }
+
+    /// @inheritdoc IPerpEngine
+    function effectiveMaintenanceRatio(uint256 marketId) external view returns (uint256) {
+        return _effectiveMmr(_marketParams(marketId).maintenanceMarginRatioWad, _mmrRamp[marketId]);
     }
 
     function position(uint256 accountId, uint256 marketId) external view returns (Position memory) {
@@ -288,10 +401,12 @@ contract PerpEngine is IPerpEngine, AccessControl, Pausable {
         }
     }
 
-    function accountState(uint256 accountId) external view returns (AccountState memory) {
+    function accountState(uint256 accountId) public view returns (AccountState memory) {
         Account memory account = _accounts[accountId];
         if (account.owner == address(0)) revert UnknownAccount(accountId);
-        return _accountState(accountId, account.marketMask, vault.marginOf(accountId), type(uint256).max, 0);
+        Ctx memory none;
+        none.marketId = type(uint256).max;
+        return _accountStateView(accountId, account.marketMask, vault.marginOf(accountId), none);
     }
 
     /// @inheritdoc IPerpEngine
@@ -299,18 +414,17 @@ contract PerpEngine is IPerpEngine, AccessControl, Pausable {
     ///      A + s*p - (fee + mmr)*|s|*p = 0, where A gathers the terms that do not move with p.
     ///      Rounding makes it exact only to within a few wei of price.
     function liquidationPrice(uint256 accountId, uint256 marketId) external view returns (uint256) {
-        Account memory account = _accounts[accountId];
         Position memory pos = _positions[accountId][marketId];
         if (pos.sizeWad == 0) revert NoPosition(accountId, marketId);
-        MarketParams memory p = _params[marketId];
-        uint256 price = oracle.priceWad(p.feed);
-        AccountState memory a = _accountState(accountId, account.marketMask, vault.marginOf(accountId), marketId, price);
-        PositionFigures memory f = _figures(pos, p, _accrued(_state[marketId], p, price), price);
-        uint256 mmr = PerpMath.marginRatioWad(p.maintenanceMarginRatioWad, pos.sizeWad, p.skewScaleWad);
+        Ctx memory c = _loadView(marketId);
+        AccountState memory a =
+            _accountStateView(accountId, _accounts[accountId].marketMask, vault.marginOf(accountId), c);
+        PositionFigures memory f = _figures(pos, c);
+        uint256 mmr = _mmRatio(pos.sizeWad, c);
         // A = (equity - maintenance) without this position's price-dependent terms.
         int256 a0 = a.equityWad - int256(a.maintenanceMarginWad) - (f.pnlWad - int256(f.closeFeeWad))
-            + int256(f.maintenanceWad - p.minMarginWad) - pos.openNotionalWad;
-        uint256 k = uint256(p.tradingFeeWad) + mmr;
+            + int256(f.maintenanceWad - c.p.minMarginWad) - pos.openNotionalWad;
+        uint256 k = uint256(c.p.tradingFeeWad) + mmr;
         uint256 absSize = int256(pos.sizeWad).abs();
         if (pos.sizeWad > 0) {
             if (a0 >= 0 || k >= WAD) return 0;
@@ -341,11 +455,13 @@ contract PerpEngine is IPerpEngine, AccessControl, Pausable {
         if (account.owner == address(0)) revert UnknownAccount(accountId);
         if (account.owner != caller) revert NotAccountOwner(accountId, caller);
         if (account.marketMask == 0) return;
-        AccountState memory a = _accountState(accountId, account.marketMask, marginAfterToken, type(uint256).max, 0);
+        Ctx memory none;
+        none.marketId = type(uint256).max;
+        AccountState memory a = _accountStateView(accountId, account.marketMask, marginAfterToken, none);
         if (a.equityWad < int256(a.initialMarginWad)) revert InsufficientMargin(accountId, a.equityWad, a.initialMarginWad);
     }
 
-    // ------------------------------------------------------------------ internals
+    // ------------------------------------------------------------------ internals: state
 
     struct PositionFigures {
         int256 pnlWad;
@@ -356,65 +472,109 @@ contract PerpEngine is IPerpEngine, AccessControl, Pausable {
         uint256 maintenanceWad;
     }
 
-    /// @dev Sums every position of the account at current prices. `knownMarket`/`knownPrice`
-    ///      spare an oracle read for the market being traded.
-    function _accountState(
-        uint256 accountId,
-        uint64 mask,
-        uint256 marginToken,
-        uint256 knownMarket,
-        uint256 knownPrice
-    ) internal view returns (AccountState memory a) {
-        a.marginWad = marginToken * _tokenScale;
-        a.equityWad = int256(a.marginWad);
+    /// @dev A market for a transaction: records the oracle round, accrues funding (in memory;
+    ///      the caller writes `c.s` back).
+    function _loadTx(uint256 marketId) internal returns (Ctx memory c) {
+        c.marketId = marketId;
+        c.p = _marketParams(marketId);
+        c.d = oracle.update(c.p.feed);
+        c.mmrWad = _effectiveMmr(c.p.maintenanceMarginRatioWad, _mmrRamp[marketId]);
+        c.s = _state[marketId];
+        if (c.s.lastFundingTime != block.timestamp) {
+            c.s = _accrued(c.s, c.p, c.d.priceWad);
+            emit FundingAccrued(marketId, _fundingRate(c.s, c.p), c.s.longFundingIndexWad, c.s.shortFundingIndexWad);
+        }
+    }
+
+    /// @dev The same market as a view sees it (`oracle.read` is what `update` would record).
+    function _loadView(uint256 marketId) internal view returns (Ctx memory c) {
+        c.marketId = marketId;
+        c.p = _marketParams(marketId);
+        c.d = oracle.read(c.p.feed);
+        c.mmrWad = _effectiveMmr(c.p.maintenanceMarginRatioWad, _mmrRamp[marketId]);
+        c.s = _accrued(_state[marketId], c.p, c.d.priceWad);
+    }
+
+    function _loadAccountTx(uint256 accountId, uint64 mask)
+        internal
+        returns (Ctx[] memory ctxs, Position[] memory positions)
+    {
+        uint256 n = _popCount(mask);
+        ctxs = new Ctx[](n);
+        positions = new Position[](n);
+        uint256 i;
         for (uint256 m; mask != 0; ++m) {
             if (mask & 1 == 1) {
-                MarketParams memory p = _params[m];
-                uint256 price = m == knownMarket ? knownPrice : oracle.priceWad(p.feed);
-                PositionFigures memory f = _figures(_positions[accountId][m], p, _accrued(_state[m], p, price), price);
-                a.equityWad += f.pnlWad - f.fundingWad - int256(f.closeFeeWad);
-                a.initialMarginWad += f.initialWad;
-                a.maintenanceMarginWad += f.maintenanceWad;
-                a.notionalWad += f.notionalWad;
-                ++a.positionCount;
+                ctxs[i] = _loadTx(m);
+                positions[i++] = _positions[accountId][m];
             }
             mask >>= 1;
         }
     }
 
-    function _figures(Position memory pos, MarketParams memory p, MarketState memory s, uint256 price)
+    /// @dev Every position of the account as views see it; `known` (if its market id matches)
+    ///      spares reloading the market being traded.
+    function _accountStateView(uint256 accountId, uint64 mask, uint256 marginToken, Ctx memory known)
         internal
-        pure
-        returns (PositionFigures memory f)
+        view
+        returns (AccountState memory)
     {
-        int256 index = pos.sizeWad > 0 ? s.longFundingIndexWad : s.shortFundingIndexWad;
+        uint256 n = _popCount(mask);
+        Ctx[] memory ctxs = new Ctx[](n);
+        Position[] memory positions = new Position[](n);
+        uint256 i;
+        for (uint256 m; mask != 0; ++m) {
+            if (mask & 1 == 1) {
+                ctxs[i] = m == known.marketId ? known : _loadView(m);
+                positions[i++] = _positions[accountId][m];
+            }
+            mask >>= 1;
+        }
+        return _sum(ctxs, positions, marginToken);
+    }
+
+    function _sum(Ctx[] memory ctxs, Position[] memory positions, uint256 marginToken)
+        internal
+        view
+        returns (AccountState memory a)
+    {
+        a.marginWad = marginToken * _tokenScale;
+        a.equityWad = int256(a.marginWad);
+        for (uint256 i; i < ctxs.length; ++i) {
+            PositionFigures memory f = _figures(positions[i], ctxs[i]);
+            a.equityWad += f.pnlWad - f.fundingWad - int256(f.closeFeeWad);
+            a.initialMarginWad += f.initialWad;
+            a.maintenanceMarginWad += f.maintenanceWad;
+            a.minMarginWad += ctxs[i].p.minMarginWad;
+            a.notionalWad += f.notionalWad;
+        }
+        a.positionCount = ctxs.length;
+    }
+
+    function _figures(Position memory pos, Ctx memory c) internal pure returns (PositionFigures memory f) {
+        uint256 price = c.d.priceWad;
+        int256 index = pos.sizeWad > 0 ? c.s.longFundingIndexWad : c.s.shortFundingIndexWad;
         f.pnlWad = PerpMath.pnlWad(pos.sizeWad, pos.openNotionalWad, price);
         f.fundingWad = PerpMath.fundingOwedWad(pos.sizeWad, index, pos.fundingIndexWad);
         f.notionalWad = PerpMath.notionalWad(pos.sizeWad, price);
-        f.closeFeeWad = PerpMath.feeWad(f.notionalWad, p.tradingFeeWad);
-        f.initialWad = PerpMath.marginRequirementWad(
-            pos.sizeWad, price, p.initialMarginRatioWad, p.skewScaleWad, p.minMarginWad
-        );
-        f.maintenanceWad = PerpMath.marginRequirementWad(
-            pos.sizeWad, price, p.maintenanceMarginRatioWad, p.skewScaleWad, p.minMarginWad
-        );
+        f.closeFeeWad = PerpMath.feeWad(f.notionalWad, c.p.tradingFeeWad);
+        uint256 imRatio =
+            PerpMath.scaledRatioWad(c.p.initialMarginRatioWad, pos.sizeWad, c.p.skewScaleWad, c.d.imFactorWad);
+        f.initialWad = f.notionalWad.mulDivUp(imRatio, WAD) + c.p.minMarginWad;
+        f.maintenanceWad = f.notionalWad.mulDivUp(_mmRatio(pos.sizeWad, c), WAD) + c.p.minMarginWad;
     }
 
-    /// @dev Accrues funding in memory and emits; the caller writes the state back.
-    function _accrue(uint256 marketId, MarketParams memory p, uint256 price)
-        internal
-        returns (MarketState memory s)
-    {
-        s = _state[marketId];
-        if (s.lastFundingTime == block.timestamp) return s;
-        s = _accrued(s, p, price);
-        int256 skew = int256(uint256(s.longOpenInterestWad)) - int256(uint256(s.shortOpenInterestWad));
-        emit FundingAccrued(
-            marketId,
-            PerpMath.fundingRatePerDayWad(skew, p.skewScaleWad, p.maxFundingRatePerDayWad),
-            s.longFundingIndexWad,
-            s.shortFundingIndexWad
-        );
+    function _mmRatio(int256 sizeWad, Ctx memory c) internal pure returns (uint256) {
+        return PerpMath.scaledRatioWad(c.mmrWad, sizeWad, c.p.skewScaleWad, c.d.mmFactorWad);
+    }
+
+    /// @dev The base maintenance ratio in force: a raised ratio phases in linearly from the old
+    ///      one over MM_RAMP_DURATION (rounded up); a lowered one applies at once.
+    function _effectiveMmr(uint256 targetWad, MmrRamp memory ramp) internal view returns (uint256) {
+        if (ramp.startTime == 0 || targetWad <= ramp.fromWad) return targetWad;
+        uint256 elapsed = block.timestamp - ramp.startTime;
+        if (elapsed >= MM_RAMP_DURATION) return targetWad;
+        return ramp.fromWad + (targetWad - ramp.fromWad).mulDivUp(elapsed, MM_RAMP_DURATION);
     }
 
     /// @dev Funding indices moved to now. The paying side (the larger one) pays
@@ -430,7 +590,7 @@ contract PerpEngine is IPerpEngine, AccessControl, Pausable {
         if (elapsed == 0) return s;
         uint256 longOi = s.longOpenInterestWad;
         uint256 shortOi = s.shortOpenInterestWad;
-        int256 rate = PerpMath.fundingRatePerDayWad(int256(longOi) - int256(shortOi), p.skewScaleWad, p.maxFundingRatePerDayWad);
+        int256 rate = _fundingRate(s, p);
         if (rate == 0) return s;
         uint256 payerDelta = PerpMath.payerIndexDeltaWad(rate.abs(), price, elapsed);
         if (rate > 0) {
@@ -446,6 +606,13 @@ contract PerpEngine is IPerpEngine, AccessControl, Pausable {
         }
         return s;
     }
+
+    function _fundingRate(MarketState memory s, MarketParams memory p) internal pure returns (int256) {
+        int256 skew = int256(uint256(s.longOpenInterestWad)) - int256(uint256(s.shortOpenInterestWad));
+        return PerpMath.fundingRatePerDayWad(skew, p.skewScaleWad, p.maxFundingRatePerDayWad);
+    }
+
+    // ------------------------------------------------------------------ internals: misc
 
     function _ownedAccount(uint256 accountId) internal view returns (Account memory account) {
         account = _accounts[accountId];

@@ -117,3 +117,21 @@ def set_price(protocol: Protocol, deployer: Any) -> Any:
         protocol.feeds[market].setPrice(to_scaled(str(price), int(feed.decimals())), sender=deployer)
 
     return _set
+
+
+@pytest.fixture(scope="session")
+def feed_params(config: Any) -> Any:
+    """The configured oracle FeedParams tuple, with fields replaced by keyword."""
+    names = ["maxAge", "maxDeviationWad", "ewmaLambdaWad", "refVolatilityWad", "maxVolFactorWad", "factorRisePerDayWad"]
+
+    def _params(**changes: int) -> tuple[int, ...]:
+        values = dict(zip(names, config.oracle.feed_params()))
+        values.update(changes)
+        return tuple(values[n] for n in names)
+
+    return _params
+
+
+@pytest.fixture(scope="session")
+def liquidator(protocol: Protocol) -> Any:
+    return protocol.liquidator

@@ -50,3 +50,24 @@ def assert_solvent_exactly(vault: Any, token: Any) -> None:
     assert solvent
     assert balance == liabilities == int(token.balanceOf(vault))
     assert liabilities == sum(ledgers(vault).values())
+
+
+def market_view(protocol: Any, market: int, now: int) -> m.MarketView:
+    """The market as the engine sees it at `now`: funding accrued by the mirror, oracle data and
+    the effective maintenance ratio read from the chain."""
+    engine = protocol.engine
+    raw = engine.marketParams(market)
+    params = m.MarketParams.from_chain(raw)
+    data = protocol.oracle.read(raw.feed)
+    state = m.accrued(state_of(engine, market), params, int(data.priceWad), now)
+    return m.MarketView(
+        params, state, int(data.priceWad), int(data.imFactorWad), int(data.mmFactorWad),
+        int(engine.effectiveMaintenanceRatio(market)),
+    )
+
+
+def mirror_account(protocol: Any, account: int, now: int) -> m.AccountState:
+    """The mirror's account state from the chain's raw positions and ledgers."""
+    engine = protocol.engine
+    legs = [(position_of(engine, account, mk), market_view(protocol, mk, now)) for mk in engine.accountMarkets(account)]
+    return m.account_state(int(protocol.vault.marginOf(account)), int(protocol.vault.tokenScale()), legs)

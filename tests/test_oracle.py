@@ -10,9 +10,9 @@ def test_price_wad_converts_feed_decimals_to_wad(protocol, eth_feed):
     assert protocol.oracle.priceWad(eth_feed) == wad(3000)
 
 
-def test_price_wad_converts_18_decimal_feed(project, protocol, deployer):
+def test_price_wad_converts_18_decimal_feed(project, protocol, deployer, feed_params):
     feed = project.MockPriceFeed.deploy(18, "X", wad("1.5"), deployer, sender=deployer)
-    protocol.oracle.setFeed(feed, 60, sender=deployer)
+    protocol.oracle.setFeed(feed, feed_params(maxAge=60), sender=deployer)
     assert protocol.oracle.priceWad(feed) == wad("1.5")
 
 
@@ -57,15 +57,15 @@ def test_price_wad_unknown_feed_reverts(protocol, stranger):
         protocol.oracle.priceWad(stranger)
 
 
-def test_set_feed_by_stranger_reverts(protocol, eth_feed, stranger):
+def test_set_feed_by_stranger_reverts(protocol, eth_feed, stranger, feed_params):
     with ape.reverts(protocol.oracle.AccessControlUnauthorizedAccount):
-        protocol.oracle.setFeed(eth_feed, 60, sender=stranger)
+        protocol.oracle.setFeed(eth_feed, feed_params(), sender=stranger)
 
 
 @pytest.mark.parametrize("max_age", [0, 86_401])
-def test_set_feed_max_age_out_of_bounds_reverts(protocol, eth_feed, deployer, max_age):
+def test_set_feed_max_age_out_of_bounds_reverts(protocol, eth_feed, deployer, feed_params, max_age):
     with ape.reverts(protocol.oracle.ParameterOutOfBounds, value=max_age):
-        protocol.oracle.setFeed(eth_feed, max_age, sender=deployer)
+        protocol.oracle.setFeed(eth_feed, feed_params(maxAge=max_age), sender=deployer)
 
 
 def test_mock_feed_set_price_by_stranger_reverts(eth_feed, stranger):

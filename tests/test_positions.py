@@ -3,7 +3,7 @@
 import ape
 import pytest
 
-from helpers import WAD, assert_solvent_exactly, ledgers, params_of, position_of, state_of, usdc, wad
+from helpers import WAD, assert_solvent_exactly, ledgers, market_view, mirror_account, params_of, position_of, state_of, usdc, wad
 from lever import math as m
 
 SCALE = 10**12  # 6-decimal token to WAD
@@ -202,17 +202,17 @@ def test_open_with_zero_price_reverts(protocol, engine, eth, eth_feed, deployer,
         engine.modifyPosition(account, eth, wad(1), 0, sender=alice)
 
 
-def test_too_many_positions_reverts(project, protocol, engine, deployer, alice, open_account, config):
+def test_too_many_positions_reverts(project, protocol, engine, deployer, alice, open_account, config, feed_params):
     account = open_account(alice, 100_000)
     market = config.markets["ETH-USD"]
     for i in range(8):
         if i >= 2:
             feed = project.MockPriceFeed.deploy(8, f"M{i}", 100 * 10**8, deployer, sender=deployer)
-            protocol.oracle.setFeed(feed, 3600, sender=deployer)
+            protocol.oracle.setFeed(feed, feed_params(), sender=deployer)
             engine.createMarket(f"M{i}".encode().ljust(32, b"\0"), market.params(feed.address), sender=deployer)
         engine.modifyPosition(account, i, wad(1), 0, sender=alice)
     feed = project.MockPriceFeed.deploy(8, "M8", 100 * 10**8, deployer, sender=deployer)
-    protocol.oracle.setFeed(feed, 3600, sender=deployer)
+    protocol.oracle.setFeed(feed, feed_params(), sender=deployer)
     engine.createMarket(b"M8".ljust(32, b"\0"), market.params(feed.address), sender=deployer)
     with ape.reverts(engine.TooManyPositions, accountId=account):
         engine.modifyPosition(account, 8, wad(1), 0, sender=alice)
@@ -229,6 +229,7 @@ def test_margin_requirement_scales_with_size(engine, eth, alice, open_account, s
     state = engine.accountState(account)
     assert state.initialMarginWad == m.mul_div_up(notional, expected_ratio, WAD) + params.min_margin
     assert state.initialMarginWad == m.margin_requirement(wad(size), wad(3000), params.initial_margin_ratio, params.skew_scale, params.min_margin)
+    assert state.initialMarginWad > state.maintenanceMarginWad
 
 
 def test_cross_margin_positions_share_the_account_margin(protocol, engine, vault, eth, btc, alice, open_account, set_price, chain):
@@ -239,12 +240,7 @@ def test_cross_margin_positions_share_the_account_margin(protocol, engine, vault
     set_price("BTC-USD", 61_000)  # -$500 on BTC
     chain.mine()
     state = engine.accountState(account)
-    now = chain.blocks.head.timestamp
-    legs = []
-    for market, price in ((eth, wad(3100)), (btc, wad(61_000))):
-        params = params_of(engine, market)
-        legs.append((position_of(engine, account, market), params, m.accrued(state_of(engine, market), params, price, now), price))
-    mirror = m.account_state(int(vault.marginOf(account)), SCALE, legs)
+    mirror = mirror_account(protocol, account, chain.blocks.head.timestamp)
     assert (state.equityWad, state.maintenanceMarginWad, state.positionCount) == (mirror.equity, mirror.maintenance_margin, 2)
     fees_paid = wad(15) + wad(15)
     close_fees = wad("15.5") + wad("15.25")
@@ -265,27 +261,23 @@ def test_account_state_matches_mirror(protocol, engine, vault, eth, alice, open_
     account = open_account(alice, 3_000)
     engine.modifyPosition(account, eth, wad("7.3"), 0, sender=alice)
     set_price("ETH-USD", "2987.65")
-    price = wad("2987.65")
     chain.mine()
     on_chain = engine.accountState(account)
-    now = chain.blocks.head.timestamp
-    params = params_of(engine, eth)
-    accrued = m.accrued(state_of(engine, eth), params, price, now)
-    mirror = m.account_state(int(vault.marginOf(account)), SCALE, [(position_of(engine, account, eth), params, accrued, price)])
+    mirror = mirror_account(protocol, account, chain.blocks.head.timestamp)
     assert (on_chain.equityWad, on_chain.initialMarginWad, on_chain.maintenanceMarginWad, on_chain.notionalWad) == (
         mirror.equity, mirror.initial_margin, mirror.maintenance_margin, mirror.notional)
 
 
 @pytest.mark.parametrize("side", [1, -1])
-def test_liquidation_price_is_where_equity_meets_maintenance(engine, eth, alice, open_account, side):
+def test_liquidation_price_is_where_equity_meets_maintenance(protocol, engine, eth, alice, open_account, chain, side):
     account = open_account(alice, 2_000)
     engine.modifyPosition(account, eth, side * wad(5), 0, sender=alice)
     liq = int(engine.liquidationPrice(account, eth))
     assert liq > 0
-    pos = position_of(engine, account, eth)
-    params = params_of(engine, eth)
-    margin = 2_000 * 10**18 - wad("7.5")
-    state = m.account_state(margin // SCALE, SCALE, [(pos, params, state_of(engine, eth), liq)])
+    chain.mine()
+    view = market_view(protocol, eth, chain.blocks.head.timestamp)
+    at_liq = m.MarketView(view.params, view.state, liq, view.im_factor, view.mm_factor, view.mmr)
+    state = m.account_state(int(protocol.vault.marginOf(account)), SCALE, [(position_of(engine, account, eth), at_liq)])
     # At the liquidation price equity and maintenance margin agree to within rounding.
     assert abs(state.equity - state.maintenance_margin) <= 10 * 5
 

@@ -20,6 +20,8 @@ interface ILeverVault {
     /// @notice A realised loss exceeded the account's margin; the shortfall is covered by the
     ///         insurance fund first, and what it cannot cover is a loss to the pool.
     event BadDebt(uint256 indexed accountId, uint256 shortfallToken, uint256 coveredByInsurance, uint256 coveredByPool);
+    /// @notice A liquidation paid `rewardToken` to the keeper and `penaltyToken` to the insurance fund.
+    event LiquidationSettled(uint256 indexed accountId, address indexed keeper, uint256 rewardToken, uint256 penaltyToken);
     event InsuranceFunded(address indexed from, uint256 amount);
     event ProtocolFeesClaimed(address indexed to, uint256 amount);
     event ProtocolFeeShareSet(uint256 shareWad);
@@ -48,6 +50,20 @@ interface ILeverVault {
     ///      a loss above the margin is bad debt (`BadDebt`). A fee the margin cannot cover is dropped.
     /// @return marginAfter the account's margin after settlement.
     function settle(uint256 accountId, int256 pnlToken, uint256 feeToken) external returns (uint256 marginAfter);
+
+    /// @notice `settle`, then the keeper reward (sent to `keeper`) and the liquidation penalty
+    ///         (to the insurance fund), each capped by the margin left. Only modules.
+    /// @return rewardPaid what the keeper received (token units)
+    /// @return penaltyPaid what the insurance fund received
+    /// @return badDebt the realised shortfall
+    function settleLiquidation(
+        uint256 accountId,
+        int256 pnlToken,
+        uint256 feeToken,
+        uint256 rewardToken,
+        uint256 penaltyToken,
+        address keeper
+    ) external returns (uint256 rewardPaid, uint256 penaltyPaid, uint256 badDebt);
 
     function marginOf(uint256 accountId) external view returns (uint256);
     function totalMargin() external view returns (uint256);

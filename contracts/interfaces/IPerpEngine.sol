@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 pragma solidity 0.8.28;
 
+import {LiquidationMath} from "../libraries/LiquidationMath.sol";
+
 /// @title IPerpEngine
 /// @notice Accounts, markets and perpetual positions. An account is an id owned by an address;
 ///         its positions share its margin (cross margin). Isolated margin is an account holding
@@ -47,7 +49,21 @@ interface IPerpEngine {
         uint256 initialMarginWad;
         uint256 maintenanceMarginWad;
         uint256 notionalWad;
+        uint256 minMarginWad; // the fixed part of the maintenance margin (sum of markets' minimums)
         uint256 positionCount;
+    }
+
+    /// @notice What one liquidation did (all zero but equity/maintenance when it did nothing).
+    struct LiquidationResult {
+        bool liquidated;
+        bool full;
+        uint256 closeShareWad; // share of every position closed (1e18 = all)
+        uint256 closedNotionalWad;
+        uint256 rewardToken; // paid to the keeper
+        uint256 penaltyToken; // paid to the insurance fund
+        uint256 badDebtToken; // shortfall realised (covered by insurance, then the pool)
+        int256 equityWad; // before the liquidation
+        uint256 maintenanceMarginWad; // before the liquidation
     }
 
     event AccountCreated(uint256 indexed accountId, address indexed owner);
@@ -71,19 +87,30 @@ interface IPerpEngine {
 
     /// @notice Opens, increases or decreases a position by `sizeDeltaWad` (positive buys).
     /// @param limitPriceWad worst acceptable oracle price (max for a buy, min for a sell); 0 = none.
-    /// @dev Increases revert while paused (`EnforcedPause`), and check `OpenInterestCapExceeded`,
+    /// @dev Increases revert while paused (`EnforcedPause`) or while the market's oracle is in an
+    ///      unconfirmed shock (`OracleShockUnconfirmed`), and check `OpenInterestCapExceeded`,
     ///      `LeverageTooHigh` and `InsufficientMargin` afterwards. Decreases are always allowed.
     ///      A trade that would flip the side reverts `PositionFlip`; a remainder below the
     ///      minimum size reverts `PositionTooSmall`.
     function modifyPosition(uint256 accountId, uint256 marketId, int256 sizeDeltaWad, uint256 limitPriceWad) external;
 
-    /// @notice Closes the whole position. Never blocked by pause.
+    /// @notice Closes part or all of an unhealthy account's positions at the oracle price and
+    ///         settles reward, penalty and any bad debt. Only the liquidation module.
+    /// @dev Returns `liquidated == false` (and changes nothing but recorded oracle rounds and
+    ///      accrued funding) when the account has no position or is healthy, so a batch can skip it.
+    function liquidate(uint256 accountId, address keeper, LiquidationMath.Params calldata params)
+        external
+        returns (LiquidationResult memory);
+
+    /// @notice Closes the whole position. Never blocked by pause or by an oracle shock.
     function closePosition(uint256 accountId, uint256 marketId, uint256 limitPriceWad) external;
 
     /// @notice Creates a market. Only `RISK_ROLE`. Parameters are checked against their bounds.
     function createMarket(bytes32 name, MarketParams calldata params) external returns (uint256 marketId);
 
-    /// @notice Replaces a market's parameters. Only `RISK_ROLE`. Bounds are checked.
+    /// @notice Replaces a market's parameters. Only `RISK_ROLE`. Bounds are checked. A raised
+    ///         maintenance ratio phases in linearly over `MM_RAMP_DURATION` (1 day), so the change
+    ///         cannot liquidate an account that was healthy before it; a lowered one applies at once.
     function setMarketParams(uint256 marketId, MarketParams calldata params) external;
 
     /// @notice Accrues a market's funding to now. Anyone may call.
@@ -94,6 +121,10 @@ interface IPerpEngine {
 
     // --- views ---
     function accountOwner(uint256 accountId) external view returns (address);
+    /// @notice Bit m set: the account has a position in market m.
+    function accountMarketMask(uint256 accountId) external view returns (uint256);
+    /// @notice The base maintenance margin ratio in force now (during a ramp, between old and new).
+    function effectiveMaintenanceRatio(uint256 marketId) external view returns (uint256);
     function accountCount() external view returns (uint256);
     function marketCount() external view returns (uint256);
     function marketParams(uint256 marketId) external view returns (MarketParams memory);

@@ -52,3 +52,10 @@ error OracleNonPositivePrice(address feed, int256 answer);
 error OracleStalePrice(address feed, uint256 updatedAt, uint256 maxAge);
 /// @notice The feed's round is not complete (no timestamp, or answered in an earlier round).
 error OracleIncompleteRound(address feed, uint80 roundId, uint80 answeredInRound);
+/// @notice The market's latest price moved more than its max deviation and is not confirmed yet:
+///         opening and increasing wait; closing and liquidating go on.
+error OracleShockUnconfirmed(address feed);
+/// @notice The account has no position or is not below its maintenance margin.
+error AccountNotLiquidatable(uint256 accountId, int256 equityWad, uint256 maintenanceMarginWad);
+/// @notice No account in the batch could be liquidated.
+error NothingToLiquidate();

@@ -33,23 +33,17 @@ library PerpMath {
         return notional.mulDivUp(feeRatioWad, WAD);
     }
 
-    /// @notice Margin ratio for a position of `sizeWad`: base * (1 + |size| / skewScale), at most 100%.
-    /// @dev Larger positions need proportionally more margin (Synthetix-style); ceiled.
-    function marginRatioWad(uint256 baseRatioWad, int256 sizeWad, uint256 skewScaleWad) internal pure returns (uint256) {
+    /// @notice Margin ratio for a position of `sizeWad`: base * (1 + |size| / skewScale) * factor,
+    ///         at most 100%. Larger positions need proportionally more margin (Synthetix-style);
+    ///         `factorWad` is the oracle's volatility factor (1e18 in calm markets). Ceiled.
+    function scaledRatioWad(uint256 baseRatioWad, int256 sizeWad, uint256 skewScaleWad, uint256 factorWad)
+        internal
+        pure
+        returns (uint256)
+    {
         uint256 ratio = baseRatioWad + baseRatioWad.mulDivUp(sizeWad.abs(), skewScaleWad);
+        ratio = ratio.mulDivUp(factorWad, WAD);
         return ratio < WAD ? ratio : WAD;
-    }
-
-    /// @notice Margin requirement: notional * ratio(size) + minimum, ceiled.
-    function marginRequirementWad(
-        int256 sizeWad,
-        uint256 priceWad,
-        uint256 baseRatioWad,
-        uint256 skewScaleWad,
-        uint256 minMarginWad
-    ) internal pure returns (uint256) {
-        uint256 ratio = marginRatioWad(baseRatioWad, sizeWad, skewScaleWad);
-        return notionalWad(sizeWad, priceWad).mulDivUp(ratio, WAD) + minMarginWad;
     }
 
     /// @notice Open notional removed when `closeSizeWad` (same sign as `sizeWad`) is closed,

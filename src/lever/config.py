@@ -34,6 +34,47 @@ class VaultConfig(_Strict):
 
 class OracleConfig(_Strict):
     max_age_seconds: int = Field(default=3600, gt=0, le=86_400)
+    max_deviation: HumanDecimal = Decimal("0.05")
+    ewma_lambda: HumanDecimal = Decimal("0.94")
+    ref_volatility: HumanDecimal = Decimal("0.01")
+    max_vol_factor: HumanDecimal = Decimal("3")
+    factor_rise_per_day: HumanDecimal = Decimal("1")
+
+    def feed_params(self) -> tuple[int, ...]:
+        """The `IOracleAdapter.FeedParams` tuple."""
+        return (
+            self.max_age_seconds,
+            to_wad(self.max_deviation),
+            to_wad(self.ewma_lambda),
+            to_wad(self.ref_volatility),
+            to_wad(self.max_vol_factor),
+            to_wad(self.factor_rise_per_day),
+        )
+
+
+class LiquidationConfig(_Strict):
+    target_health: HumanDecimal = Decimal("1.25")
+    max_partial_share: HumanDecimal = Decimal("0.5")
+    penalty_ratio: HumanDecimal = Decimal("0.005")
+    reward_ratio: HumanDecimal = Decimal("0.0025")
+    min_reward: HumanDecimal = Decimal("1")
+    max_reward: HumanDecimal = Decimal("250")
+    min_leftover_notional: HumanDecimal = Decimal("100")
+
+    def params(self) -> tuple[int, ...]:
+        """The `LiquidationMath.Params` tuple."""
+        return tuple(
+            to_wad(v)
+            for v in (
+                self.target_health,
+                self.max_partial_share,
+                self.penalty_ratio,
+                self.reward_ratio,
+                self.min_reward,
+                self.max_reward,
+                self.min_leftover_notional,
+            )
+        )
 
 
 class MarketConfig(_Strict):
@@ -75,6 +116,7 @@ class NetworkConfig(_Strict):
     collateral: CollateralConfig = CollateralConfig()
     vault: VaultConfig = VaultConfig()
     oracle: OracleConfig = OracleConfig()
+    liquidation: LiquidationConfig = LiquidationConfig()
     markets: dict[str, MarketConfig]
 
     @field_validator("markets")

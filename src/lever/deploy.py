@@ -25,6 +25,7 @@ class Protocol:
     oracle: Any
     vault: Any
     engine: Any
+    liquidator: Any
     deployer: Any
     feeds: dict[str, Any] = field(default_factory=dict)
     markets: dict[str, int] = field(default_factory=dict)
@@ -41,7 +42,8 @@ def create_account(engine: Any, owner: Any) -> int:
 def deploy_protocol(project: Any, deployer: Any, config: NetworkConfig) -> Protocol:
     """Deploys token (mock unless configured), oracle adapter, vault, engine and every market.
 
-    Roles: the deployer holds admin, risk, pauser and (on mock feeds) oracle roles.
+    Roles: the deployer holds admin, risk, pauser and oracle roles; the liquidator holds the
+    engine's liquidator role; the engine is the vault's module.
     """
     tx = {"sender": deployer}
     collateral = config.collateral
@@ -53,13 +55,17 @@ def deploy_protocol(project: Any, deployer: Any, config: NetworkConfig) -> Proto
     vault = project.LeverVault.deploy(token, deployer, to_wad(config.vault.protocol_fee_share), **tx)
     engine = project.PerpEngine.deploy(vault, oracle, deployer, **tx)
     vault.setEngine(engine, **tx)
-    protocol = Protocol(token=token, oracle=oracle, vault=vault, engine=engine, deployer=deployer)
+    liquidator = project.Liquidator.deploy(engine, deployer, config.liquidation.params(), **tx)
+    engine.grantRole(engine.LIQUIDATOR_ROLE(), liquidator, **tx)
+    protocol = Protocol(
+        token=token, oracle=oracle, vault=vault, engine=engine, liquidator=liquidator, deployer=deployer
+    )
     for name, market in config.markets.items():
         if market.feed:
             feed = project.MockPriceFeed.at(market.feed)
         else:
             feed = project.MockPriceFeed.deploy(market.feed_decimals, name, market.feed_answer(), deployer, **tx)
-        oracle.setFeed(feed, config.oracle.max_age_seconds, **tx)
+        oracle.setFeed(feed, config.oracle.feed_params(), **tx)
         receipt = engine.createMarket(market_key(name), market.params(feed.address), **tx)
         protocol.feeds[name] = feed
         protocol.markets[name] = int(receipt.events.filter(engine.MarketCreated)[0].marketId)

@@ -8,6 +8,7 @@ credited rounds toward negative infinity, what a trader owes rounds toward posit
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from math import isqrt
 from typing import Iterable
 
 WAD = 10**18
@@ -60,14 +61,18 @@ def fee(notional_wad: int, fee_ratio: int) -> int:
     return mul_div_up(notional_wad, fee_ratio, WAD)
 
 
-def margin_ratio(base_ratio: int, size: int, skew_scale: int) -> int:
+def scaled_ratio(base_ratio: int, size: int, skew_scale: int, factor: int = WAD) -> int:
+    """`PerpMath.scaledRatioWad`: base * (1 + |size|/skewScale) * factor, capped at 100%."""
     ratio = base_ratio + mul_div_up(base_ratio, abs(size), skew_scale)
+    ratio = mul_div_up(ratio, factor, WAD)
     return min(ratio, WAD)
 
 
-def margin_requirement(size: int, price: int, base_ratio: int, skew_scale: int, min_margin: int) -> int:
-    ratio = margin_ratio(base_ratio, size, skew_scale)
-    return mul_div_up(notional(size, price), ratio, WAD) + min_margin
+def margin_requirement(
+    size: int, price: int, base_ratio: int, skew_scale: int, min_margin: int, factor: int = WAD
+) -> int:
+    """notional * scaled ratio + minimum, as the engine's `_figures` computes it."""
+    return mul_div_up(notional(size, price), scaled_ratio(base_ratio, size, skew_scale, factor), WAD) + min_margin
 
 
 def removed_notional(open_notional: int, close_size: int, size: int) -> int:
@@ -158,6 +163,22 @@ def accrued(state: MarketState, params: MarketParams, price: int, now: int) -> M
 
 
 @dataclass(frozen=True)
+class MarketView:
+    """One market as an engine entry point sees it (the engine's `Ctx`)."""
+
+    params: MarketParams
+    state: MarketState  # accrued to now
+    price: int
+    im_factor: int = WAD
+    mm_factor: int = WAD
+    mmr: int | None = None  # effective base maintenance ratio; None = params' ratio
+
+    @property
+    def maintenance_ratio(self) -> int:
+        return self.params.maintenance_margin_ratio if self.mmr is None else self.mmr
+
+
+@dataclass(frozen=True)
 class PositionFigures:
     pnl: int
     funding: int
@@ -167,21 +188,20 @@ class PositionFigures:
     maintenance: int
 
 
-def position_figures(pos: Position, params: MarketParams, state: MarketState, price: int) -> PositionFigures:
-    """`PerpEngine._figures`; `state` must already be accrued."""
+def position_figures(pos: Position, view: MarketView) -> PositionFigures:
+    """`PerpEngine._figures`."""
+    params, state, price = view.params, view.state, view.price
     index = state.long_index if pos.size > 0 else state.short_index
     n = notional(pos.size, price)
+    im_ratio = scaled_ratio(params.initial_margin_ratio, pos.size, params.skew_scale, view.im_factor)
+    mm_ratio = scaled_ratio(view.maintenance_ratio, pos.size, params.skew_scale, view.mm_factor)
     return PositionFigures(
         pnl=pnl(pos.size, pos.open_notional, price),
         funding=funding_owed(pos.size, index, pos.funding_index),
         close_fee=fee(n, params.trading_fee),
         notional=n,
-        initial=margin_requirement(
-            pos.size, price, params.initial_margin_ratio, params.skew_scale, params.min_margin
-        ),
-        maintenance=margin_requirement(
-            pos.size, price, params.maintenance_margin_ratio, params.skew_scale, params.min_margin
-        ),
+        initial=mul_div_up(n, im_ratio, WAD) + params.min_margin,
+        maintenance=mul_div_up(n, mm_ratio, WAD) + params.min_margin,
     )
 
 
@@ -192,26 +212,128 @@ class AccountState:
     initial_margin: int
     maintenance_margin: int
     notional: int
+    min_margin: int
     position_count: int
 
+    @property
+    def liquidatable(self) -> bool:
+        return self.equity < self.maintenance_margin
 
-def account_state(
-    margin_token: int,
-    token_scale: int,
-    positions: Iterable[tuple[Position, MarketParams, MarketState, int]],
-) -> AccountState:
-    """`PerpEngine._accountState`: `positions` holds (position, params, accrued state, price)."""
+
+def account_state(margin_token: int, token_scale: int, positions: Iterable[tuple[Position, MarketView]]) -> AccountState:
+    """`PerpEngine._sum`: `positions` holds (position, market view)."""
     margin = margin_token * token_scale
     equity = margin
-    im = mm = total_notional = count = 0
-    for pos, params, state, price in positions:
-        f = position_figures(pos, params, state, price)
+    im = mm = total_notional = min_margin = count = 0
+    for pos, view in positions:
+        f = position_figures(pos, view)
         equity += f.pnl - f.funding - f.close_fee
         im += f.initial
         mm += f.maintenance
+        min_margin += view.params.min_margin
         total_notional += f.notional
         count += 1
-    return AccountState(margin, equity, im, mm, total_notional, count)
+    return AccountState(margin, equity, im, mm, total_notional, min_margin, count)
+
+
+def effective_mmr(target: int, ramp_from: int, ramp_start: int, now: int, duration: int = 86_400) -> int:
+    """`PerpEngine._effectiveMmr`: a raised ratio phases in linearly; a lowered one applies at once."""
+    if ramp_start == 0 or target <= ramp_from:
+        return target
+    elapsed = now - ramp_start
+    if elapsed >= duration:
+        return target
+    return ramp_from + mul_div_up(target - ramp_from, elapsed, duration)
+
+
+# --------------------------------------------------------------------------- VolatilityMath
+
+
+def return_wad(prev_price: int, next_price: int) -> int:
+    return mul_div_up(abs(next_price - prev_price), WAD, prev_price)
+
+
+def next_variance(variance: int, ret: int, lam: int) -> int:
+    squared = mul_div_up(ret, ret, WAD)
+    return div_up(lam * variance + (WAD - lam) * squared, WAD)
+
+
+def target_factor(variance: int, ref_volatility: int, max_factor: int) -> int:
+    volatility = isqrt(variance * WAD)
+    factor = mul_div_up(volatility, WAD, ref_volatility)
+    if factor < WAD:
+        return WAD
+    return min(factor, max_factor)
+
+
+def ramped_factor(target: int, checkpoint: int, checkpoint_time: int, rise_per_day: int, now: int) -> int:
+    if target <= checkpoint:
+        return target
+    risen = checkpoint + mul_div_up(rise_per_day, now - checkpoint_time, SECONDS_PER_DAY)
+    return min(risen, target)
+
+
+# --------------------------------------------------------------------------- LiquidationMath
+
+
+@dataclass(frozen=True)
+class LiquidationParams:
+    target_health: int
+    max_partial_share: int
+    penalty_ratio: int
+    reward_ratio: int
+    min_reward: int
+    max_reward: int
+    min_leftover_notional: int
+
+    @classmethod
+    def from_chain(cls, raw: object) -> LiquidationParams:
+        return cls(*[int(v) for v in raw])  # type: ignore[attr-defined]
+
+
+def close_share(equity: int, maintenance: int, min_margins: int, total_notional: int, p: LiquidationParams) -> int:
+    """`LiquidationMath.closeShareWad`."""
+    if equity <= 0:
+        return WAD
+    gap = mul_div_up(maintenance, p.target_health, WAD) - equity
+    variable = mul_div_down(maintenance - min_margins, p.target_health, WAD)
+    penalty_per_share = mul_div_up(total_notional, p.penalty_ratio, WAD)
+    reward_per_share = mul_div_up(total_notional, p.reward_ratio, WAD)
+    if variable <= penalty_per_share:
+        return WAD
+    if variable > penalty_per_share + reward_per_share:
+        share = mul_div_up(gap, WAD, variable - penalty_per_share - reward_per_share)
+        reward = mul_div_up(reward_per_share, share, WAD)
+        if reward < p.min_reward:
+            share = mul_div_up(gap + p.min_reward, WAD, variable - penalty_per_share)
+        elif reward > p.max_reward:
+            share = mul_div_up(gap + p.max_reward, WAD, variable - penalty_per_share)
+    else:
+        share = mul_div_up(gap + p.max_reward, WAD, variable - penalty_per_share)
+    if share >= p.max_partial_share:
+        return WAD
+    if mul_div_down(total_notional, WAD - share, WAD) < p.min_leftover_notional:
+        return WAD
+    return share
+
+
+def keeper_reward(closed_notional: int, p: LiquidationParams) -> int:
+    """`LiquidationMath.rewardWad`."""
+    reward = mul_div_down(closed_notional, p.reward_ratio, WAD)
+    return min(max(reward, p.min_reward), p.max_reward)
+
+
+def liquidation_penalty(closed_notional: int, p: LiquidationParams) -> int:
+    """`LiquidationMath.penaltyWad`."""
+    return mul_div_up(closed_notional, p.penalty_ratio, WAD)
+
+
+def liquidation_close_size(size: int, share: int, min_size: int) -> int:
+    """`PerpEngine._liquidationCloseSize`."""
+    close = mul_div_up(abs(size), share, WAD)
+    if close >= abs(size) or abs(size) - close < min_size:
+        close = abs(size)
+    return close if size > 0 else -close
 
 
 def to_token_floor(value_wad: int, token_scale: int) -> int:
@@ -278,13 +400,24 @@ class Settlement:
     fee_collected: int
     unpaid_profit: int
     bad_debt: int
+    bad_debt_by_insurance: int
+    reward_paid: int
+    penalty_paid: int
 
 
 def settle(
-    margin: int, pool: int, insurance: int, protocol_fees: int, pnl_token: int, fee_token: int, protocol_fee_share: int
+    margin: int,
+    pool: int,
+    insurance: int,
+    protocol_fees: int,
+    pnl_token: int,
+    fee_token: int,
+    protocol_fee_share: int,
+    reward_token: int = 0,
+    penalty_token: int = 0,
 ) -> Settlement:
-    """`LeverVault.settle` on the ledgers (token units)."""
-    unpaid = bad_debt = 0
+    """`LeverVault._settle` on the ledgers (token units): PnL, fee, keeper reward, penalty."""
+    unpaid = bad_debt = by_insurance = 0
     if pnl_token > 0:
         pay = min(pnl_token, pool)
         unpaid = pnl_token - pay
@@ -305,4 +438,9 @@ def settle(
     cut = mul_div_down(collected, protocol_fee_share, WAD)
     protocol_fees += cut
     pool += collected - cut
-    return Settlement(margin, pool, insurance, protocol_fees, collected, unpaid, bad_debt)
+    reward = min(reward_token, margin)
+    margin -= reward
+    penalty = min(penalty_token, margin)
+    margin -= penalty
+    insurance += penalty
+    return Settlement(margin, pool, insurance, protocol_fees, collected, unpaid, bad_debt, by_insurance, reward, penalty)

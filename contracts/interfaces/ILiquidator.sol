@@ -1,0 +1,63 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.28;
+
+import {IPerpEngine} from "./IPerpEngine.sol";
+import {LiquidationMath} from "../libraries/LiquidationMath.sol";
+
+/// @title ILiquidator
+/// @notice The liquidation module: anyone may liquidate an account whose equity is below its
+///         maintenance margin at a fresh oracle price. A liquidation closes only the share of
+///         every position that restores the target health, or everything when the account is
+///         deeply underwater or dust would remain; the keeper gets a bounded reward and the
+///         insurance fund a penalty, both from the account; bad debt goes to the insurance fund
+///         first and the pool second.
+/// @dev A liquidation can be front-run by another keeper; `liquidateBatch` skips accounts that
+///      are healthy, empty or already liquidated, and reverts only when it liquidated none, so a
+///      keeper that loses a race wastes no more than the batch's reads.
+interface ILiquidator {
+    /// @notice Health of one account at current prices (WAD, USD).
+    struct AccountHealth {
+        uint256 accountId;
+        int256 equityWad;
+        uint256 maintenanceMarginWad;
+        uint256 initialMarginWad;
+        uint256 notionalWad;
+        bool liquidatable;
+    }
+
+    /// @notice Every liquidation, for indexers and keepers.
+    event Liquidation(
+        uint256 indexed accountId,
+        address indexed keeper,
+        bool full,
+        uint256 closeShareWad,
+        uint256 closedNotionalWad,
+        uint256 rewardToken,
+        uint256 penaltyToken,
+        uint256 badDebtToken,
+        int256 equityWad,
+        uint256 maintenanceMarginWad
+    );
+    event LiquidationParamsSet(LiquidationMath.Params params);
+
+    /// @notice Liquidates one account; the reward goes to the caller.
+    /// @dev Reverts `AccountNotLiquidatable` when the account is healthy or has no position, and
+    ///      the oracle's errors when a price is stale or invalid.
+    function liquidate(uint256 accountId) external returns (IPerpEngine.LiquidationResult memory);
+
+    /// @notice Liquidates every listed account that is liquidatable; skips the rest (healthy,
+    ///         empty, unknown or repeated ids). Reverts `NothingToLiquidate` if none was.
+    /// @return liquidated how many accounts were liquidated
+    function liquidateBatch(uint256[] calldata accountIds) external returns (uint256 liquidated);
+
+    /// @notice Sets the liquidation parameters. Only `RISK_ROLE`; bounds are checked.
+    function setParams(LiquidationMath.Params calldata params) external;
+
+    function params() external view returns (LiquidationMath.Params memory);
+
+    /// @notice Ids in [fromId, fromId + count) whose accounts hold at least one position.
+    function accountsWithPositions(uint256 fromId, uint256 count) external view returns (uint256[] memory);
+
+    /// @notice Health of many accounts at current prices, in one call.
+    function healthOf(uint256[] calldata accountIds) external view returns (AccountHealth[] memory);
+}
