@@ -387,6 +387,11 @@ contract PerpEngine is IPerpEngine, AccessControl, Pausable {
         return _effectiveMmr(_marketParams(marketId).maintenanceMarginRatioWad, _mmrRamp[marketId]);
     }
 
+    /// @notice The maintenance-ratio ramp of a market (start 0: none).
+    function mmrRamp(uint256 marketId) external view returns (MmrRamp memory) {
+        return _mmrRamp[marketId];
+    }
+
     function position(uint256 accountId, uint256 marketId) external view returns (Position memory) {
         return _positions[accountId][marketId];
     }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from lever import math as m
@@ -52,22 +53,63 @@ def assert_solvent_exactly(vault: Any, token: Any) -> None:
     assert liabilities == sum(ledgers(vault).values())
 
 
-def market_view(protocol: Any, market: int, now: int) -> m.MarketView:
-    """The market as the engine sees it at `now`: funding accrued by the mirror, oracle data and
-    the effective maintenance ratio read from the chain."""
-    engine = protocol.engine
+@dataclass(frozen=True)
+class RawMarket:
+    """Everything on chain that the engine's view of a market is computed from."""
+
+    params: m.MarketParams
+    state: m.MarketState
+    feed_params: m.FeedParams
+    feed_state: m.FeedState
+    round_id: int
+    price: int
+    ramp_from: int
+    ramp_start: int
+
+    def view(self, now: int) -> m.MarketView:
+        """The market as the engine sees it at `now`, computed by the mirror alone."""
+        data = m.price_data(self.feed_params, self.feed_state, self.round_id, self.price, now)
+        state = m.accrued(self.state, self.params, data.price, now)
+        mmr = m.effective_mmr(self.params.maintenance_margin_ratio, self.ramp_from, self.ramp_start, now)
+        return m.MarketView(self.params, state, data.price, data.im_factor, data.mm_factor, mmr)
+
+
+def raw_market(protocol: Any, market: int) -> RawMarket:
+    engine, oracle = protocol.engine, protocol.oracle
     raw = engine.marketParams(market)
-    params = m.MarketParams.from_chain(raw)
-    data = protocol.oracle.read(raw.feed)
-    state = m.accrued(state_of(engine, market), params, int(data.priceWad), now)
-    return m.MarketView(
-        params, state, int(data.priceWad), int(data.imFactorWad), int(data.mmFactorWad),
-        int(engine.effectiveMaintenanceRatio(market)),
+    feed_state, vol_state = oracle.feedState(raw.feed)
+    round_id, answer = _latest_round(protocol, raw.feed)
+    ramp = engine.mmrRamp(market)
+    return RawMarket(
+        m.MarketParams.from_chain(raw),
+        state_of(engine, market),
+        m.FeedParams.from_chain(oracle.feedParams(raw.feed)),
+        m.FeedState.from_chain(feed_state, vol_state),
+        round_id,
+        int(oracle.priceWad(raw.feed)),
+        int(ramp.fromWad),
+        int(ramp.startTime),
     )
 
 
-def mirror_account(protocol: Any, account: int, now: int) -> m.AccountState:
-    """The mirror's account state from the chain's raw positions and ledgers."""
+def _latest_round(protocol: Any, feed_address: str) -> tuple[int, int]:
+    for feed in protocol.feeds.values():
+        if feed.address == feed_address:
+            round_id, answer, *_ = feed.latestRoundData()
+            return int(round_id), int(answer)
+    raise KeyError(feed_address)
+
+
+def market_view(protocol: Any, market: int, now: int) -> m.MarketView:
+    return raw_market(protocol, market).view(now)
+
+
+def account_legs(protocol: Any, account: int) -> list[tuple[m.Position, RawMarket]]:
     engine = protocol.engine
-    legs = [(position_of(engine, account, mk), market_view(protocol, mk, now)) for mk in engine.accountMarkets(account)]
+    return [(position_of(engine, account, mk), raw_market(protocol, mk)) for mk in engine.accountMarkets(account)]
+
+
+def mirror_account(protocol: Any, account: int, now: int) -> m.AccountState:
+    """The mirror's account state from the chain's raw positions, markets, feeds and ledgers."""
+    legs = [(pos, raw.view(now)) for pos, raw in account_legs(protocol, account)]
     return m.account_state(int(protocol.vault.marginOf(account)), int(protocol.vault.tokenScale()), legs)

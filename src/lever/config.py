@@ -53,7 +53,7 @@ class OracleConfig(_Strict):
 
 
 class LiquidationConfig(_Strict):
-    target_health: HumanDecimal = Decimal("1.25")
+    target_health: HumanDecimal = Decimal("1.1")
     max_partial_share: HumanDecimal = Decimal("0.5")
     penalty_ratio: HumanDecimal = Decimal("0.005")
     reward_ratio: HumanDecimal = Decimal("0.0025")

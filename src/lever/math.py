@@ -273,6 +273,71 @@ def ramped_factor(target: int, checkpoint: int, checkpoint_time: int, rise_per_d
     return min(risen, target)
 
 
+# --------------------------------------------------------------------------- OracleAdapter
+
+
+@dataclass(frozen=True)
+class FeedParams:
+    max_age: int
+    max_deviation: int
+    ewma_lambda: int
+    ref_volatility: int
+    max_vol_factor: int
+    factor_rise_per_day: int
+
+    @classmethod
+    def from_chain(cls, raw: object) -> FeedParams:
+        return cls(*[int(v) for v in raw])  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True)
+class FeedState:
+    last_price: int = 0
+    last_round_id: int = 0
+    shocked: bool = False
+    variance: int = 0
+    mm_checkpoint: int = 0
+    checkpoint_time: int = 0
+
+    @classmethod
+    def from_chain(cls, state: object, vol: object) -> FeedState:
+        price, round_id, shocked = state  # type: ignore[misc]
+        variance, checkpoint, when = vol  # type: ignore[misc]
+        return cls(int(price), int(round_id), bool(shocked), int(variance), int(checkpoint), int(when))
+
+
+@dataclass(frozen=True)
+class PriceData:
+    price: int
+    im_factor: int
+    mm_factor: int
+    shocked: bool
+
+
+def mm_factor(p: FeedParams, s: FeedState, now: int) -> int:
+    target = target_factor(s.variance, p.ref_volatility, p.max_vol_factor)
+    return ramped_factor(target, s.mm_checkpoint, s.checkpoint_time, p.factor_rise_per_day, now)
+
+
+def record_round(p: FeedParams, s: FeedState, round_id: int, price: int, now: int) -> FeedState:
+    """`OracleAdapter._recorded`: the feed's state after recording a new round at `now`."""
+    if round_id == s.last_round_id:
+        return s
+    if s.last_round_id == 0:
+        return FeedState(price, round_id, s.shocked, s.variance, WAD, now)
+    checkpoint = mm_factor(p, s, now)
+    r = return_wad(s.last_price, price)
+    return FeedState(price, round_id, r > p.max_deviation, next_variance(s.variance, r, p.ewma_lambda), checkpoint, now)
+
+
+def price_data(p: FeedParams, s: FeedState, round_id: int, price: int, now: int) -> PriceData:
+    """`OracleAdapter.read`: what `update` would record at `now` for the latest round."""
+    s = record_round(p, s, round_id, price, now)
+    return PriceData(
+        s.last_price, target_factor(s.variance, p.ref_volatility, p.max_vol_factor), mm_factor(p, s, now), s.shocked
+    )
+
+
 # --------------------------------------------------------------------------- LiquidationMath
 
 
@@ -444,3 +509,69 @@ def settle(
     margin -= penalty
     insurance += penalty
     return Settlement(margin, pool, insurance, protocol_fees, collected, unpaid, bad_debt, by_insurance, reward, penalty)
+
+
+@dataclass(frozen=True)
+class LiquidationPrediction:
+    liquidated: bool
+    full: bool
+    share: int
+    close_sizes: tuple[int, ...]  # per leg, signed like the position
+    closed_notional: int
+    reward_token: int  # paid to the keeper
+    penalty_token: int  # paid to the insurance fund
+    bad_debt: int
+    settlement: Settlement | None
+    before: AccountState
+
+
+def predict_liquidation(
+    margin_token: int,
+    token_scale: int,
+    legs: list[tuple[Position, MarketView]],
+    params: LiquidationParams,
+    pool: int,
+    insurance: int,
+    protocol_fees: int,
+    protocol_fee_share: int,
+) -> LiquidationPrediction:
+    """`PerpEngine.liquidate` + `LeverVault.settleLiquidation`, with every market view already
+    accrued to the liquidation's timestamp."""
+    before = account_state(margin_token, token_scale, legs)
+    if not legs or not before.liquidatable:
+        return LiquidationPrediction(False, False, 0, (), 0, 0, 0, 0, None, before)
+    share = close_share(before.equity, before.maintenance_margin, before.min_margin, before.notional, params)
+    pnl_total = fee_total = closed = 0
+    sizes = []
+    for pos, view in legs:
+        size = liquidation_close_size(pos.size, share, view.params.min_position_size)
+        result = trade(pos, view.state, view.params, -size, view.price, token_scale)
+        pnl_total += result.realised_pnl - result.funding
+        fee_total += result.fee
+        closed += notional(size, view.price)
+        sizes.append(size)
+    reward_request = keeper_reward(closed, params) // token_scale
+    penalty_request = div_up(liquidation_penalty(closed, params), token_scale)
+    settlement = settle(
+        margin_token,
+        pool,
+        insurance,
+        protocol_fees,
+        to_token_floor(pnl_total, token_scale),
+        div_up(fee_total, token_scale),
+        protocol_fee_share,
+        reward_request,
+        penalty_request,
+    )
+    return LiquidationPrediction(
+        True,
+        share == WAD,
+        share,
+        tuple(sizes),
+        closed,
+        settlement.reward_paid,
+        settlement.penalty_paid,
+        settlement.bad_debt,
+        settlement,
+        before,
+    )
