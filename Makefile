@@ -31,18 +31,19 @@ $(SOLC_BIN): tools/solc-bridge.cjs node_modules/.installed
 	printf '#!/bin/sh\nexec node "%s/tools/solc-bridge.cjs" "$$@"\n' "$(CURDIR)" > $@
 	chmod +x $@
 
+# --force: ape's incremental compile can miss a change in an imported library.
 compile: setup
-	ape compile
+	ape compile --force
 
 # The suite on Anvil (the real node, the default network), then on the in-process EthTester.
-test: setup
+test: compile
 	ape test tests -q
 	ape test tests -q --network ethereum:local:test
 
-demo: setup
+demo: compile
 	ape run deploy --network ethereum:local:foundry
 
-bench-gas: setup
+bench-gas: compile
 	ape run bench_gas --network ethereum:local:foundry
 
 lint: setup

@@ -8,6 +8,7 @@ import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol
 import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
 import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
 import {Math} from "@openzeppelin/contracts/utils/math/Math.sol";
+import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
 import {ILeverVault} from "./interfaces/ILeverVault.sol";
 import {IPerpEngine} from "./interfaces/IPerpEngine.sol";
 import {FixedPointMath} from "./libraries/FixedPointMath.sol";
@@ -23,23 +24,23 @@ import "./libraries/Errors.sol";
 contract LeverVault is ILeverVault, ERC4626, AccessControl, ReentrancyGuardTransient {
     using SafeERC20 for IERC20;
     using FixedPointMath for uint256;
+    using SafeCast for uint256;
 
     bytes32 public constant RISK_ROLE = keccak256("RISK_ROLE");
-    /// @notice Protocol modules (the engine, the liquidation module) that may settle accounts.
-    bytes32 public constant MODULE_ROLE = keccak256("MODULE_ROLE");
 
     IERC20 internal immutable _token;
     uint256 public immutable tokenScale;
-
-    IPerpEngine public engine;
-    uint256 public protocolFeeShareWad;
+    /// @notice The engine, the only module that settles accounts; fixed at deployment (the
+    ///         deploy script predicts its address), so no role lookup on the hot path.
+    IPerpEngine public immutable engine;
 
     mapping(uint256 accountId => uint256) internal _margin;
     // Ledgers packed in pairs: a margin change touches one slot, a fee split the other.
     uint128 internal _totalMargin;
     uint128 internal _poolAssets;
-    uint128 internal _insuranceFund;
-    uint128 internal _protocolFees;
+    uint96 internal _insuranceFund;
+    uint96 internal _protocolFees;
+    uint64 internal _protocolFeeShareWad;
 
     /// @notice Cumulative bad debt, and how it was covered (token units).
     uint256 public badDebtTotal;
@@ -48,16 +49,19 @@ contract LeverVault is ILeverVault, ERC4626, AccessControl, ReentrancyGuardTrans
     /// @notice Cumulative profit the pool could not pay.
     uint256 public unpaidProfitTotal;
 
-    modifier onlyModule() {
-        _checkRole(MODULE_ROLE);
+    modifier onlyEngine() {
+        if (msg.sender != address(engine)) revert Unauthorized(msg.sender);
         _;
     }
 
-    constructor(IERC20Metadata token_, address admin, uint256 protocolFeeShareWad_)
+    constructor(IERC20Metadata token_, address admin, uint256 protocolFeeShareWad_, IPerpEngine engine_)
         ERC20("Lever LP", "lvLP")
         ERC4626(token_)
     {
-        if (admin == address(0) || address(token_) == address(0)) revert ZeroAddress();
+        if (admin == address(0) || address(token_) == address(0) || address(engine_) == address(0)) {
+            revert ZeroAddress();
+        }
+        engine = engine_;
         uint8 decimals_ = token_.decimals();
         if (decimals_ > 18) revert UnsupportedTokenDecimals(decimals_);
         _token = token_;
@@ -67,15 +71,6 @@ contract LeverVault is ILeverVault, ERC4626, AccessControl, ReentrancyGuardTrans
         _setProtocolFeeShare(protocolFeeShareWad_);
     }
 
-    /// @notice Wires the engine once and makes it a module. Only the admin.
-    function setEngine(IPerpEngine engine_) external onlyRole(DEFAULT_ADMIN_ROLE) {
-        if (address(engine) != address(0)) revert EngineAlreadySet();
-        if (address(engine_) == address(0)) revert ZeroAddress();
-        engine = engine_;
-        _grantRole(MODULE_ROLE, address(engine_));
-        emit EngineSet(address(engine_));
-    }
-
     // ------------------------------------------------------------------ margin accounts
 
     /// @inheritdoc ILeverVault
@@ -83,7 +78,7 @@ contract LeverVault is ILeverVault, ERC4626, AccessControl, ReentrancyGuardTrans
         if (amount == 0) revert ZeroAmount();
         if (engine.accountOwner(accountId) == address(0)) revert UnknownAccount(accountId);
         _margin[accountId] += amount;
-        _totalMargin += uint128(amount);
+        _totalMargin += amount.toUint128();
         emit MarginDeposited(accountId, msg.sender, amount);
         _pull(msg.sender, amount);
     }
@@ -99,7 +94,7 @@ contract LeverVault is ILeverVault, ERC4626, AccessControl, ReentrancyGuardTrans
         }
         engine.checkWithdrawal(accountId, msg.sender, margin);
         _margin[accountId] = margin;
-        _totalMargin -= uint128(amount);
+        _totalMargin -= amount.toUint128();
         emit MarginWithdrawn(accountId, to, amount);
         _token.safeTransfer(to, amount);
     }
@@ -107,7 +102,7 @@ contract LeverVault is ILeverVault, ERC4626, AccessControl, ReentrancyGuardTrans
     /// @inheritdoc ILeverVault
     function fundInsurance(uint256 amount) external nonReentrant {
         if (amount == 0) revert ZeroAmount();
-        _insuranceFund += uint128(amount);
+        _insuranceFund += amount.toUint96();
         emit InsuranceFunded(msg.sender, amount);
         _pull(msg.sender, amount);
     }
@@ -117,7 +112,7 @@ contract LeverVault is ILeverVault, ERC4626, AccessControl, ReentrancyGuardTrans
         if (to == address(0)) revert ZeroAddress();
         if (amount == 0) revert ZeroAmount();
         if (amount > _protocolFees) revert ParameterOutOfBounds("amount", amount);
-        _protocolFees -= uint128(amount);
+        _protocolFees -= amount.toUint96();
         emit ProtocolFeesClaimed(to, amount);
         _token.safeTransfer(to, amount);
     }
@@ -132,10 +127,12 @@ contract LeverVault is ILeverVault, ERC4626, AccessControl, ReentrancyGuardTrans
     /// @inheritdoc ILeverVault
     function settle(uint256 accountId, int256 pnlToken, uint256 feeToken)
         external
-        onlyModule
+        onlyEngine
         returns (uint256 margin)
     {
-        (margin,,,) = _settle(accountId, pnlToken, feeToken, 0, 0);
+        SettleResult memory r = _settle(accountId, pnlToken, feeToken, 0, 0);
+        emit Settled(accountId, pnlToken, feeToken, r.feeCollected, r.unpaidProfit);
+        return r.margin;
     }
 
     /// @inheritdoc ILeverVault
@@ -146,25 +143,34 @@ contract LeverVault is ILeverVault, ERC4626, AccessControl, ReentrancyGuardTrans
         uint256 rewardToken,
         uint256 penaltyToken,
         address keeper
-    ) external onlyModule nonReentrant returns (uint256 rewardPaid, uint256 penaltyPaid, uint256 badDebt) {
-        (, rewardPaid, penaltyPaid, badDebt) = _settle(accountId, pnlToken, feeToken, rewardToken, penaltyToken);
-        emit LiquidationSettled(accountId, keeper, rewardPaid, penaltyPaid);
-        if (rewardPaid > 0) _token.safeTransfer(keeper, rewardPaid);
+    ) external onlyEngine nonReentrant returns (uint256 rewardPaid, uint256 penaltyPaid, uint256 badDebt) {
+        // The liquidation module's `Liquidation` event carries the reward, penalty and bad debt.
+        SettleResult memory r = _settle(accountId, pnlToken, feeToken, rewardToken, penaltyToken);
+        if (r.rewardPaid > 0) _token.safeTransfer(keeper, r.rewardPaid);
+        return (r.rewardPaid, r.penaltyPaid, r.badDebt);
+    }
+
+    struct SettleResult {
+        uint256 margin;
+        uint256 feeCollected;
+        uint256 unpaidProfit;
+        uint256 rewardPaid;
+        uint256 penaltyPaid;
+        uint256 badDebt;
     }
 
     /// @dev Order: PnL (a loss beyond the margin is bad debt), trading fee, keeper reward,
     ///      penalty; each later item is capped by the margin left after the earlier ones.
     function _settle(uint256 accountId, int256 pnlToken, uint256 feeToken, uint256 rewardToken, uint256 penaltyToken)
         internal
-        returns (uint256 margin, uint256 rewardPaid, uint256 penaltyPaid, uint256 badDebt)
+        returns (SettleResult memory r)
     {
-        margin = _margin[accountId];
+        uint256 margin = _margin[accountId];
         uint256 marginBefore = margin;
         uint256 pool = _poolAssets;
-        uint256 unpaidProfit;
         if (pnlToken > 0) {
             uint256 pay = uint256(pnlToken).min(pool);
-            unpaidProfit = uint256(pnlToken) - pay;
+            r.unpaidProfit = uint256(pnlToken) - pay;
             pool -= pay;
             margin += pay;
         } else if (pnlToken < 0) {
@@ -173,34 +179,34 @@ contract LeverVault is ILeverVault, ERC4626, AccessControl, ReentrancyGuardTrans
             margin -= paid;
             pool += paid;
             if (loss > paid) {
-                badDebt = loss - paid;
-                pool = _realiseBadDebt(accountId, badDebt, pool);
+                r.badDebt = loss - paid;
+                pool = _realiseBadDebt(accountId, r.badDebt, pool);
             }
         }
-        uint256 feeCollected = feeToken.min(margin);
-        if (feeCollected > 0) {
-            margin -= feeCollected;
+        r.feeCollected = feeToken.min(margin);
+        if (r.feeCollected > 0) {
+            margin -= r.feeCollected;
             // The protocol's share rounds down; the pool takes the rest.
-            uint256 protocolCut = feeCollected.mulDivDown(protocolFeeShareWad, WAD);
-            _protocolFees += uint128(protocolCut);
-            pool += feeCollected - protocolCut;
+            uint256 protocolCut = r.feeCollected.mulDivDown(_protocolFeeShareWad, WAD);
+            _protocolFees += protocolCut.toUint96();
+            pool += r.feeCollected - protocolCut;
         }
-        rewardPaid = rewardToken.min(margin);
-        margin -= rewardPaid;
-        penaltyPaid = penaltyToken.min(margin);
-        if (penaltyPaid > 0) {
-            margin -= penaltyPaid;
-            _insuranceFund += uint128(penaltyPaid);
+        r.rewardPaid = rewardToken.min(margin);
+        margin -= r.rewardPaid;
+        r.penaltyPaid = penaltyToken.min(margin);
+        if (r.penaltyPaid > 0) {
+            margin -= r.penaltyPaid;
+            _insuranceFund += r.penaltyPaid.toUint96();
         }
-        if (unpaidProfit > 0) unpaidProfitTotal += unpaidProfit;
+        if (r.unpaidProfit > 0) unpaidProfitTotal += r.unpaidProfit;
         _margin[accountId] = margin;
-        _poolAssets = uint128(pool);
+        _poolAssets = pool.toUint128();
         if (margin != marginBefore) {
-            _totalMargin = uint128(margin > marginBefore
+            _totalMargin = (margin > marginBefore
                 ? _totalMargin + (margin - marginBefore)
-                : _totalMargin - (marginBefore - margin));
+                : _totalMargin - (marginBefore - margin)).toUint128();
         }
-        emit Settled(accountId, pnlToken, feeToken, feeCollected, unpaidProfit);
+        r.margin = margin;
     }
 
     /// @dev Insurance covers the shortfall first (paying the pool what the account could not);
@@ -208,7 +214,7 @@ contract LeverVault is ILeverVault, ERC4626, AccessControl, ReentrancyGuardTrans
     function _realiseBadDebt(uint256 accountId, uint256 shortfall, uint256 pool) internal returns (uint256) {
         uint256 insurance = _insuranceFund;
         uint256 byInsurance = shortfall.min(insurance);
-        _insuranceFund = uint128(insurance - byInsurance);
+        _insuranceFund = uint96(insurance - byInsurance);
         badDebtTotal += shortfall;
         badDebtCoveredByInsurance += byInsurance;
         badDebtCoveredByPool += shortfall - byInsurance;
@@ -247,7 +253,7 @@ contract LeverVault is ILeverVault, ERC4626, AccessControl, ReentrancyGuardTrans
         nonReentrant
     {
         if (assets == 0 || shares == 0) revert ZeroAmount();
-        _poolAssets += uint128(assets);
+        _poolAssets += assets.toUint128();
         uint256 balanceBefore = _token.balanceOf(address(this));
         super._deposit(caller, receiver, assets, shares);
         uint256 received = _token.balanceOf(address(this)) - balanceBefore;
@@ -260,7 +266,7 @@ contract LeverVault is ILeverVault, ERC4626, AccessControl, ReentrancyGuardTrans
         nonReentrant
     {
         if (assets == 0 || shares == 0) revert ZeroAmount();
-        _poolAssets -= uint128(assets);
+        _poolAssets -= assets.toUint128();
         super._withdraw(caller, receiver, owner, assets, shares);
     }
 
@@ -291,6 +297,11 @@ contract LeverVault is ILeverVault, ERC4626, AccessControl, ReentrancyGuardTrans
         return _protocolFees;
     }
 
+    /// @notice Share of each trading fee kept as protocol fees (WAD).
+    function protocolFeeShareWad() external view returns (uint256) {
+        return _protocolFeeShareWad;
+    }
+
     /// @inheritdoc ILeverVault
     function solvency() external view returns (uint256 balance, uint256 liabilities, bool solvent) {
         balance = _token.balanceOf(address(this));
@@ -305,7 +316,6 @@ contract LeverVault is ILeverVault, ERC4626, AccessControl, ReentrancyGuardTrans
     // ------------------------------------------------------------------ internals
 
     function _exposure() internal view returns (int256 traderPnlWad, uint256 reservedWad) {
-        if (address(engine) == address(0)) return (0, 0);
         return engine.poolExposure();
     }
 
@@ -330,7 +340,7 @@ contract LeverVault is ILeverVault, ERC4626, AccessControl, ReentrancyGuardTrans
 
     function _setProtocolFeeShare(uint256 shareWad) internal {
         if (shareWad > MAX_PROTOCOL_FEE_SHARE_WAD) revert ParameterOutOfBounds("protocolFeeShare", shareWad);
-        protocolFeeShareWad = shareWad;
+        _protocolFeeShareWad = uint64(shareWad);
         emit ProtocolFeeShareSet(shareWad);
     }
 }

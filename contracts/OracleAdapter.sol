@@ -15,22 +15,41 @@ contract OracleAdapter is IOracleAdapter, AccessControl {
     bytes32 public constant RISK_ROLE = keccak256("RISK_ROLE");
     bytes32 public constant ORACLE_ROLE = keccak256("ORACLE_ROLE");
 
+    /// @notice Last recorded round of a feed (view shape).
     struct FeedState {
         uint128 lastPriceWad; // price of the last recorded round
         uint80 lastRoundId; // 0 = nothing recorded yet
         bool shocked;
     }
 
+    /// @notice Volatility state of a feed (view shape).
     struct VolState {
-        uint128 varianceWad; // EWMA of squared per-round returns
+        uint64 varianceWad; // EWMA of squared per-round returns (saturates at 2^64 - 1)
         uint64 mmFactorCheckpointWad; // maintenance factor at the checkpoint
-        uint64 checkpointTime;
+        uint40 checkpointTime;
     }
 
-    mapping(address feed => FeedParams) internal _params;
-    mapping(address feed => uint8) internal _decimals;
-    mapping(address feed => FeedState) internal _state;
-    mapping(address feed => VolState) internal _vol;
+    /// @dev Everything about a feed in three slots: one read per slot on every trade.
+    struct Feed {
+        // slot 0: configuration
+        uint32 maxAge;
+        uint64 maxDeviationWad;
+        uint64 ewmaLambdaWad;
+        uint64 refVolatilityWad;
+        uint8 decimals;
+        // slot 1: configuration and volatility
+        uint64 maxVolFactorWad;
+        uint64 factorRisePerDayWad;
+        uint64 varianceWad;
+        uint64 mmFactorCheckpointWad;
+        // slot 2: last recorded round
+        uint128 lastPriceWad;
+        uint80 lastRoundId;
+        bool shocked;
+        uint40 checkpointTime;
+    }
+
+    mapping(address feed => Feed) internal _feeds;
 
     constructor(address admin) {
         if (admin == address(0)) revert ZeroAddress();
@@ -45,15 +64,20 @@ contract OracleAdapter is IOracleAdapter, AccessControl {
         _validate(params);
         uint8 decimals = AggregatorV3Interface(feed).decimals();
         if (decimals > 18) revert ParameterOutOfBounds("feedDecimals", decimals);
-        if (_state[feed].lastRoundId != 0) {
+        Feed memory f = _feeds[feed];
+        if (f.lastRoundId != 0) {
             // Checkpoint the ramp under the old settings: a raised factor then rises gradually.
-            VolState memory v = _vol[feed];
-            v.mmFactorCheckpointWad = uint64(_mmFactor(_params[feed], v, block.timestamp));
-            v.checkpointTime = uint64(block.timestamp);
-            _vol[feed] = v;
+            f.mmFactorCheckpointWad = uint64(_mmFactor(f, block.timestamp));
+            f.checkpointTime = uint40(block.timestamp);
         }
-        _params[feed] = params;
-        _decimals[feed] = decimals;
+        f.maxAge = params.maxAge;
+        f.maxDeviationWad = params.maxDeviationWad;
+        f.ewmaLambdaWad = params.ewmaLambdaWad;
+        f.refVolatilityWad = params.refVolatilityWad;
+        f.decimals = decimals;
+        f.maxVolFactorWad = params.maxVolFactorWad;
+        f.factorRisePerDayWad = params.factorRisePerDayWad;
+        _feeds[feed] = f;
         emit FeedConfigured(feed, params, decimals);
     }
 
@@ -64,60 +88,61 @@ contract OracleAdapter is IOracleAdapter, AccessControl {
 
     /// @inheritdoc IOracleAdapter
     function read(address feed) external view returns (PriceData memory) {
-        (uint80 roundId, uint256 price) = _latest(feed);
-        FeedParams memory p = _params[feed];
-        FeedState memory s = _state[feed];
-        VolState memory v = _vol[feed];
-        if (roundId != s.lastRoundId) (s, v) = _recorded(p, s, v, roundId, price);
-        return _data(p, s, v);
+        Feed memory f = _feeds[feed];
+        (uint80 roundId, uint256 price) = _latest(feed, f);
+        if (roundId != f.lastRoundId) _record(f, roundId, price);
+        return _data(f);
     }
 
     /// @inheritdoc IOracleAdapter
     function priceWad(address feed) external view returns (uint256 price) {
-        (, price) = _latest(feed);
+        (, price) = _latest(feed, _feeds[feed]);
     }
 
     /// @inheritdoc IOracleAdapter
     function confirmShock(address feed) external onlyRole(ORACLE_ROLE) {
         _update(feed);
-        FeedState storage s = _state[feed];
-        s.shocked = false;
-        emit ShockConfirmed(feed, s.lastRoundId);
+        Feed storage f = _feeds[feed];
+        f.shocked = false;
+        emit ShockConfirmed(feed, f.lastRoundId);
     }
 
     /// @inheritdoc IOracleAdapter
     function maxAge(address feed) external view returns (uint256) {
-        return _params[feed].maxAge;
+        return _feeds[feed].maxAge;
     }
 
     function feedParams(address feed) external view returns (FeedParams memory) {
-        return _params[feed];
+        Feed memory f = _feeds[feed];
+        return FeedParams(
+            f.maxAge, f.maxDeviationWad, f.ewmaLambdaWad, f.refVolatilityWad, f.maxVolFactorWad, f.factorRisePerDayWad
+        );
     }
 
     function feedState(address feed) external view returns (FeedState memory, VolState memory) {
-        return (_state[feed], _vol[feed]);
+        Feed memory f = _feeds[feed];
+        return (
+            FeedState(f.lastPriceWad, f.lastRoundId, f.shocked),
+            VolState(f.varianceWad, f.mmFactorCheckpointWad, f.checkpointTime)
+        );
     }
 
     // ------------------------------------------------------------------ internals
 
     function _update(address feed) internal returns (PriceData memory) {
-        (uint80 roundId, uint256 price) = _latest(feed);
-        FeedParams memory p = _params[feed];
-        FeedState memory s = _state[feed];
-        VolState memory v = _vol[feed];
-        if (roundId != s.lastRoundId) {
-            (s, v) = _recorded(p, s, v, roundId, price);
-            _state[feed] = s;
-            _vol[feed] = v;
-            emit PriceRecorded(feed, roundId, price, v.varianceWad, _mmFactor(p, v, block.timestamp), s.shocked);
+        Feed memory f = _feeds[feed];
+        (uint80 roundId, uint256 price) = _latest(feed, f);
+        if (roundId != f.lastRoundId) {
+            _record(f, roundId, price);
+            _feeds[feed] = f;
+            emit PriceRecorded(feed, roundId, price, f.varianceWad, _mmFactor(f, block.timestamp), f.shocked);
         }
-        return _data(p, s, v);
+        return _data(f);
     }
 
     /// @dev The latest round, validated and converted to WAD.
-    function _latest(address feed) internal view returns (uint80 roundId, uint256 price) {
-        FeedParams memory p = _params[feed];
-        if (p.maxAge == 0) revert OracleFeedUnknown(feed);
+    function _latest(address feed, Feed memory f) internal view returns (uint80 roundId, uint256 price) {
+        if (f.maxAge == 0) revert OracleFeedUnknown(feed);
         int256 answer;
         uint256 updatedAt;
         uint80 answeredInRound;
@@ -125,49 +150,42 @@ contract OracleAdapter is IOracleAdapter, AccessControl {
         if (answer <= 0) revert OracleNonPositivePrice(feed, answer);
         if (updatedAt == 0 || answeredInRound < roundId) revert OracleIncompleteRound(feed, roundId, answeredInRound);
         // A timestamp in the future counts as fresh rather than underflowing.
-        if (updatedAt < block.timestamp && block.timestamp - updatedAt > p.maxAge) {
-            revert OracleStalePrice(feed, updatedAt, p.maxAge);
+        if (updatedAt < block.timestamp && block.timestamp - updatedAt > f.maxAge) {
+            revert OracleStalePrice(feed, updatedAt, f.maxAge);
         }
-        price = uint256(answer) * 10 ** (18 - _decimals[feed]);
+        price = uint256(answer) * 10 ** (18 - f.decimals);
     }
 
-    /// @dev The feed's state after recording a new round (pure: `read` and `update` share it).
-    function _recorded(FeedParams memory p, FeedState memory s, VolState memory v, uint80 roundId, uint256 price)
-        internal
-        view
-        returns (FeedState memory, VolState memory)
-    {
-        if (s.lastRoundId == 0) {
-            v.mmFactorCheckpointWad = uint64(WAD);
+    /// @dev Records a new round into `f` (in memory: `read` and `update` share it). The ramp is
+    ///      checkpointed under the old variance first; the variance saturates at 2^64 - 1.
+    function _record(Feed memory f, uint80 roundId, uint256 price) internal view {
+        if (f.lastRoundId == 0) {
+            f.mmFactorCheckpointWad = uint64(WAD);
         } else {
-            v.mmFactorCheckpointWad = uint64(_mmFactor(p, v, block.timestamp)); // under the old variance
-            uint256 r = VolatilityMath.returnWad(s.lastPriceWad, price);
-            v.varianceWad = uint128(VolatilityMath.nextVarianceWad(v.varianceWad, r, p.ewmaLambdaWad));
-            s.shocked = r > p.maxDeviationWad;
+            f.mmFactorCheckpointWad = uint64(_mmFactor(f, block.timestamp));
+            uint256 r = VolatilityMath.returnWad(f.lastPriceWad, price);
+            uint256 variance = VolatilityMath.nextVarianceWad(f.varianceWad, r, f.ewmaLambdaWad);
+            f.varianceWad = variance < type(uint64).max ? uint64(variance) : type(uint64).max;
+            f.shocked = r > f.maxDeviationWad;
         }
-        v.checkpointTime = uint64(block.timestamp);
-        s.lastPriceWad = uint128(price);
-        s.lastRoundId = roundId;
-        return (s, v);
+        f.checkpointTime = uint40(block.timestamp);
+        f.lastPriceWad = uint128(price);
+        f.lastRoundId = roundId;
     }
 
-    function _data(FeedParams memory p, FeedState memory s, VolState memory v)
-        internal
-        view
-        returns (PriceData memory)
-    {
+    function _data(Feed memory f) internal view returns (PriceData memory) {
         return PriceData({
-            priceWad: s.lastPriceWad,
-            imFactorWad: VolatilityMath.targetFactorWad(v.varianceWad, p.refVolatilityWad, p.maxVolFactorWad),
-            mmFactorWad: _mmFactor(p, v, block.timestamp),
-            shocked: s.shocked
+            priceWad: f.lastPriceWad,
+            imFactorWad: VolatilityMath.targetFactorWad(f.varianceWad, f.refVolatilityWad, f.maxVolFactorWad),
+            mmFactorWad: _mmFactor(f, block.timestamp),
+            shocked: f.shocked
         });
     }
 
-    function _mmFactor(FeedParams memory p, VolState memory v, uint256 timestamp) internal pure returns (uint256) {
-        uint256 target = VolatilityMath.targetFactorWad(v.varianceWad, p.refVolatilityWad, p.maxVolFactorWad);
+    function _mmFactor(Feed memory f, uint256 timestamp) internal pure returns (uint256) {
+        uint256 target = VolatilityMath.targetFactorWad(f.varianceWad, f.refVolatilityWad, f.maxVolFactorWad);
         return VolatilityMath.rampedFactorWad(
-            target, v.mmFactorCheckpointWad, v.checkpointTime, p.factorRisePerDayWad, timestamp
+            target, f.mmFactorCheckpointWad, f.checkpointTime, f.factorRisePerDayWad, timestamp
         );
     }
 

@@ -24,18 +24,10 @@ contract PerpEngine is IPerpEngine, AccessControl, Pausable {
 
     bytes32 public constant RISK_ROLE = keccak256("RISK_ROLE");
     bytes32 public constant PAUSER_ROLE = keccak256("PAUSER_ROLE");
-    /// @notice The liquidation module.
-    bytes32 public constant LIQUIDATOR_ROLE = keccak256("LIQUIDATOR_ROLE");
 
     struct Account {
         address owner;
         uint64 marketMask; // bit m set: the account holds a position in market m
-    }
-
-    /// @dev A risk-role increase of a maintenance ratio phases in from `fromWad` over MM_RAMP_DURATION.
-    struct MmrRamp {
-        uint64 fromWad;
-        uint64 startTime;
     }
 
     /// @dev One market as an entry point sees it: parameters, oracle data, accrued state.
@@ -49,6 +41,8 @@ contract PerpEngine is IPerpEngine, AccessControl, Pausable {
 
     ILeverVault public immutable vault;
     IOracleAdapter public immutable oracle;
+    /// @notice The liquidation module, fixed at deployment (no role lookup on the hot path).
+    address public immutable liquidator;
     uint256 internal immutable _tokenScale;
 
     uint256 public accountCount;
@@ -56,16 +50,17 @@ contract PerpEngine is IPerpEngine, AccessControl, Pausable {
     mapping(uint256 accountId => Account) internal _accounts;
     mapping(uint256 marketId => MarketParams) internal _params;
     mapping(uint256 marketId => MarketState) internal _state;
-    mapping(uint256 marketId => MmrRamp) internal _mmrRamp;
     mapping(uint256 marketId => bytes32) public marketName;
     mapping(uint256 accountId => mapping(uint256 marketId => Position)) internal _positions;
 
-    constructor(ILeverVault vault_, IOracleAdapter oracle_, address admin) {
-        if (address(vault_) == address(0) || address(oracle_) == address(0) || admin == address(0)) {
-            revert ZeroAddress();
-        }
+    constructor(ILeverVault vault_, IOracleAdapter oracle_, address liquidator_, address admin) {
+        if (
+            address(vault_) == address(0) || address(oracle_) == address(0) || liquidator_ == address(0)
+                || admin == address(0)
+        ) revert ZeroAddress();
         vault = vault_;
         oracle = oracle_;
+        liquidator = liquidator_;
         _tokenScale = vault_.tokenScale();
         _grantRole(DEFAULT_ADMIN_ROLE, admin);
         _grantRole(RISK_ROLE, admin);
@@ -124,20 +119,17 @@ contract PerpEngine is IPerpEngine, AccessControl, Pausable {
         uint256 sideOi = _applyToMarket(c.s, pos, t);
         if (t.increasing) {
             uint256 oiNotional = sideOi.mulDivUp(price, WAD);
-            uint256 cap = (vault.poolAssets() * _tokenScale).mulDivDown(c.p.oiCapRatioWad, WAD);
+            uint256 cap = (vault.poolAssets() * _tokenScale).mulDivDown(_params[marketId].oiCapRatioWad, WAD);
             if (oiNotional > cap) revert OpenInterestCapExceeded(marketId, oiNotional, cap);
         }
 
         // Storage.
         _state[marketId] = c.s;
         account.marketMask = _writePosition(accountId, account, marketId, pos.sizeWad, t);
-        emit PositionChanged(
-            accountId, marketId, sizeDeltaWad, t.newSizeWad, price, t.realisedPnlWad, t.fundingWad, t.feeWad
-        );
+        emit PositionChanged(accountId, marketId, sizeDeltaWad, t.newSizeWad, price, t.realisedWad, t.feeWad);
 
         // Settlement: credits round down to token units, debts round up.
-        uint256 marginAfter =
-            vault.settle(accountId, _toTokenFloor(t.realisedPnlWad - t.fundingWad), t.feeWad.divUp(_tokenScale));
+        uint256 marginAfter = vault.settle(accountId, _toTokenFloor(t.realisedWad), t.feeWad.divUp(_tokenScale));
 
         if (t.increasing) _checkIncrease(accountId, account.marketMask, marginAfter, c, t.newSizeWad);
     }
@@ -145,10 +137,8 @@ contract PerpEngine is IPerpEngine, AccessControl, Pausable {
     /// @dev What a trade does to one position, computed before any storage write.
     struct TradeMath {
         int256 newSizeWad;
-        int256 newOpenNotionalWad;
-        int256 sideIndexWad; // the funding index the position settles to
-        int256 fundingWad; // funding settled now (positive: the trader pays)
-        int256 realisedPnlWad;
+        int256 newCostWad;
+        int256 realisedWad; // PnL net of funding realised by a reduction
         uint256 feeWad;
         bool increasing;
         bool isLong;
@@ -172,15 +162,13 @@ contract PerpEngine is IPerpEngine, AccessControl, Pausable {
             revert PositionTooSmall(marketId, t.newSizeWad.abs(), p.minPositionSizeWad);
         }
         t.isLong = size > 0 || (size == 0 && sizeDeltaWad > 0);
-        t.sideIndexWad = t.isLong ? s.longFundingIndexWad : s.shortFundingIndexWad;
-        if (size != 0) t.fundingWad = PerpMath.fundingOwedWad(size, t.sideIndexWad, pos.fundingIndexWad);
+        int256 mark = PerpMath.markWad(t.isLong, price, s.longFundingIndexWad, s.shortFundingIndexWad);
         if (t.increasing) {
-            // The added cost rounds toward +inf so the trader's future PnL rounds down.
-            t.newOpenNotionalWad = pos.openNotionalWad + sizeDeltaWad.mulDivCeil(price, WAD);
+            t.newCostWad = pos.costWad + PerpMath.addedCostWad(sizeDeltaWad, mark);
         } else {
-            int256 removed = PerpMath.removedNotionalWad(pos.openNotionalWad, -sizeDeltaWad, size);
-            t.realisedPnlWad = (-sizeDeltaWad).mulDivFloor(price, WAD) - removed;
-            t.newOpenNotionalWad = pos.openNotionalWad - removed;
+            int256 removed = PerpMath.removedCostWad(pos.costWad, -sizeDeltaWad, size);
+            t.realisedWad = PerpMath.valueWad(-sizeDeltaWad, removed, mark);
+            t.newCostWad = pos.costWad - removed;
         }
         t.feeWad = PerpMath.feeWad(PerpMath.notionalWad(sizeDeltaWad, price), p.tradingFeeWad);
     }
@@ -196,7 +184,7 @@ contract PerpEngine is IPerpEngine, AccessControl, Pausable {
             + t.newSizeWad.abs();
         if (t.isLong) s.longOpenInterestWad = uint128(sideOi);
         else s.shortOpenInterestWad = uint128(sideOi);
-        s.netOpenNotionalWad = int128(s.netOpenNotionalWad + t.newOpenNotionalWad - pos.openNotionalWad);
+        s.netCostWad = int112(s.netCostWad + t.newCostWad - pos.costWad);
     }
 
     /// @return mask the account's market mask after the write
@@ -215,11 +203,7 @@ contract PerpEngine is IPerpEngine, AccessControl, Pausable {
             _accounts[accountId].marketMask = mask;
             return mask;
         }
-        _positions[accountId][marketId] = Position({
-            sizeWad: int128(t.newSizeWad),
-            openNotionalWad: int128(t.newOpenNotionalWad),
-            fundingIndexWad: int128(t.sideIndexWad)
-        });
+        _positions[accountId][marketId] = Position({sizeWad: int128(t.newSizeWad), costWad: int128(t.newCostWad)});
         if (sizeBefore == 0) {
             if (_popCount(mask) >= MAX_POSITIONS_PER_ACCOUNT) revert TooManyPositions(accountId);
             mask |= bit;
@@ -248,9 +232,9 @@ contract PerpEngine is IPerpEngine, AccessControl, Pausable {
     /// @inheritdoc IPerpEngine
     function liquidate(uint256 accountId, address keeper, LiquidationMath.Params calldata lp)
         external
-        onlyRole(LIQUIDATOR_ROLE)
         returns (LiquidationResult memory r)
     {
+        if (msg.sender != liquidator) revert Unauthorized(msg.sender);
         Account memory account = _accounts[accountId];
         if (account.marketMask == 0) return r;
         (Ctx[] memory ctxs, Position[] memory positions) = _loadAccountTx(accountId, account.marketMask);
@@ -298,10 +282,8 @@ contract PerpEngine is IPerpEngine, AccessControl, Pausable {
         _applyToMarket(c.s, pos, t);
         _state[c.marketId] = c.s;
         account.marketMask = _writePosition(accountId, account, c.marketId, pos.sizeWad, t);
-        emit PositionChanged(
-            accountId, c.marketId, -closeSize, t.newSizeWad, c.d.priceWad, t.realisedPnlWad, t.fundingWad, t.feeWad
-        );
-        totals[0] += t.realisedPnlWad - t.fundingWad;
+        emit PositionChanged(accountId, c.marketId, -closeSize, t.newSizeWad, c.d.priceWad, t.realisedWad, t.feeWad);
+        totals[0] += t.realisedWad;
         totals[1] += int256(t.feeWad);
         r.closedNotionalWad += PerpMath.notionalWad(closeSize, c.d.priceWad);
     }
@@ -332,7 +314,7 @@ contract PerpEngine is IPerpEngine, AccessControl, Pausable {
         marketId = marketCount++;
         marketName[marketId] = name;
         _params[marketId] = params;
-        _state[marketId].lastFundingTime = uint64(block.timestamp);
+        _state[marketId].lastFundingTime = uint40(block.timestamp);
         emit MarketCreated(marketId, name, params.feed);
         emit MarketParamsSet(marketId, params);
     }
@@ -341,12 +323,12 @@ contract PerpEngine is IPerpEngine, AccessControl, Pausable {
     function setMarketParams(uint256 marketId, MarketParams calldata params) external onlyRole(RISK_ROLE) {
         _validate(params);
         Ctx memory c = _loadTx(marketId); // funding accrues under the old parameters up to now
-        _state[marketId] = c.s;
         if (params.maintenanceMarginRatioWad > c.mmrWad) {
-            _mmrRamp[marketId] = MmrRamp({fromWad: uint64(c.mmrWad), startTime: uint64(block.timestamp)});
+            (c.s.mmrRampStart, c.s.mmrRampFromWad) = (uint40(block.timestamp), uint64(c.mmrWad));
         } else {
-            delete _mmrRamp[marketId];
+            (c.s.mmrRampStart, c.s.mmrRampFromWad) = (0, 0);
         }
+        _state[marketId] = c.s;
         _params[marketId] = params;
         emit MarketParamsSet(marketId, params);
     }
@@ -384,12 +366,7 @@ contract PerpEngine is IPerpEngine, AccessControl, Pausable {
 
     /// @inheritdoc IPerpEngine
     function effectiveMaintenanceRatio(uint256 marketId) external view returns (uint256) {
-        return _effectiveMmr(_marketParams(marketId).maintenanceMarginRatioWad, _mmrRamp[marketId]);
-    }
-
-    /// @notice The maintenance-ratio ramp of a market (start 0: none).
-    function mmrRamp(uint256 marketId) external view returns (MmrRamp memory) {
-        return _mmrRamp[marketId];
+        return _effectiveMmr(_marketParams(marketId).maintenanceMarginRatioWad, _state[marketId]);
     }
 
     function position(uint256 accountId, uint256 marketId) external view returns (Position memory) {
@@ -426,9 +403,10 @@ contract PerpEngine is IPerpEngine, AccessControl, Pausable {
             _accountStateView(accountId, _accounts[accountId].marketMask, vault.marginOf(accountId), c);
         PositionFigures memory f = _figures(pos, c);
         uint256 mmr = _mmRatio(pos.sizeWad, c);
-        // A = (equity - maintenance) without this position's price-dependent terms.
-        int256 a0 = a.equityWad - int256(a.maintenanceMarginWad) - (f.pnlWad - int256(f.closeFeeWad))
-            + int256(f.maintenanceWad - c.p.minMarginWad) - pos.openNotionalWad;
+        // A = (equity - maintenance) without this position's price-dependent terms
+        //   = equity - maintenance + closeFee + (maintenance_i - minMargin) - size * price.
+        int256 a0 = a.equityWad - int256(a.maintenanceMarginWad) + int256(f.closeFeeWad)
+            + int256(f.maintenanceWad - c.p.minMarginWad) - int256(pos.sizeWad).mulDivFloor(c.d.priceWad, WAD);
         uint256 k = uint256(c.p.tradingFeeWad) + mmr;
         uint256 absSize = int256(pos.sizeWad).abs();
         if (pos.sizeWad > 0) {
@@ -440,17 +418,20 @@ contract PerpEngine is IPerpEngine, AccessControl, Pausable {
     }
 
     /// @inheritdoc IPerpEngine
+    /// @dev Traders' value including pending funding: L * markL - S * markS - netCost, with
+    ///      funding accrued to now; what the pool owes rounds up.
     function poolExposure() external view returns (int256 traderPnlWad, uint256 reservedWad) {
         uint256 n = marketCount;
         for (uint256 m; m < n; ++m) {
-            MarketState memory s = _state[m];
-            if (s.longOpenInterestWad == 0 && s.shortOpenInterestWad == 0) continue;
+            if (_state[m].longOpenInterestWad == 0 && _state[m].shortOpenInterestWad == 0) continue;
             MarketParams memory p = _params[m];
             uint256 price = oracle.priceWad(p.feed);
-            int256 skew = int256(uint256(s.longOpenInterestWad)) - int256(uint256(s.shortOpenInterestWad));
-            // What the pool owes rounds up.
-            traderPnlWad += skew.mulDivCeil(price, WAD) - s.netOpenNotionalWad;
-            reservedWad += skew.abs().mulDivUp(price, WAD).mulDivUp(p.reserveRatioWad, WAD);
+            MarketState memory s = _accrued(_state[m], p, price);
+            int256 longOi = int256(uint256(s.longOpenInterestWad));
+            int256 shortOi = int256(uint256(s.shortOpenInterestWad));
+            traderPnlWad += FixedPointMath.mulWadCeil(longOi, int256(price) - s.longFundingIndexWad)
+                - FixedPointMath.mulWadFloor(shortOi, int256(price) + s.shortFundingIndexWad) - s.netCostWad;
+            reservedWad += (longOi - shortOi).abs().mulDivUp(price, WAD).mulDivUp(p.reserveRatioWad, WAD);
         }
     }
 
@@ -469,8 +450,7 @@ contract PerpEngine is IPerpEngine, AccessControl, Pausable {
     // ------------------------------------------------------------------ internals: state
 
     struct PositionFigures {
-        int256 pnlWad;
-        int256 fundingWad;
+        int256 valueWad; // unrealised PnL - pending funding
         uint256 closeFeeWad;
         uint256 notionalWad;
         uint256 initialWad;
@@ -478,26 +458,35 @@ contract PerpEngine is IPerpEngine, AccessControl, Pausable {
     }
 
     /// @dev A market for a transaction: records the oracle round, accrues funding (in memory;
-    ///      the caller writes `c.s` back).
+    ///      the caller writes `c.s` back). Funding is deterministic from the market state, the
+    ///      price and the time, so it has no event: `currentMarketState` (or `lever.math.accrued`)
+    ///      gives the indices at any moment.
     function _loadTx(uint256 marketId) internal returns (Ctx memory c) {
+        if (marketId >= marketCount) revert UnknownMarket(marketId);
+        c = _loadTxKnown(marketId);
+    }
+
+    /// @dev `_loadTx` for a market id known to exist (taken from an account's market mask).
+    function _loadTxKnown(uint256 marketId) internal returns (Ctx memory c) {
         c.marketId = marketId;
-        c.p = _marketParams(marketId);
+        c.p = _coreParams(marketId);
         c.d = oracle.update(c.p.feed);
-        c.mmrWad = _effectiveMmr(c.p.maintenanceMarginRatioWad, _mmrRamp[marketId]);
-        c.s = _state[marketId];
-        if (c.s.lastFundingTime != block.timestamp) {
-            c.s = _accrued(c.s, c.p, c.d.priceWad);
-            emit FundingAccrued(marketId, _fundingRate(c.s, c.p), c.s.longFundingIndexWad, c.s.shortFundingIndexWad);
-        }
+        c.s = _accrued(_state[marketId], c.p, c.d.priceWad);
+        c.mmrWad = _effectiveMmr(c.p.maintenanceMarginRatioWad, c.s);
     }
 
     /// @dev The same market as a view sees it (`oracle.read` is what `update` would record).
     function _loadView(uint256 marketId) internal view returns (Ctx memory c) {
+        if (marketId >= marketCount) revert UnknownMarket(marketId);
+        c = _loadViewKnown(marketId);
+    }
+
+    function _loadViewKnown(uint256 marketId) internal view returns (Ctx memory c) {
         c.marketId = marketId;
-        c.p = _marketParams(marketId);
+        c.p = _coreParams(marketId);
         c.d = oracle.read(c.p.feed);
-        c.mmrWad = _effectiveMmr(c.p.maintenanceMarginRatioWad, _mmrRamp[marketId]);
         c.s = _accrued(_state[marketId], c.p, c.d.priceWad);
+        c.mmrWad = _effectiveMmr(c.p.maintenanceMarginRatioWad, c.s);
     }
 
     function _loadAccountTx(uint256 accountId, uint64 mask)
@@ -510,7 +499,7 @@ contract PerpEngine is IPerpEngine, AccessControl, Pausable {
         uint256 i;
         for (uint256 m; mask != 0; ++m) {
             if (mask & 1 == 1) {
-                ctxs[i] = _loadTx(m);
+                ctxs[i] = _loadTxKnown(m);
                 positions[i++] = _positions[accountId][m];
             }
             mask >>= 1;
@@ -530,7 +519,7 @@ contract PerpEngine is IPerpEngine, AccessControl, Pausable {
         uint256 i;
         for (uint256 m; mask != 0; ++m) {
             if (mask & 1 == 1) {
-                ctxs[i] = m == known.marketId ? known : _loadView(m);
+                ctxs[i] = m == known.marketId ? known : _loadViewKnown(m);
                 positions[i++] = _positions[accountId][m];
             }
             mask >>= 1;
@@ -547,7 +536,7 @@ contract PerpEngine is IPerpEngine, AccessControl, Pausable {
         a.equityWad = int256(a.marginWad);
         for (uint256 i; i < ctxs.length; ++i) {
             PositionFigures memory f = _figures(positions[i], ctxs[i]);
-            a.equityWad += f.pnlWad - f.fundingWad - int256(f.closeFeeWad);
+            a.equityWad += f.valueWad - int256(f.closeFeeWad);
             a.initialMarginWad += f.initialWad;
             a.maintenanceMarginWad += f.maintenanceWad;
             a.minMarginWad += ctxs[i].p.minMarginWad;
@@ -558,9 +547,8 @@ contract PerpEngine is IPerpEngine, AccessControl, Pausable {
 
     function _figures(Position memory pos, Ctx memory c) internal pure returns (PositionFigures memory f) {
         uint256 price = c.d.priceWad;
-        int256 index = pos.sizeWad > 0 ? c.s.longFundingIndexWad : c.s.shortFundingIndexWad;
-        f.pnlWad = PerpMath.pnlWad(pos.sizeWad, pos.openNotionalWad, price);
-        f.fundingWad = PerpMath.fundingOwedWad(pos.sizeWad, index, pos.fundingIndexWad);
+        int256 mark = PerpMath.markWad(pos.sizeWad > 0, price, c.s.longFundingIndexWad, c.s.shortFundingIndexWad);
+        f.valueWad = PerpMath.valueWad(pos.sizeWad, pos.costWad, mark);
         f.notionalWad = PerpMath.notionalWad(pos.sizeWad, price);
         f.closeFeeWad = PerpMath.feeWad(f.notionalWad, c.p.tradingFeeWad);
         uint256 imRatio =
@@ -575,11 +563,11 @@ contract PerpEngine is IPerpEngine, AccessControl, Pausable {
 
     /// @dev The base maintenance ratio in force: a raised ratio phases in linearly from the old
     ///      one over MM_RAMP_DURATION (rounded up); a lowered one applies at once.
-    function _effectiveMmr(uint256 targetWad, MmrRamp memory ramp) internal view returns (uint256) {
-        if (ramp.startTime == 0 || targetWad <= ramp.fromWad) return targetWad;
-        uint256 elapsed = block.timestamp - ramp.startTime;
+    function _effectiveMmr(uint256 targetWad, MarketState memory s) internal view returns (uint256) {
+        if (s.mmrRampStart == 0 || targetWad <= s.mmrRampFromWad) return targetWad;
+        uint256 elapsed = block.timestamp - s.mmrRampStart;
         if (elapsed >= MM_RAMP_DURATION) return targetWad;
-        return ramp.fromWad + (targetWad - ramp.fromWad).mulDivUp(elapsed, MM_RAMP_DURATION);
+        return s.mmrRampFromWad + (targetWad - s.mmrRampFromWad).mulDivUp(elapsed, MM_RAMP_DURATION);
     }
 
     /// @dev Funding indices moved to now. The paying side (the larger one) pays
@@ -591,7 +579,7 @@ contract PerpEngine is IPerpEngine, AccessControl, Pausable {
         returns (MarketState memory)
     {
         uint256 elapsed = block.timestamp - s.lastFundingTime;
-        s.lastFundingTime = uint64(block.timestamp);
+        s.lastFundingTime = uint40(block.timestamp);
         if (elapsed == 0) return s;
         uint256 longOi = s.longOpenInterestWad;
         uint256 shortOi = s.shortOpenInterestWad;
@@ -628,6 +616,16 @@ contract PerpEngine is IPerpEngine, AccessControl, Pausable {
     function _marketParams(uint256 marketId) internal view returns (MarketParams memory) {
         if (marketId >= marketCount) revert UnknownMarket(marketId);
         return _params[marketId];
+    }
+
+    /// @dev The first three slots of a market's parameters: everything but the OI cap and the
+    ///      reserve ratio (left zero), which only increases and pool views read. No id check.
+    function _coreParams(uint256 marketId) internal view returns (MarketParams memory p) {
+        MarketParams storage s = _params[marketId];
+        (p.feed, p.maxLeverage, p.minMarginWad) = (s.feed, s.maxLeverage, s.minMarginWad);
+        (p.tradingFeeWad, p.initialMarginRatioWad, p.maintenanceMarginRatioWad, p.maxFundingRatePerDayWad) =
+            (s.tradingFeeWad, s.initialMarginRatioWad, s.maintenanceMarginRatioWad, s.maxFundingRatePerDayWad);
+        (p.skewScaleWad, p.minPositionSizeWad) = (s.skewScaleWad, s.minPositionSizeWad);
     }
 
     /// @dev Trader value in WAD to token units, rounded toward negative infinity.

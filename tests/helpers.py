@@ -63,14 +63,14 @@ class RawMarket:
     feed_state: m.FeedState
     round_id: int
     price: int
-    ramp_from: int
-    ramp_start: int
 
     def view(self, now: int) -> m.MarketView:
         """The market as the engine sees it at `now`, computed by the mirror alone."""
         data = m.price_data(self.feed_params, self.feed_state, self.round_id, self.price, now)
         state = m.accrued(self.state, self.params, data.price, now)
-        mmr = m.effective_mmr(self.params.maintenance_margin_ratio, self.ramp_from, self.ramp_start, now)
+        mmr = m.effective_mmr(
+            self.params.maintenance_margin_ratio, self.state.mmr_ramp_from, self.state.mmr_ramp_start, now
+        )
         return m.MarketView(self.params, state, data.price, data.im_factor, data.mm_factor, mmr)
 
 
@@ -79,7 +79,6 @@ def raw_market(protocol: Any, market: int) -> RawMarket:
     raw = engine.marketParams(market)
     feed_state, vol_state = oracle.feedState(raw.feed)
     round_id, answer = _latest_round(protocol, raw.feed)
-    ramp = engine.mmrRamp(market)
     return RawMarket(
         m.MarketParams.from_chain(raw),
         state_of(engine, market),
@@ -87,8 +86,6 @@ def raw_market(protocol: Any, market: int) -> RawMarket:
         m.FeedState.from_chain(feed_state, vol_state),
         round_id,
         int(oracle.priceWad(raw.feed)),
-        int(ramp.fromWad),
-        int(ramp.startTime),
     )
 
 

@@ -1,6 +1,6 @@
 """Funding: accrues from skew through cumulative indices; zero-sum up to rounding kept by the pool."""
 
-from helpers import WAD, params_of, position_of, state_of, usdc, wad
+from helpers import WAD, market_view, params_of, position_of, state_of, usdc, wad
 from lever import math as m
 
 DAY = 86_400
@@ -71,36 +71,49 @@ def test_funding_is_zero_sum_with_rounding_kept_by_pool(protocol, engine, eth, a
 def test_funding_settled_at_close_matches_the_index(protocol, engine, eth, alice, bob, deployer, open_account, chain):
     longs = open_account(alice, 100_000)
     engine.modifyPosition(longs, eth, wad(20), 0, sender=alice)
+    entry = state_of(engine, eth).long_index
     engine.modifyPosition(open_account(bob, 100_000), eth, -wad(5), 0, sender=bob)
     _advance_and_refresh(chain, protocol, deployer, DAY)
-    entry = position_of(engine, longs, eth).funding_index
     receipt = engine.closePosition(longs, eth, 0, sender=alice)
     [event] = receipt.events.filter(engine.PositionChanged)
-    assert event.fundingWad == m.funding_owed(wad(20), state_of(engine, eth).long_index, entry) > 0
+    owed = m.funding_owed(wad(20), state_of(engine, eth).long_index, entry)
+    assert owed > wad("0.05")  # 20 ETH, skew 15/10,000 of 0.1%/day, for a day
+    # The price never moved: what is realised is exactly minus the funding owed (to the wei).
+    assert -owed - 1 <= event.realisedWad <= -owed
 
 
-def test_pending_funding_lowers_payer_equity(protocol, engine, vault, eth, alice, deployer, open_account, chain):
+def test_pending_funding_lowers_payer_equity(protocol, engine, eth, alice, deployer, open_account, chain):
     account = open_account(alice, 100_000)
     engine.modifyPosition(account, eth, wad(100), 0, sender=alice)
     equity_before = engine.accountState(account).equityWad
+    index_before = state_of(engine, eth).long_index
     _advance_and_refresh(chain, protocol, deployer, 10 * DAY)
     chain.mine()
     state = engine.accountState(account)
-    params = params_of(engine, eth)
-    accrued = m.accrued(state_of(engine, eth), params, wad(3000), chain.blocks.head.timestamp)
-    owed = m.funding_owed(wad(100), accrued.long_index, position_of(engine, account, eth).funding_index)
-    assert owed > 0
-    assert state.equityWad == equity_before - owed
+    accrued = m.accrued(state_of(engine, eth), params_of(engine, eth), wad(3000), chain.blocks.head.timestamp)
+    owed = m.funding_owed(wad(100), accrued.long_index, index_before)
+    assert owed > wad(1)
+    assert abs(state.equityWad - (equity_before - owed)) <= 1
     assert engine.currentMarketState(eth).longFundingIndexWad == accrued.long_index
 
 
-def test_funding_settles_into_margin_on_increase(protocol, engine, vault, eth, alice, deployer, open_account, chain):
+def test_increase_keeps_accrued_funding_in_the_cost_basis(protocol, engine, vault, eth, alice, deployer, open_account, chain):
     account = open_account(alice, 100_000)
     engine.modifyPosition(account, eth, wad(100), 0, sender=alice)
     _advance_and_refresh(chain, protocol, deployer, DAY)
+    chain.mine()
+    value_before = _mirror_value(protocol, account, eth, chain)
     margin = int(vault.marginOf(account))
     receipt = engine.modifyPosition(account, eth, wad(1), 0, sender=alice)
     [event] = receipt.events.filter(engine.PositionChanged)
-    assert event.fundingWad > 0
-    assert vault.marginOf(account) == margin + m.to_token_floor(-event.fundingWad, 10**12) - m.div_up(event.feeWad, 10**12)
-    assert position_of(engine, account, eth).funding_index == state_of(engine, eth).long_index
+    assert event.realisedWad == 0  # nothing is settled on an increase ...
+    assert vault.marginOf(account) == margin - m.div_up(event.feeWad, 10**12)
+    # ... and the new unit starts at zero value, so the position's value carries the old funding.
+    assert value_before < -wad("0.1")
+    assert abs(_mirror_value(protocol, account, eth, chain) - value_before) < wad("0.01")
+
+
+def _mirror_value(protocol, account, market, chain):
+    view = market_view(protocol, market, chain.blocks.head.timestamp)
+    pos = position_of(protocol.engine, account, market)
+    return m.value(pos.size, pos.cost, m.mark(pos.size > 0, view.price, view.state.long_index, view.state.short_index))

@@ -106,8 +106,8 @@ def test_keeper_reward_paid_to_caller_and_penalty_to_insurance(protocol, token, 
     # reward = 0.25% of the closed notional (within [$1, $250]); penalty = 0.5% of it.
     assert predicted.reward_token == m.mul_div_down(predicted.closed_notional, wad("0.0025"), WAD) // SCALE
     assert predicted.penalty_token == m.div_up(m.mul_div_up(predicted.closed_notional, wad("0.005"), WAD), SCALE)
-    [settled] = receipt.events.filter(vault.LiquidationSettled)
-    assert (settled.keeper, settled.rewardToken) == (bob.address, predicted.reward_token)
+    [event] = receipt.events.filter(protocol.liquidator.Liquidation)
+    assert (event.keeper, event.rewardToken, event.penaltyToken) == (bob.address, predicted.reward_token, predicted.penalty_token)
     assert_solvent_exactly(vault, token)
 
 

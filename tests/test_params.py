@@ -6,9 +6,8 @@ import pytest
 from helpers import wad
 
 FIELDS = [
-    "feed", "maxLeverage", "tradingFeeWad", "initialMarginRatioWad", "maintenanceMarginRatioWad",
-    "maxFundingRatePerDayWad", "reserveRatioWad", "skewScaleWad", "minPositionSizeWad", "minMarginWad",
-    "oiCapRatioWad",
+    "feed", "maxLeverage", "minMarginWad", "tradingFeeWad", "initialMarginRatioWad", "maintenanceMarginRatioWad",
+    "maxFundingRatePerDayWad", "skewScaleWad", "minPositionSizeWad", "reserveRatioWad", "oiCapRatioWad",
 ]
 
 

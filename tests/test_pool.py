@@ -3,6 +3,7 @@
 import ape
 
 from helpers import WAD, usdc, wad
+from lever.deploy import deploy_core
 
 POOL = usdc(1_000_000)
 
@@ -34,10 +35,10 @@ def test_pool_value_nets_out_trader_unrealised_pnl(vault, engine, eth, alice, op
     account = open_account(alice, 100_000)
     engine.modifyPosition(account, eth, wad(100), 0, sender=alice)
     pool = vault.poolAssets()
-    set_price("ETH-USD", 3100)  # traders up $10,000
-    assert vault.totalAssets() == pool - usdc(10_000)
+    set_price("ETH-USD", 3100)  # traders up $10,000 (less a few seconds of funding owed to the pool)
+    assert 0 <= vault.totalAssets() - (pool - usdc(10_000)) < usdc("0.01")
     set_price("ETH-USD", 2900)  # traders down $10,000
-    assert vault.totalAssets() == pool + usdc(10_000)
+    assert 0 <= vault.totalAssets() - (pool + usdc(10_000)) < usdc("0.01")
 
 
 def test_lp_redemption_capped_by_reserve_on_skew(vault, engine, eth, alice, lp, open_account):
@@ -60,9 +61,10 @@ def test_lp_redemption_capped_by_unrealised_trader_profit(vault, engine, eth, al
     assert vault.freeAssets() == vault.poolAssets()
 
 
-def test_first_depositor_inflation_attack_gains_nothing(project, deployer, alice, bob):
+def test_first_depositor_inflation_attack_gains_nothing(project, deployer, alice, bob, config):
     token = project.MockToken.deploy("USD", "USD", 6, sender=deployer)
-    vault = project.LeverVault.deploy(token, deployer, 0, sender=deployer)
+    oracle = project.OracleAdapter.deploy(deployer, sender=deployer)
+    vault, _, _ = deploy_core(project, deployer, token, oracle, 0, config.liquidation.params())
     for who in (alice, bob):
         token.mint(who, usdc(20_000), sender=who)
         token.approve(vault, usdc(20_000), sender=who)

@@ -23,7 +23,7 @@ def trade_and_predict(engine, vault, account, market, size_delta, price, sender,
 def test_open_long_charges_fee_and_records_position(engine, vault, eth, alice, open_account, chain):
     account = open_account(alice, 10_000)
     receipt, predicted, margin = trade_and_predict(engine, vault, account, eth, wad(2), wad(3000), alice, chain)
-    assert position_of(engine, account, eth) == m.Position(wad(2), wad(6000), 0)
+    assert position_of(engine, account, eth) == predicted.position == m.Position(wad(2), wad(6000))
     assert predicted.fee == wad(3)  # 5 bp of $6,000
     assert vault.marginOf(account) == margin - predicted.fee_token == usdc(9_997)
     assert state_of(engine, eth).long_oi == wad(2)
@@ -34,9 +34,9 @@ def test_open_long_charges_fee_and_records_position(engine, vault, eth, alice, o
 def test_open_short_records_negative_size_and_short_oi(engine, eth, alice, open_account):
     account = open_account(alice, 10_000)
     engine.modifyPosition(account, eth, -wad(2), 0, sender=alice)
-    assert position_of(engine, account, eth) == m.Position(-wad(2), -wad(6000), 0)
+    assert position_of(engine, account, eth) == m.Position(-wad(2), -wad(6000))  # no funding yet
     state = state_of(engine, eth)
-    assert (state.long_oi, state.short_oi, state.net_open_notional) == (0, wad(2), -wad(6000))
+    assert (state.long_oi, state.short_oi, state.net_cost) == (0, wad(2), -wad(6000))
 
 
 def test_increase_adds_size_at_new_price(engine, vault, eth, alice, open_account, set_price, chain):
@@ -45,7 +45,8 @@ def test_increase_adds_size_at_new_price(engine, vault, eth, alice, open_account
     set_price("ETH-USD", 3100)
     _, predicted, _ = trade_and_predict(engine, vault, account, eth, wad(1), wad(3100), alice, chain)
     assert position_of(engine, account, eth) == predicted.position
-    assert predicted.position.open_notional == wad(6100)
+    # $3,000 + $3,100, with the first unit's few seconds of funding folded into the cost basis
+    assert abs(predicted.position.cost - wad(6100)) < wad("0.01")
 
 
 def test_decrease_realises_pro_rata_pnl_against_pool(engine, vault, eth, alice, open_account, set_price, chain):
@@ -54,9 +55,9 @@ def test_decrease_realises_pro_rata_pnl_against_pool(engine, vault, eth, alice, 
     set_price("ETH-USD", 3300)
     before = ledgers(vault)
     _, predicted, margin = trade_and_predict(engine, vault, account, eth, -wad(1), wad(3300), alice, chain)
-    assert predicted.realised_pnl == wad(300)
+    assert wad("299.99") < predicted.realised <= wad(300)  # $300 of PnL less seconds of funding
     assert position_of(engine, account, eth) == predicted.position
-    assert (predicted.position.size, predicted.position.open_notional) == (wad(1), wad(3000))
+    assert predicted.position.size == wad(1) and wad("2999.99") < predicted.position.cost <= wad(3000)
     assert vault.marginOf(account) == margin + predicted.pnl_token - predicted.fee_token
     fee_to_pool = predicted.fee_token - predicted.fee_token // 10
     assert vault.poolAssets() == before["pool"] - predicted.pnl_token + fee_to_pool
@@ -69,7 +70,8 @@ def test_close_profitable_long_pays_profit_from_pool(engine, vault, token, eth, 
     pool_before = vault.poolAssets()
     receipt, predicted, margin = trade_and_predict(engine, vault, account, eth, -wad(1), wad(3600), alice, chain)
     [event] = receipt.events.filter(engine.PositionChanged)
-    assert (event.realisedPnlWad, event.fundingWad, event.feeWad) == (wad(600), predicted.funding, wad("1.8"))
+    assert (event.realisedWad, event.feeWad) == (predicted.realised, wad("1.8"))
+    assert wad("599.99") < predicted.realised <= wad(600)
     assert predicted.pnl_token in (usdc(600), usdc(600) - 1)  # funding for a few seconds rounds up
     assert position_of(engine, account, eth) == m.Position()
     assert vault.marginOf(account) == margin + predicted.pnl_token - usdc("1.8")
@@ -84,7 +86,7 @@ def test_close_losing_short_pays_loss_to_pool(engine, vault, eth, alice, open_ac
     set_price("ETH-USD", 3200)
     pool_before = vault.poolAssets()
     _, predicted, margin = trade_and_predict(engine, vault, account, eth, wad(1), wad(3200), alice, chain)
-    assert predicted.realised_pnl == -wad(200)
+    assert -wad("200.01") < predicted.realised <= -wad(200)
     assert predicted.pnl_token in (-usdc(200), -usdc(200) - 1)  # plus seconds of funding, rounded up
     assert vault.marginOf(account) == margin + predicted.pnl_token - usdc("1.6")
     assert vault.poolAssets() == pool_before - predicted.pnl_token + usdc("1.6") - usdc("0.16")
@@ -272,9 +274,9 @@ def test_account_state_matches_mirror(protocol, engine, vault, eth, alice, open_
 def test_liquidation_price_is_where_equity_meets_maintenance(protocol, engine, eth, alice, open_account, chain, side):
     account = open_account(alice, 2_000)
     engine.modifyPosition(account, eth, side * wad(5), 0, sender=alice)
+    chain.mine()
     liq = int(engine.liquidationPrice(account, eth))
     assert liq > 0
-    chain.mine()
     view = market_view(protocol, eth, chain.blocks.head.timestamp)
     at_liq = m.MarketView(view.params, view.state, liq, view.im_factor, view.mm_factor, view.mmr)
     state = m.account_state(int(protocol.vault.marginOf(account)), SCALE, [(position_of(engine, account, eth), at_liq)])

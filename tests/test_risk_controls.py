@@ -72,9 +72,9 @@ def test_volatility_spike_does_not_liquidate_a_healthy_account(protocol, engine,
 def test_raising_maintenance_ratio_phases_in_over_a_day(protocol, engine, liquidator, eth, eth_feed, alice, bob, deployer, open_account, set_price, chain, config):
     account = _healthy_long_at_2920(engine, eth, alice, open_account, set_price)
     params = list(config.markets["ETH-USD"].params(eth_feed.address))
-    params[4] = wad("0.039")  # maintenance 2% -> 3.9%: at once it would liquidate the account
+    params[5] = wad("0.039")  # maintenanceMarginRatioWad  # maintenance 2% -> 3.9%: at once it would liquidate the account
     receipt = engine.setMarketParams(eth, params, sender=deployer)
-    assert engine.mmrRamp(eth).startTime == receipt.timestamp
+    assert engine.marketState(eth).mmrRampStart == receipt.timestamp
     assert engine.effectiveMaintenanceRatio(eth) < wad("0.0201")
     with ape.reverts(liquidator.AccountNotLiquidatable):
         liquidator.liquidate(account, sender=bob)
@@ -89,10 +89,10 @@ def test_raising_maintenance_ratio_phases_in_over_a_day(protocol, engine, liquid
 
 def test_lowering_maintenance_ratio_applies_at_once(engine, eth, eth_feed, deployer, config):
     params = list(config.markets["ETH-USD"].params(eth_feed.address))
-    params[4] = wad("0.015")
+    params[5] = wad("0.015")  # maintenanceMarginRatioWad
     engine.setMarketParams(eth, params, sender=deployer)
     assert engine.effectiveMaintenanceRatio(eth) == wad("0.015")
-    assert engine.mmrRamp(eth).startTime == 0
+    assert engine.marketState(eth).mmrRampStart == 0
 
 
 def test_oracle_shock_blocks_opening_and_increasing(protocol, engine, eth, eth_feed, alice, open_account, set_price):

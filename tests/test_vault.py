@@ -3,7 +3,7 @@
 import ape
 import pytest
 
-from lever.deploy import create_account
+from lever.deploy import create_account, deploy_core
 from helpers import assert_solvent_exactly, ledgers, usdc, wad
 
 
@@ -120,15 +120,25 @@ def test_protocol_fee_share_above_bound_reverts(vault, deployer):
         vault.setProtocolFeeShare(wad("0.51"), sender=deployer)
 
 
-def test_set_engine_twice_reverts(vault, engine, deployer):
-    with ape.reverts(vault.EngineAlreadySet):
-        vault.setEngine(engine, sender=deployer)
+def test_vault_and_engine_are_wired_to_each_other(vault, engine, liquidator):
+    assert vault.engine() == engine.address
+    assert engine.vault() == vault.address
+    assert engine.liquidator() == liquidator.address
+    assert liquidator.engine() == engine.address
 
 
-def test_settle_by_non_module_reverts(vault, alice, stranger, open_account):
+def test_settle_by_anyone_but_the_engine_reverts(vault, alice, stranger, open_account):
     account = open_account(alice, 100)
-    with ape.reverts(vault.AccessControlUnauthorizedAccount):
+    with ape.reverts(vault.Unauthorized, caller=stranger.address):
         vault.settle(account, usdc(100), 0, sender=stranger)
+    with ape.reverts(vault.Unauthorized, caller=stranger.address):
+        vault.settleLiquidation(account, 0, 0, 0, 0, stranger, sender=stranger)
+
+
+def test_engine_liquidate_by_anyone_but_the_liquidator_reverts(engine, alice, stranger, open_account, config):
+    account = open_account(alice, 100)
+    with ape.reverts(engine.Unauthorized, caller=stranger.address):
+        engine.liquidate(account, stranger, config.liquidation.params(), sender=stranger)
 
 
 def test_donation_shows_as_surplus_not_as_any_ledger(vault, token, stranger):
@@ -141,12 +151,10 @@ def test_donation_shows_as_surplus_not_as_any_ledger(vault, token, stranger):
 
 
 @pytest.fixture
-def fee_token_protocol(project, deployer):
+def fee_token_protocol(project, deployer, config):
     token = project.FeeOnTransferToken.deploy(sender=deployer)
     oracle = project.OracleAdapter.deploy(deployer, sender=deployer)
-    vault = project.LeverVault.deploy(token, deployer, 0, sender=deployer)
-    engine = project.PerpEngine.deploy(vault, oracle, deployer, sender=deployer)
-    vault.setEngine(engine, sender=deployer)
+    vault, engine, _ = deploy_core(project, deployer, token, oracle, 0, config.liquidation.params())
     return token, vault, engine
 
 
@@ -170,4 +178,4 @@ def test_fee_on_transfer_token_lp_deposit_rejected(fee_token_protocol, alice):
 def test_token_with_more_than_18_decimals_rejected(project, deployer):
     token = project.MockToken.deploy("Big", "BIG", 24, sender=deployer)
     with ape.reverts(project.LeverVault.UnsupportedTokenDecimals, decimals=24):
-        project.LeverVault.deploy(token, deployer, 0, sender=deployer)
+        project.LeverVault.deploy(token, deployer, 0, deployer, sender=deployer)

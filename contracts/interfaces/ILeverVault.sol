@@ -20,12 +20,9 @@ interface ILeverVault {
     /// @notice A realised loss exceeded the account's margin; the shortfall is covered by the
     ///         insurance fund first, and what it cannot cover is a loss to the pool.
     event BadDebt(uint256 indexed accountId, uint256 shortfallToken, uint256 coveredByInsurance, uint256 coveredByPool);
-    /// @notice A liquidation paid `rewardToken` to the keeper and `penaltyToken` to the insurance fund.
-    event LiquidationSettled(uint256 indexed accountId, address indexed keeper, uint256 rewardToken, uint256 penaltyToken);
     event InsuranceFunded(address indexed from, uint256 amount);
     event ProtocolFeesClaimed(address indexed to, uint256 amount);
     event ProtocolFeeShareSet(uint256 shareWad);
-    event EngineSet(address indexed engine);
 
     /// @notice Adds `amount` tokens to an existing account's margin. Anyone may top up any account.
     /// @dev Reverts `ZeroAmount`, `UnknownAccount`, `TransferAmountMismatch` (fee-on-transfer token).
@@ -45,14 +42,14 @@ interface ILeverVault {
     /// @notice Share of each trading fee kept as protocol fees (the rest goes to the pool). Only `RISK_ROLE`.
     function setProtocolFeeShare(uint256 shareWad) external;
 
-    /// @notice Moves realised PnL and fees between the account's margin and the pool. Only modules.
+    /// @notice Moves realised PnL and fees between the account's margin and the pool. Only the engine.
     /// @dev A profit the pool cannot pay is capped at the pool's assets (`Settled.unpaidProfitToken`);
     ///      a loss above the margin is bad debt (`BadDebt`). A fee the margin cannot cover is dropped.
     /// @return marginAfter the account's margin after settlement.
     function settle(uint256 accountId, int256 pnlToken, uint256 feeToken) external returns (uint256 marginAfter);
 
     /// @notice `settle`, then the keeper reward (sent to `keeper`) and the liquidation penalty
-    ///         (to the insurance fund), each capped by the margin left. Only modules.
+    ///         (to the insurance fund), each capped by the margin left. Only the engine.
     /// @return rewardPaid what the keeper received (token units)
     /// @return penaltyPaid what the insurance fund received
     /// @return badDebt the realised shortfall

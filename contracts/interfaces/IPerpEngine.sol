@@ -9,43 +9,47 @@ import {LiquidationMath} from "../libraries/LiquidationMath.sol";
 ///         one position. Trades execute at the oracle price; the trading fee is charged on the
 ///         traded notional; realised PnL settles between the account's margin and the pool.
 interface IPerpEngine {
-    /// @notice Bounded risk parameters of a market; every ratio is a WAD.
+    /// @notice Bounded risk parameters of a market; every ratio is a WAD. Four slots; the last
+    ///         is read only by increases (OI cap) and pool views (reserve).
     struct MarketParams {
         address feed; // Chainlink-shaped price feed, read through the oracle adapter
         uint16 maxLeverage; // e.g. 20 = 20x: |notional| <= maxLeverage * equity after an increase
+        uint80 minMarginWad; // USD added to both margin requirements of a position
         uint64 tradingFeeWad; // share of traded notional, e.g. 0.0005e18 = 5 bp
-        uint64 initialMarginRatioWad; // base initial margin ratio, scaled up with size
-        uint64 maintenanceMarginRatioWad; // base maintenance margin ratio, scaled up with size
+        uint64 initialMarginRatioWad; // base initial margin ratio, scaled up with size and volatility
+        uint64 maintenanceMarginRatioWad; // base maintenance margin ratio, scaled up with size and volatility
         uint64 maxFundingRatePerDayWad; // funding rate at |skew| >= skewScale
-        uint64 reserveRatioWad; // share of the skew's notional LPs cannot redeem
         uint128 skewScaleWad; // size at which margin ratios double and funding is at its max
         uint128 minPositionSizeWad; // smallest non-zero position
-        uint128 minMarginWad; // USD added to both margin requirements of a position
+        uint64 reserveRatioWad; // share of the skew's notional LPs cannot redeem
         uint128 oiCapRatioWad; // per-side open-interest notional cap, as a share of pool assets
     }
 
-    /// @notice Mutable state of a market.
+    /// @notice Mutable state of a market (three slots).
     struct MarketState {
         uint128 longOpenInterestWad; // sum of long sizes
         uint128 shortOpenInterestWad; // sum of |short sizes|
         int128 longFundingIndexWad; // cumulative funding per unit of long size (USD); rises when longs pay
         int128 shortFundingIndexWad; // cumulative funding per unit of short size (USD); rises when shorts pay
-        int128 netOpenNotionalWad; // sum of positions' open notional (shorts negative)
-        uint64 lastFundingTime;
+        int112 netCostWad; // sum of positions' cost (shorts negative): traders' value = L*markL - S*markS - netCost
+        uint40 lastFundingTime;
+        uint40 mmrRampStart; // a raised maintenance ratio phases in from mmrRampFromWad since then (0: none)
+        uint64 mmrRampFromWad;
     }
 
-    /// @notice A position: signed size (long > 0), the signed USD paid for it, and the funding
-    ///         index of its side when funding was last settled.
+    /// @notice A position in one storage slot: signed size (long > 0) and cost, the signed USD
+    ///         paid for it at the mark (price -/+ the side's cumulative funding). Its value to the
+    ///         trader is size * mark - cost = unrealised PnL - pending funding, so funding accrues
+    ///         continuously and is realised with PnL whenever the position is reduced or closed.
     struct Position {
         int128 sizeWad;
-        int128 openNotionalWad;
-        int128 fundingIndexWad;
+        int128 costWad;
     }
 
     /// @notice An account's figures at the current oracle prices, in WAD (USD).
     struct AccountState {
         uint256 marginWad;
-        int256 equityWad; // margin + PnL - pending funding - closing fees
+        int256 equityWad; // margin + unrealised PnL - pending funding - closing fees
         uint256 initialMarginWad;
         uint256 maintenanceMarginWad;
         uint256 notionalWad;
@@ -69,16 +73,15 @@ interface IPerpEngine {
     event AccountCreated(uint256 indexed accountId, address indexed owner);
     event MarketCreated(uint256 indexed marketId, bytes32 name, address feed);
     event MarketParamsSet(uint256 indexed marketId, MarketParams params);
-    event FundingAccrued(uint256 indexed marketId, int256 ratePerDayWad, int128 longIndexWad, int128 shortIndexWad);
-    /// @notice Every change of a position, by a trader or (later) a liquidation.
+    /// @notice Every change of a position, by its trader or by a liquidation.
+    /// @param realisedWad PnL net of funding realised by a reduction (0 for an increase)
     event PositionChanged(
         uint256 indexed accountId,
         uint256 indexed marketId,
         int256 sizeDeltaWad,
         int256 sizeAfterWad,
         uint256 priceWad,
-        int256 realisedPnlWad,
-        int256 fundingWad,
+        int256 realisedWad,
         uint256 feeWad
     );
 

@@ -42,8 +42,8 @@ error WithdrawExceedsMargin(uint256 accountId, uint256 amount, uint256 marginTok
 error TransferAmountMismatch(uint256 expected, uint256 received);
 /// @notice The collateral token's decimals are not supported (must be at most 18).
 error UnsupportedTokenDecimals(uint8 decimals);
-/// @notice The vault's engine is already set.
-error EngineAlreadySet();
+/// @notice Only the protocol module wired in at deployment may call this.
+error Unauthorized(address caller);
 /// @notice The feed is not configured in the oracle adapter.
 error OracleFeedUnknown(address feed);
 /// @notice The feed answered zero or a negative price.

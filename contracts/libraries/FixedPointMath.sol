@@ -31,6 +31,20 @@ library FixedPointMath {
         return -int256(mulDivDown(uint256(-x), y, d));
     }
 
+    /// @dev floor(x * y / 1e18) for signed x and y.
+    function mulWadFloor(int256 x, int256 y) internal pure returns (int256) {
+        int256 z = x * y;
+        if (z >= 0) return z / 1e18;
+        return -int256(divUp(uint256(-z), 1e18));
+    }
+
+    /// @dev ceil(x * y / 1e18) for signed x and y.
+    function mulWadCeil(int256 x, int256 y) internal pure returns (int256) {
+        int256 z = x * y;
+        if (z <= 0) return -(-z / 1e18);
+        return int256(divUp(uint256(z), 1e18));
+    }
+
     /// @dev ceil(x / d) for unsigned x.
     function divUp(uint256 x, uint256 d) internal pure returns (uint256) {
         return x == 0 ? 0 : (x - 1) / d + 1;

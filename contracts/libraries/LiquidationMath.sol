@@ -16,9 +16,9 @@ library LiquidationMath {
         uint64 maxPartialShareWad; // a partial liquidation closes at most this share; beyond it, all
         uint64 penaltyRatioWad; // share of closed notional paid to the insurance fund
         uint64 rewardRatioWad; // share of closed notional paid to the keeper (before bounds)
-        uint128 minRewardWad; // keeper reward floor (USD): worth a keeper's gas
-        uint128 maxRewardWad; // keeper reward hard cap (USD)
-        uint128 minLeftoverNotionalWad; // a partial liquidation never leaves less notional than this
+        uint80 minRewardWad; // keeper reward floor (USD): worth a keeper's gas
+        uint80 maxRewardWad; // keeper reward hard cap (USD)
+        uint96 minLeftoverNotionalWad; // a partial liquidation never leaves less notional than this
     }
 
     /// @notice The share of every position to close (WAD; 1e18 = all of it).

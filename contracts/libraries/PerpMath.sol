@@ -17,15 +17,26 @@ library PerpMath {
         return sizeWad.abs().mulDivUp(priceWad, WAD);
     }
 
-    /// @notice Unrealised PnL of a position: size * price - openNotional, floored.
-    function pnlWad(int256 sizeWad, int256 openNotionalWad, uint256 priceWad) internal pure returns (int256) {
-        return sizeWad.mulDivFloor(priceWad, WAD) - openNotionalWad;
+    /// @notice The mark a position is valued at: price minus its side's cumulative funding for
+    ///         longs, price plus it for shorts. Valuing at the mark charges (or credits) funding
+    ///         continuously: size * mark - cost = unrealised PnL - pending funding.
+    function markWad(bool isLong, uint256 priceWad, int256 longIndexWad, int256 shortIndexWad)
+        internal
+        pure
+        returns (int256)
+    {
+        return isLong ? int256(priceWad) - longIndexWad : int256(priceWad) + shortIndexWad;
     }
 
-    /// @notice Funding a position owes since its entry index (negative: it is owed), ceiled.
-    /// @param indexWad the current cumulative funding per unit of size of the position's side.
-    function fundingOwedWad(int256 sizeWad, int256 indexWad, int256 entryIndexWad) internal pure returns (int256) {
-        return (indexWad - entryIndexWad).mulDivCeil(sizeWad.abs(), WAD);
+    /// @notice A position's value to the trader: size * mark - cost, floored.
+    function valueWad(int256 sizeWad, int256 costWad, int256 markWad_) internal pure returns (int256) {
+        return FixedPointMath.mulWadFloor(sizeWad, markWad_) - costWad;
+    }
+
+    /// @notice Cost added when `sizeDeltaWad` is bought or sold at `markWad_`, ceiled (toward +inf)
+    ///         so the trader's future value rounds down.
+    function addedCostWad(int256 sizeDeltaWad, int256 markWad_) internal pure returns (int256) {
+        return FixedPointMath.mulWadCeil(sizeDeltaWad, markWad_);
     }
 
     /// @notice Trading fee on a notional, ceiled.
@@ -46,15 +57,10 @@ library PerpMath {
         return ratio < WAD ? ratio : WAD;
     }
 
-    /// @notice Open notional removed when `closeSizeWad` (same sign as `sizeWad`) is closed,
-    ///         pro rata and ceiled, so the realised PnL (closed * price - removed) rounds down.
-    function removedNotionalWad(int256 openNotionalWad, int256 closeSizeWad, int256 sizeWad)
-        internal
-        pure
-        returns (int256)
-    {
-        // closeSize / size is in (0, 1]; ceil(openNotional * |close| / |size|).
-        return openNotionalWad.mulDivCeil(closeSizeWad.abs(), sizeWad.abs());
+    /// @notice Cost removed when `closeSizeWad` (same sign as `sizeWad`) is closed, pro rata and
+    ///         ceiled, so the realised value (closed * mark - removed) rounds down.
+    function removedCostWad(int256 costWad, int256 closeSizeWad, int256 sizeWad) internal pure returns (int256) {
+        return costWad.mulDivCeil(closeSizeWad.abs(), sizeWad.abs());
     }
 
     /// @notice Funding rate per day for a skew: maxRate * clamp(skew / skewScale, -1, 1), floored

@@ -96,18 +96,18 @@ class MarketConfig(_Strict):
         return to_scaled(self.initial_price, self.feed_decimals)
 
     def params(self, feed: str) -> tuple[object, ...]:
-        """The `IPerpEngine.MarketParams` tuple, in field order."""
+        """The `IPerpEngine.MarketParams` tuple, in struct order."""
         return (
             feed,
             self.max_leverage,
+            to_wad(self.min_margin),
             to_wad(self.trading_fee),
             to_wad(self.initial_margin_ratio),
             to_wad(self.maintenance_margin_ratio),
             to_wad(self.max_funding_rate_per_day),
-            to_wad(self.reserve_ratio),
             to_wad(self.skew_scale),
             to_wad(self.min_position_size),
-            to_wad(self.min_margin),
+            to_wad(self.reserve_ratio),
             to_wad(self.oi_cap_ratio),
         )
 

@@ -5,7 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import rlp
+from eth_utils import keccak, to_checksum_address
+
 from lever.config import NetworkConfig
+from lever.errors import DeploymentError
 from lever.units import to_wad
 
 
@@ -32,6 +36,25 @@ class Protocol:
     deploy_block: int = 0
 
 
+def create_address(deployer: str, nonce: int) -> str:
+    """The address a CREATE from `deployer` at `nonce` deploys to."""
+    return to_checksum_address(keccak(rlp.encode([bytes.fromhex(deployer[2:]), nonce]))[12:])
+
+
+def deploy_core(project: Any, deployer: Any, token: Any, oracle: Any, fee_share_wad: int, liquidation: tuple[int, ...]) -> tuple[Any, Any, Any]:
+    """Vault, engine and liquidator, wired through immutables: each is deployed knowing the
+    address the next one will get (three consecutive nonces of the deployer)."""
+    nonce = deployer.nonce
+    engine_address = create_address(deployer.address, nonce + 1)
+    liquidator_address = create_address(deployer.address, nonce + 2)
+    vault = project.LeverVault.deploy(token, deployer, fee_share_wad, engine_address, sender=deployer)
+    engine = project.PerpEngine.deploy(vault, oracle, liquidator_address, deployer, sender=deployer)
+    liquidator = project.Liquidator.deploy(engine, deployer, liquidation, sender=deployer)
+    if (engine.address, liquidator.address) != (engine_address, liquidator_address):
+        raise DeploymentError("the deployer sent another transaction during deployment; deploy again")
+    return vault, engine, liquidator
+
+
 def create_account(engine: Any, owner: Any) -> int:
     """Creates an account for `owner` and returns its id (read from the event: a receipt's
     `return_value` is not reliable on every provider)."""
@@ -42,8 +65,8 @@ def create_account(engine: Any, owner: Any) -> int:
 def deploy_protocol(project: Any, deployer: Any, config: NetworkConfig) -> Protocol:
     """Deploys token (mock unless configured), oracle adapter, vault, engine and every market.
 
-    Roles: the deployer holds admin, risk, pauser and oracle roles; the liquidator holds the
-    engine's liquidator role; the engine is the vault's module.
+    Roles: the deployer holds admin, risk, pauser and oracle roles. The vault trusts the engine
+    and the engine trusts the liquidator through immutables set at deployment.
     """
     tx = {"sender": deployer}
     collateral = config.collateral
@@ -52,11 +75,9 @@ def deploy_protocol(project: Any, deployer: Any, config: NetworkConfig) -> Proto
     else:
         token = project.MockToken.deploy(collateral.name, collateral.symbol, collateral.decimals, **tx)
     oracle = project.OracleAdapter.deploy(deployer, **tx)
-    vault = project.LeverVault.deploy(token, deployer, to_wad(config.vault.protocol_fee_share), **tx)
-    engine = project.PerpEngine.deploy(vault, oracle, deployer, **tx)
-    vault.setEngine(engine, **tx)
-    liquidator = project.Liquidator.deploy(engine, deployer, config.liquidation.params(), **tx)
-    engine.grantRole(engine.LIQUIDATOR_ROLE(), liquidator, **tx)
+    vault, engine, liquidator = deploy_core(
+        project, deployer, token, oracle, to_wad(config.vault.protocol_fee_share), config.liquidation.params()
+    )
     protocol = Protocol(
         token=token, oracle=oracle, vault=vault, engine=engine, liquidator=liquidator, deployer=deployer
     )

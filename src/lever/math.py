@@ -49,11 +49,33 @@ def notional(size: int, price: int) -> int:
     return mul_div_up(abs(size), price, WAD)
 
 
-def pnl(size: int, open_notional: int, price: int) -> int:
-    return mul_div_floor(size, price, WAD) - open_notional
+def mul_wad_floor(x: int, y: int) -> int:
+    """floor(x*y/1e18) for signed x and y."""
+    return x * y // WAD
+
+
+def mul_wad_ceil(x: int, y: int) -> int:
+    """ceil(x*y/1e18) for signed x and y."""
+    return -(-(x * y) // WAD)
+
+
+def mark(is_long: bool, price: int, long_index: int, short_index: int) -> int:
+    """`PerpMath.markWad`: price minus the side's cumulative funding for longs, plus for shorts."""
+    return price - long_index if is_long else price + short_index
+
+
+def value(size: int, cost: int, mark_wad: int) -> int:
+    """`PerpMath.valueWad`: unrealised PnL minus pending funding."""
+    return mul_wad_floor(size, mark_wad) - cost
+
+
+def added_cost(size_delta: int, mark_wad: int) -> int:
+    return mul_wad_ceil(size_delta, mark_wad)
 
 
 def funding_owed(size: int, index: int, entry_index: int) -> int:
+    """Funding a position of `size` owes between two values of its side's index, rounded up
+    (what the contracts fold into value; used to reason about funding, not by the engine)."""
     return mul_div_ceil(index - entry_index, abs(size), WAD)
 
 
@@ -75,8 +97,8 @@ def margin_requirement(
     return mul_div_up(notional(size, price), scaled_ratio(base_ratio, size, skew_scale, factor), WAD) + min_margin
 
 
-def removed_notional(open_notional: int, close_size: int, size: int) -> int:
-    return mul_div_ceil(open_notional, abs(close_size), abs(size))
+def removed_cost(cost: int, close_size: int, size: int) -> int:
+    return mul_div_ceil(cost, abs(close_size), abs(size))
 
 
 def funding_rate_per_day(skew: int, skew_scale: int, max_rate_per_day: int) -> int:
@@ -99,19 +121,19 @@ def receiver_index_delta(payer_delta: int, payer_oi: int, receiver_oi: int) -> i
 @dataclass(frozen=True)
 class MarketParams:
     max_leverage: int
+    min_margin: int
     trading_fee: int
     initial_margin_ratio: int
     maintenance_margin_ratio: int
     max_funding_rate_per_day: int
-    reserve_ratio: int
     skew_scale: int
     min_position_size: int
-    min_margin: int
+    reserve_ratio: int
     oi_cap_ratio: int
 
     @classmethod
     def from_chain(cls, raw: object) -> MarketParams:
-        """From the engine's `marketParams` struct (ape struct or tuple, feed first)."""
+        """From the engine's `marketParams` struct (ape struct or tuple in struct order, feed first)."""
         values = list(raw)  # type: ignore[call-overload]
         return cls(*[int(v) for v in values[1:]])
 
@@ -122,8 +144,10 @@ class MarketState:
     short_oi: int = 0
     long_index: int = 0
     short_index: int = 0
-    net_open_notional: int = 0
+    net_cost: int = 0
     last_funding_time: int = 0
+    mmr_ramp_start: int = 0
+    mmr_ramp_from: int = 0
 
     @classmethod
     def from_chain(cls, raw: object) -> MarketState:
@@ -133,8 +157,7 @@ class MarketState:
 @dataclass(frozen=True)
 class Position:
     size: int = 0
-    open_notional: int = 0
-    funding_index: int = 0
+    cost: int = 0
 
     @classmethod
     def from_chain(cls, raw: object) -> Position:
@@ -180,8 +203,7 @@ class MarketView:
 
 @dataclass(frozen=True)
 class PositionFigures:
-    pnl: int
-    funding: int
+    value: int  # unrealised PnL - pending funding
     close_fee: int
     notional: int
     initial: int
@@ -191,13 +213,11 @@ class PositionFigures:
 def position_figures(pos: Position, view: MarketView) -> PositionFigures:
     """`PerpEngine._figures`."""
     params, state, price = view.params, view.state, view.price
-    index = state.long_index if pos.size > 0 else state.short_index
     n = notional(pos.size, price)
     im_ratio = scaled_ratio(params.initial_margin_ratio, pos.size, params.skew_scale, view.im_factor)
     mm_ratio = scaled_ratio(view.maintenance_ratio, pos.size, params.skew_scale, view.mm_factor)
     return PositionFigures(
-        pnl=pnl(pos.size, pos.open_notional, price),
-        funding=funding_owed(pos.size, index, pos.funding_index),
+        value=value(pos.size, pos.cost, mark(pos.size > 0, price, state.long_index, state.short_index)),
         close_fee=fee(n, params.trading_fee),
         notional=n,
         initial=mul_div_up(n, im_ratio, WAD) + params.min_margin,
@@ -227,7 +247,7 @@ def account_state(margin_token: int, token_scale: int, positions: Iterable[tuple
     im = mm = total_notional = min_margin = count = 0
     for pos, view in positions:
         f = position_figures(pos, view)
-        equity += f.pnl - f.funding - f.close_fee
+        equity += f.value - f.close_fee
         im += f.initial
         mm += f.maintenance
         min_margin += view.params.min_margin
@@ -327,7 +347,8 @@ def record_round(p: FeedParams, s: FeedState, round_id: int, price: int, now: in
         return FeedState(price, round_id, s.shocked, s.variance, WAD, now)
     checkpoint = mm_factor(p, s, now)
     r = return_wad(s.last_price, price)
-    return FeedState(price, round_id, r > p.max_deviation, next_variance(s.variance, r, p.ewma_lambda), checkpoint, now)
+    variance = min(next_variance(s.variance, r, p.ewma_lambda), 2**64 - 1)  # uint64 saturates
+    return FeedState(price, round_id, r > p.max_deviation, variance, checkpoint, now)
 
 
 def price_data(p: FeedParams, s: FeedState, round_id: int, price: int, now: int) -> PriceData:
@@ -410,8 +431,7 @@ def to_token_floor(value_wad: int, token_scale: int) -> int:
 class TradeResult:
     position: Position
     state: MarketState
-    funding: int
-    realised_pnl: int
+    realised: int  # PnL net of funding realised by a reduction
     fee: int
     pnl_token: int
     fee_token: int
@@ -421,36 +441,34 @@ class TradeResult:
 def trade(
     pos: Position, state: MarketState, params: MarketParams, size_delta: int, price: int, token_scale: int
 ) -> TradeResult:
-    """`PerpEngine._trade` + `_tradeMath` on an already-accrued market state (no checks)."""
+    """`PerpEngine._tradeMath` + `_applyToMarket` on an already-accrued market state (no checks)."""
     size = pos.size
     new_size = size + size_delta
     increasing = size == 0 or (size > 0) == (size_delta > 0)
     is_long = size > 0 or (size == 0 and size_delta > 0)
-    side_index = state.long_index if is_long else state.short_index
-    funding = funding_owed(size, side_index, pos.funding_index) if size != 0 else 0
+    mark_wad = mark(is_long, price, state.long_index, state.short_index)
     realised = 0
     if increasing:
-        new_open_notional = pos.open_notional + mul_div_ceil(size_delta, price, WAD)
+        new_cost = pos.cost + added_cost(size_delta, mark_wad)
     else:
-        removed = removed_notional(pos.open_notional, -size_delta, size)
-        realised = mul_div_floor(-size_delta, price, WAD) - removed
-        new_open_notional = pos.open_notional - removed
+        removed = removed_cost(pos.cost, -size_delta, size)
+        realised = value(-size_delta, removed, mark_wad)
+        new_cost = pos.cost - removed
     trade_fee = fee(notional(size_delta, price), params.trading_fee)
     side_oi = (state.long_oi if is_long else state.short_oi) - abs(size) + abs(new_size)
     new_state = replace(
         state,
         long_oi=side_oi if is_long else state.long_oi,
         short_oi=state.short_oi if is_long else side_oi,
-        net_open_notional=state.net_open_notional + new_open_notional - pos.open_notional,
+        net_cost=state.net_cost + new_cost - pos.cost,
     )
-    new_pos = Position(new_size, new_open_notional, side_index) if new_size != 0 else Position()
+    new_pos = Position(new_size, new_cost) if new_size != 0 else Position()
     return TradeResult(
         position=new_pos,
         state=new_state,
-        funding=funding,
-        realised_pnl=realised,
+        realised=realised,
         fee=trade_fee,
-        pnl_token=to_token_floor(realised - funding, token_scale),
+        pnl_token=to_token_floor(realised, token_scale),
         fee_token=div_up(trade_fee, token_scale),
         increasing=increasing,
     )
@@ -546,7 +564,7 @@ def predict_liquidation(
     for pos, view in legs:
         size = liquidation_close_size(pos.size, share, view.params.min_position_size)
         result = trade(pos, view.state, view.params, -size, view.price, token_scale)
-        pnl_total += result.realised_pnl - result.funding
+        pnl_total += result.realised
         fee_total += result.fee
         closed += notional(size, view.price)
         sizes.append(size)
