@@ -36,7 +36,7 @@ compile: setup
 	ape compile --force
 
 # The suite on Anvil (the real node, the default network), then on the in-process EthTester.
-test: compile
+test: compile lint
 	ape test tests -q
 	ape test tests -q --network ethereum:local:test
 

@@ -373,6 +373,18 @@ contract PerpEngine is IPerpEngine, AccessControl, Pausable {
         return _positions[accountId][marketId];
     }
 
+    /// @inheritdoc IPerpEngine
+    function positionDetails(uint256 accountId, uint256 marketId) external view returns (PositionDetails memory d) {
+        Position memory pos = _positions[accountId][marketId];
+        if (pos.sizeWad == 0) revert NoPosition(accountId, marketId);
+        Ctx memory c = _loadView(marketId);
+        PositionFigures memory f = _figures(pos, c);
+        (d.sizeWad, d.costWad, d.priceWad, d.valueWad) = (pos.sizeWad, pos.costWad, c.d.priceWad, f.valueWad);
+        (d.notionalWad, d.closeFeeWad) = (f.notionalWad, f.closeFeeWad);
+        (d.initialMarginWad, d.maintenanceMarginWad) = (f.initialWad, f.maintenanceWad);
+        d.liquidationPriceWad = liquidationPrice(accountId, marketId);
+    }
+
     function accountMarkets(uint256 accountId) external view returns (uint256[] memory markets) {
         uint256 mask = _accounts[accountId].marketMask;
         markets = new uint256[](_popCount(uint64(mask)));
@@ -395,7 +407,7 @@ contract PerpEngine is IPerpEngine, AccessControl, Pausable {
     /// @dev Solves equity(p) = maintenance(p) with every other price fixed:
     ///      A + s*p - (fee + mmr)*|s|*p = 0, where A gathers the terms that do not move with p.
     ///      Rounding makes it exact only to within a few wei of price.
-    function liquidationPrice(uint256 accountId, uint256 marketId) external view returns (uint256) {
+    function liquidationPrice(uint256 accountId, uint256 marketId) public view returns (uint256) {
         Position memory pos = _positions[accountId][marketId];
         if (pos.sizeWad == 0) revert NoPosition(accountId, marketId);
         Ctx memory c = _loadView(marketId);

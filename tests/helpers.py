@@ -78,7 +78,7 @@ def raw_market(protocol: Any, market: int) -> RawMarket:
     engine, oracle = protocol.engine, protocol.oracle
     raw = engine.marketParams(market)
     feed_state, vol_state = oracle.feedState(raw.feed)
-    round_id, answer = _latest_round(protocol, raw.feed)
+    round_id, _answer = _latest_round(protocol, raw.feed)
     return RawMarket(
         m.MarketParams.from_chain(raw),
         state_of(engine, market),

@@ -1,6 +1,7 @@
 """Funding: accrues from skew through cumulative indices; zero-sum up to rounding kept by the pool."""
 
-from helpers import WAD, market_view, params_of, position_of, state_of, usdc, wad
+from helpers import WAD, market_view, params_of, position_of, state_of, wad
+
 from lever import math as m
 
 DAY = 86_400

@@ -2,8 +2,17 @@
 
 import ape
 import pytest
+from helpers import (
+    WAD,
+    account_legs,
+    assert_solvent_exactly,
+    ledgers,
+    mirror_account,
+    position_of,
+    usdc,
+    wad,
+)
 
-from helpers import WAD, account_legs, assert_solvent_exactly, ledgers, mirror_account, position_of, usdc, wad
 from lever import math as m
 
 SCALE = 10**12
@@ -81,7 +90,7 @@ def test_partial_liquidation_closes_a_leg_that_would_become_dust(protocol, engin
     engine.modifyPosition(account, eth, wad(6), 0, sender=alice)
     engine.modifyPosition(account, btc, wad("0.00012"), 0, sender=alice)  # min size 0.0001 BTC
     set_price("ETH-USD", 2890)
-    receipt, predicted = liquidate_and_predict(protocol, account, bob, lp_params)
+    _, predicted = liquidate_and_predict(protocol, account, bob, lp_params)
     assert not predicted.full
     assert position_of(engine, account, btc).size == 0  # 0.00012 * (1 - share) < 0.0001: closed
     assert 0 < position_of(engine, account, eth).size < wad(6)
@@ -115,7 +124,7 @@ def test_keeper_reward_floor_applies_to_small_liquidations(protocol, engine, eth
     account = open_account(alice, 20)
     engine.modifyPosition(account, eth, wad("0.1"), 0, sender=alice)  # $300 notional
     set_price("ETH-USD", 2900)
-    receipt, predicted = liquidate_and_predict(protocol, account, bob, lp_params)
+    _, predicted = liquidate_and_predict(protocol, account, bob, lp_params)
     assert m.mul_div_down(predicted.closed_notional, lp_params.reward_ratio, WAD) < lp_params.min_reward
     assert predicted.reward_token == usdc(1)  # the floor, which the margin left can pay
 
@@ -124,14 +133,14 @@ def test_keeper_reward_hard_cap_applies_to_large_liquidations(protocol, engine, 
     account = open_account(alice, 30_000)
     engine.modifyPosition(account, eth, wad(150), 0, sender=alice)  # $450k notional at 15x
     set_price("ETH-USD", 2820)  # full liquidation: 0.25% of ~$423k would be ~$1,057
-    receipt, predicted = liquidate_and_predict(protocol, account, bob, lp_params)
+    _, predicted = liquidate_and_predict(protocol, account, bob, lp_params)
     assert predicted.full
     assert predicted.reward_token == usdc(250)
 
 
 def test_keeper_reward_never_exceeds_margin_left(protocol, token, vault, levered_long, bob, set_price, lp_params):
     set_price("ETH-USD", 2800)  # equity < 0: nothing is left for the keeper
-    receipt, predicted = liquidate_and_predict(protocol, levered_long, bob, lp_params)
+    _, predicted = liquidate_and_predict(protocol, levered_long, bob, lp_params)
     assert predicted.bad_debt > 0
     assert predicted.reward_token == 0 == token.balanceOf(bob)
     assert vault.marginOf(levered_long) == 0

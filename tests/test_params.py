@@ -2,7 +2,6 @@
 
 import ape
 import pytest
-
 from helpers import wad
 
 FIELDS = [

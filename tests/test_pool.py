@@ -1,8 +1,8 @@
 """The liquidity pool: ERC-4626 shares, fees to LPs, valuation net of trader PnL, redemption reserve."""
 
 import ape
-
 from helpers import WAD, usdc, wad
+
 from lever.deploy import deploy_core
 
 POOL = usdc(1_000_000)

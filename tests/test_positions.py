@@ -2,8 +2,19 @@
 
 import ape
 import pytest
+from helpers import (
+    WAD,
+    assert_solvent_exactly,
+    ledgers,
+    market_view,
+    mirror_account,
+    params_of,
+    position_of,
+    state_of,
+    usdc,
+    wad,
+)
 
-from helpers import WAD, assert_solvent_exactly, ledgers, market_view, mirror_account, params_of, position_of, state_of, usdc, wad
 from lever import math as m
 
 SCALE = 10**12  # 6-decimal token to WAD
@@ -282,6 +293,26 @@ def test_liquidation_price_is_where_equity_meets_maintenance(protocol, engine, e
     state = m.account_state(int(protocol.vault.marginOf(account)), SCALE, [(position_of(engine, account, eth), at_liq)])
     # At the liquidation price equity and maintenance margin agree to within rounding.
     assert abs(state.equity - state.maintenance_margin) <= 10 * 5
+
+
+def test_position_details_match_the_mirror(protocol, engine, eth, alice, open_account, set_price, chain):
+    account = open_account(alice, 5_000)
+    engine.modifyPosition(account, eth, -wad(7), 0, sender=alice)
+    set_price("ETH-USD", "3050.5")
+    chain.mine()
+    details = engine.positionDetails(account, eth)
+    view = market_view(protocol, eth, chain.blocks.head.timestamp)
+    figures = m.position_figures(position_of(engine, account, eth), view)
+    assert (details.sizeWad, details.priceWad, details.valueWad, details.notionalWad, details.closeFeeWad,
+            details.initialMarginWad, details.maintenanceMarginWad) == (
+        -wad(7), wad("3050.5"), figures.value, figures.notional, figures.close_fee, figures.initial, figures.maintenance)
+    assert details.liquidationPriceWad == engine.liquidationPrice(account, eth) > wad("3050.5")
+
+
+def test_position_details_without_position_reverts(engine, eth, alice, open_account):
+    account = open_account(alice)
+    with ape.reverts(engine.NoPosition, accountId=account, marketId=eth):
+        engine.positionDetails(account, eth)
 
 
 def test_pause_blocks_open_and_increase(engine, eth, deployer, alice, open_account):

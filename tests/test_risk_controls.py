@@ -1,8 +1,8 @@
 """Volatility-aware margin, bounded ramps, and oracle shocks."""
 
 import ape
+from helpers import mirror_account, raw_market, wad
 
-from helpers import WAD, mirror_account, raw_market, wad
 from lever import math as m
 
 DAY = 86_400

@@ -2,9 +2,9 @@
 
 import ape
 import pytest
+from helpers import assert_solvent_exactly, ledgers, usdc, wad
 
 from lever.deploy import create_account, deploy_core
-from helpers import assert_solvent_exactly, ledgers, usdc, wad
 
 
 def test_create_account_ids_increase_and_one_owner_holds_many(engine, alice):

@@ -57,6 +57,19 @@ interface IPerpEngine {
         uint256 positionCount;
     }
 
+    /// @notice One position at current prices, for UIs (WAD, USD).
+    struct PositionDetails {
+        int256 sizeWad;
+        int256 costWad;
+        uint256 priceWad;
+        int256 valueWad; // unrealised PnL - pending funding
+        uint256 notionalWad;
+        uint256 closeFeeWad;
+        uint256 initialMarginWad;
+        uint256 maintenanceMarginWad;
+        uint256 liquidationPriceWad; // 0 if none
+    }
+
     /// @notice What one liquidation did (all zero but equity/maintenance when it did nothing).
     struct LiquidationResult {
         bool liquidated;
@@ -135,6 +148,8 @@ interface IPerpEngine {
     /// @notice Market state with funding accrued to now (what the next trade will see).
     function currentMarketState(uint256 marketId) external view returns (MarketState memory);
     function position(uint256 accountId, uint256 marketId) external view returns (Position memory);
+    /// @notice A position's figures at current prices, with its liquidation price.
+    function positionDetails(uint256 accountId, uint256 marketId) external view returns (PositionDetails memory);
     /// @notice Market ids in which the account holds a position.
     function accountMarkets(uint256 accountId) external view returns (uint256[] memory);
     function accountState(uint256 accountId) external view returns (AccountState memory);

@@ -37,8 +37,8 @@ class OracleConfig(_Strict):
     max_deviation: HumanDecimal = Decimal("0.05")
     ewma_lambda: HumanDecimal = Decimal("0.94")
     ref_volatility: HumanDecimal = Decimal("0.01")
-    max_vol_factor: HumanDecimal = Decimal("3")
-    factor_rise_per_day: HumanDecimal = Decimal("1")
+    max_vol_factor: HumanDecimal = Decimal(3)
+    factor_rise_per_day: HumanDecimal = Decimal(1)
 
     def feed_params(self) -> tuple[int, ...]:
         """The `IOracleAdapter.FeedParams` tuple."""
@@ -57,9 +57,9 @@ class LiquidationConfig(_Strict):
     max_partial_share: HumanDecimal = Decimal("0.5")
     penalty_ratio: HumanDecimal = Decimal("0.005")
     reward_ratio: HumanDecimal = Decimal("0.0025")
-    min_reward: HumanDecimal = Decimal("1")
-    max_reward: HumanDecimal = Decimal("250")
-    min_leftover_notional: HumanDecimal = Decimal("100")
+    min_reward: HumanDecimal = Decimal(1)
+    max_reward: HumanDecimal = Decimal(250)
+    min_leftover_notional: HumanDecimal = Decimal(100)
 
     def params(self) -> tuple[int, ...]:
         """The `LiquidationMath.Params` tuple."""

@@ -6,7 +6,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import rlp
-from eth_utils import keccak, to_checksum_address
+from eth_utils.address import to_checksum_address
+from eth_utils.crypto import keccak
 
 from lever.config import NetworkConfig
 from lever.errors import DeploymentError

@@ -7,9 +7,10 @@ credited rounds toward negative infinity, what a trader owes rounds toward posit
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from math import isqrt
-from typing import Iterable
+from typing import Any
 
 WAD = 10**18
 SECONDS_PER_DAY = 86_400
@@ -320,9 +321,10 @@ class FeedState:
     checkpoint_time: int = 0
 
     @classmethod
-    def from_chain(cls, state: object, vol: object) -> FeedState:
-        price, round_id, shocked = state  # type: ignore[misc]
-        variance, checkpoint, when = vol  # type: ignore[misc]
+    def from_chain(cls, state: Any, vol: Any) -> FeedState:
+        """From the adapter's `feedState` pair: (price, round, shocked), (variance, checkpoint, time)."""
+        price, round_id, shocked = state
+        variance, checkpoint, when = vol
         return cls(int(price), int(round_id), bool(shocked), int(variance), int(checkpoint), int(when))
 
 
