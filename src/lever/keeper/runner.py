@@ -1,0 +1,216 @@
+"""The keeper's shell: hydrate, follow blocks and events, decide with the core, send batches.
+
+One `step()` per new block. Work per block is proportional to what changed: the touched
+accounts (from events) and, for each market whose price moved, the accounts whose liquidation
+price the move crossed (from the core's index); a full re-index runs every
+`reindex_every_blocks` to absorb funding and volatility drift.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+from eth_account import Account
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from web3.exceptions import ContractLogicError
+from web3.logs import DISCARD
+from web3.types import TxParams, Wei
+
+from lever import math as m
+from lever.keeper.chain import ChainClient, MarketRaw
+from lever.keeper.core import AccountRecord, DecideParams, LiquidationIndex, decide, evaluate
+
+log = logging.getLogger("lever.keeper")
+
+
+class KeeperMetrics:
+    """Prometheus metrics, in a registry of their own (several keepers may share a process)."""
+
+    def __init__(self, registry: CollectorRegistry | None = None):
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.accounts = Gauge("lever_keeper_accounts_tracked", "Accounts with positions in the index", registry=r)
+        self.candidates = Counter("lever_keeper_candidates_total", "Accounts re-checked after a change", registry=r)
+        self.sent = Counter("lever_keeper_liquidations_sent_total", "Accounts sent for liquidation", registry=r)
+        self.won = Counter("lever_keeper_liquidations_won_total", "Accounts this keeper liquidated", registry=r)
+        self.lost = Counter("lever_keeper_liquidations_lost_total", "Accounts another keeper got first", registry=r)
+        self.gas = Counter("lever_keeper_gas_spent_total", "Gas used by this keeper's transactions", registry=r)
+        self.block_lag = Gauge("lever_keeper_block_lag", "Head block minus the last handled block", registry=r)
+        self.loop = Histogram("lever_keeper_loop_seconds", "Time to handle one block", registry=r)
+        self.errors = Counter("lever_keeper_errors_total", "RPC or send errors", registry=r)
+
+
+@dataclass
+class KeeperConfig:
+    max_batch: int = 50
+    band_wad: int = m.WAD // 200  # 0.5%: candidates within half a percent of their liquidation price
+    page_size: int = 500
+    reorg_lookback: int = 5
+    reindex_every_blocks: int = 50
+    clear_bad_debt: bool = True
+    dry_run: bool = False
+    tip_wei: int = 10**9
+
+
+@dataclass
+class KeeperState:
+    records: dict[int, AccountRecord] = field(default_factory=dict)
+    markets: dict[int, MarketRaw] = field(default_factory=dict)
+    last_block: int = -1
+    last_reindex: int = -1
+    in_flight: set[int] = field(default_factory=set)
+
+
+class Keeper:
+    def __init__(self, client: ChainClient, private_key: str | None, config: KeeperConfig | None = None,
+                 metrics: KeeperMetrics | None = None):
+        self.client = client
+        self.config = config or KeeperConfig()
+        self.metrics = metrics or KeeperMetrics()
+        self.account = Account.from_key(private_key) if private_key else None
+        self.state = KeeperState()
+        self.index = LiquidationIndex()
+        self.token_scale = client.token_scale()
+
+    @property
+    def address(self) -> str:
+        return self.account.address if self.account else "0x0000000000000000000000000000000000000000"
+
+    # ------------------------------------------------------------------ state
+
+    def hydrate(self) -> None:
+        """Reads every market and every account with positions, pinned to one block."""
+        block, now = self.client.head()
+        count = self.client.market_count(block)
+        self.state.markets = {mk: self.client.market(mk, block) for mk in range(count)}
+        total = self.client.account_count(block)
+        records: dict[int, AccountRecord] = {}
+        for start in range(1, total + 1, self.config.page_size):
+            for account in self.client.accounts_with_positions(start, self.config.page_size, block):
+                records[account] = self.client.account(account, block)
+        self.state.records = records
+        self._reindex(now)
+        self.state.last_block = block
+        self.state.last_reindex = block
+
+    def _views(self, now: int) -> dict[int, m.MarketView]:
+        return {mk: raw.view(now) for mk, raw in self.state.markets.items()}
+
+    def _reindex(self, now: int) -> None:
+        views = self._views(now)
+        self.index = LiquidationIndex()
+        for account, record in self.state.records.items():
+            self.index.update(account, record, views, self.token_scale)
+        self.metrics.accounts.set(len(self.state.records))
+
+    # ------------------------------------------------------------------ one block
+
+    def step(self) -> int:
+        """Handles the chain up to its head; returns how many accounts it liquidated."""
+        started = time.monotonic()
+        block, now = self.client.head()
+        if block <= self.state.last_block:
+            return 0
+        self.metrics.block_lag.set(block - self.state.last_block)
+        since = max(0, self.state.last_block - self.config.reorg_lookback + 1)
+        touched = self.client.touched_accounts(since, block)
+        old_prices = {mk: raw.price for mk, raw in self.state.markets.items()}
+        self.state.markets = {mk: self.client.market(mk, block) for mk in self.state.markets}
+        for account in touched:
+            record = self.client.account(account, block)
+            if record.positions:
+                self.state.records[account] = record
+            else:
+                self.state.records.pop(account, None)
+        views = self._views(now)
+        if block - self.state.last_reindex >= self.config.reindex_every_blocks:
+            self._reindex(now)
+            self.state.last_reindex = block
+        else:
+            for account in touched:
+                if account in self.state.records:
+                    self.index.update(account, self.state.records[account], views, self.token_scale)
+                else:
+                    self.index.remove(account)
+        candidates = set(touched)
+        for mk, raw in self.state.markets.items():
+            # A price move (or the first block after hydration) re-checks the crossed accounts.
+            if raw.price != old_prices.get(mk) or self.state.last_block == self.state.last_reindex:
+                candidates |= self.index.candidates(mk, views[mk].price, self.config.band_wad)
+        self.metrics.candidates.inc(len(candidates))
+        self.metrics.accounts.set(len(self.state.records))
+        liquidated = self._act(sorted(candidates), views, block)
+        self.state.last_block = block
+        self.metrics.loop.observe(time.monotonic() - started)
+        return liquidated
+
+    def _act(self, candidates: list[int], views: dict[int, m.MarketView], block: int) -> int:
+        if not candidates:
+            return 0
+        pool, insurance, fees, share = self.client.ledgers(block)
+        params = DecideParams(
+            liquidation=self.client.liquidation_params(block),
+            token_scale=self.token_scale,
+            max_batch=self.config.max_batch,
+            clear_bad_debt=self.config.clear_bad_debt,
+        )
+        found = evaluate(candidates, self.state.records, views, params, pool, insurance, fees, share)
+        if not found:
+            return 0
+        # Confirm with the contract's own condition, in one call.
+        confirmed = self.client.health([c.account for c in found], block)
+        found = [c for c in found if confirmed.get(c.account)]
+        liquidated = 0
+        for batch in decide(found, params, frozenset(self.state.in_flight)):
+            liquidated += self._send(list(batch.accounts))
+        return liquidated
+
+    def _send(self, accounts: list[int]) -> int:
+        if self.config.dry_run or self.account is None:
+            log.info("dry run: would liquidate %s", accounts)
+            return 0
+        try:
+            expected = self.client.simulate_batch(accounts, self.address)
+        except ContractLogicError as exc:  # the batch would revert: someone else got there first
+            log.info("batch %s would revert (%s): counted as lost", accounts, exc)
+            self.metrics.lost.inc(len(accounts))
+            return 0
+        w3 = self.client.w3
+        self.state.in_flight.update(accounts)
+        try:
+            gas = self.client.estimate_batch(accounts, self.address)
+            base_fee = int(w3.eth.get_block("latest").get("baseFeePerGas", 0))
+            assert self.account is not None
+            tx: TxParams = {
+                "to": self.client.liquidator.address,
+                "data": self.client.liquidator.encode_abi("liquidateBatch", args=[accounts]),
+                "value": Wei(0),
+                "nonce": w3.eth.get_transaction_count(self.account.address, "pending"),
+                "gas": gas * 12 // 10,
+                "maxPriorityFeePerGas": Wei(self.config.tip_wei),
+                "maxFeePerGas": Wei(2 * base_fee + self.config.tip_wei),
+                "chainId": w3.eth.chain_id,
+                "type": 2,
+            }
+            signed = self.account.sign_transaction(tx)
+            tx_hash = w3.eth.send_raw_transaction(signed.raw_transaction)
+            receipt = w3.eth.wait_for_transaction_receipt(tx_hash, timeout=60)
+            self.client.calls += 6
+        except Exception:
+            self.metrics.errors.inc()
+            raise
+        finally:
+            self.state.in_flight.difference_update(accounts)
+        self.metrics.sent.inc(len(accounts))
+        self.metrics.gas.inc(int(receipt["gasUsed"]))
+        if receipt["status"] != 1:
+            self.metrics.lost.inc(len(accounts))
+            return 0
+        events = self.client.liquidator.events.Liquidation().process_receipt(receipt, errors=DISCARD)
+        won = {int(e["args"]["accountId"]) for e in events}
+        self.metrics.won.inc(len(won))
+        self.metrics.lost.inc(len(accounts) - len(won))
+        log.info("liquidated %s of %s (expected %s)", sorted(won), accounts, expected)
+        return len(won)
