@@ -8,7 +8,8 @@ from __future__ import annotations
 from ape import accounts, networks, project
 
 from lever.config import load_network_config
-from lever.deploy import deploy_protocol
+from lever.deploy import deploy_protocol, deployment_record
+from lever.deployments import save_deployment
 from lever.status import read_status, render_status
 
 USDC = 10**6
@@ -25,5 +26,8 @@ def main() -> None:
     protocol.token.mint(lp, amount, sender=lp)
     protocol.token.approve(protocol.vault, amount, sender=lp)
     protocol.vault.deposit(amount, lp, sender=lp)
+    chain_id = networks.provider.chain_id
+    path = save_deployment(deployment_record(protocol, chain_id, networks.provider.network_choice, config))
     print(f"vault  {protocol.vault.address}\nengine {protocol.engine.address}\noracle {protocol.oracle.address}")
+    print(f"recorded in {path}")
     render_status(read_status(protocol))

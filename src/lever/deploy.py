@@ -10,6 +10,7 @@ from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 
 from lever.config import NetworkConfig
+from lever.deployments import Deployment
 from lever.errors import DeploymentError
 from lever.units import to_wad
 
@@ -93,3 +94,23 @@ def deploy_protocol(project: Any, deployer: Any, config: NetworkConfig) -> Proto
         protocol.markets[name] = int(receipt.events.filter(engine.MarketCreated)[0].marketId)
     protocol.deploy_block = receipt.block_number
     return protocol
+
+
+def deployment_record(protocol: Protocol, chain_id: int, network: str, config: NetworkConfig) -> Deployment:
+    """The `deployments/<chain-id>.json` record of a deployed protocol."""
+    return Deployment(
+        chain_id=chain_id,
+        network=network,
+        block=protocol.deploy_block,
+        deployer=str(protocol.deployer.address),
+        contracts={
+            "token": protocol.token.address,
+            "oracle": protocol.oracle.address,
+            "vault": protocol.vault.address,
+            "engine": protocol.engine.address,
+            "liquidator": protocol.liquidator.address,
+        },
+        feeds={name: feed.address for name, feed in protocol.feeds.items()},
+        markets=dict(protocol.markets),
+        parameters=config.model_dump(mode="json"),
+    )

@@ -7,7 +7,7 @@ time it. Contracts are web3.py objects built from the ABIs ape compiled into `.b
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,22 @@ class Addresses:
     liquidator: str
     oracle: str
     feeds: dict[int, str]  # market id -> feed
+
+
+@dataclass
+class Changes:
+    """What a range of blocks changed: accounts to re-read, markets to re-read, parameters."""
+
+    accounts: set[int] = field(default_factory=set)
+    markets: set[int] = field(default_factory=set)
+    params: bool = False
+
+
+def _abi_type(item: dict[str, Any]) -> str:
+    kind = str(item["type"])
+    if kind.startswith("tuple"):
+        return "(" + ",".join(_abi_type(c) for c in item["components"]) + ")" + kind[5:]
+    return kind
 
 
 @dataclass(frozen=True)
@@ -71,6 +87,7 @@ class ChainClient:
         self.oracle = web3.eth.contract(address=Web3.to_checksum_address(addresses.oracle), abi=abis["OracleAdapter"])
         self._feed_abi = abis["MockPriceFeed"]  # only the AggregatorV3Interface part is used
         self.calls = 0
+        self._index_events()
 
     def _call(self, fn: Any, block: int | str = "latest") -> Any:
         self.calls += 1
@@ -145,19 +162,58 @@ class ChainClient:
 
     # ------------------------------------------------------------------ events
 
-    def touched_accounts(self, from_block: int, to_block: int) -> set[int]:
-        """Accounts whose positions or margin changed in [from_block, to_block]."""
-        touched: set[int] = set()
-        for contract, names in (
-            (self.engine, ("PositionChanged",)),
-            (self.vault, ("MarginDeposited", "MarginWithdrawn", "Settled")),
-        ):
-            for name in names:
-                self.calls += 1
-                event = getattr(contract.events, name)
-                for log in event.get_logs(from_block=from_block, to_block=to_block):
-                    touched.add(int(log["args"]["accountId"]))
-        return touched
+    def changes(self, from_block: int, to_block: int) -> Changes:
+        """Everything that changed in [from_block, to_block], from one `eth_getLogs` request over
+        the protocol's contracts and its feeds."""
+        self.calls += 1
+        logs = self.w3.eth.get_logs({
+            "fromBlock": from_block,
+            "toBlock": to_block,
+            "address": [c.address for c in self._watched],
+        })
+        changes = Changes()
+        for log in logs:
+            handler = self._topics.get((log["address"].lower(), bytes(log["topics"][0])))
+            if handler is None:
+                continue
+            contract_name, event = handler
+            args = event.process_log(log)["args"]
+            if contract_name == "feed":
+                changes.markets.update(self._markets_of_feed.get(log["address"].lower(), ()))
+            elif contract_name == "oracle":
+                changes.markets.update(self._markets_of_feed.get(str(args["feed"]).lower(), ()))
+            elif "accountId" in args:
+                changes.accounts.add(int(args["accountId"]))
+                if "marketId" in args:
+                    changes.markets.add(int(args["marketId"]))
+            elif "marketId" in args:
+                changes.markets.add(int(args["marketId"]))
+            else:
+                changes.params = True
+        return changes
+
+    def _index_events(self) -> None:
+        feed_abi = self._feed_abi
+        self._watched = [self.engine, self.vault, self.liquidator, self.oracle]
+        self._markets_of_feed: dict[str, set[int]] = {}
+        for market, feed in self.addresses.feeds.items():
+            self._markets_of_feed.setdefault(feed.lower(), set()).add(market)
+        self._topics: dict[tuple[str, bytes], tuple[str, Any]] = {}
+        named = [("engine", self.engine), ("vault", self.vault), ("liquidator", self.liquidator), ("oracle", self.oracle)]
+        for feed in {f.lower() for f in self.addresses.feeds.values()}:
+            contract = self.w3.eth.contract(address=Web3.to_checksum_address(feed), abi=feed_abi)
+            self._watched.append(contract)
+            named.append(("feed", contract))
+        for name, contract in named:
+            items: list[dict[str, Any]] = list(contract.abi)  # type: ignore[arg-type]
+            for item in items:
+                if item.get("type") != "event":
+                    continue
+                event = getattr(contract.events, item["name"])()
+                if name == "feed" and item["name"] != "AnswerUpdated":
+                    continue
+                topic = bytes(Web3.keccak(text=f"{item['name']}({','.join(_abi_type(i) for i in item['inputs'])})"))
+                self._topics[(contract.address.lower(), topic)] = (name, event)
 
     # ------------------------------------------------------------------ sending
 

@@ -108,17 +108,22 @@ class Keeper:
     # ------------------------------------------------------------------ one block
 
     def step(self) -> int:
-        """Handles the chain up to its head; returns how many accounts it liquidated."""
+        """Handles the chain up to its head; returns how many accounts it liquidated.
+
+        An idle block costs two requests: the head and one `eth_getLogs`."""
         started = time.monotonic()
         block, now = self.client.head()
         if block <= self.state.last_block:
             return 0
         self.metrics.block_lag.set(block - self.state.last_block)
         since = max(0, self.state.last_block - self.config.reorg_lookback + 1)
-        touched = self.client.touched_accounts(since, block)
-        old_prices = {mk: raw.price for mk, raw in self.state.markets.items()}
-        self.state.markets = {mk: self.client.market(mk, block) for mk in self.state.markets}
-        for account in touched:
+        changes = self.client.changes(since, block)
+        first = self.state.last_block == self.state.last_reindex
+        moved = set(self.state.markets) if first or changes.params else set(changes.markets)
+        old_prices = {mk: self.state.markets[mk].price for mk in moved if mk in self.state.markets}
+        for mk in moved:
+            self.state.markets[mk] = self.client.market(mk, block)
+        for account in changes.accounts:
             record = self.client.account(account, block)
             if record.positions:
                 self.state.records[account] = record
@@ -129,15 +134,15 @@ class Keeper:
             self._reindex(now)
             self.state.last_reindex = block
         else:
-            for account in touched:
+            for account in changes.accounts:
                 if account in self.state.records:
                     self.index.update(account, self.state.records[account], views, self.token_scale)
                 else:
                     self.index.remove(account)
-        candidates = set(touched)
-        for mk, raw in self.state.markets.items():
-            # A price move (or the first block after hydration) re-checks the crossed accounts.
-            if raw.price != old_prices.get(mk) or self.state.last_block == self.state.last_reindex:
+        candidates = set(changes.accounts) & set(self.state.records)
+        for mk in moved:
+            # A new price (or the first block after hydration) re-checks the crossed accounts.
+            if first or self.state.markets[mk].price != old_prices.get(mk):
                 candidates |= self.index.candidates(mk, views[mk].price, self.config.band_wad)
         self.metrics.candidates.inc(len(candidates))
         self.metrics.accounts.set(len(self.state.records))

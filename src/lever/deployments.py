@@ -1,0 +1,59 @@
+"""Deployment records: `deployments/<chain-id>.json` (addresses, block, deployer, parameters).
+
+Every command finds the contracts through this file.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lever.errors import DeploymentError
+
+DEPLOYMENTS_DIR = Path(__file__).resolve().parents[2] / "deployments"
+CONTRACTS = ("token", "oracle", "vault", "engine", "liquidator")
+
+
+@dataclass(frozen=True)
+class Deployment:
+    chain_id: int
+    network: str
+    block: int
+    deployer: str
+    contracts: dict[str, str]  # token, oracle, vault, engine, liquidator -> address
+    feeds: dict[str, str]  # market name -> feed address
+    markets: dict[str, int]  # market name -> market id
+    parameters: dict[str, Any] = field(default_factory=dict)
+
+
+def record_path(chain_id: int, directory: Path = DEPLOYMENTS_DIR) -> Path:
+    return directory / f"{chain_id}.json"
+
+
+def save_deployment(deployment: Deployment, directory: Path = DEPLOYMENTS_DIR) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    path = record_path(deployment.chain_id, directory)
+    path.write_text(json.dumps(asdict(deployment), indent=2, default=str) + "\n")
+    return path
+
+
+def load_deployment(chain_id: int, directory: Path = DEPLOYMENTS_DIR, path: Path | None = None) -> Deployment:
+    """Reads a record; a missing or malformed one is one clear `DeploymentError` line."""
+    path = path or record_path(chain_id, directory)
+    if not path.is_file():
+        raise DeploymentError(f"no deployment recorded for chain {chain_id} ({path}); run `lever deploy` first")
+    try:
+        raw = json.loads(path.read_text())
+        deployment = Deployment(**raw)
+        missing = [name for name in CONTRACTS if name not in deployment.contracts]
+        if missing:
+            raise ValueError(f"missing contracts: {', '.join(missing)}")
+        if not deployment.markets or set(deployment.markets) != set(deployment.feeds):
+            raise ValueError("markets and feeds do not match")
+    except (ValueError, TypeError) as exc:
+        raise DeploymentError(f"malformed deployment record {path}: {exc}") from None
+    if deployment.chain_id != chain_id:
+        raise DeploymentError(f"{path} records chain {deployment.chain_id}, not chain {chain_id}")
+    return deployment

@@ -1,0 +1,76 @@
+"""Keeper configuration: one validated object, built once.
+
+Precedence: command-line flag > `LEVER_*` environment variable > TOML config file > default.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, SecretStr, ValidationError
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from lever.errors import ConfigError
+
+
+class KeeperSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="LEVER_", extra="forbid", frozen=True)
+
+    network: str = "ethereum:local:foundry"  # an ape network choice
+    rpc_url: str | None = None  # connect straight to this RPC instead of through ape
+    deployment: Path | None = None  # default: deployments/<chain id>.json
+    private_key: SecretStr | None = None  # the signer; without one (or with dry_run) nothing is sent
+    dry_run: bool = False
+    poll_interval: float = Field(default=1.0, gt=0, le=60)
+    max_batch: int = Field(default=50, ge=1, le=500)
+    band: Decimal = Field(default=Decimal("0.005"), ge=0, le=Decimal("0.5"))
+    reorg_lookback: int = Field(default=5, ge=0, le=256)
+    reindex_every_blocks: int = Field(default=50, ge=1)
+    clear_bad_debt: bool = True
+    tip_gwei: Decimal = Field(default=Decimal(1), ge=0, le=1000)
+    metrics_port: int = Field(default=9108, ge=0, le=65535)  # 0: no metrics or /health server
+    max_consecutive_errors: int = Field(default=5, ge=1)  # then the circuit breaker opens
+    breaker_cooldown: float = Field(default=30.0, gt=0)
+    log_json: bool = True
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: tuple[PydanticBaseSettingsSource, ...] = (init_settings, env_settings)
+        if _CONFIG_FILE is not None:
+            sources += (TomlConfigSettingsSource(settings_cls, toml_file=_CONFIG_FILE),)
+        return sources
+
+
+_CONFIG_FILE: Path | None = None
+
+
+def load_settings(flags: dict[str, Any] | None = None, config_file: Path | None = None) -> KeeperSettings:
+    """Builds the settings; any problem becomes one `ConfigError` line naming the field."""
+    global _CONFIG_FILE
+    if config_file is not None and not config_file.is_file():
+        raise ConfigError(f"keeper config file not found: {config_file}")
+    _CONFIG_FILE = config_file
+    try:
+        return KeeperSettings(**{k: v for k, v in (flags or {}).items() if v is not None})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "settings"
+        raise ConfigError(f"invalid keeper setting {where}: {first['msg']}") from None
+    except ValueError as exc:  # a malformed TOML file
+        raise ConfigError(f"invalid keeper config file {config_file}: {exc}") from None
+    finally:
+        _CONFIG_FILE = None

@@ -1,0 +1,103 @@
+"""`lever keeper run` as an operator runs it: a process against a real node, metrics, SIGTERM."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+from helpers import wad
+
+from lever.deploy import deployment_record
+from lever.deployments import save_deployment
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _get(url: str) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
+    except urllib.error.URLError:
+        return 0, b""  # not listening yet
+
+
+def _wait(predicate, timeout: float = 30.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.2)
+    return False
+
+
+@pytest.fixture
+def node_uri(chain):
+    """The node's HTTP endpoint; the in-process EthTester chain has none, so these tests skip there."""
+    if chain.provider.name not in ("foundry", "hardhat"):
+        pytest.skip("needs a node reachable over HTTP (Anvil or Hardhat)")
+    return str(chain.provider.uri)
+
+
+@pytest.fixture
+def running_keeper(protocol, chain, accounts, config, tmp_path, node_uri):
+    record = save_deployment(
+        deployment_record(protocol, chain.chain_id, "ethereum:local:foundry", config), directory=tmp_path
+    )
+    port = _free_port()
+    env = dict(os.environ, LEVER_PRIVATE_KEY=accounts[8].private_key)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "lever.cli", "keeper", "run", "--rpc-url", node_uri,
+         "--deployment", str(record), "--poll-interval", "0.2", "--metrics-port", str(port)],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    yield process, f"http://127.0.0.1:{port}"
+    if process.poll() is None:
+        process.kill()
+        process.wait()
+
+
+def test_keeper_process_liquidates_serves_metrics_and_stops_cleanly_on_sigterm(
+    protocol, engine, eth, alice, open_account, set_price, running_keeper
+):
+    process, base = running_keeper
+    risky = open_account(alice, 1_000)
+    engine.modifyPosition(risky, eth, wad(6), 0, sender=alice)
+    safe = open_account(alice, 10_000)
+    engine.modifyPosition(safe, eth, wad(1), 0, sender=alice)
+    assert _wait(lambda: _get(f"{base}/health")[0] == 200 or process.poll() is not None)
+    assert process.poll() is None, process.stdout.read()
+    set_price("ETH-USD", 2_860)
+    assert _wait(lambda: engine.accountMarkets(risky) == [] or not protocol.liquidator.healthOf([risky])[0].liquidatable)
+    assert engine.accountMarkets(safe) == [eth]
+    # The transaction is mined before the keeper has read its receipt: wait for the counter.
+    assert _wait(lambda: b"lever_keeper_liquidations_won_total 1.0" in _get(f"{base}/metrics")[1])
+    health = json.loads(_get(f"{base}/health")[1])
+    assert health["status"] == "ok" and health["accounts"] >= 1
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=15) == 0
+    lines = [json.loads(line) for line in process.stdout.read().splitlines() if line.startswith("{")]
+    assert lines[-1]["msg"] == "stopped"
+    assert any(line["msg"] == "liquidated" for line in lines)
+
+
+def test_keeper_with_a_malformed_deployment_record_says_so_in_one_line(tmp_path, node_uri):
+    bad = tmp_path / "31337.json"
+    bad.write_text("{not json")
+    result = subprocess.run(
+        [sys.executable, "-m", "lever.cli", "keeper", "run", "--rpc-url", node_uri, "--deployment", str(bad)],
+        check=False, capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip().startswith("error: malformed deployment record")
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
