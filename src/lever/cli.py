@@ -90,7 +90,8 @@ def _private_key(account: str | None, from_settings: str | None) -> str | None:
 @contextlib.contextmanager
 def _web3(network: str, rpc_url: str | None) -> Iterator[Web3]:
     if rpc_url:
-        w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": 10}))
+        # web3's own retries are off: the keeper service retries with its own backoff and breaker.
+        w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": 10}, exception_retry_configuration=None))
         if not w3.is_connected():
             raise LeverError(f"cannot reach the RPC at {rpc_url}")
         yield w3

@@ -7,10 +7,14 @@ time it. Contracts are web3.py objects built from the ABIs ape compiled into `.b
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from requests.exceptions import ConnectionError as RequestsConnectionError
+from requests.exceptions import HTTPError, Timeout
 from web3 import Web3
 
 from lever import math as m
@@ -18,6 +22,10 @@ from lever.errors import DeploymentError
 from lever.keeper.core import AccountRecord
 
 BUILD = Path(__file__).resolve().parents[3] / ".build" / "__local__.json"
+# Errors of the transport, worth retrying; a revert is not one of them.
+TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (
+    RequestsConnectionError, HTTPError, Timeout, ConnectionError, TimeoutError,
+)
 
 
 def load_abis(path: Path = BUILD) -> dict[str, list[dict[str, Any]]]:
@@ -75,8 +83,16 @@ class MarketRaw:
 class ChainClient:
     """Reads and writes through one web3 connection; `calls` counts every RPC request."""
 
-    def __init__(self, web3: Web3, addresses: Addresses, abis: dict[str, list[dict[str, Any]]] | None = None):
+    def __init__(
+        self,
+        web3: Web3,
+        addresses: Addresses,
+        abis: dict[str, list[dict[str, Any]]] | None = None,
+        retries: int = 4,
+        backoff: float = 0.05,
+    ):
         abis = abis or load_abis()
+        self.retries, self.backoff = retries, backoff
         self.w3 = web3
         self.addresses = addresses
         self.vault = web3.eth.contract(address=Web3.to_checksum_address(addresses.vault), abi=abis["LeverVault"])
@@ -90,15 +106,25 @@ class ChainClient:
         self._index_events()
 
     def _call(self, fn: Any, block: int | str = "latest") -> Any:
-        self.calls += 1
-        return fn.call(block_identifier=block)
+        return self.retry(lambda: fn.call(block_identifier=block))
+
+    def retry(self, request: Callable[[], Any]) -> Any:
+        """One read, retried with exponential backoff on transport errors (each try is counted)."""
+        for attempt in range(self.retries + 1):
+            self.calls += 1
+            try:
+                return request()
+            except TRANSPORT_ERRORS:
+                if attempt == self.retries:
+                    raise
+                time.sleep(self.backoff * 2**attempt)
+        raise AssertionError("unreachable")
 
     # ------------------------------------------------------------------ blocks
 
     def head(self) -> tuple[int, int]:
         """(number, timestamp) of the latest block."""
-        self.calls += 1
-        block = self.w3.eth.get_block("latest")
+        block = self.retry(lambda: self.w3.eth.get_block("latest"))
         return int(block["number"]), int(block["timestamp"])
 
     # ------------------------------------------------------------------ protocol state
@@ -165,12 +191,11 @@ class ChainClient:
     def changes(self, from_block: int, to_block: int) -> Changes:
         """Everything that changed in [from_block, to_block], from one `eth_getLogs` request over
         the protocol's contracts and its feeds."""
-        self.calls += 1
-        logs = self.w3.eth.get_logs({
+        logs = self.retry(lambda: self.w3.eth.get_logs({
             "fromBlock": from_block,
             "toBlock": to_block,
             "address": [c.address for c in self._watched],
-        })
+        }))
         changes = Changes()
         for log in logs:
             handler = self._topics.get((log["address"].lower(), bytes(log["topics"][0])))
@@ -219,9 +244,9 @@ class ChainClient:
 
     def simulate_batch(self, accounts: list[int], sender: str) -> int:
         """eth_call of `liquidateBatch`; returns how many it would liquidate (raises if it reverts)."""
-        self.calls += 1
-        return int(self.liquidator.functions.liquidateBatch(accounts).call({"from": sender}))
+        fn = self.liquidator.functions.liquidateBatch(accounts)
+        return int(self.retry(lambda: fn.call({"from": sender})))
 
     def estimate_batch(self, accounts: list[int], sender: str) -> int:
-        self.calls += 1
-        return int(self.liquidator.functions.liquidateBatch(accounts).estimate_gas({"from": sender}))
+        fn = self.liquidator.functions.liquidateBatch(accounts)
+        return int(self.retry(lambda: fn.estimate_gas({"from": sender})))

@@ -11,15 +11,17 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from eth_account import Account
+from hexbytes import HexBytes
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from web3.exceptions import ContractLogicError
+from web3.exceptions import ContractLogicError, TransactionNotFound, Web3RPCError
 from web3.logs import DISCARD
 from web3.types import TxParams, Wei
 
 from lever import math as m
-from lever.keeper.chain import ChainClient, MarketRaw
+from lever.keeper.chain import TRANSPORT_ERRORS, ChainClient, MarketRaw
 from lever.keeper.core import AccountRecord, DecideParams, LiquidationIndex, decide, evaluate
 
 log = logging.getLogger("lever.keeper")
@@ -60,6 +62,7 @@ class KeeperState:
     markets: dict[int, MarketRaw] = field(default_factory=dict)
     last_block: int = -1
     last_reindex: int = -1
+    check_all: bool = True  # after hydration: every market's crossed accounts are candidates
     in_flight: set[int] = field(default_factory=set)
 
 
@@ -72,7 +75,7 @@ class Keeper:
         self.account = Account.from_key(private_key) if private_key else None
         self.state = KeeperState()
         self.index = LiquidationIndex()
-        self.token_scale = client.token_scale()
+        self.token_scale = 0  # read at hydration (no RPC in the constructor)
 
     @property
     def address(self) -> str:
@@ -83,6 +86,7 @@ class Keeper:
     def hydrate(self) -> None:
         """Reads every market and every account with positions, pinned to one block."""
         block, now = self.client.head()
+        self.token_scale = self.client.token_scale()
         count = self.client.market_count(block)
         self.state.markets = {mk: self.client.market(mk, block) for mk in range(count)}
         total = self.client.account_count(block)
@@ -94,6 +98,7 @@ class Keeper:
         self._reindex(now)
         self.state.last_block = block
         self.state.last_reindex = block
+        self.state.check_all = True
 
     def _views(self, now: int) -> dict[int, m.MarketView]:
         return {mk: raw.view(now) for mk, raw in self.state.markets.items()}
@@ -113,12 +118,12 @@ class Keeper:
         An idle block costs two requests: the head and one `eth_getLogs`."""
         started = time.monotonic()
         block, now = self.client.head()
-        if block <= self.state.last_block:
+        first = self.state.check_all
+        if block <= self.state.last_block and not first:
             return 0
         self.metrics.block_lag.set(block - self.state.last_block)
         since = max(0, self.state.last_block - self.config.reorg_lookback + 1)
         changes = self.client.changes(since, block)
-        first = self.state.last_block == self.state.last_reindex
         moved = set(self.state.markets) if first or changes.params else set(changes.markets)
         old_prices = {mk: self.state.markets[mk].price for mk in moved if mk in self.state.markets}
         for mk in moved:
@@ -148,6 +153,7 @@ class Keeper:
         self.metrics.accounts.set(len(self.state.records))
         liquidated = self._act(sorted(candidates), views, block)
         self.state.last_block = block
+        self.state.check_all = False
         self.metrics.loop.observe(time.monotonic() - started)
         return liquidated
 
@@ -172,6 +178,36 @@ class Keeper:
             liquidated += self._send(list(batch.accounts))
         return liquidated
 
+    def _broadcast(self, raw: bytes) -> None:
+        """Sends a signed transaction, re-sending the same bytes (same hash) if the transport
+        fails; a node that already has it says so, which is success."""
+        for attempt in range(self.client.retries + 1):
+            self.client.calls += 1
+            try:
+                self.client.w3.eth.send_raw_transaction(raw)
+                return
+            except TRANSPORT_ERRORS:
+                log.warning("send failed in transit; sending the same transaction again")
+                time.sleep(self.client.backoff * 2**attempt)
+            except Web3RPCError as exc:
+                if "already known" in str(exc) or "nonce too low" in str(exc):
+                    return
+                raise
+
+    def _receipt(self, tx_hash: bytes, timeout: float = 60.0) -> Any:
+        """Polls for a receipt through transport errors; None if the transaction never landed."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                self.client.calls += 1
+                return self.client.w3.eth.get_transaction_receipt(HexBytes(tx_hash))
+            except TransactionNotFound:
+                pass
+            except TRANSPORT_ERRORS:
+                pass
+            time.sleep(0.1)
+        return None
+
     def _send(self, accounts: list[int]) -> int:
         if self.config.dry_run or self.account is None:
             log.info("dry run: would liquidate %s", accounts)
@@ -186,28 +222,30 @@ class Keeper:
         self.state.in_flight.update(accounts)
         try:
             gas = self.client.estimate_batch(accounts, self.address)
-            base_fee = int(w3.eth.get_block("latest").get("baseFeePerGas", 0))
+            base_fee = int(self.client.retry(lambda: w3.eth.get_block("latest")).get("baseFeePerGas", 0))
             assert self.account is not None
+            sender = self.account.address
             tx: TxParams = {
                 "to": self.client.liquidator.address,
                 "data": self.client.liquidator.encode_abi("liquidateBatch", args=[accounts]),
                 "value": Wei(0),
-                "nonce": w3.eth.get_transaction_count(self.account.address, "pending"),
+                "nonce": self.client.retry(lambda: w3.eth.get_transaction_count(sender, "pending")),
                 "gas": gas * 12 // 10,
                 "maxPriorityFeePerGas": Wei(self.config.tip_wei),
                 "maxFeePerGas": Wei(2 * base_fee + self.config.tip_wei),
-                "chainId": w3.eth.chain_id,
+                "chainId": self.client.retry(lambda: w3.eth.chain_id),
                 "type": 2,
             }
             signed = self.account.sign_transaction(tx)
-            tx_hash = w3.eth.send_raw_transaction(signed.raw_transaction)
-            receipt = w3.eth.wait_for_transaction_receipt(tx_hash, timeout=60)
-            self.client.calls += 6
+            self._broadcast(signed.raw_transaction)
+            receipt = self._receipt(signed.hash)
         except Exception:
             self.metrics.errors.inc()
             raise
         finally:
             self.state.in_flight.difference_update(accounts)
+        if receipt is None:
+            return 0
         self.metrics.sent.inc(len(accounts))
         self.metrics.gas.inc(int(receipt["gasUsed"]))
         if receipt["status"] != 1:

@@ -109,12 +109,11 @@ class KeeperService:
                     if errors >= self.max_consecutive_errors:
                         self.breaker_open = True
                         self.hydrated = False  # rebuild state from scratch once the node is back
-                        log.error("circuit open", extra={"kv_errors": errors, "kv_error": repr(exc)})
+                        log.error("circuit open after %d errors: %r", errors, exc, extra={"kv_errors": errors})
                         self.stopping.wait(self.breaker_cooldown)
                         continue
                     backoff = min(self.breaker_cooldown, self.poll_interval * 2**errors)
-                    log.warning("rpc error, retrying", extra={"kv_errors": errors, "kv_backoff": backoff,
-                                                               "kv_error": repr(exc)})
+                    log.warning("rpc error, retrying: %r", exc, extra={"kv_errors": errors, "kv_backoff": backoff})
                     self.stopping.wait(backoff)
                     continue
                 self.stopping.wait(max(0.0, self.poll_interval - (time.monotonic() - started)))
