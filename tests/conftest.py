@@ -135,3 +135,11 @@ def feed_params(config: Any) -> Any:
 @pytest.fixture(scope="session")
 def liquidator(protocol: Protocol) -> Any:
     return protocol.liquidator
+
+
+@pytest.fixture
+def node_uri(chain: Any) -> str:
+    """The node's HTTP endpoint; the in-process EthTester chain has none, so tests using it skip there."""
+    if chain.provider.name not in ("foundry", "hardhat"):
+        pytest.skip("needs a node reachable over HTTP (Anvil or Hardhat)")
+    return str(chain.provider.uri)

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from lever import math as m
+from lever.keeper.chain import MarketRaw
 from lever.units import to_scaled, to_wad
 
 WAD = m.WAD
@@ -53,25 +53,7 @@ def assert_solvent_exactly(vault: Any, token: Any) -> None:
     assert liabilities == sum(ledgers(vault).values())
 
 
-@dataclass(frozen=True)
-class RawMarket:
-    """Everything on chain that the engine's view of a market is computed from."""
-
-    params: m.MarketParams
-    state: m.MarketState
-    feed_params: m.FeedParams
-    feed_state: m.FeedState
-    round_id: int
-    price: int
-
-    def view(self, now: int) -> m.MarketView:
-        """The market as the engine sees it at `now`, computed by the mirror alone."""
-        data = m.price_data(self.feed_params, self.feed_state, self.round_id, self.price, now)
-        state = m.accrued(self.state, self.params, data.price, now)
-        mmr = m.effective_mmr(
-            self.params.maintenance_margin_ratio, self.state.mmr_ramp_from, self.state.mmr_ramp_start, now
-        )
-        return m.MarketView(self.params, state, data.price, data.im_factor, data.mm_factor, mmr)
+RawMarket = MarketRaw  # the keeper's raw market: everything a market's view is computed from
 
 
 def raw_market(protocol: Any, market: int) -> RawMarket:

@@ -14,13 +14,6 @@ from lever.keeper.service import KeeperService
 
 
 @pytest.fixture
-def node_uri(chain):
-    if chain.provider.name not in ("foundry", "hardhat"):
-        pytest.skip("needs a node reachable over HTTP (Anvil or Hardhat)")
-    return str(chain.provider.uri)
-
-
-@pytest.fixture
 def addresses(protocol):
     return Addresses(
         vault=protocol.vault.address, engine=protocol.engine.address, liquidator=protocol.liquidator.address,

@@ -6,11 +6,13 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 
 import pytest
 from helpers import wad
+from web3 import Web3
 
 from lever.deploy import deployment_record
 from lever.deployments import save_deployment
@@ -39,14 +41,6 @@ def _wait(predicate, timeout: float = 30.0) -> bool:
             return True
         time.sleep(0.2)
     return False
-
-
-@pytest.fixture
-def node_uri(chain):
-    """The node's HTTP endpoint; the in-process EthTester chain has none, so these tests skip there."""
-    if chain.provider.name not in ("foundry", "hardhat"):
-        pytest.skip("needs a node reachable over HTTP (Anvil or Hardhat)")
-    return str(chain.provider.uri)
 
 
 @pytest.fixture
@@ -101,3 +95,38 @@ def test_keeper_with_a_malformed_deployment_record_says_so_in_one_line(tmp_path,
     assert result.returncode == 1
     assert result.stderr.strip().startswith("error: malformed deployment record")
     assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+
+
+def test_silverback_bot_liquidates_with_the_same_core(
+    protocol, engine, eth, alice, open_account, set_price, chain, accounts, config, tmp_path, node_uri
+):
+    if not node_uri.endswith(":8545"):
+        pytest.skip("silverback's ethereum:local:foundry connects to the node on the default port")
+    record = save_deployment(
+        deployment_record(protocol, chain.chain_id, "ethereum:local:foundry", config), directory=tmp_path
+    )
+    risky = open_account(alice, 1_000)
+    engine.modifyPosition(risky, eth, wad(6), 0, sender=alice)
+    env = dict(os.environ, LEVER_PRIVATE_KEY=accounts[8].private_key, LEVER_DEPLOYMENT=str(record))
+    bot = subprocess.Popen(
+        ["silverback", "run", "liquidator", "--network", "ethereum:local:foundry"],  # connects to the running node
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    # A dev chain only makes blocks on demand; silverback (through ape) gives up after 10 s
+    # without one, so keep blocks coming as a live chain would.
+    stop = threading.Event()
+    miner = Web3(Web3.HTTPProvider(node_uri))
+    ticker = threading.Thread(target=lambda: [miner.provider.make_request("evm_mine", []) for _ in iter(lambda: stop.wait(1), True)], daemon=True)
+    ticker.start()
+    try:
+        time.sleep(8)  # silverback starts up and hydrates
+        assert bot.poll() is None, bot.stdout.read()
+        set_price("ETH-USD", 2_860)
+        assert _wait(lambda: not protocol.liquidator.healthOf([risky])[0].liquidatable, timeout=60)
+    finally:
+        stop.set()
+        bot.send_signal(signal.SIGINT)
+        try:
+            bot.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            bot.kill()

@@ -11,7 +11,6 @@ from typing import Any
 import click
 from web3 import Web3
 
-from lever.deployments import load_deployment
 from lever.errors import ConfigError, LeverError
 
 
@@ -38,36 +37,17 @@ def keeper() -> None:
 @click.option("--max-steps", type=int, hidden=True)
 def keeper_run(config_file: Path | None, account: str | None, max_steps: int | None, **flags: Any) -> None:
     """Watch every account and liquidate the unhealthy ones."""
-    from lever.keeper.chain import Addresses, ChainClient
-    from lever.keeper.runner import Keeper, KeeperConfig
     from lever.keeper.service import KeeperService, configure_logging
     from lever.keeper.settings import load_settings
-    from lever.units import to_scaled, to_wad
+    from lever.keeper.wiring import build_keeper
 
     settings = load_settings(flags, config_file)
     configure_logging(settings.log_json)
     with _web3(settings.network, settings.rpc_url) as w3:
-        chain_id = int(w3.eth.chain_id)
-        deployment = load_deployment(chain_id, path=settings.deployment)
-        addresses = Addresses(
-            vault=deployment.contracts["vault"],
-            engine=deployment.contracts["engine"],
-            liquidator=deployment.contracts["liquidator"],
-            oracle=deployment.contracts["oracle"],
-            feeds={deployment.markets[name]: feed for name, feed in deployment.feeds.items()},
-        )
         private_key = _private_key(account, settings.private_key.get_secret_value() if settings.private_key else None)
-        config = KeeperConfig(
-            max_batch=settings.max_batch,
-            band_wad=to_wad(settings.band),
-            reorg_lookback=settings.reorg_lookback,
-            reindex_every_blocks=settings.reindex_every_blocks,
-            clear_bad_debt=settings.clear_bad_debt,
-            dry_run=settings.dry_run or private_key is None,
-            tip_wei=to_scaled(settings.tip_gwei, 9),
-        )
+        keeper_ = build_keeper(w3, settings, private_key)
         service = KeeperService(
-            Keeper(ChainClient(w3, addresses), private_key, config),
+            keeper_,
             poll_interval=settings.poll_interval,
             max_consecutive_errors=settings.max_consecutive_errors,
             breaker_cooldown=settings.breaker_cooldown,
