@@ -9,7 +9,7 @@ SOLC_BIN := $(SOLCX_DIR)/solc-v$(SOLC_VERSION)
 export PATH := $(CURDIR)/node_modules/.bin:$(CURDIR)/$(VENV)/bin:$(PATH)
 export SOLCX_BINARY_PATH := $(SOLCX_DIR)
 
-.PHONY: setup test demo bench-gas compile clean lint
+.PHONY: setup test demo bench-gas bench-keeper compile clean lint
 
 setup: $(VENV)/.installed node_modules/.installed $(SOLC_BIN)
 
@@ -45,6 +45,15 @@ demo: compile
 
 bench-gas: compile
 	ape run bench_gas --network ethereum:local:foundry
+
+# 10,000 accounts and a naive baseline: several minutes, not part of make test. It runs on its
+# own Anvil, started without the step tracing ape's launcher enables (which slows big batches).
+BENCH_PORT ?= 8546
+bench-keeper: compile
+	@anvil --port $(BENCH_PORT) --gas-limit 30000000 --silent & echo $$! > build/.bench-anvil.pid; \
+	sleep 2; \
+	ape run bench_keeper --network http://127.0.0.1:$(BENCH_PORT); status=$$?; \
+	kill $$(cat build/.bench-anvil.pid); rm -f build/.bench-anvil.pid; exit $$status
 
 lint: setup
 	ruff check src tests scripts

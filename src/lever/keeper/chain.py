@@ -103,6 +103,7 @@ class ChainClient:
         self.oracle = web3.eth.contract(address=Web3.to_checksum_address(addresses.oracle), abi=abis["OracleAdapter"])
         self._feed_abi = abis["MockPriceFeed"]  # only the AggregatorV3Interface part is used
         self.calls = 0
+        self.head_hash = self.head_parent = b""
         self._index_events()
 
     def _call(self, fn: Any, block: int | str = "latest") -> Any:
@@ -123,9 +124,13 @@ class ChainClient:
     # ------------------------------------------------------------------ blocks
 
     def head(self) -> tuple[int, int]:
-        """(number, timestamp) of the latest block."""
+        """(number, timestamp) of the latest block; remembers its hash and parent hash."""
         block = self.retry(lambda: self.w3.eth.get_block("latest"))
+        self.head_hash, self.head_parent = bytes(block["hash"]), bytes(block["parentHash"])
         return int(block["number"]), int(block["timestamp"])
+
+    def block_hash(self, number: int) -> bytes:
+        return bytes(self.retry(lambda: self.w3.eth.get_block(number))["hash"])
 
     # ------------------------------------------------------------------ protocol state
 
@@ -181,10 +186,14 @@ class ChainClient:
         margin = int(self._call(self.vault.functions.marginOf(account), block))
         return AccountRecord(margin, positions)
 
-    def health(self, accounts: list[int], block: int | str = "latest") -> dict[int, bool]:
-        """One batched view call: which accounts the contract considers liquidatable now."""
-        rows = self._call(self.liquidator.functions.healthOf(accounts), block)
-        return {int(row[0]): bool(row[5]) for row in rows}
+    def health(self, accounts: list[int], block: int | str = "latest", chunk: int = 400) -> dict[int, bool]:
+        """Batched view calls (`chunk` accounts each, to stay under the node's eth_call gas cap):
+        which accounts the contract considers liquidatable now."""
+        result: dict[int, bool] = {}
+        for i in range(0, len(accounts), chunk):
+            rows = self._call(self.liquidator.functions.healthOf(accounts[i : i + chunk]), block)
+            result.update({int(row[0]): bool(row[5]) for row in rows})
+        return result
 
     # ------------------------------------------------------------------ events
 

@@ -49,11 +49,15 @@ class KeeperConfig:
     max_batch: int = 50
     band_wad: int = m.WAD // 200  # 0.5%: candidates within half a percent of their liquidation price
     page_size: int = 500
-    reorg_lookback: int = 5
     reindex_every_blocks: int = 50
     clear_bad_debt: bool = True
     dry_run: bool = False
     tip_wei: int = 10**9
+    # Gas limit of a batch: base + per account (measured: ~150k for one account, ~58k per account
+    # in a batch of 50), capped at the block's gas limit. The eth_call simulation has already
+    # shown the batch succeeds; a node-side eth_estimateGas would re-run a big batch ~20 times.
+    gas_base: int = 150_000
+    gas_per_account: int = 80_000
 
 
 @dataclass
@@ -61,6 +65,7 @@ class KeeperState:
     records: dict[int, AccountRecord] = field(default_factory=dict)
     markets: dict[int, MarketRaw] = field(default_factory=dict)
     last_block: int = -1
+    last_hash: bytes = b""
     last_reindex: int = -1
     check_all: bool = True  # after hydration: every market's crossed accounts are candidates
     in_flight: set[int] = field(default_factory=set)
@@ -97,6 +102,7 @@ class Keeper:
         self.state.records = records
         self._reindex(now)
         self.state.last_block = block
+        self.state.last_hash = self.client.head_hash
         self.state.last_reindex = block
         self.state.check_all = True
 
@@ -121,9 +127,13 @@ class Keeper:
         first = self.state.check_all
         if block <= self.state.last_block and not first:
             return 0
+        if block > self.state.last_block and self._reorged(block):
+            log.warning("reorg below block %d: rebuilding state", self.state.last_block)
+            self.hydrate()
+            return self.step()
         self.metrics.block_lag.set(block - self.state.last_block)
-        since = max(0, self.state.last_block - self.config.reorg_lookback + 1)
-        changes = self.client.changes(since, block)
+        # Only the new blocks' logs: a reorg is caught by the block-hash check above.
+        changes = self.client.changes(self.state.last_block + 1 if not first else self.state.last_block, block)
         moved = set(self.state.markets) if first or changes.params else set(changes.markets)
         old_prices = {mk: self.state.markets[mk].price for mk in moved if mk in self.state.markets}
         for mk in moved:
@@ -153,9 +163,19 @@ class Keeper:
         self.metrics.accounts.set(len(self.state.records))
         liquidated = self._act(sorted(candidates), views, block)
         self.state.last_block = block
+        self.state.last_hash = self.client.head_hash
         self.state.check_all = False
         self.metrics.loop.observe(time.monotonic() - started)
         return liquidated
+
+    def _reorged(self, block: int) -> bool:
+        """Is the block we last handled still on the chain? (One extra request only when more
+        than one block has passed.)"""
+        if not self.state.last_hash:
+            return False
+        if block == self.state.last_block + 1:
+            return self.client.head_parent != self.state.last_hash
+        return self.client.block_hash(self.state.last_block) != self.state.last_hash
 
     def _act(self, candidates: list[int], views: dict[int, m.MarketView], block: int) -> int:
         if not candidates:
@@ -197,6 +217,7 @@ class Keeper:
     def _receipt(self, tx_hash: bytes, timeout: float = 60.0) -> Any:
         """Polls for a receipt through transport errors; None if the transaction never landed."""
         deadline = time.monotonic() + timeout
+        pause = 0.01
         while time.monotonic() < deadline:
             try:
                 self.client.calls += 1
@@ -205,7 +226,8 @@ class Keeper:
                 pass
             except TRANSPORT_ERRORS:
                 pass
-            time.sleep(0.1)
+            time.sleep(pause)
+            pause = min(pause * 2, 1.0)
         return None
 
     def _send(self, accounts: list[int]) -> int:
@@ -221,8 +243,9 @@ class Keeper:
         w3 = self.client.w3
         self.state.in_flight.update(accounts)
         try:
-            gas = self.client.estimate_batch(accounts, self.address)
-            base_fee = int(self.client.retry(lambda: w3.eth.get_block("latest")).get("baseFeePerGas", 0))
+            gas = self.config.gas_base + self.config.gas_per_account * len(accounts)
+            latest = self.client.retry(lambda: w3.eth.get_block("latest"))
+            base_fee = int(latest.get("baseFeePerGas", 0))
             assert self.account is not None
             sender = self.account.address
             tx: TxParams = {
@@ -230,7 +253,7 @@ class Keeper:
                 "data": self.client.liquidator.encode_abi("liquidateBatch", args=[accounts]),
                 "value": Wei(0),
                 "nonce": self.client.retry(lambda: w3.eth.get_transaction_count(sender, "pending")),
-                "gas": gas * 12 // 10,
+                "gas": min(gas, int(latest["gasLimit"])),
                 "maxPriorityFeePerGas": Wei(self.config.tip_wei),
                 "maxFeePerGas": Wei(2 * base_fee + self.config.tip_wei),
                 "chainId": self.client.retry(lambda: w3.eth.chain_id),

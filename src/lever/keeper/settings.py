@@ -31,7 +31,6 @@ class KeeperSettings(BaseSettings):
     poll_interval: float = Field(default=1.0, gt=0, le=60)
     max_batch: int = Field(default=50, ge=1, le=500)
     band: Decimal = Field(default=Decimal("0.005"), ge=0, le=Decimal("0.5"))
-    reorg_lookback: int = Field(default=5, ge=0, le=256)
     reindex_every_blocks: int = Field(default=50, ge=1)
     clear_bad_debt: bool = True
     tip_gwei: Decimal = Field(default=Decimal(1), ge=0, le=1000)

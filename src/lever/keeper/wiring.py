@@ -28,7 +28,6 @@ def build_keeper(w3: Web3, settings: KeeperSettings | None = None, private_key: 
     config = KeeperConfig(
         max_batch=settings.max_batch,
         band_wad=to_wad(settings.band),
-        reorg_lookback=settings.reorg_lookback,
         reindex_every_blocks=settings.reindex_every_blocks,
         clear_bad_debt=settings.clear_bad_debt,
         dry_run=settings.dry_run or key is None,
