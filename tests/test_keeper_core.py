@@ -128,3 +128,11 @@ def test_profit_gate_drops_unprofitable_but_keeps_bad_debt():
     )
     [batch] = decide(candidates, no_bad_debt)
     assert batch.accounts == (2,)
+
+
+def test_fee_bump_is_at_least_an_eighth_and_capped():
+    from lever.keeper.runner import bumped_fees
+
+    assert bumped_fees(80, 8, 10**12) == (91, 10)
+    assert bumped_fees(10**9, 10**8, 10**9) == (10**9, 112_500_001)  # the cap holds the max fee
+    assert bumped_fees(10, 10, 5) == (5, 5)

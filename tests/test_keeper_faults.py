@@ -126,3 +126,58 @@ def test_restarted_keeper_does_not_liquidate_twice(protocol, node_uri, addresses
     nonce = restarted.client.w3.eth.get_transaction_count(restarted.address)
     assert restarted.step() == 0
     assert restarted.client.w3.eth.get_transaction_count(restarted.address) == nonce
+
+
+def _automine(w3, on: bool) -> None:
+    w3.provider.make_request("evm_setAutomine", [on])
+
+
+def test_stuck_transaction_is_replaced_with_bumped_fees(protocol, node_uri, addresses, accounts, book, set_price, chain):
+    keeper = _keeper(node_uri, addresses, accounts[8].private_key, stuck_after=0.5, max_fee_bumps=3)
+    keeper.hydrate()
+    set_price("ETH-USD", 2_860)
+    w3 = keeper.client.w3
+    _automine(w3, False)  # the keeper's transaction sits in the mempool: "stuck"
+    try:
+        worker = threading.Thread(target=keeper.step, daemon=True)
+        worker.start()
+        assert _eventually(lambda: len(w3.provider.make_request("txpool_content", [])["result"]["pending"]) > 0)
+        first = _pending_max_fee(w3, keeper.address)
+        assert _eventually(lambda: _pending_max_fee(w3, keeper.address) > first, timeout=10)  # replaced
+        w3.provider.make_request("evm_mine", [])
+        worker.join(timeout=30)
+        assert not worker.is_alive()
+    finally:
+        _automine(w3, True)
+    assert keeper.metrics.won._value.get() > 0
+    assert not any(h.liquidatable for h in protocol.liquidator.healthOf(book))
+
+
+def _pending_max_fee(w3, sender) -> int:
+    pending = w3.provider.make_request("txpool_content", [])["result"]["pending"]
+    txs = next((v for k, v in pending.items() if k.lower() == sender.lower()), {})
+    return max((int(tx["maxFeePerGas"], 16) for tx in txs.values()), default=0)
+
+
+def test_sigterm_while_a_batch_is_in_flight_finishes_it_and_exits_cleanly(
+    protocol, node_uri, addresses, accounts, book, set_price, chain
+):
+    keeper = _keeper(node_uri, addresses, accounts[8].private_key, stuck_after=30)
+    service = KeeperService(keeper, poll_interval=0.05)
+    set_price("ETH-USD", 2_860)
+    w3 = keeper.client.w3
+    _automine(w3, False)
+    exit_codes = []
+    try:
+        thread = threading.Thread(target=lambda: exit_codes.append(service.run()), daemon=True)
+        thread.start()
+        assert _eventually(lambda: bool(keeper.state.in_flight))  # a batch has been sent
+        service.stopping.set()  # what the SIGTERM handler does
+        w3.provider.make_request("evm_mine", [])
+        thread.join(timeout=30)
+        assert not thread.is_alive()
+    finally:
+        _automine(w3, True)
+    assert exit_codes == [0]
+    assert not keeper.state.in_flight
+    assert not any(h.liquidatable for h in protocol.liquidator.healthOf(book))

@@ -9,6 +9,7 @@ price the move crossed (from the core's index); a full re-index runs every
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,13 +19,14 @@ from hexbytes import HexBytes
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from web3.exceptions import ContractLogicError, TransactionNotFound, Web3RPCError
 from web3.logs import DISCARD
-from web3.types import TxParams, Wei
+from web3.types import Nonce, TxParams, Wei
 
 from lever import math as m
 from lever.keeper.chain import TRANSPORT_ERRORS, ChainClient, MarketRaw
 from lever.keeper.core import AccountRecord, DecideParams, LiquidationIndex, decide, evaluate
 
 log = logging.getLogger("lever.keeper")
+RECEIPT_NOT_YET: tuple[type[BaseException], ...] = (TransactionNotFound, *TRANSPORT_ERRORS)
 
 
 class KeeperMetrics:
@@ -58,6 +60,11 @@ class KeeperConfig:
     # shown the batch succeeds; a node-side eth_estimateGas would re-run a big batch ~20 times.
     gas_base: int = 150_000
     gas_per_account: int = 80_000
+    # A transaction not mined after `stuck_after` seconds is replaced (same nonce) with fees
+    # raised by 12.5%, at most `max_fee_bumps` times and never above `max_fee_cap_wei`.
+    stuck_after: float = 30.0
+    max_fee_bumps: int = 3
+    max_fee_cap_wei: int = 500 * 10**9
 
 
 @dataclass
@@ -71,6 +78,13 @@ class KeeperState:
     in_flight: set[int] = field(default_factory=set)
 
 
+def bumped_fees(max_fee: int, tip: int, cap: int) -> tuple[int, int]:
+    """EIP-1559 replacement fees: both +12.5% (plus 1 wei, the minimum nodes accept), capped."""
+    new_tip = min(cap, tip + tip // 8 + 1)
+    new_max = min(cap, max_fee + max_fee // 8 + 1)
+    return max(new_max, new_tip), new_tip
+
+
 class Keeper:
     def __init__(self, client: ChainClient, private_key: str | None, config: KeeperConfig | None = None,
                  metrics: KeeperMetrics | None = None):
@@ -80,6 +94,8 @@ class Keeper:
         self.account = Account.from_key(private_key) if private_key else None
         self.state = KeeperState()
         self.index = LiquidationIndex()
+        self._nonce_lock = threading.Lock()
+        self._next_nonce: int | None = None
         self.token_scale = 0  # read at hydration (no RPC in the constructor)
 
     @property
@@ -198,6 +214,39 @@ class Keeper:
             liquidated += self._send(list(batch.accounts))
         return liquidated
 
+    def _allocate_nonce(self) -> int:
+        """The next nonce, under a lock: the node's pending count, or past what this keeper has
+        already used if the node has not seen it yet."""
+        assert self.account is not None
+        sender = self.account.address
+        with self._nonce_lock:
+            pending = int(self.client.retry(lambda: self.client.w3.eth.get_transaction_count(sender, "pending")))
+            nonce = pending if self._next_nonce is None else max(pending, self._next_nonce)
+            self._next_nonce = nonce + 1
+            return nonce
+
+    def _send_until_mined(self, tx: TxParams) -> Any:
+        """Signs and broadcasts; if not mined within `stuck_after`, replaces it (same nonce,
+        bumped fees) up to `max_fee_bumps` times; returns the receipt of whichever got mined."""
+        assert self.account is not None
+        hashes: list[bytes] = []
+        for bump in range(self.config.max_fee_bumps + 1):
+            if bump:
+                max_fee, tip = bumped_fees(int(tx["maxFeePerGas"]), int(tx["maxPriorityFeePerGas"]),
+                                           self.config.max_fee_cap_wei)
+                tx = {**tx, "maxFeePerGas": Wei(max_fee), "maxPriorityFeePerGas": Wei(tip)}
+                log.warning("transaction stuck: replacing it with fees +12.5%%", extra={"kv_bump": bump})
+            signed = self.account.sign_transaction(tx)
+            self._broadcast(signed.raw_transaction)
+            hashes.append(bytes(signed.hash))
+            last = bump == self.config.max_fee_bumps
+            receipt = self._receipt(hashes, timeout=60.0 if last else self.config.stuck_after)
+            if receipt is not None:
+                return receipt
+        with self._nonce_lock:
+            self._next_nonce = None  # resynchronise with the node next time
+        return None
+
     def _broadcast(self, raw: bytes) -> None:
         """Sends a signed transaction, re-sending the same bytes (same hash) if the transport
         fails; a node that already has it says so, which is success."""
@@ -214,18 +263,18 @@ class Keeper:
                     return
                 raise
 
-    def _receipt(self, tx_hash: bytes, timeout: float = 60.0) -> Any:
-        """Polls for a receipt through transport errors; None if the transaction never landed."""
+    def _receipt(self, tx_hashes: list[bytes], timeout: float = 60.0) -> Any:
+        """Polls for the receipt of any of `tx_hashes` (replacements share a nonce, so at most one
+        lands) through transport errors; None if none landed in time."""
         deadline = time.monotonic() + timeout
         pause = 0.01
         while time.monotonic() < deadline:
-            try:
-                self.client.calls += 1
-                return self.client.w3.eth.get_transaction_receipt(HexBytes(tx_hash))
-            except TransactionNotFound:
-                pass
-            except TRANSPORT_ERRORS:
-                pass
+            for tx_hash in tx_hashes:
+                try:
+                    self.client.calls += 1
+                    return self.client.w3.eth.get_transaction_receipt(HexBytes(tx_hash))
+                except RECEIPT_NOT_YET:
+                    pass
             time.sleep(pause)
             pause = min(pause * 2, 1.0)
         return None
@@ -247,21 +296,18 @@ class Keeper:
             latest = self.client.retry(lambda: w3.eth.get_block("latest"))
             base_fee = int(latest.get("baseFeePerGas", 0))
             assert self.account is not None
-            sender = self.account.address
             tx: TxParams = {
                 "to": self.client.liquidator.address,
                 "data": self.client.liquidator.encode_abi("liquidateBatch", args=[accounts]),
                 "value": Wei(0),
-                "nonce": self.client.retry(lambda: w3.eth.get_transaction_count(sender, "pending")),
+                "nonce": Nonce(self._allocate_nonce()),
                 "gas": min(gas, int(latest["gasLimit"])),
                 "maxPriorityFeePerGas": Wei(self.config.tip_wei),
-                "maxFeePerGas": Wei(2 * base_fee + self.config.tip_wei),
+                "maxFeePerGas": Wei(min(self.config.max_fee_cap_wei, 2 * base_fee + self.config.tip_wei)),
                 "chainId": self.client.retry(lambda: w3.eth.chain_id),
                 "type": 2,
             }
-            signed = self.account.sign_transaction(tx)
-            self._broadcast(signed.raw_transaction)
-            receipt = self._receipt(signed.hash)
+            receipt = self._send_until_mined(tx)
         except Exception:
             self.metrics.errors.inc()
             raise
