@@ -181,3 +181,18 @@ def test_sigterm_while_a_batch_is_in_flight_finishes_it_and_exits_cleanly(
     assert exit_codes == [0]
     assert not keeper.state.in_flight
     assert not any(h.liquidatable for h in protocol.liquidator.healthOf(book))
+
+
+def test_keeper_rebuilds_its_state_after_a_reorg(protocol, node_uri, addresses, accounts, engine, eth, alice, open_account, chain):
+    keeper = _keeper(node_uri, addresses, accounts[8].private_key)
+    keeper.hydrate()
+    account = open_account(alice, 1_000)
+    engine.modifyPosition(account, eth, wad(6), 0, sender=alice)  # in the newest block
+    keeper.step()
+    assert account in keeper.state.records
+    w3 = keeper.client.w3
+    w3.provider.make_request("anvil_reorg", [1, []])  # the block with the trade is replaced by an empty one
+    assert engine.accountMarkets(account) == []
+    w3.provider.make_request("evm_mine", [])
+    keeper.step()  # the new head's parent is not the block the keeper handled: rebuild
+    assert account not in keeper.state.records

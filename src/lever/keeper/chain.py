@@ -104,6 +104,8 @@ class ChainClient:
         self._feed_abi = abis["MockPriceFeed"]  # only the AggregatorV3Interface part is used
         self.calls = 0
         self.head_hash = self.head_parent = b""
+        self.head_gas_limit = 30_000_000
+        self.head_base_fee = 0
         self._index_events()
 
     def _call(self, fn: Any, block: int | str = "latest") -> Any:
@@ -127,6 +129,8 @@ class ChainClient:
         """(number, timestamp) of the latest block; remembers its hash and parent hash."""
         block = self.retry(lambda: self.w3.eth.get_block("latest"))
         self.head_hash, self.head_parent = bytes(block["hash"]), bytes(block["parentHash"])
+        self.head_gas_limit = int(block["gasLimit"])
+        self.head_base_fee = int(block.get("baseFeePerGas", 0))
         return int(block["number"]), int(block["timestamp"])
 
     def block_hash(self, number: int) -> bytes:

@@ -48,7 +48,8 @@ class KeeperMetrics:
 
 @dataclass
 class KeeperConfig:
-    max_batch: int = 50
+    max_batch: int = 500  # upper bound; the block gas limit usually binds first
+    gas_market: int | None = 0  # the market whose price prices the gas token (ETH-USD); None: no profit gate
     band_wad: int = m.WAD // 200  # 0.5%: candidates within half a percent of their liquidation price
     page_size: int = 500
     reindex_every_blocks: int = 50
@@ -197,10 +198,17 @@ class Keeper:
         if not candidates:
             return 0
         pool, insurance, fees, share = self.client.ledgers(block)
+        # As few transactions as the block gas limit allows: fill 90% of a block per batch.
+        fits = (self.client.head_gas_limit * 9 // 10 - self.config.gas_base) // self.config.gas_per_account
+        gas_market = self.config.gas_market
         params = DecideParams(
             liquidation=self.client.liquidation_params(block),
             token_scale=self.token_scale,
-            max_batch=self.config.max_batch,
+            max_batch=max(1, min(self.config.max_batch, fits)),
+            gas_per_account=self.config.gas_per_account,
+            gas_price_wei=self.client.head_base_fee + self.config.tip_wei,
+            # token units one gas-token unit is worth: the gas market's price over the token scale
+            token_per_eth=views[gas_market].price // self.token_scale if gas_market in views else 0,
             clear_bad_debt=self.config.clear_bad_debt,
         )
         found = evaluate(candidates, self.state.records, views, params, pool, insurance, fees, share)

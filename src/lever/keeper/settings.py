@@ -29,7 +29,8 @@ class KeeperSettings(BaseSettings):
     private_key: SecretStr | None = None  # the signer; without one (or with dry_run) nothing is sent
     dry_run: bool = False
     poll_interval: float = Field(default=1.0, gt=0, le=60)
-    max_batch: int = Field(default=50, ge=1, le=500)
+    max_batch: int = Field(default=500, ge=1, le=2000)  # the block gas limit usually binds first
+    gas_market: int | None = Field(default=0, ge=0)  # market pricing the gas token; unset: no profit gate
     band: Decimal = Field(default=Decimal("0.005"), ge=0, le=Decimal("0.5"))
     reindex_every_blocks: int = Field(default=50, ge=1)
     clear_bad_debt: bool = True

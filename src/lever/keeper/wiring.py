@@ -27,6 +27,7 @@ def build_keeper(w3: Web3, settings: KeeperSettings | None = None, private_key: 
     key = private_key or (settings.private_key.get_secret_value() if settings.private_key else None)
     config = KeeperConfig(
         max_batch=settings.max_batch,
+        gas_market=settings.gas_market,
         band_wad=to_wad(settings.band),
         reindex_every_blocks=settings.reindex_every_blocks,
         clear_bad_debt=settings.clear_bad_debt,
