@@ -119,12 +119,15 @@ def test_decide_skips_accounts_in_flight():
 
 def test_profit_gate_drops_unprofitable_but_keeps_bad_debt():
     # gas: 80k * 10 gwei = 0.0008 ETH; at $3,000 that is $2.40 = 2_400_000 token units.
-    gated = DecideParams(liquidation=LIQ, token_scale=SCALE, gas_price_wei=10 * 10**9, token_per_eth=3000 * 10**6)
+    gated = DecideParams(
+        liquidation=LIQ, token_scale=SCALE, gas_per_account=80_000, gas_price_wei=10 * 10**9, token_per_eth=3000 * 10**6
+    )
     candidates = [_candidate(1, 0, 2_000_000), _candidate(2, 0, 3_000_000), _candidate(3, -WAD, 0, bad_debt=5)]
     [batch] = decide(candidates, gated)
     assert set(batch.accounts) == {2, 3} and batch.has_bad_debt
     no_bad_debt = DecideParams(
-        liquidation=LIQ, token_scale=SCALE, gas_price_wei=10 * 10**9, token_per_eth=3000 * 10**6, clear_bad_debt=False
+        liquidation=LIQ, token_scale=SCALE, gas_per_account=80_000, gas_price_wei=10 * 10**9,
+        token_per_eth=3000 * 10**6, clear_bad_debt=False,
     )
     [batch] = decide(candidates, no_bad_debt)
     assert batch.accounts == (2,)
@@ -136,3 +139,11 @@ def test_fee_bump_is_at_least_an_eighth_and_capped():
     assert bumped_fees(80, 8, 10**12) == (91, 10)
     assert bumped_fees(10**9, 10**8, 10**9) == (10**9, 112_500_001)  # the cap holds the max fee
     assert bumped_fees(10, 10, 5) == (5, 5)
+
+
+def test_batches_respect_the_gas_budget_and_give_their_gas_limit():
+    candidates = [_candidate(a, 0, 10**6) for a in range(1, 8)]
+    params = DecideParams(liquidation=LIQ, token_scale=SCALE, gas_base=100, gas_per_account=10, batch_gas_budget=135)
+    batches = decide(candidates, params)
+    assert [len(b.accounts) for b in batches] == [3, 3, 1]
+    assert [b.gas_limit for b in batches] == [130, 130, 110]

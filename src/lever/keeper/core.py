@@ -134,6 +134,7 @@ class Batch:
     accounts: tuple[int, ...]
     expected_reward_token: int
     has_bad_debt: bool
+    gas_limit: int = 0  # the transaction's gas limit: base + each account's budget
 
 
 @dataclass(frozen=True)
@@ -142,8 +143,14 @@ class DecideParams:
 
     liquidation: m.LiquidationParams
     token_scale: int
-    max_batch: int = 50
-    gas_per_account: int = 80_000  # conservative; the benchmark measures ~58k per account
+    max_batch: int = 500
+    # Gas budget of one account in a batch (measured ~58k for one position in a batch of 50, more in
+    # larger batches; 65k ran out of gas at ~400 accounts); a second position
+    # adds ~40k) and of the batch itself; `batch_gas_budget` (0: none) caps a batch's total.
+    gas_per_account: int = 80_000
+    gas_per_extra_position: int = 45_000
+    gas_base: int = 150_000
+    batch_gas_budget: int = 0
     gas_price_wei: int = 0
     token_per_eth: int = 0  # token units one ETH is worth (for the profit gate); 0 = no gate
     clear_bad_debt: bool = True
@@ -186,18 +193,34 @@ def decide(candidates: Iterable[Candidate], params: DecideParams, in_flight: fro
     for c in ordered:
         bad_debt = c.prediction.bad_debt > 0
         if params.token_per_eth and not (bad_debt and params.clear_bad_debt):
-            gas_cost_token = params.gas_per_account * params.gas_price_wei * params.token_per_eth // 10**18
+            gas_cost_token = account_gas(c, params) * params.gas_price_wei * params.token_per_eth // 10**18
             if c.prediction.reward_token <= gas_cost_token:
                 continue
         kept.append(c)
-    batches = []
-    for i in range(0, len(kept), params.max_batch):
-        chunk = kept[i : i + params.max_batch]
-        batches.append(
-            Batch(
-                tuple(c.account for c in chunk),
-                sum(c.prediction.reward_token for c in chunk),
-                any(c.prediction.bad_debt > 0 for c in chunk),
-            )
-        )
+    batches: list[Batch] = []
+    chunk: list[Candidate] = []
+    gas = params.gas_base
+    for c in kept:
+        need = account_gas(c, params)
+        full = len(chunk) >= params.max_batch or (params.batch_gas_budget and gas + need > params.batch_gas_budget)
+        if chunk and full:
+            batches.append(_batch(chunk, gas))
+            chunk, gas = [], params.gas_base
+        chunk.append(c)
+        gas += need
+    if chunk:
+        batches.append(_batch(chunk, gas))
     return batches
+
+
+def account_gas(c: Candidate, params: DecideParams) -> int:
+    return params.gas_per_account + params.gas_per_extra_position * max(0, c.state.position_count - 1)
+
+
+def _batch(chunk: list[Candidate], gas: int) -> Batch:
+    return Batch(
+        tuple(c.account for c in chunk),
+        sum(c.prediction.reward_token for c in chunk),
+        any(c.prediction.bad_debt > 0 for c in chunk),
+        gas,
+    )

@@ -56,9 +56,9 @@ class KeeperConfig:
     clear_bad_debt: bool = True
     dry_run: bool = False
     tip_wei: int = 10**9
-    # Gas limit of a batch: base + per account (measured: ~150k for one account, ~58k per account
-    # in a batch of 50), capped at the block's gas limit. The eth_call simulation has already
-    # shown the batch succeeds; a node-side eth_estimateGas would re-run a big batch ~20 times.
+    # Gas limit of a batch: base + a budget per account (see DecideParams), capped at the block's
+    # gas limit. The eth_call simulation has already shown the batch succeeds; a node-side
+    # eth_estimateGas would re-run a big batch ~20 times.
     gas_base: int = 150_000
     gas_per_account: int = 80_000
     # A transaction not mined after `stuck_after` seconds is replaced (same nonce) with fees
@@ -198,13 +198,14 @@ class Keeper:
         if not candidates:
             return 0
         pool, insurance, fees, share = self.client.ledgers(block)
-        # As few transactions as the block gas limit allows: fill 90% of a block per batch.
-        fits = (self.client.head_gas_limit * 9 // 10 - self.config.gas_base) // self.config.gas_per_account
         gas_market = self.config.gas_market
         params = DecideParams(
             liquidation=self.client.liquidation_params(block),
             token_scale=self.token_scale,
-            max_batch=max(1, min(self.config.max_batch, fits)),
+            max_batch=self.config.max_batch,
+            # As few transactions as the block gas limit allows: a batch fills at most 90% of a block.
+            batch_gas_budget=self.client.head_gas_limit * 9 // 10,
+            gas_base=self.config.gas_base,
             gas_per_account=self.config.gas_per_account,
             gas_price_wei=self.client.head_base_fee + self.config.tip_wei,
             # token units one gas-token unit is worth: the gas market's price over the token scale
@@ -219,7 +220,7 @@ class Keeper:
         found = [c for c in found if confirmed.get(c.account)]
         liquidated = 0
         for batch in decide(found, params, frozenset(self.state.in_flight)):
-            liquidated += self._send(list(batch.accounts))
+            liquidated += self._send(list(batch.accounts), batch.gas_limit)
         return liquidated
 
     def _allocate_nonce(self) -> int:
@@ -287,7 +288,7 @@ class Keeper:
             pause = min(pause * 2, 1.0)
         return None
 
-    def _send(self, accounts: list[int]) -> int:
+    def _send(self, accounts: list[int], gas: int = 0) -> int:
         if self.config.dry_run or self.account is None:
             log.info("dry run: would liquidate %s", accounts)
             return 0
@@ -300,7 +301,7 @@ class Keeper:
         w3 = self.client.w3
         self.state.in_flight.update(accounts)
         try:
-            gas = self.config.gas_base + self.config.gas_per_account * len(accounts)
+            gas = gas or self.config.gas_base + self.config.gas_per_account * len(accounts)
             latest = self.client.retry(lambda: w3.eth.get_block("latest"))
             base_fee = int(latest.get("baseFeePerGas", 0))
             assert self.account is not None
