@@ -144,8 +144,8 @@ class DecideParams:
     liquidation: m.LiquidationParams
     token_scale: int
     max_batch: int = 500
-    # Gas budget of one account in a batch (measured ~58k for one position in a batch of 50, more in
-    # larger batches; 65k ran out of gas at ~400 accounts); a second position
+    # Gas budget of one account in a batch (measured ~58k for one position in a batch of 50; with
+    # 65k, batches of ~400 failed on chain, not yet diagnosed); a second position
     # adds ~40k) and of the batch itself; `batch_gas_budget` (0: none) caps a batch's total.
     gas_per_account: int = 80_000
     gas_per_extra_position: int = 45_000
