@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+import time
 from typing import Any
 
 from lever import math as m
@@ -92,3 +94,23 @@ def mirror_account(protocol: Any, account: int, now: int) -> m.AccountState:
     """The mirror's account state from the chain's raw positions, markets, feeds and ledgers."""
     legs = [(pos, raw.view(now)) for pos, raw in account_legs(protocol, account)]
     return m.account_state(int(protocol.vault.marginOf(account)), int(protocol.vault.tokenScale()), legs)
+
+
+def free_port() -> int:
+    """A free TCP port on loopback."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def eventually(predicate: Any, timeout: float = 30.0, ignore: tuple[type[BaseException], ...] = ()) -> bool:
+    """Polls `predicate` until it is true (errors in `ignore` count as not yet) or `timeout` passes."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if predicate():
+                return True
+        except ignore:
+            pass
+        time.sleep(0.1)
+    return False

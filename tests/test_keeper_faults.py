@@ -4,7 +4,7 @@ import threading
 import time
 
 import pytest
-from helpers import wad
+from helpers import eventually, wad
 from rpc_proxy import FaultyProxy
 from web3 import Web3
 
@@ -78,25 +78,16 @@ def test_keeper_rides_out_a_node_outage_and_rebuilds_its_state(
         service = KeeperService(keeper, poll_interval=0.05, max_consecutive_errors=3, breaker_cooldown=0.3)
         thread = threading.Thread(target=service.run, daemon=True)
         thread.start()
-        assert _eventually(lambda: service.hydrated)
+        assert eventually(lambda: service.hydrated)
         proxy.down = True
         set_price("ETH-USD", 2_860)  # the crash happens while the keeper cannot see the node
-        assert _eventually(lambda: service.breaker_open)
+        assert eventually(lambda: service.breaker_open)
         assert service.health()[0] == 503
         proxy.down = False
-        assert _eventually(lambda: not any(h.liquidatable for h in liquidator.healthOf(book)))
-        assert _eventually(lambda: service.health()[0] == 200)
+        assert eventually(lambda: not any(h.liquidatable for h in liquidator.healthOf(book)))
+        assert eventually(lambda: service.health()[0] == 200)
         service.stopping.set()
         thread.join(timeout=30)
-
-
-def _eventually(predicate, timeout=30.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.1)
-    return False
 
 
 def test_three_competing_keepers_liquidate_each_account_once_and_losers_send_nothing(
@@ -141,9 +132,9 @@ def test_stuck_transaction_is_replaced_with_bumped_fees(protocol, node_uri, addr
     try:
         worker = threading.Thread(target=keeper.step, daemon=True)
         worker.start()
-        assert _eventually(lambda: len(w3.provider.make_request("txpool_content", [])["result"]["pending"]) > 0)
+        assert eventually(lambda: len(w3.provider.make_request("txpool_content", [])["result"]["pending"]) > 0)
         first = _pending_max_fee(w3, keeper.address)
-        assert _eventually(lambda: _pending_max_fee(w3, keeper.address) > first, timeout=10)  # replaced
+        assert eventually(lambda: _pending_max_fee(w3, keeper.address) > first, timeout=10)  # replaced
         w3.provider.make_request("evm_mine", [])
         worker.join(timeout=30)
         assert not worker.is_alive()
@@ -171,7 +162,7 @@ def test_sigterm_while_a_batch_is_in_flight_finishes_it_and_exits_cleanly(
     try:
         thread = threading.Thread(target=lambda: exit_codes.append(service.run()), daemon=True)
         thread.start()
-        assert _eventually(lambda: bool(keeper.state.in_flight))  # a batch has been sent
+        assert eventually(lambda: bool(keeper.state.in_flight))  # a batch has been sent
         service.stopping.set()  # what the SIGTERM handler does
         w3.provider.make_request("evm_mine", [])
         thread.join(timeout=30)

@@ -1,13 +1,13 @@
 """The keeper while its node is killed and restarted (Anvil persisting its state to disk)."""
 
 import json
-import socket
 import subprocess
 import threading
 import time
 from pathlib import Path
 
 import pytest
+from helpers import eventually, free_port
 from web3 import Web3
 
 from lever.deploy import create_address, market_key
@@ -18,12 +18,6 @@ from lever.keeper.service import KeeperService
 ANVIL = Path(__file__).resolve().parents[1] / "node_modules" / ".bin" / "anvil"
 USDC = 10**6
 WAD = 10**18
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _start_anvil(port: int, state: Path) -> subprocess.Popen:
@@ -74,7 +68,7 @@ def _deploy(w3: Web3, config) -> tuple[Addresses, dict]:
 
 @pytest.mark.usefixtures("node_uri")  # Anvil runs: the in-process chain has no processes to kill
 def test_keeper_survives_its_node_being_killed_and_restarted(config, accounts, tmp_path):
-    port, state = _free_port(), tmp_path / "anvil-state.json"
+    port, state = free_port(), tmp_path / "anvil-state.json"
     anvil = _start_anvil(port, state)
     try:
         uri = f"http://127.0.0.1:{port}"
@@ -85,11 +79,11 @@ def test_keeper_survives_its_node_being_killed_and_restarted(config, accounts, t
         service = KeeperService(keeper, poll_interval=0.1, max_consecutive_errors=3, breaker_cooldown=0.5)
         thread = threading.Thread(target=service.run, daemon=True)
         thread.start()
-        assert _eventually(lambda: service.hydrated)
+        assert eventually(lambda: service.hydrated, ignore=TRANSPORT_ERRORS)
 
         anvil.terminate()  # Anvil writes its state to disk on the way out
         anvil.wait(timeout=20)
-        assert _eventually(lambda: service.breaker_open)
+        assert eventually(lambda: service.breaker_open, ignore=TRANSPORT_ERRORS)
         anvil = _start_anvil(port, state)  # back, with the chain as it was
 
         w3 = Web3(Web3.HTTPProvider(uri))
@@ -100,7 +94,8 @@ def test_keeper_survives_its_node_being_killed_and_restarted(config, accounts, t
         liquidator = w3.eth.contract(address=addresses.liquidator, abi=c["liquidator"].abi)
         risky = [c["ids"][0], c["ids"][2]]
         assert all(row[5] for row in liquidator.functions.healthOf(risky).call())
-        assert _eventually(lambda: not any(row[5] for row in liquidator.functions.healthOf(c["ids"]).call()), timeout=60)
+        assert eventually(lambda: not any(row[5] for row in liquidator.functions.healthOf(c["ids"]).call()), timeout=60,
+                          ignore=TRANSPORT_ERRORS)
         assert service.health()[0] == 200
         service.stopping.set()
         thread.join(timeout=30)
@@ -110,14 +105,3 @@ def test_keeper_survives_its_node_being_killed_and_restarted(config, accounts, t
         anvil.wait(timeout=20)
 
 
-def _eventually(predicate, timeout: float = 30.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if predicate():
-                return True
-        except TRANSPORT_ERRORS:
-            time.sleep(0.1)  # the node is down while we poll
-            continue
-        time.sleep(0.1)
-    return False

@@ -3,7 +3,6 @@
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -11,17 +10,11 @@ import time
 import urllib.request
 
 import pytest
-from helpers import wad
+from helpers import eventually, free_port, wad
 from web3 import Web3
 
 from lever.deploy import deployment_record
 from lever.deployments import save_deployment
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _get(url: str) -> tuple[int, bytes]:
@@ -34,21 +27,12 @@ def _get(url: str) -> tuple[int, bytes]:
         return 0, b""  # not listening yet
 
 
-def _wait(predicate, timeout: float = 30.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.2)
-    return False
-
-
 @pytest.fixture
 def running_keeper(protocol, chain, accounts, config, tmp_path, node_uri):
     record = save_deployment(
         deployment_record(protocol, chain.chain_id, "ethereum:local:foundry", config), directory=tmp_path
     )
-    port = _free_port()
+    port = free_port()
     env = dict(os.environ, LEVER_PRIVATE_KEY=accounts[8].private_key)
     process = subprocess.Popen(
         [sys.executable, "-m", "lever.cli", "keeper", "run", "--rpc-url", node_uri,
@@ -69,13 +53,13 @@ def test_keeper_process_liquidates_serves_metrics_and_stops_cleanly_on_sigterm(
     engine.modifyPosition(risky, eth, wad(6), 0, sender=alice)
     safe = open_account(alice, 10_000)
     engine.modifyPosition(safe, eth, wad(1), 0, sender=alice)
-    assert _wait(lambda: _get(f"{base}/health")[0] == 200 or process.poll() is not None)
+    assert eventually(lambda: _get(f"{base}/health")[0] == 200 or process.poll() is not None)
     assert process.poll() is None, process.stdout.read()
     set_price("ETH-USD", 2_860)
-    assert _wait(lambda: engine.accountMarkets(risky) == [] or not protocol.liquidator.healthOf([risky])[0].liquidatable)
+    assert eventually(lambda: engine.accountMarkets(risky) == [] or not protocol.liquidator.healthOf([risky])[0].liquidatable)
     assert engine.accountMarkets(safe) == [eth]
     # The transaction is mined before the keeper has read its receipt: wait for the counter.
-    assert _wait(lambda: b"lever_keeper_liquidations_won_total 1.0" in _get(f"{base}/metrics")[1])
+    assert eventually(lambda: b"lever_keeper_liquidations_won_total 1.0" in _get(f"{base}/metrics")[1])
     health = json.loads(_get(f"{base}/health")[1])
     assert health["status"] == "ok" and health["accounts"] >= 1
     process.send_signal(signal.SIGTERM)
@@ -122,7 +106,7 @@ def test_silverback_bot_liquidates_with_the_same_core(
         time.sleep(8)  # silverback starts up and hydrates
         assert bot.poll() is None, bot.stdout.read()
         set_price("ETH-USD", 2_860)
-        assert _wait(lambda: not protocol.liquidator.healthOf([risky])[0].liquidatable, timeout=60)
+        assert eventually(lambda: not protocol.liquidator.healthOf([risky])[0].liquidatable, timeout=60)
     finally:
         stop.set()
         bot.send_signal(signal.SIGINT)

@@ -259,7 +259,3 @@ class ChainClient:
         """eth_call of `liquidateBatch`; returns how many it would liquidate (raises if it reverts)."""
         fn = self.liquidator.functions.liquidateBatch(accounts)
         return int(self.retry(lambda: fn.call({"from": sender})))
-
-    def estimate_batch(self, accounts: list[int], sender: str) -> int:
-        fn = self.liquidator.functions.liquidateBatch(accounts)
-        return int(self.retry(lambda: fn.estimate_gas({"from": sender})))
