@@ -85,3 +85,23 @@ def test_dry_run_keeper_sends_nothing(protocol, keeper_factory, book, set_price)
     set_price("ETH-USD", 2_860)
     assert keeper.step() == 0
     assert any(h.liquidatable for h in protocol.liquidator.healthOf(list(book.values())))
+
+
+def test_batch_that_would_run_out_of_gas_is_split_not_sent(protocol, keeper_factory, book, set_price, chain):
+    """A per-account gas budget far too small: the simulation (run with the transaction's gas
+    limit) catches it, the keeper splits the batch, and no transaction fails on chain."""
+    keeper = keeper_factory(gas_per_account=20_000, gas_base=30_000)
+    keeper.hydrate()
+    set_price("ETH-USD", 2_860)
+    unhealthy = {h.accountId for h in protocol.liquidator.healthOf(list(book.values())) if h.liquidatable}
+    assert len(unhealthy) >= 2
+    start = chain.blocks.head.number
+    assert keeper.step() == len(unhealthy)
+    w3 = chain.provider.web3
+    statuses = [
+        w3.eth.get_transaction_receipt(tx)["status"]
+        for n in range(start + 1, chain.blocks.head.number + 1)
+        for tx in w3.eth.get_block(n)["transactions"]
+    ]
+    assert len(statuses) > 1 and all(status == 1 for status in statuses)  # split; nothing failed
+    assert keeper.metrics.errors._value.get() == 0

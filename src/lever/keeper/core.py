@@ -144,10 +144,11 @@ class DecideParams:
     liquidation: m.LiquidationParams
     token_scale: int
     max_batch: int = 500
-    # Gas budget of one account in a batch (measured ~58k for one position in a batch of 50; with
-    # 65k, batches of ~400 failed on chain, not yet diagnosed); a second position
-    # adds ~40k) and of the batch itself; `batch_gas_budget` (0: none) caps a batch's total.
-    gas_per_account: int = 80_000
+    # Gas limit one account needs in a batch: eth_estimateGas gives 66.0k per single-position
+    # account in a batch of 400 (the receipt shows ~58k: storage refunds are paid back only at
+    # the end, so the limit must cover the gas before them). A second position adds up to 45k.
+    # `gas_base` covers the batch itself (~125k measured); `batch_gas_budget` (0: none) caps a batch.
+    gas_per_account: int = 67_000
     gas_per_extra_position: int = 45_000
     gas_base: int = 150_000
     batch_gas_budget: int = 0

@@ -18,11 +18,10 @@ from eth_account import Account
 from hexbytes import HexBytes
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from web3.exceptions import ContractLogicError, TransactionNotFound, Web3RPCError
-from web3.logs import DISCARD
 from web3.types import Nonce, TxParams, Wei
 
 from lever import math as m
-from lever.keeper.chain import TRANSPORT_ERRORS, ChainClient, MarketRaw
+from lever.keeper.chain import TRANSPORT_ERRORS, ChainClient, MarketRaw, is_out_of_gas
 from lever.keeper.core import AccountRecord, DecideParams, LiquidationIndex, decide, evaluate
 
 log = logging.getLogger("lever.keeper")
@@ -57,10 +56,10 @@ class KeeperConfig:
     dry_run: bool = False
     tip_wei: int = 10**9
     # Gas limit of a batch: base + a budget per account (see DecideParams), capped at the block's
-    # gas limit. The eth_call simulation has already shown the batch succeeds; a node-side
-    # eth_estimateGas would re-run a big batch ~20 times.
+    # gas limit. The eth_call simulation runs with that limit, so a batch that would run out of
+    # gas is split instead of sent (a node-side eth_estimateGas would re-run a big batch ~20 times).
     gas_base: int = 150_000
-    gas_per_account: int = 80_000
+    gas_per_account: int = 67_000
     # A transaction not mined after `stuck_after` seconds is replaced (same nonce) with fees
     # raised by 12.5%, at most `max_fee_bumps` times and never above `max_fee_cap_wei`.
     stuck_after: float = 30.0
@@ -292,17 +291,31 @@ class Keeper:
         if self.config.dry_run or self.account is None:
             log.info("dry run: would liquidate %s", accounts)
             return 0
-        try:
-            expected = self.client.simulate_batch(accounts, self.address)
-        except ContractLogicError as exc:  # the batch would revert: someone else got there first
-            log.info("batch %s would revert (%s): counted as lost", accounts, exc)
-            self.metrics.lost.inc(len(accounts))
-            return 0
         w3 = self.client.w3
+        latest = self.client.retry(lambda: w3.eth.get_block("latest"))
+        gas = min(gas or self.config.gas_base + self.config.gas_per_account * len(accounts), int(latest["gasLimit"]))
+        try:
+            # Simulated with the gas limit the transaction will carry: a batch that would run out
+            # of gas is caught here, not on chain.
+            expected = self.client.simulate_batch(accounts, self.address, gas)
+        except (ContractLogicError, Web3RPCError) as exc:
+            if isinstance(exc, ContractLogicError) and not is_out_of_gas(exc):
+                # the batch would revert: someone else got there first
+                log.info("batch %s would revert (%s): counted as lost", accounts, exc)
+                self.metrics.lost.inc(len(accounts))
+                return 0
+            block_limit = int(latest["gasLimit"])
+            if not is_out_of_gas(exc) or (len(accounts) == 1 and gas >= block_limit):
+                raise
+            # These accounts need more than their budget: each half gets the whole limit (a
+            # single account, twice the limit).
+            log.warning("a batch of %d would run out of gas at %d: splitting it", len(accounts), gas)
+            if len(accounts) == 1:
+                return self._send(accounts, min(2 * gas, block_limit))
+            half = len(accounts) // 2
+            return self._send(accounts[:half], gas) + self._send(accounts[half:], gas)
         self.state.in_flight.update(accounts)
         try:
-            gas = gas or self.config.gas_base + self.config.gas_per_account * len(accounts)
-            latest = self.client.retry(lambda: w3.eth.get_block("latest"))
             base_fee = int(latest.get("baseFeePerGas", 0))
             assert self.account is not None
             tx: TxParams = {
@@ -310,7 +323,7 @@ class Keeper:
                 "data": self.client.liquidator.encode_abi("liquidateBatch", args=[accounts]),
                 "value": Wei(0),
                 "nonce": Nonce(self._allocate_nonce()),
-                "gas": min(gas, int(latest["gasLimit"])),
+                "gas": gas,
                 "maxPriorityFeePerGas": Wei(self.config.tip_wei),
                 "maxFeePerGas": Wei(min(self.config.max_fee_cap_wei, 2 * base_fee + self.config.tip_wei)),
                 "chainId": self.client.retry(lambda: w3.eth.chain_id),
@@ -329,8 +342,7 @@ class Keeper:
         if receipt["status"] != 1:
             self.metrics.lost.inc(len(accounts))
             return 0
-        events = self.client.liquidator.events.Liquidation().process_receipt(receipt, errors=DISCARD)
-        won = {int(e["args"]["accountId"]) for e in events}
+        won = self.client.liquidated_in(receipt)
         self.metrics.won.inc(len(won))
         self.metrics.lost.inc(len(accounts) - len(won))
         log.info("liquidated %s of %s (expected %s)", sorted(won), accounts, expected)
