@@ -9,7 +9,7 @@ SOLC_BIN := $(SOLCX_DIR)/solc-v$(SOLC_VERSION)
 export PATH := $(CURDIR)/node_modules/.bin:$(CURDIR)/$(VENV)/bin:$(PATH)
 export SOLCX_BINARY_PATH := $(SOLCX_DIR)
 
-.PHONY: setup test demo bench-gas bench-keeper compile clean lint
+.PHONY: setup test demo node bench-gas bench-keeper compile clean lint
 
 setup: $(VENV)/.installed node_modules/.installed $(SOLC_BIN)
 
@@ -41,7 +41,10 @@ test: compile lint
 	ape test tests -q --network ethereum:local:test
 
 demo: compile
-	ape run deploy --network ethereum:local:foundry
+	lever demo --network ethereum:local:foundry
+
+node: setup
+	anvil --port 8545
 
 bench-gas: compile
 	ape run bench_gas --network ethereum:local:foundry

@@ -1,33 +1,31 @@
-"""Deploys the whole protocol with the network's parameter file and prints its state.
+"""Deploys the whole protocol with the network's parameter file and records it.
 
-    ape run deploy --network ethereum:local:foundry
+    ape run deploy --network ethereum:local:foundry      (also :hardhat, :test)
+    ape run deploy --network ethereum:local:foundry --fresh
+
+Same as `lever deploy` (which also takes --params and --feed MARKET=ADDRESS).
 """
 
 from __future__ import annotations
 
-from ape import accounts, networks, project
+import click
+from ape.cli import ConnectedProviderCommand
 
-from lever.config import load_network_config
-from lever.deploy import deploy_protocol, deployment_record
-from lever.deployments import save_deployment
+from lever import app
+from lever.errors import LeverError
 from lever.status import read_status, render_status
 
-USDC = 10**6
 
-
-def main() -> None:
-    network = networks.provider.network.name
-    config = load_network_config("local" if network in ("local", "test") else network)
-    deployer = accounts.test_accounts[0]
-    protocol = deploy_protocol(project, deployer, config)
-    lp = accounts.test_accounts[1]
-    # Seed the pool so the state shows something (local chains only: the token is the mock).
-    amount = 1_000_000 * 10 ** int(protocol.token.decimals())
-    protocol.token.mint(lp, amount, sender=lp)
-    protocol.token.approve(protocol.vault, amount, sender=lp)
-    protocol.vault.deposit(amount, lp, sender=lp)
-    chain_id = networks.provider.chain_id
-    path = save_deployment(deployment_record(protocol, chain_id, networks.provider.network_choice, config))
-    print(f"vault  {protocol.vault.address}\nengine {protocol.engine.address}\noracle {protocol.oracle.address}")
-    print(f"recorded in {path}")
+@click.command(cls=ConnectedProviderCommand)
+@click.option("--account", help="deployer: an ape account alias, or test:N (local chains; default test:0)")
+@click.option("--fresh", is_flag=True, help="deploy even if a deployment is recorded for this chain")
+def cli(provider, account: str | None, fresh: bool) -> None:
+    try:
+        deployer = app.signer(account, provider)
+        protocol, path, note = app.deploy(provider, deployer, app.config_for(provider), fresh=fresh)
+    except LeverError as exc:
+        raise click.ClickException(str(exc)) from None
+    if note:
+        click.echo(note)
+    click.echo(f"deployed to chain {provider.chain_id} at block {protocol.deploy_block}; recorded in {path}")
     render_status(read_status(protocol))

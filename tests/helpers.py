@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import socket
+import subprocess
 import time
+from pathlib import Path
 from typing import Any
 
 from lever import math as m
@@ -114,3 +116,18 @@ def eventually(predicate: Any, timeout: float = 30.0, ignore: tuple[type[BaseExc
             pass
         time.sleep(0.1)
     return False
+
+
+ANVIL = Path(__file__).resolve().parents[1] / "node_modules" / ".bin" / "anvil"
+
+
+def start_anvil(port: int, *args: str) -> subprocess.Popen:
+    """A standalone Anvil on loopback (ape's own is shared by the whole session), ready to serve."""
+    from web3 import Web3
+
+    process = subprocess.Popen([str(ANVIL), "--port", str(port), "--silent", *args])
+    w3 = Web3(Web3.HTTPProvider(f"http://127.0.0.1:{port}"))
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and not w3.is_connected():
+        time.sleep(0.1)
+    return process

@@ -3,11 +3,10 @@
 import json
 import subprocess
 import threading
-import time
 from pathlib import Path
 
 import pytest
-from helpers import eventually, free_port
+from helpers import eventually, free_port, start_anvil
 from web3 import Web3
 
 from lever.deploy import create_address, market_key
@@ -15,18 +14,12 @@ from lever.keeper.chain import BUILD, TRANSPORT_ERRORS, Addresses, ChainClient
 from lever.keeper.runner import Keeper, KeeperConfig
 from lever.keeper.service import KeeperService
 
-ANVIL = Path(__file__).resolve().parents[1] / "node_modules" / ".bin" / "anvil"
 USDC = 10**6
 WAD = 10**18
 
 
 def _start_anvil(port: int, state: Path) -> subprocess.Popen:
-    process = subprocess.Popen([str(ANVIL), "--port", str(port), "--state", str(state), "--silent"])
-    w3 = Web3(Web3.HTTPProvider(f"http://127.0.0.1:{port}"))
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline and not w3.is_connected():
-        time.sleep(0.1)
-    return process
+    return start_anvil(port, "--state", str(state))
 
 
 def _deploy(w3: Web3, config) -> tuple[Addresses, dict]:

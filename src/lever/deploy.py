@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -64,19 +65,25 @@ def create_account(engine: Any, owner: Any) -> int:
     return int(receipt.events.filter(engine.AccountCreated)[0].accountId)
 
 
-def deploy_protocol(project: Any, deployer: Any, config: NetworkConfig) -> Protocol:
+def deploy_protocol(
+    project: Any, deployer: Any, config: NetworkConfig, progress: Callable[[str], None] | None = None
+) -> Protocol:
     """Deploys token (mock unless configured), oracle adapter, vault, engine and every market.
 
     Roles: the deployer holds admin, risk, pauser and oracle roles. The vault trusts the engine
     and the engine trusts the liquidator through immutables set at deployment.
     """
     tx = {"sender": deployer}
+    step = progress or (lambda _: None)
     collateral = config.collateral
+    step("collateral token")
     if collateral.address:
         token = project.MockToken.at(collateral.address)
     else:
         token = project.MockToken.deploy(collateral.name, collateral.symbol, collateral.decimals, **tx)
+    step("oracle adapter")
     oracle = project.OracleAdapter.deploy(deployer, **tx)
+    step("vault, engine, liquidator")
     vault, engine, liquidator = deploy_core(
         project, deployer, token, oracle, to_wad(config.vault.protocol_fee_share), config.liquidation.params()
     )
@@ -84,6 +91,7 @@ def deploy_protocol(project: Any, deployer: Any, config: NetworkConfig) -> Proto
         token=token, oracle=oracle, vault=vault, engine=engine, liquidator=liquidator, deployer=deployer
     )
     for name, market in config.markets.items():
+        step(f"market {name}")
         if market.feed:
             feed = project.MockPriceFeed.at(market.feed)
         else:

@@ -6,6 +6,7 @@ Every command finds the contracts through this file.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,11 @@ from typing import Any
 from lever.errors import DeploymentError
 
 DEPLOYMENTS_DIR = Path(__file__).resolve().parents[2] / "deployments"
+
+
+def deployments_dir() -> Path:
+    """`deployments/` in the repository, or `LEVER_DEPLOYMENTS_DIR` if set."""
+    return Path(os.environ.get("LEVER_DEPLOYMENTS_DIR") or DEPLOYMENTS_DIR)
 CONTRACTS = ("token", "oracle", "vault", "engine", "liquidator")
 
 
@@ -28,18 +34,19 @@ class Deployment:
     parameters: dict[str, Any] = field(default_factory=dict)
 
 
-def record_path(chain_id: int, directory: Path = DEPLOYMENTS_DIR) -> Path:
-    return directory / f"{chain_id}.json"
+def record_path(chain_id: int, directory: Path | None = None) -> Path:
+    return (directory or deployments_dir()) / f"{chain_id}.json"
 
 
-def save_deployment(deployment: Deployment, directory: Path = DEPLOYMENTS_DIR) -> Path:
+def save_deployment(deployment: Deployment, directory: Path | None = None) -> Path:
+    directory = directory or deployments_dir()
     directory.mkdir(parents=True, exist_ok=True)
     path = record_path(deployment.chain_id, directory)
     path.write_text(json.dumps(asdict(deployment), indent=2, default=str) + "\n")
     return path
 
 
-def load_deployment(chain_id: int, directory: Path = DEPLOYMENTS_DIR, path: Path | None = None) -> Deployment:
+def load_deployment(chain_id: int, directory: Path | None = None, path: Path | None = None) -> Deployment:
     """Reads a record; a missing or malformed one is one clear `DeploymentError` line."""
     path = path or record_path(chain_id, directory)
     if not path.is_file():

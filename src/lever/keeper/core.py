@@ -150,7 +150,7 @@ class DecideParams:
     # `gas_base` covers the batch itself (~125k measured); `batch_gas_budget` (0: none) caps a batch.
     gas_per_account: int = 67_000
     gas_per_extra_position: int = 45_000
-    gas_base: int = 150_000
+    gas_base: int = 250_000
     batch_gas_budget: int = 0
     gas_price_wei: int = 0
     token_per_eth: int = 0  # token units one ETH is worth (for the profit gate); 0 = no gate

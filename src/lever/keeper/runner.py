@@ -58,7 +58,7 @@ class KeeperConfig:
     # Gas limit of a batch: base + a budget per account (see DecideParams), capped at the block's
     # gas limit. The eth_call simulation runs with that limit, so a batch that would run out of
     # gas is split instead of sent (a node-side eth_estimateGas would re-run a big batch ~20 times).
-    gas_base: int = 150_000
+    gas_base: int = 250_000
     gas_per_account: int = 67_000
     # A transaction not mined after `stuck_after` seconds is replaced (same nonce) with fees
     # raised by 12.5%, at most `max_fee_bumps` times and never above `max_fee_cap_wei`.
