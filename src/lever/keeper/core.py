@@ -147,7 +147,9 @@ class DecideParams:
     # Gas limit one account needs in a batch: eth_estimateGas gives 66.0k per single-position
     # account in a batch of 400 (the receipt shows ~58k: storage refunds are paid back only at
     # the end, so the limit must cover the gas before them). A second position adds up to 45k.
-    # `gas_base` covers the batch itself (~125k measured); `batch_gas_budget` (0: none) caps a batch.
+    # `gas_base` covers the batch itself and its first account's cold storage (~125k measured in a
+    # 400-account batch; a 2-account batch with bad debt needed more than 150k + 2 x 67k).
+    # `batch_gas_budget` (0: none) caps a batch.
     gas_per_account: int = 67_000
     gas_per_extra_position: int = 45_000
     gas_base: int = 250_000
