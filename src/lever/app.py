@@ -82,7 +82,7 @@ def signer(spec: str | None, provider: Any) -> Any:
 
 
 def send(action: str, fn: Callable[..., Any], *args: Any, decimals: int = 6, **kwargs: Any) -> Any:
-    """Sends one transaction; a revert (ape finds it while estimating gas, before anything is
+    """Sends one transaction (or makes one view call); a revert (ape finds it while estimating gas, before anything is
     sent) becomes one line: `<action>: <the contract's error in words>`."""
     from ape.exceptions import ApeException, ContractLogicError
 
@@ -93,11 +93,6 @@ def send(action: str, fn: Callable[..., Any], *args: Any, decimals: int = 6, **k
         raise LeverError(f"{action}: {explain(exc, decimals)}") from None
     except ApeException as exc:
         raise LeverError(f"{action}: {_first_line(exc)}") from None
-
-
-def call(action: str, fn: Callable[..., Any], *args: Any, decimals: int = 6, **kwargs: Any) -> Any:
-    """A view call, with the same error handling as `send`."""
-    return send(action, fn, *args, decimals=decimals, **kwargs)
 
 
 # --------------------------------------------------------------------------- deployment

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Iterator
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import click
 from web3 import Web3
@@ -155,11 +155,9 @@ def price_set(market: str, value: Decimal, network: str, account: str | None) ->
     """Set MARKET's mock feed to VALUE (USD), e.g. `lever price set ETH-USD 2500`."""
     from lever import app
 
-    with app.connected(network) as provider:
-        protocol, _ = app.protocol_from_record(provider)
+    with _session(network, account) as (_, protocol, sender, _):
         app.market_id(protocol, market)
         feed = protocol.feeds[market]
-        sender = app.signer(account, provider)
         answer = _scaled(value, int(feed.decimals()), "price")
         if answer == 0:
             raise ConfigError("the price must be above zero")
@@ -181,15 +179,12 @@ def token_mint(amount: Decimal, recipient: str | None, network: str, account: st
     """Mint AMOUNT of the mock collateral token."""
     from lever import app
 
-    with app.connected(network) as provider:
+    with _session(network, account) as (provider, protocol, sender, decimals):
         if not app.is_local(provider):
             raise ConfigError("minting is for the mock token on local chains")
-        protocol, _ = app.protocol_from_record(provider)
-        sender = app.signer(account, provider)
         to = recipient or sender.address
         if not Web3.is_address(to):
             raise ConfigError(f"--to {to!r} is not an address")
-        decimals = int(protocol.token.decimals())
         app.send("minting", protocol.token.mint, to, _scaled(amount, decimals, "amount"), sender=sender)
         click.echo(f"minted {amount} {protocol.token.symbol()} to {to}")
 
@@ -224,17 +219,14 @@ def trade_open(
         raise ConfigError("pass --margin or --leverage, not both")
     if size == 0:
         raise ConfigError("the size must be above zero")
-    with app.connected(network) as provider:
-        protocol, _ = app.protocol_from_record(provider)
+    with _session(network, account) as (_, protocol, sender, decimals):
         mid = app.market_id(protocol, market)
-        sender = app.signer(account, provider)
-        decimals = int(protocol.token.decimals())
         size_wad = _scaled(size, 18, "size")
         deposit = None
         if leverage is not None:
             if leverage <= 0:
                 raise ConfigError("the leverage must be above zero")
-            price_wad = int(app.call("reading the price", protocol.oracle.priceWad, protocol.feeds[market]))
+            price_wad = int(app.send("reading the price", protocol.oracle.priceWad, protocol.feeds[market]))
             fee_wad = int(protocol.engine.marketParams(mid).tradingFeeWad)
             notional = size_wad * price_wad // 10**18
             need_wad = notional * 10**18 // to_wad(leverage) + notional * fee_wad // 10**18
@@ -271,11 +263,8 @@ def trade_close(
     from lever import app
     from lever.units import from_scaled
 
-    with app.connected(network) as provider:
-        protocol, _ = app.protocol_from_record(provider)
+    with _session(network, account) as (_, protocol, sender, decimals):
         mid = app.market_id(protocol, market)
-        sender = app.signer(account, provider)
-        decimals = int(protocol.token.decimals())
         account_id = _account_for(protocol, sender, account_id, create=False)
         limit = _scaled(limit_price, 18, "limit price") if limit_price is not None else 0
         app.send(f"closing {market}", protocol.engine.closePosition, account_id, mid, limit, sender=sender, decimals=decimals)
@@ -301,12 +290,8 @@ def margin_group() -> None:
 @account_option
 def margin_deposit(amount: Decimal, account_id: int | None, network: str, account: str | None) -> None:
     """Deposit AMOUNT of collateral into a Lever account."""
-    from lever import app
 
-    with app.connected(network) as provider:
-        protocol, _ = app.protocol_from_record(provider)
-        sender = app.signer(account, provider)
-        decimals = int(protocol.token.decimals())
+    with _session(network, account) as (_, protocol, sender, decimals):
         account_id = _account_for(protocol, sender, account_id)
         _deposit(protocol, sender, account_id, _scaled(amount, decimals, "amount"), decimals)
         click.echo(f"deposited {amount} into account {account_id}")
@@ -321,10 +306,7 @@ def margin_withdraw(amount: Decimal, account_id: int | None, network: str, accou
     """Withdraw AMOUNT of collateral from a Lever account to the signer."""
     from lever import app
 
-    with app.connected(network) as provider:
-        protocol, _ = app.protocol_from_record(provider)
-        sender = app.signer(account, provider)
-        decimals = int(protocol.token.decimals())
+    with _session(network, account) as (_, protocol, sender, decimals):
         account_id = _account_for(protocol, sender, account_id, create=False)
         app.send("withdrawing", protocol.vault.withdrawMargin, account_id, _scaled(amount, decimals, "amount"),
                  sender.address, sender=sender, decimals=decimals)
@@ -348,10 +330,7 @@ def lp_deposit(amount: Decimal, network: str, account: str | None) -> None:
     from lever import app
     from lever.units import from_scaled
 
-    with app.connected(network) as provider:
-        protocol, _ = app.protocol_from_record(provider)
-        sender = app.signer(account, provider)
-        decimals = int(protocol.token.decimals())
+    with _session(network, account) as (_, protocol, sender, decimals):
         assets = _scaled(amount, decimals, "amount")
         if assets == 0:
             raise ConfigError("the amount must be above zero")
@@ -372,10 +351,7 @@ def lp_redeem(shares: str, network: str, account: str | None) -> None:
     from lever import app
     from lever.units import from_scaled
 
-    with app.connected(network) as provider:
-        protocol, _ = app.protocol_from_record(provider)
-        sender = app.signer(account, provider)
-        decimals = int(protocol.token.decimals())
+    with _session(network, account) as (_, protocol, sender, decimals):
         share_decimals = int(protocol.vault.decimals())
         held = int(protocol.vault.balanceOf(sender.address))
         amount = held if shares == "all" else _scaled(AMOUNT.convert(shares, None, None), share_decimals, "shares")
@@ -450,6 +426,24 @@ def _print_report(console: Any, r: Any, out: Path) -> None:
 
 
 # --------------------------------------------------------------------------- helpers
+
+
+class _Session(NamedTuple):
+    provider: Any
+    protocol: Any
+    sender: Any
+    decimals: int  # the collateral token's
+
+
+@contextlib.contextmanager
+def _session(network: str, account: str | None) -> Iterator[_Session]:
+    """Connected, with the recorded deployment and the signer: what every signing command needs."""
+    from lever import app
+
+    with app.connected(network) as provider:
+        protocol, _ = app.protocol_from_record(provider)
+        sender = app.signer(account, provider)
+        yield _Session(provider, protocol, sender, int(protocol.token.decimals()))
 
 
 def _scaled(value: Decimal, decimals: int, what: str) -> int:
@@ -592,15 +586,9 @@ def _web3(network: str, rpc_url: str | None) -> Iterator[Web3]:
             raise LeverError(f"cannot reach the RPC at {rpc_url}")
         yield w3
         return
-    from ape import networks
-    from ape.exceptions import ApeException
+    from lever import app
 
-    try:
-        context = networks.parse_network_choice(network)
-    except ApeException as exc:
-        first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise ConfigError(f"unknown network {network!r}: {first_line}") from None
-    with context as provider:
+    with app.connected(network) as provider:
         yield provider.web3
 
 

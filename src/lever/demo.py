@@ -121,7 +121,6 @@ class BlockRow:
     block: int
     prices: dict[str, int]  # WAD
     pool_value: int  # token units: pool assets net of traders' PnL
-    pool_assets: int
     insurance: int
     solvent: bool
     liquidatable: set[int]
@@ -276,27 +275,27 @@ class _Wallet:
             fn.call({"from": account.address})
         except Exception as exc:  # noqa: BLE001 - any failure: name it, stop the demo
             raise LeverError(f"demo: {what}: {explain(exc)}") from None
-        nonce = self.nonces.get(account.address)
-        if nonce is None:
-            nonce = int(self.w3.eth.get_transaction_count(account.address))
         tx = fn.build_transaction({
-            "from": account.address, "nonce": nonce, "gas": 1_500_000, "chainId": self.chain_id,
-            "maxFeePerGas": 100 * 10**9, "maxPriorityFeePerGas": 10**9,
+            "from": account.address, "nonce": self._nonce(account.address), "gas": 1_500_000,
+            "chainId": self.chain_id, "maxFeePerGas": 100 * 10**9, "maxPriorityFeePerGas": 10**9,
         })
         tx.pop("gasPrice", None)  # ape's web3 adds one; this is an EIP-1559 transaction
-        self.nonces[account.address] = nonce + 1
         tx_hash = self.w3.eth.send_raw_transaction(account.sign_transaction(tx).raw_transaction)
         return self._mined(tx_hash, what)
 
     def fund(self, key: bytes, to: str, value: int) -> Any:
         account = Account.from_key(key)
-        nonce = self.nonces.get(account.address)
-        if nonce is None:
-            nonce = int(self.w3.eth.get_transaction_count(account.address))
-        self.nonces[account.address] = nonce + 1
-        tx = {"to": to, "value": value, "nonce": nonce, "gas": 21_000, "chainId": self.chain_id,
+        tx = {"to": to, "value": value, "nonce": self._nonce(account.address), "gas": 21_000, "chainId": self.chain_id,
               "maxFeePerGas": 100 * 10**9, "maxPriorityFeePerGas": 10**9}
         return self._mined(self.w3.eth.send_raw_transaction(account.sign_transaction(tx).raw_transaction), "funding")
+
+    def _nonce(self, address: str) -> int:
+        """The next nonce, counted here after the node's first answer (one sender at a time)."""
+        nonce = self.nonces.get(address)
+        if nonce is None:
+            nonce = int(self.w3.eth.get_transaction_count(address))
+        self.nonces[address] = nonce + 1
+        return nonce
 
     def _mined(self, tx_hash: Any, what: str) -> Any:
         receipt = self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=60)
@@ -401,7 +400,7 @@ def run(provider: Any, plan: Plan, out: Path, on_progress: Callable[[str, int, i
     blocks = range(protocol.deploy_block, last_block + 1)
     for n, block in enumerate(blocks):
         if block >= first_block:
-            rows.append(_block_row(client, protocol, c_feed, ids, block))
+            rows.append(_block_row(client, c_feed, ids, block))
             solvent.append(rows[-1].solvent)
         else:
             solvent.append(bool(client.vault.functions.solvency().call(block_identifier=block)[2]))
@@ -425,7 +424,7 @@ def _log_to(path: Path) -> None:
     root.propagate = False
 
 
-def _block_row(client: Any, protocol: Any, feeds: dict[str, Any], ids: list[int], block: int) -> BlockRow:
+def _block_row(client: Any, feeds: dict[str, Any], ids: list[int], block: int) -> BlockRow:
     vault, oracle = client.vault.functions, client.oracle.functions
     _, _, solvent = vault.solvency().call(block_identifier=block)
     health = client.health(ids, block)
@@ -433,7 +432,6 @@ def _block_row(client: Any, protocol: Any, feeds: dict[str, Any], ids: list[int]
         block=block,
         prices={n: int(oracle.priceWad(f.address).call(block_identifier=block)) for n, f in feeds.items()},
         pool_value=int(vault.totalAssets().call(block_identifier=block)),
-        pool_assets=int(vault.poolAssets().call(block_identifier=block)),
         insurance=int(vault.insuranceFund().call(block_identifier=block)),
         solvent=bool(solvent),
         liquidatable={a for a, bad in health.items() if bad},

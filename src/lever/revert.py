@@ -46,16 +46,12 @@ class _Tokens:
         return _tokens(int(value), self.decimals + 6)
 
 
-def _shares(value: int, t: Callable[[int], str]) -> str:
-    return t.shares(value) if isinstance(t, _Tokens) else str(value)
-
-
 def _leverage(value: int) -> str:
     return f"{from_wad(value):.2f}x"
 
 
 # name -> sentence; `t` formats token units of the collateral (6 decimals unless told).
-MESSAGES: dict[str, Callable[[Args, Callable[[int], str]], str]] = {
+MESSAGES: dict[str, Callable[[Args, _Tokens], str]] = {
     "ZeroAmount": lambda a, t: "the amount is zero",
     "ZeroSize": lambda a, t: "the size is zero",
     "ZeroAddress": lambda a, t: "an address is zero",
@@ -124,7 +120,7 @@ MESSAGES: dict[str, Callable[[Args, Callable[[int], str]], str]] = {
         f"the allowance is {t(a['allowance'])} tokens, {t(a['needed'])} are needed"
     ),
     "ERC4626ExceededMaxRedeem": lambda a, t: (
-        f"cannot redeem {_shares(a['shares'], t)} lvLP now: at most {_shares(a['max'], t)} (the pool keeps"
+        f"cannot redeem {t.shares(a['shares'])} lvLP now: at most {t.shares(a['max'])} (the pool keeps"
         " a reserve against open positions' profits)"
     ),
     "ERC4626ExceededMaxWithdraw": lambda a, t: (
@@ -148,23 +144,16 @@ def sentence(name: str, args: Args, decimals: int = 6) -> str:
     return f"{_words(name)}" + (f" ({shown})" if shown else "")
 
 
-def _abi_type(item: dict[str, Any]) -> str:
-    kind = str(item["type"])
-    if kind.startswith("tuple"):
-        return "(" + ",".join(_abi_type(c) for c in item["components"]) + ")" + kind[5:]
-    return kind
-
-
 @cache
 def _selectors() -> dict[bytes, tuple[str, tuple[str, ...], tuple[str, ...]]]:
-    from lever.keeper.chain import load_abis
+    from lever.keeper.chain import abi_type, load_abis
 
     table = {}
     for abi in load_abis().values():
         for item in abi:
             if item.get("type") != "error":
                 continue
-            types = tuple(_abi_type(i) for i in item["inputs"])
+            types = tuple(abi_type(i) for i in item["inputs"])
             selector = keccak(text=f"{item['name']}({','.join(types)})")[:4]
             table[selector] = (item["name"], tuple(i["name"] for i in item["inputs"]), types)
     return table

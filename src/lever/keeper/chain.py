@@ -66,15 +66,15 @@ class Changes:
     params: bool = False
 
 
-def _abi_type(item: dict[str, Any]) -> str:
+def abi_type(item: dict[str, Any]) -> str:
     kind = str(item["type"])
     if kind.startswith("tuple"):
-        return "(" + ",".join(_abi_type(c) for c in item["components"]) + ")" + kind[5:]
+        return "(" + ",".join(abi_type(c) for c in item["components"]) + ")" + kind[5:]
     return kind
 
 
 def _signature(item: dict[str, Any]) -> str:
-    return f"{item['name']}({','.join(_abi_type(i) for i in item['inputs'])})"
+    return f"{item['name']}({','.join(abi_type(i) for i in item['inputs'])})"
 
 
 @dataclass(frozen=True)
@@ -120,7 +120,7 @@ class ChainClient:
         self.oracle = web3.eth.contract(address=Web3.to_checksum_address(addresses.oracle), abi=abis["OracleAdapter"])
         self._feed_abi = abis["MockPriceFeed"]  # only the AggregatorV3Interface part is used
         health_abi = next(i for i in abis["Liquidator"] if i.get("name") == "healthOf")
-        self._health_types = [_abi_type(o) for o in health_abi["outputs"]]
+        self._health_types = [abi_type(o) for o in health_abi["outputs"]]
         liquidation = next(i for i in abis["Liquidator"] if i.get("name") == "Liquidation" and i["type"] == "event")
         self._liquidation_topic = bytes(Web3.keccak(text=_signature(liquidation)))
         self.calls = 0
