@@ -239,12 +239,27 @@ contract LeverVault is ILeverVault, ERC4626, AccessControl, ReentrancyGuardTrans
         return available > reserved ? available - reserved : 0;
     }
 
+    /// @notice No deposits while the pool is worth nothing (traders' unrealised profit exceeds its
+    ///         assets): shares would be priced at zero and the deposit would go to the traders.
+    function maxDeposit(address) public view override returns (uint256) {
+        return totalSupply() > 0 && totalAssets() == 0 ? 0 : type(uint256).max;
+    }
+
+    function maxMint(address receiver) public view override returns (uint256) {
+        return maxDeposit(receiver);
+    }
+
     function maxWithdraw(address owner) public view override returns (uint256) {
         return super.maxWithdraw(owner).min(freeAssets());
     }
 
     function maxRedeem(address owner) public view override returns (uint256) {
-        return super.maxRedeem(owner).min(_convertToShares(freeAssets(), Math.Rounding.Floor));
+        uint256 shares = balanceOf(owner);
+        uint256 free = freeAssets();
+        // All of them if they pay out no more than is free: converting `free` back to shares
+        // rounds down and would strand the last share of an LP who owns the whole pool.
+        if (_convertToAssets(shares, Math.Rounding.Floor) <= free) return shares;
+        return _convertToShares(free, Math.Rounding.Floor);
     }
 
     function _deposit(address caller, address receiver, uint256 assets, uint256 shares)
