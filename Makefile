@@ -9,7 +9,7 @@ SOLC_BIN := $(SOLCX_DIR)/solc-v$(SOLC_VERSION)
 export PATH := $(CURDIR)/node_modules/.bin:$(CURDIR)/$(VENV)/bin:$(PATH)
 export SOLCX_BINARY_PATH := $(SOLCX_DIR)
 
-.PHONY: setup test demo node bench-gas bench-keeper compile clean lint
+.PHONY: setup test demo node bench-gas bench-keeper bench-fuzz fuzz fuzz-nightly mutants compile clean lint
 
 setup: $(VENV)/.installed node_modules/.installed $(SOLC_BIN)
 
@@ -35,10 +35,27 @@ $(SOLC_BIN): tools/solc-bridge.cjs node_modules/.installed
 compile: setup
 	ape compile --force
 
-# The suite on Anvil (the real node, the default network), then on the in-process EthTester.
-test: compile lint
+# The invariant fuzz suite in process (two shards, one per core), then the suite on Anvil (the
+# real node, the default network; it includes a short fuzz run on Anvil), then on EthTester.
+test: compile lint fuzz
 	ape test tests -q
 	ape test tests -q --network ethereum:local:test
+
+# LEVER_FUZZ_PROFILE: ci (default, >= 20,000 steps), nightly (>= 1,000,000 steps), dev.
+fuzz: compile
+	python -m pytest tests/fuzz -p no:ape_test -n 2 -q
+
+fuzz-nightly: compile
+	LEVER_FUZZ_PROFILE=nightly python -m pytest tests/fuzz -p no:ape_test -n 2 -q
+	LEVER_FUZZ_PROFILE=nightly ape test tests/fuzz -q -k on_anvil
+
+# Deliberately broken contracts (scripts/mutants.py): the ci profile must catch every one.
+mutants: compile
+	python scripts/mutants.py
+
+# Steps/s on both backends and the mutation score -> build/bench/fuzz.json (several minutes).
+bench-fuzz: compile
+	python scripts/bench_fuzz.py
 
 demo: compile
 	lever demo --network ethereum:local:foundry
