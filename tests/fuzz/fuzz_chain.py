@@ -18,7 +18,7 @@ import os
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from eth_abi import encode as abi_encode
 from eth_utils.crypto import keccak
@@ -36,18 +36,6 @@ class Reverted(Exception):
         super().__init__(detail or data.hex())
         self.data = data
         self.detail = detail
-
-
-class Chain(Protocol):
-    accounts: list[str]
-
-    def deploy(self, sender: str, code: bytes) -> str: ...
-    def transact(self, sender: str, to: str, data: bytes) -> None: ...
-    def call(self, to: str, data: bytes) -> bytes: ...
-    def set_time(self, timestamp: int) -> None: ...
-    def now(self) -> int: ...
-    def snapshot(self) -> None: ...
-    def restore(self) -> None: ...
 
 
 # --------------------------------------------------------------------------- ABI helpers
@@ -274,5 +262,8 @@ class NodeChain:
         return int(self._rpc("eth_getTransactionCount", [address, "latest"]), 16)
 
 
-def next_address(chain: RevmChain | NodeChain, deployer: str, ahead: int) -> str:
+Chain = RevmChain | NodeChain
+
+
+def next_address(chain: Chain, deployer: str, ahead: int) -> str:
     return create_address(deployer, chain.nonce(deployer) + ahead)

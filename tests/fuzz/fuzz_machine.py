@@ -50,7 +50,6 @@ LIQUIDATION_PARAM_CHANGES = (
 @dataclass
 class Stats:
     steps: int = 0
-    runs: int = 0
     outcomes: Counter[tuple[str, str]] = field(default_factory=Counter)  # (action, success | error)
 
     def coverage(self) -> str:
@@ -88,7 +87,6 @@ class _Machine(RuleBasedStateMachine):
         self.clean = True  # no step has failed: the exit check at teardown is meaningful
         self.ref = [mk.feed.answer for mk in self.g.markets]
         self.checks = 0
-        STATS.runs += 1
 
     # ------------------------------------------------------------------ plumbing
 

@@ -101,7 +101,7 @@ class Ghost:
         state = self.accrue(mk.state, mk.params, price)
         mmr = m.effective_mmr(mk.params.maintenance_margin_ratio, state.mmr_ramp_from, state.mmr_ramp_start, self.now)
         view = m.MarketView(mk.params, state, price, im, mm, mmr)
-        return Ctx(market, view, replace(adapter, shocked=adapter.shocked))
+        return Ctx(market, view, adapter)
 
     def accrue(self, state: m.MarketState, params: m.MarketParams, price: int) -> m.MarketState:
         """Funding to now; checks it is zero-sum up to rounding in the protocol's favour."""

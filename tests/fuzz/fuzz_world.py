@@ -14,13 +14,12 @@ from typing import Any
 from eth_utils.crypto import keccak
 from fuzz_chain import (
     Artifacts,
-    NodeChain,
+    Chain,
     RevmChain,
     calldata,
     constructor,
     next_address,
     selector,
-    uint_array,
     word,
     words,
 )
@@ -80,7 +79,7 @@ S = {
 
 @dataclass
 class World:
-    chain: RevmChain | NodeChain
+    chain: Chain
     artifacts: Artifacts
     admin: str
     traders: list[str]
@@ -133,7 +132,7 @@ def market_params_words(feed: str, p: m.MarketParams) -> tuple[Any, ...]:
     )
 
 
-def build(chain: RevmChain | NodeChain, artifacts: Artifacts) -> World:
+def build(chain: Chain, artifacts: Artifacts) -> World:
     """Deploys and seeds the protocol, snapshots the chain, and returns it with its ghost."""
     config = load_network_config("local")
     accounts = chain.accounts
@@ -248,5 +247,3 @@ def _unpack(raw: list[int], markets: int, accounts: int) -> list[int]:
             i += 1
     return out
 
-
-__all__ = ["S", "World", "build", "market_params_words", "uint_array"]

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from fuzz_chain import Artifacts, NodeChain, RevmChain
+from fuzz_chain import Artifacts, Chain, NodeChain, RevmChain
 from fuzz_machine import STATS, machine_for
 from fuzz_profiles import SHARDS, Budget, hypothesis_settings, profile, run_seed, under_ape
 from fuzz_world import build
@@ -20,7 +20,7 @@ from hypothesis import seed as hypothesis_seed
 from hypothesis.stateful import run_state_machine_as_test
 
 
-def _run(chain: RevmChain | NodeChain, backend: str, budget: Budget, seed: int) -> None:
+def _run(chain: Chain, backend: str, budget: Budget, seed: int) -> None:
     world = build(chain, Artifacts.default())
     machine = hypothesis_seed(seed)(machine_for(world))
     print(f"\n{backend}: seed {seed} (rerun with LEVER_FUZZ_SEED={seed})")
