@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -178,17 +179,13 @@ class RevmChain:
         return int(self.evm.basic(address).nonce)
 
 
+_REVERT_OUTPUT = re.compile(r"output: 0x([0-9a-fA-F]*)")
+
+
 def _revm_output(message: str) -> bytes:
     """Revert data from pyrevm's error text (`Revert { gas_used: .., output: 0x.. }`)."""
-    marker = "output: 0x"
-    start = message.find(marker)
-    if start < 0:
-        return b""
-    start += len(marker)
-    end = start
-    while end < len(message) and message[end] in "0123456789abcdefABCDEF":
-        end += 1
-    return bytes.fromhex(message[start:end])
+    found = _REVERT_OUTPUT.search(message)
+    return bytes.fromhex(found.group(1)) if found else b""
 
 
 # --------------------------------------------------------------------------- a JSON-RPC node

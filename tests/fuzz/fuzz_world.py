@@ -221,29 +221,30 @@ def storage_slots(token: str, vault: str, engine: str, accounts: int, markets: i
     return slots
 
 
-def _bits(value: int, offset: int, size: int, signed_: bool = False) -> int:
-    v = (value >> offset) & ((1 << size) - 1)
-    return v - (1 << size) if signed_ and v >> (size - 1) else v
+M40, M64, M96, M112, M128 = (1 << 40) - 1, (1 << 64) - 1, (1 << 96) - 1, (1 << 112) - 1, (1 << 128) - 1
+
+
+def _word(value: int, bits: int) -> int:
+    """A signed `bits`-wide field (as stored) to a two's complement word, as the lens returns it."""
+    return value + (1 << 256) - (1 << bits) if value >> (bits - 1) else value
 
 
 def _unpack(raw: list[int], markets: int, accounts: int) -> list[int]:
     """Storage words to the lens's layout (signed values as two's complement words)."""
-    u = 2**256
     balance, margin_pool, insurance_fees, supply, *rest = raw
-    out = [balance, _bits(margin_pool, 0, 128), _bits(margin_pool, 128, 128), _bits(insurance_fees, 0, 96),
-           _bits(insurance_fees, 96, 96), supply, *rest[:4]]
+    out = [balance, margin_pool & M128, margin_pool >> 128, insurance_fees & M96, (insurance_fees >> 96) & M96,
+           supply, *rest[:4]]
     i = 4
     for _ in range(markets):
         oi, index, packed = rest[i : i + 3]
         i += 3
-        out += [_bits(oi, 0, 128), _bits(oi, 128, 128), _bits(index, 0, 128, True) % u,
-                _bits(index, 128, 128, True) % u, _bits(packed, 0, 112, True) % u, _bits(packed, 112, 40),
-                _bits(packed, 152, 40), _bits(packed, 192, 64)]
+        out += [oi & M128, oi >> 128, _word(index & M128, 128), _word(index >> 128, 128),
+                _word(packed & M112, 112), (packed >> 112) & M40, (packed >> 152) & M40, (packed >> 192) & M64]
     for _ in range(accounts):
         out.append(rest[i])
         i += 1
         for _ in range(markets):
-            out += [_bits(rest[i], 0, 128, True) % u, _bits(rest[i], 128, 128, True) % u]
+            position = rest[i]
+            out += [_word(position & M128, 128), _word(position >> 128, 128)]
             i += 1
     return out
-
