@@ -9,7 +9,7 @@ SOLC_BIN := $(SOLCX_DIR)/solc-v$(SOLC_VERSION)
 export PATH := $(CURDIR)/node_modules/.bin:$(CURDIR)/$(VENV)/bin:$(PATH)
 export SOLCX_BINARY_PATH := $(SOLCX_DIR)
 
-.PHONY: setup test demo node bench-gas bench-keeper bench-fuzz fuzz fuzz-nightly mutants compile clean lint
+.PHONY: setup test demo node bench-gas bench-keeper bench-fuzz fuzz fuzz-nightly mutants compile clean lint slither
 
 setup: $(VENV)/.installed node_modules/.installed $(SOLC_BIN)
 
@@ -35,11 +35,17 @@ $(SOLC_BIN): tools/solc-bridge.cjs node_modules/.installed
 compile: setup
 	ape compile --force
 
-# The invariant fuzz suite in process (two shards, one per core), then the suite on Anvil (the
-# real node, the default network; it includes a short fuzz run on Anvil), then on EthTester.
-test: compile lint fuzz
+# Slither (every high/medium finding triaged), the invariant fuzz suite in process (two shards,
+# one per core), then the suite on Anvil (the real node, the default network; it includes a
+# short fuzz run on Anvil), then on EthTester.
+test: compile lint slither fuzz
 	ape test tests -q
 	ape test tests -q --network ethereum:local:test
+
+# Slither over the contracts through forge build (foundry.toml: the solc-js bridge as compiler);
+# fails on a high or medium finding not explained in security/slither-triage.toml.
+slither: setup
+	python scripts/slither_check.py
 
 # LEVER_FUZZ_PROFILE: ci (default, >= 20,000 steps), nightly (>= 1,000,000 steps), dev.
 fuzz: compile
