@@ -125,9 +125,12 @@ contract LeverVault is ILeverVault, ERC4626, AccessControl, ReentrancyGuardTrans
     // ------------------------------------------------------------------ module settlement
 
     /// @inheritdoc ILeverVault
+    /// @dev nonReentrant although it moves no tokens: a trade must not run inside a token hook
+    ///      fired by another vault operation (found by tests/test_adversarial.py).
     function settle(uint256 accountId, int256 pnlToken, uint256 feeToken)
         external
         onlyEngine
+        nonReentrant
         returns (uint256 margin)
     {
         SettleResult memory r = _settle(accountId, pnlToken, feeToken, 0, 0);

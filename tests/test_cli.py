@@ -129,3 +129,32 @@ def test_malformed_deployment_record_is_one_line(lever, tmp_path, monkeypatch):
 def test_unknown_network_is_one_line(lever):
     result = CliRunner().invoke(cli, ["status", "--network", "ethereum:local:nope"])
     assert result.exit_code == 1 and result.output.startswith("error: unknown network")
+
+
+@pytest.mark.parametrize(
+    ("config", "extra", "message"),
+    [
+        (None, [], "cannot reach the RPC at http://127.0.0.1:9"),
+        ('poll_interval = "abc"', [], "invalid keeper setting poll_interval"),
+        ("nonsense = 1", [], "invalid keeper setting nonsense: Extra inputs are not permitted"),
+        ("[[[", [], "invalid keeper config file"),
+        (None, ["--max-batch", "-5"], "invalid keeper setting max_batch"),
+        (None, ["--config", "/nonexistent/keeper.toml"], "keeper config file not found"),
+    ],
+)
+def test_keeper_bad_configuration_or_unreachable_rpc_is_one_line(tmp_path, config, extra, message):
+    """The keeper checks its settings before it connects, and an RPC nobody answers is named."""
+    args = ["keeper", "run", "--rpc-url", "http://127.0.0.1:9", *extra]
+    if config is not None:
+        (tmp_path / "keeper.toml").write_text(config)
+        args += ["--config", str(tmp_path / "keeper.toml")]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 1, result.output
+    assert result.output.strip().splitlines() == [result.output.strip()] and message in result.output
+    assert result.output.startswith("error: ")
+
+
+def test_unreachable_rpc_is_one_line():
+    result = CliRunner().invoke(cli, ["status", "--network", "http://127.0.0.1:9"])
+    assert result.exit_code == 1 and result.output.startswith("error: ")
+    assert len(result.output.strip().splitlines()) == 1 and "http://127.0.0.1:9" in result.output

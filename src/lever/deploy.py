@@ -66,9 +66,14 @@ def create_account(engine: Any, owner: Any) -> int:
 
 
 def deploy_protocol(
-    project: Any, deployer: Any, config: NetworkConfig, progress: Callable[[str], None] | None = None
+    project: Any,
+    deployer: Any,
+    config: NetworkConfig,
+    progress: Callable[[str], None] | None = None,
+    token: Any = None,
 ) -> Protocol:
-    """Deploys token (mock unless configured), oracle adapter, vault, engine and every market.
+    """Deploys token (mock unless configured, or `token` if given), oracle adapter, vault,
+    engine and every market.
 
     Roles: the deployer holds admin, risk, pauser and oracle roles. The vault trusts the engine
     and the engine trusts the liquidator through immutables set at deployment.
@@ -77,9 +82,9 @@ def deploy_protocol(
     step = progress or (lambda _: None)
     collateral = config.collateral
     step("collateral token")
-    if collateral.address:
+    if token is None and collateral.address:
         token = project.MockToken.at(collateral.address)
-    else:
+    elif token is None:
         token = project.MockToken.deploy(collateral.name, collateral.symbol, collateral.decimals, **tx)
     step("oracle adapter")
     oracle = project.OracleAdapter.deploy(deployer, **tx)
