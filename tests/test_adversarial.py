@@ -8,6 +8,8 @@ in test_pool.py, fee-on-transfer tokens in test_vault.py, oracle shocks in test_
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
 from typing import Any
 
 import ape
@@ -424,3 +426,30 @@ def test_pause_stops_exactly_opening_and_increasing(
     vault.fundInsurance(usdc(50), sender=lp)
     engine.unpause(sender=deployer)
     engine.modifyPosition(trader, eth, wad(1), 0, sender=alice)
+
+
+# --------------------------------------------------------------------------- the README's error table
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+ORACLE = ["OracleFeedUnknown", "OracleNonPositivePrice", "OracleIncompleteRound", "OracleStalePrice"]
+CORE = ["LeverVault", "PerpEngine", "Liquidator", "OracleAdapter"]
+
+
+def test_every_error_named_below_exists(project):
+    """README 'Errors for invalid input': every state-changing function of the four contracts has
+    a row, and every error a row names is in the contracts' ABIs."""
+    text = README.read_text().split("### Errors for invalid input", 1)[1].split("\n\n## ", 1)[0]
+    rows = [line for line in text.splitlines() if line.startswith("| `")]
+    abis = {name: getattr(project, name).contract_type.abi for name in CORE}
+    errors = {e.name for abi in abis.values() for e in abi if e.type == "error"}
+    covered: set[tuple[str, str]] = set()
+    for row in rows:
+        functions, named = row.split(" | ", 1)
+        for ref in re.findall(r"`([\w*]+)\.(\w+)`", functions):
+            covered |= {(c, ref[1]) for c in CORE} if ref[0] == "*" else {ref}
+        names = re.findall(r"`(\w+)`", named) + (ORACLE if re.search(r"\bOracle\b", named) else [])
+        missing = [n for n in names if n not in errors]
+        assert not missing, f"{functions}: {missing} are in no contract's ABI"
+    mutating = {(c, f.name) for c, abi in abis.items() for f in abi
+                if f.type == "function" and f.stateMutability not in ("view", "pure")}
+    assert mutating <= covered, f"no row for {sorted(mutating - covered)}"

@@ -32,7 +32,7 @@ PROFILES = {
     # the same examples every time (the nightly profile explores).
     "ci": Profile(Budget(64, 400, 20_000), Budget(3, 25, 40), fixed_seeds=True),
     # make fuzz-nightly: at least 1,000,000 steps in process, and a longer run on Anvil.
-    "nightly": Profile(Budget(3_000, 400, 1_000_000), Budget(40, 50, 1_000), fixed_seeds=False),
+    "nightly": Profile(Budget(3_400, 400, 1_000_000), Budget(40, 50, 1_000), fixed_seeds=False),
     # quick iterations while developing.
     "dev": Profile(Budget(40, 50, 0), Budget(2, 20, 0), fixed_seeds=False),
 }
