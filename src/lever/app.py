@@ -88,6 +88,10 @@ def send(action: str, fn: Callable[..., Any], *args: Any, decimals: int = 6, **k
 
     try:
         with _quiet_traces():
+            if "sender" in kwargs and "gas" not in kwargs and hasattr(fn, "estimate_gas_cost"):
+                # 25% headroom: the transaction lands in a later block than the estimate, where
+                # funding accrual or a newly recorded oracle round can cost a little more.
+                kwargs["gas"] = int(fn.estimate_gas_cost(*args, **kwargs)) * 5 // 4
             return fn(*args, **kwargs)
     except ContractLogicError as exc:
         raise LeverError(f"{action}: {explain(exc, decimals)}") from None
