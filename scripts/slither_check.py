@@ -54,7 +54,7 @@ def run_slither() -> list[dict[str, Any]]:
 
 def main() -> int:
     triage = tomllib.loads(TRIAGE.read_text())["finding"]
-    triaged = {(t["check"], t["where"]): t for t in triage}
+    triaged = {(t["check"], t["where"]) for t in triage}
     if len(triaged) != len(triage):
         raise SystemExit(f"{TRIAGE.name}: an entry is listed twice")
     missing = [t for t in triage if not str(t.get("why", "")).strip()]

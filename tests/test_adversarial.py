@@ -28,6 +28,18 @@ def fund(token: Any, vault: Any, owner: Any, amount: int) -> None:
     token.approve(vault, amount, sender=owner)
 
 
+def contract_trader(project: Any, p: Any, owner: Any, tokens: int, margin: int) -> tuple[Any, int]:
+    """A `ReentrancyAttacker` (sent to by `owner`) holding `tokens`, with a Lever account of its
+    own funded with `margin`: a trader that can batch calls and react to token hooks."""
+    attacker = project.ReentrancyAttacker.deploy(sender=owner)
+    p.token.mint(attacker, tokens, sender=owner)
+    attacker.execute(p.token, p.token.approve.encode_input(p.vault, MAX), sender=owner)
+    receipt = attacker.execute(p.engine, p.engine.createAccount.encode_input(), sender=owner)
+    account = int(receipt.events.filter(p.engine.AccountCreated)[0].accountId)
+    attacker.execute(p.vault, p.vault.depositMargin.encode_input(account, margin), sender=owner)
+    return attacker, account
+
+
 # --------------------------------------------------------------------------- reentrancy
 
 
@@ -43,12 +55,7 @@ def hooked(project, deployer, config, accounts):
     fund(token, p.vault, lp, usdc(1_000_000))
     p.vault.deposit(usdc(1_000_000), lp, sender=lp)
 
-    attacker = project.ReentrancyAttacker.deploy(sender=bob)
-    token.mint(attacker, usdc(10_000), sender=bob)
-    attacker.execute(token, token.approve.encode_input(p.vault, MAX), sender=bob)
-    receipt = attacker.execute(p.engine, p.engine.createAccount.encode_input(), sender=bob)
-    account = int(receipt.events.filter(p.engine.AccountCreated)[0].accountId)
-    attacker.execute(p.vault, p.vault.depositMargin.encode_input(account, usdc(2_000)), sender=bob)
+    attacker, account = contract_trader(project, p, bob, usdc(10_000), usdc(2_000))
     attacker.execute(p.engine, p.engine.modifyPosition.encode_input(account, eth, wad("0.5"), 0), sender=bob)
     attacker.execute(p.vault, p.vault.deposit.encode_input(usdc(1_000), attacker), sender=bob)
 
@@ -270,12 +277,7 @@ def test_opening_and_liquidating_in_one_transaction_is_refused(
 ):
     """Open at maximum leverage and liquidate yourself in the same transaction (same block):
     the position opened meets the initial margin, so it is not liquidatable."""
-    attacker = project.ReentrancyAttacker.deploy(sender=bob)
-    protocol.token.mint(attacker, usdc(1_000), sender=bob)
-    attacker.execute(protocol.token, protocol.token.approve.encode_input(protocol.vault, MAX), sender=bob)
-    receipt = attacker.execute(engine, engine.createAccount.encode_input(), sender=bob)
-    account = int(receipt.events.filter(engine.AccountCreated)[0].accountId)
-    attacker.execute(protocol.vault, protocol.vault.depositMargin.encode_input(account, usdc(1_000)), sender=bob)
+    attacker, account = contract_trader(project, protocol, bob, usdc(1_000), usdc(1_000))
     calls = [engine.modifyPosition.encode_input(account, eth, wad(7), 0), liquidator.liquidate.encode_input(account)]
     with ape.reverts(liquidator.AccountNotLiquidatable):
         attacker.executeAll([engine, liquidator], calls, sender=bob)
