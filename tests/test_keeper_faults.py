@@ -4,7 +4,7 @@ import threading
 import time
 
 import pytest
-from helpers import eventually, wad
+from helpers import eventually, wad, while_mining
 from rpc_proxy import FaultyProxy
 from web3 import Web3
 
@@ -64,7 +64,7 @@ def test_keeper_through_a_faulty_rpc_crashes_not_and_misses_nothing(
     with FaultyProxy(node_uri, fail=0.15, drop=0.05, delay=0.05) as proxy:
         keeper = _keeper(proxy.url, addresses, accounts[8].private_key)
         service = KeeperService(keeper, poll_interval=0.05, max_consecutive_errors=50, breaker_cooldown=0.2)
-        _run_until(service, lambda: not any(h.liquidatable for h in liquidator.healthOf(book)))
+        _run_until(service, while_mining(lambda: not any(h.liquidatable for h in liquidator.healthOf(book))))
         assert proxy.faults > 0 and keeper.metrics.errors._value.get() > 0
     assert sorted(_liquidations(liquidator, start, chain)) == sorted(unhealthy)
 
@@ -84,7 +84,7 @@ def test_keeper_rides_out_a_node_outage_and_rebuilds_its_state(
         assert eventually(lambda: service.breaker_open)
         assert service.health()[0] == 503
         proxy.down = False
-        assert eventually(lambda: not any(h.liquidatable for h in liquidator.healthOf(book)))
+        assert eventually(while_mining(lambda: not any(h.liquidatable for h in liquidator.healthOf(book))))
         assert eventually(lambda: service.health()[0] == 200)
         service.stopping.set()
         thread.join(timeout=30)
@@ -162,7 +162,8 @@ def test_sigterm_while_a_batch_is_in_flight_finishes_it_and_exits_cleanly(
     try:
         thread = threading.Thread(target=lambda: exit_codes.append(service.run()), daemon=True)
         thread.start()
-        assert eventually(lambda: bool(keeper.state.in_flight))  # a batch has been sent
+        assert eventually(lambda: bool(keeper.state.in_flight))  # a batch is being sent
+        assert eventually(lambda: _pending_max_fee(w3, keeper.address) > 0)  # ...and is in the mempool
         service.stopping.set()  # what the SIGTERM handler does
         w3.provider.make_request("evm_mine", [])
         thread.join(timeout=30)

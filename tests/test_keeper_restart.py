@@ -6,7 +6,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from helpers import eventually, free_port, start_anvil
+from helpers import eventually, free_port, start_anvil, while_mining
 from web3 import Web3
 
 from lever.deploy import create_address, market_key
@@ -87,8 +87,8 @@ def test_keeper_survives_its_node_being_killed_and_restarted(config, accounts, t
         liquidator = w3.eth.contract(address=addresses.liquidator, abi=c["liquidator"].abi)
         risky = [c["ids"][0], c["ids"][2]]
         assert all(row[5] for row in liquidator.functions.healthOf(risky).call())
-        assert eventually(lambda: not any(row[5] for row in liquidator.functions.healthOf(c["ids"]).call()), timeout=60,
-                          ignore=TRANSPORT_ERRORS)
+        healthy = while_mining(lambda: not any(row[5] for row in liquidator.functions.healthOf(c["ids"]).call()))
+        assert eventually(healthy, timeout=60, ignore=TRANSPORT_ERRORS)
         assert service.health()[0] == 200
         service.stopping.set()
         thread.join(timeout=30)

@@ -10,7 +10,7 @@ import time
 import urllib.request
 
 import pytest
-from helpers import eventually, free_port, wad
+from helpers import eventually, free_port, wad, while_mining
 from web3 import Web3
 
 from lever.deploy import deployment_record
@@ -56,7 +56,9 @@ def test_keeper_process_liquidates_serves_metrics_and_stops_cleanly_on_sigterm(
     assert eventually(lambda: _get(f"{base}/health")[0] == 200 or process.poll() is not None)
     assert process.poll() is None, process.stdout.read()
     set_price("ETH-USD", 2_860)
-    assert eventually(lambda: engine.accountMarkets(risky) == [] or not protocol.liquidator.healthOf([risky])[0].liquidatable)
+    assert eventually(while_mining(
+        lambda: engine.accountMarkets(risky) == [] or not protocol.liquidator.healthOf([risky])[0].liquidatable
+    ))
     assert engine.accountMarkets(safe) == [eth]
     # The transaction is mined before the keeper has read its receipt: wait for the counter.
     assert eventually(lambda: b"lever_keeper_liquidations_won_total 1.0" in _get(f"{base}/metrics")[1])
@@ -106,7 +108,7 @@ def test_silverback_bot_liquidates_with_the_same_core(
         time.sleep(8)  # silverback starts up and hydrates
         assert bot.poll() is None, bot.stdout.read()
         set_price("ETH-USD", 2_860)
-        assert eventually(lambda: not protocol.liquidator.healthOf([risky])[0].liquidatable, timeout=60)
+        assert eventually(while_mining(lambda: not protocol.liquidator.healthOf([risky])[0].liquidatable), timeout=60)
     finally:
         stop.set()
         bot.send_signal(signal.SIGINT)
