@@ -148,6 +148,7 @@ contract OracleAdapter is IOracleAdapter, AccessControl {
         uint80 answeredInRound;
         (roundId, answer,, updatedAt, answeredInRound) = AggregatorV3Interface(feed).latestRoundData();
         if (answer <= 0) revert OracleNonPositivePrice(feed, answer);
+        if (uint256(answer) > MAX_PRICE_WAD / 10 ** (18 - f.decimals)) revert OraclePriceTooHigh(feed, answer);
         if (updatedAt == 0 || answeredInRound < roundId) revert OracleIncompleteRound(feed, roundId, answeredInRound);
         // A timestamp in the future counts as fresh rather than underflowing.
         if (updatedAt < block.timestamp && block.timestamp - updatedAt > f.maxAge) {
@@ -169,7 +170,7 @@ contract OracleAdapter is IOracleAdapter, AccessControl {
             f.shocked = r > f.maxDeviationWad;
         }
         f.checkpointTime = uint40(block.timestamp);
-        f.lastPriceWad = uint128(price);
+        f.lastPriceWad = uint128(price); // <= MAX_PRICE_WAD < 2^128
         f.lastRoundId = roundId;
     }
 

@@ -3,6 +3,7 @@ pragma solidity 0.8.28;
 
 import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
 import {Pausable} from "@openzeppelin/contracts/utils/Pausable.sol";
+import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
 import {IPerpEngine} from "./interfaces/IPerpEngine.sol";
 import {ILeverVault} from "./interfaces/ILeverVault.sol";
 import {IOracleAdapter} from "./interfaces/IOracleAdapter.sol";
@@ -21,6 +22,8 @@ import "./libraries/Errors.sol";
 contract PerpEngine is IPerpEngine, AccessControl, Pausable {
     using FixedPointMath for uint256;
     using FixedPointMath for int256;
+    using SafeCast for uint256;
+    using SafeCast for int256;
 
     bytes32 public constant RISK_ROLE = keccak256("RISK_ROLE");
     bytes32 public constant PAUSER_ROLE = keccak256("PAUSER_ROLE");
@@ -182,9 +185,9 @@ contract PerpEngine is IPerpEngine, AccessControl, Pausable {
     {
         sideOi = (t.isLong ? s.longOpenInterestWad : s.shortOpenInterestWad) - int256(pos.sizeWad).abs()
             + t.newSizeWad.abs();
-        if (t.isLong) s.longOpenInterestWad = uint128(sideOi);
-        else s.shortOpenInterestWad = uint128(sideOi);
-        s.netCostWad = int112(s.netCostWad + t.newCostWad - pos.costWad);
+        if (t.isLong) s.longOpenInterestWad = sideOi.toUint128();
+        else s.shortOpenInterestWad = sideOi.toUint128();
+        s.netCostWad = (s.netCostWad + t.newCostWad - pos.costWad).toInt112();
     }
 
     /// @return mask the account's market mask after the write
@@ -203,7 +206,7 @@ contract PerpEngine is IPerpEngine, AccessControl, Pausable {
             _accounts[accountId].marketMask = mask;
             return mask;
         }
-        _positions[accountId][marketId] = Position({sizeWad: int128(t.newSizeWad), costWad: int128(t.newCostWad)});
+        _positions[accountId][marketId] = Position({sizeWad: t.newSizeWad.toInt128(), costWad: t.newCostWad.toInt128()});
         if (sizeBefore == 0) {
             if (_popCount(mask) >= MAX_POSITIONS_PER_ACCOUNT) revert TooManyPositions(accountId);
             mask |= bit;
@@ -599,14 +602,14 @@ contract PerpEngine is IPerpEngine, AccessControl, Pausable {
         if (rate == 0) return s;
         uint256 payerDelta = PerpMath.payerIndexDeltaWad(rate.abs(), price, elapsed);
         if (rate > 0) {
-            s.longFundingIndexWad += int128(int256(payerDelta));
+            s.longFundingIndexWad += payerDelta.toInt256().toInt128();
             if (shortOi > 0) {
-                s.shortFundingIndexWad -= int128(int256(PerpMath.receiverIndexDeltaWad(payerDelta, longOi, shortOi)));
+                s.shortFundingIndexWad -= PerpMath.receiverIndexDeltaWad(payerDelta, longOi, shortOi).toInt256().toInt128();
             }
         } else {
-            s.shortFundingIndexWad += int128(int256(payerDelta));
+            s.shortFundingIndexWad += payerDelta.toInt256().toInt128();
             if (longOi > 0) {
-                s.longFundingIndexWad -= int128(int256(PerpMath.receiverIndexDeltaWad(payerDelta, shortOi, longOi)));
+                s.longFundingIndexWad -= PerpMath.receiverIndexDeltaWad(payerDelta, shortOi, longOi).toInt256().toInt128();
             }
         }
         return s;

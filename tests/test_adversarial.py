@@ -438,7 +438,7 @@ def test_pause_stops_exactly_opening_and_increasing(
 # --------------------------------------------------------------------------- the README's error table
 
 README = Path(__file__).resolve().parents[1] / "README.md"
-ORACLE = ["OracleFeedUnknown", "OracleNonPositivePrice", "OracleIncompleteRound", "OracleStalePrice"]
+ORACLE = ["OracleFeedUnknown", "OracleNonPositivePrice", "OraclePriceTooHigh", "OracleIncompleteRound", "OracleStalePrice"]
 CORE = ["LeverVault", "PerpEngine", "Liquidator", "OracleAdapter"]
 
 

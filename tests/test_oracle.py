@@ -22,6 +22,19 @@ def test_price_wad_non_positive_answer_reverts(protocol, eth_feed, deployer, ans
         protocol.oracle.priceWad(eth_feed)
 
 
+def test_price_wad_answer_above_the_price_bound_reverts_and_the_bound_itself_is_accepted(protocol, eth_feed, deployer):
+    """A price is stored in 128 bits; an answer beyond $10^18 a unit is refused, never truncated."""
+    bound = 10**36 // 10**10  # MAX_PRICE_WAD in the feed's 8 decimals
+    eth_feed.setPrice(bound, sender=deployer)
+    assert protocol.oracle.priceWad(eth_feed) == 10**36
+    eth_feed.setPrice(bound + 1, sender=deployer)
+    with ape.reverts(protocol.oracle.OraclePriceTooHigh, feed=eth_feed.address, answer=bound + 1):
+        protocol.oracle.priceWad(eth_feed)
+    eth_feed.setPrice(2**200, sender=deployer)  # would overflow the WAD conversion
+    with ape.reverts(protocol.oracle.OraclePriceTooHigh, feed=eth_feed.address, answer=2**200):
+        protocol.oracle.priceWad(eth_feed)
+
+
 def test_price_wad_stale_answer_reverts(protocol, eth_feed, chain):
     updated_at = eth_feed.latestRoundData()[3]
     chain.pending_timestamp = updated_at + 3601

@@ -21,6 +21,7 @@ uint256 constant MAX_RESERVE_RATIO_WAD = 1e18; // 100% of the skew's notional
 uint256 constant MAX_MIN_MARGIN_WAD = 1_000e18; // $1,000
 uint256 constant MAX_PROTOCOL_FEE_SHARE_WAD = 0.5e18; // 50% of trading fees
 uint256 constant MAX_ORACLE_AGE = 1 days;
+uint256 constant MAX_PRICE_WAD = 1e36; // $10^18 a unit: above any real asset, and every product fits
 
 // Oracle adapter bounds.
 uint256 constant MIN_MAX_DEVIATION_WAD = 0.001e18; // 0.1% per round

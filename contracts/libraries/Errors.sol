@@ -48,6 +48,8 @@ error Unauthorized(address caller);
 error OracleFeedUnknown(address feed);
 /// @notice The feed answered zero or a negative price.
 error OracleNonPositivePrice(address feed, int256 answer);
+/// @notice The feed answered a price above MAX_PRICE_WAD (a broken or hostile feed).
+error OraclePriceTooHigh(address feed, int256 answer);
 /// @notice The feed's answer is older than its maximum age.
 error OracleStalePrice(address feed, uint256 updatedAt, uint256 maxAge);
 /// @notice The feed's round is not complete (no timestamp, or answered in an earlier round).

@@ -98,6 +98,7 @@ MESSAGES: dict[str, Callable[[Args, _Tokens], str]] = {
     "Unauthorized": lambda a, t: f"{a['caller']} may not call this",
     "OracleFeedUnknown": lambda a, t: f"the oracle has no feed {a['feed']}",
     "OracleNonPositivePrice": lambda a, t: f"feed {a['feed']} reports a non-positive price ({a['answer']})",
+    "OraclePriceTooHigh": lambda a, t: f"feed {a['feed']} reports an implausibly high price ({a['answer']})",
     "OracleStalePrice": lambda a, t: (
         f"feed {a['feed']}'s price is stale: updated at {a['updatedAt']}, older than {a['maxAge']} s"
     ),

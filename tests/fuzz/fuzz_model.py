@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 from lever import math as m
 from lever.math import WAD
 
+MAX_PRICE_WAD = 10**36  # OracleAdapter: a higher answer is refused
 VIRTUAL_SHARES = 10**6  # the vault's ERC-4626 virtual shares (decimals offset 6)
 MM_RAMP = 86_400
 
@@ -85,6 +86,8 @@ class Ghost:
         f = self.markets[market].feed
         if f.answer <= 0:
             raise Rejected("OracleNonPositivePrice")
+        if f.answer > MAX_PRICE_WAD // 10 ** (18 - f.decimals):
+            raise Rejected("OraclePriceTooHigh")
         if f.updated_at == 0 or f.answered_in < f.round_id:
             raise Rejected("OracleIncompleteRound")
         if f.updated_at < self.now and self.now - f.updated_at > self.markets[market].fp.max_age:
