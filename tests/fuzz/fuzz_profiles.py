@@ -33,6 +33,8 @@ PROFILES = {
     "ci": Profile(Budget(64, 400, 20_000), Budget(3, 25, 40), fixed_seeds=True),
     # make fuzz-nightly: at least 1,000,000 steps in process, and a longer run on Anvil.
     "nightly": Profile(Budget(3_400, 400, 1_000_000), Budget(40, 50, 1_000), fixed_seeds=False),
+    # make bench-fuzz: the ci run in process, and enough steps on Anvil for a steady rate.
+    "bench": Profile(Budget(64, 400, 20_000), Budget(8, 50, 200), fixed_seeds=True),
     # quick iterations while developing.
     "dev": Profile(Budget(40, 50, 0), Budget(2, 20, 0), fixed_seeds=False),
 }
@@ -45,7 +47,7 @@ def profile() -> Profile:
     return PROFILES[name]
 
 
-SHARDS = int(os.environ.get("LEVER_FUZZ_SHARDS", "2"))  # in-process runs, one per core under `pytest -n`
+SHARDS = int(os.environ.get("LEVER_FUZZ_SHARDS", "8"))  # in-process runs, shared out over the cores by `pytest -n`
 
 
 def run_seed(shard: int) -> int:

@@ -61,6 +61,7 @@ S = {
         "closePosition": "closePosition(uint256,uint256,uint256)",
         "deposit": "deposit(uint256,address)",
         "redeem": "redeem(uint256,address,address)",
+        "maxRedeem": "maxRedeem(address)",
         "fundInsurance": "fundInsurance(uint256)",
         "claimProtocolFees": "claimProtocolFees(address,uint256)",
         "liquidate": "liquidate(uint256)",
@@ -110,15 +111,22 @@ class World:
         data = calldata(S["snapshot"], self.vault, self.engine, self.n_accounts, len(self.feeds))
         return words(self.chain.call(self.lens, data))[2:]
 
+    @property
+    def in_process(self) -> bool:
+        return isinstance(self.chain, RevmChain)
+
     def state_words(self) -> list[int]:
         """The same words as `lens_words`. On revm they are read from storage (0.3 us a slot
         instead of ~4 us a view call, the difference between ~2,000 and ~5,000 steps/s);
         `test_storage_reads_match_the_views` keeps the two equal."""
-        if not isinstance(self.chain, RevmChain):
+        if not self.in_process:
             return self.lens_words()
-        read = self.chain.evm.storage
-        raw = [read(address, slot) for address, slot in self._slots]
-        return _unpack(raw, len(self.feeds), self.n_accounts)
+        return _unpack(self.storage_words(), len(self.feeds), self.n_accounts)
+
+    def storage_words(self) -> list[int]:
+        """The compared slots as stored (revm only): what `packed(ghost)` must equal."""
+        read = self.chain.evm.storage  # type: ignore[attr-defined]
+        return [read(address, slot) for address, slot in self._slots]
 
     @cached_property
     def _slots(self) -> list[tuple[str, int]]:
@@ -227,6 +235,23 @@ M40, M64, M96, M112, M128 = (1 << 40) - 1, (1 << 64) - 1, (1 << 96) - 1, (1 << 1
 def _word(value: int, bits: int) -> int:
     """A signed `bits`-wide field (as stored) to a two's complement word, as the lens returns it."""
     return value + (1 << 256) - (1 << bits) if value >> (bits - 1) else value
+
+
+def packed(g: Ghost, accounts: int) -> list[int]:
+    """The ghost in the storage layout of `storage_slots` (the inverse of `_unpack`)."""
+    out = [g.balance.get(g.vault, 0), sum(g.margin.values()) | g.pool << 128, g.insurance | g.fees << 96 | g.fee_share << 192, g.supply,
+           g.bad_debt, g.bad_by_insurance, g.bad_by_pool, g.unpaid]
+    for mk in g.markets:
+        s = mk.state
+        out += [s.long_oi | s.short_oi << 128, s.long_index & M128 | (s.short_index & M128) << 128,
+                s.net_cost & M112 | s.last_funding_time << 112 | s.mmr_ramp_start << 152 | s.mmr_ramp_from << 192]
+    margin, positions, none, markets = g.margin, g.positions, m.Position(), range(len(g.markets))
+    for a in range(1, accounts + 1):
+        out.append(margin.get(a, 0))
+        for mk in markets:
+            p = positions.get((a, mk), none)
+            out.append(p.size & M128 | (p.cost & M128) << 128)
+    return out
 
 
 def _unpack(raw: list[int], markets: int, accounts: int) -> list[int]:
