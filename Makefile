@@ -35,8 +35,8 @@ $(SOLC_BIN): tools/solc-bridge.cjs node_modules/.installed
 compile: setup
 	ape compile --force
 
-# Slither (every high/medium finding triaged), the invariant fuzz suite in process (two shards,
-# one per core), then the suite on Anvil (the real node, the default network; it includes a
+# Slither (every high/medium finding triaged), the invariant fuzz suite in process (eight shards
+# over the two cores), then the suite on Anvil (the real node, the default network; it includes a
 # short fuzz run on Anvil), then on EthTester.
 test: compile lint slither fuzz
 	ape test tests -q

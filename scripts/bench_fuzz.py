@@ -40,7 +40,10 @@ def main() -> int:
     anvil_runs = _stats(OUT / "fuzz-runs" / "anvil",
                         ["ape", "test", "tests/fuzz", "-q", "-k", "on_anvil", "--network", "ethereum:local:foundry"],
                         profile)
+    (OUT / "mutants.json").unlink(missing_ok=True)  # never report an earlier run's score
     mutants = subprocess.run([sys.executable, "scripts/mutants.py"], check=False, cwd=ROOT)
+    if not (OUT / "mutants.json").exists():
+        raise SystemExit(f"scripts/mutants.py did not finish (exit {mutants.returncode})")
     score = json.loads((OUT / "mutants.json").read_text())
 
     fast_steps = sum(int(r["steps"]) for r in fast_runs)
