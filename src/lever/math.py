@@ -168,9 +168,9 @@ class Position:
 def accrued(state: MarketState, params: MarketParams, price: int, now: int) -> MarketState:
     """`PerpEngine._accrued`: funding indices moved to `now`."""
     elapsed = now - state.last_funding_time
-    moved = replace(state, last_funding_time=now)
     if elapsed == 0:
-        return moved
+        return state
+    moved = replace(state, last_funding_time=now)
     rate = funding_rate_per_day(state.long_oi - state.short_oi, params.skew_scale, params.max_funding_rate_per_day)
     if rate == 0:
         return moved
