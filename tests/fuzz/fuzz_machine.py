@@ -19,6 +19,7 @@ from fuzz_model import MAX_PRICE_WAD, VIRTUAL_SHARES, Ghost, Rejected
 from fuzz_world import FUZZ_LIQUIDATION, S, World, market_params_words, packed
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
+from hypothesis.strategies import SearchStrategy
 
 from lever import math as m
 from lever.math import WAD
@@ -72,7 +73,7 @@ def machine_for(world: World) -> type[RuleBasedStateMachine]:
     return ProtocolMachine
 
 
-def swarm_rules(rules: list[Any]) -> st.SearchStrategy[tuple[Any, dict[str, Any]]]:
+def swarm_rules(rules: list[Any]) -> SearchStrategy[tuple[Any, dict[str, Any]]]:
     """Rule selection with swarm testing decided once per run.
 
     Hypothesis' own selection (6.170) disables a random subset of rules per run too, but decides
@@ -82,18 +83,34 @@ def swarm_rules(rules: list[Any]) -> st.SearchStrategy[tuple[Any, dict[str, Any]
     shrink towards "everything enabled") and each step is one draw among the enabled rules,
     then the rule's arguments.
     """
+    return _SwarmSteps(rules)
 
-    @st.composite
-    def step(draw: Any, run: list[Any]) -> tuple[Any, dict[str, Any]]:
-        if not run:  # the first step of the run: which rules it uses
-            p = draw(st.integers(0, 254))
-            enabled = [r for r in rules if draw(st.integers(0, 254)) < 255 - p] or rules
-            run += [enabled, st.integers(0, len(enabled) - 1)]
-        enabled, pick = run
-        rule = enabled[draw(pick)] if len(enabled) > 1 else enabled[0]
-        return rule, {k: draw(strategy) for k, strategy in rule.arguments.items()}
 
-    return step([])
+class _SwarmSteps(SearchStrategy[tuple[Any, dict[str, Any]]]):
+    """`swarm_rules`' strategy, one per run. Its choices go straight onto the test's choice
+    sequence (`draw_integer`, and each argument through its own strategy's `do_draw`): one span a
+    step instead of one a choice, ~10% of a step; the choices and their distributions are the
+    ones nested draws make, so replay and shrinking are unchanged."""
+
+    def __init__(self, rules: list[Any]) -> None:
+        super().__init__()
+        self.rules = rules
+        self.enabled: list[tuple[Any, list[tuple[str, SearchStrategy[Any]]]]] = []
+
+    def do_draw(self, data: Any) -> tuple[Any, dict[str, Any]]:
+        if not self.enabled:  # the run's first step: which rules it uses
+            p = data.draw_integer(0, 254)
+            enabled = [r for r in self.rules if data.draw_integer(0, 254) < 255 - p] or self.rules
+            self.enabled = [(r, [(k, _unwrapped(s)) for k, s in r.arguments.items()]) for r in enabled]
+        rule, arguments = self.enabled[data.draw_integer(0, len(self.enabled) - 1)] if len(self.enabled) > 1 \
+            else self.enabled[0]
+        return rule, {k: s.do_draw(data) for k, s in arguments}
+
+
+def _unwrapped(strategy: SearchStrategy[Any]) -> SearchStrategy[Any]:
+    while hasattr(strategy, "wrapped_strategy"):  # st.integers() and the like are lazy wrappers
+        strategy = strategy.wrapped_strategy
+    return strategy
 
 
 class _Machine(RuleBasedStateMachine):
