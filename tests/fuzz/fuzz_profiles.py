@@ -33,8 +33,9 @@ PROFILES = {
     "ci": Profile(Budget(64, 400, 20_000), Budget(3, 25, 40), fixed_seeds=True),
     # make fuzz-nightly: at least 1,000,000 steps in process, and a longer run on Anvil.
     "nightly": Profile(Budget(3_400, 400, 1_000_000), Budget(40, 50, 1_000), fixed_seeds=False),
-    # make bench-fuzz: the ci run in process, and enough steps on Anvil for a steady rate.
-    "bench": Profile(Budget(64, 400, 20_000), Budget(8, 50, 200), fixed_seeds=True),
+    # make bench-fuzz: three times the ci run in process, and runs of the same length on Anvil (the
+    # end-of-run exit and the snapshot restore weigh the same per step on both backends).
+    "bench": Profile(Budget(192, 400, 60_000), Budget(3, 400, 600), fixed_seeds=True),
     # quick iterations while developing.
     "dev": Profile(Budget(40, 50, 0), Budget(2, 20, 0), fixed_seeds=False),
 }
