@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from fuzz_chain import Reverted, calldata, signed, uint_array, words
-from fuzz_model import MAX_PRICE_WAD, VIRTUAL_SHARES, Ghost, Rejected
+from fuzz_model import VIRTUAL_SHARES, Ghost, Rejected
 from fuzz_world import FUZZ_LIQUIDATION, S, World, market_params_words, packed
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
@@ -572,8 +572,7 @@ class _Machine(RuleBasedStateMachine):
         the fees, every LP redeems; all must succeed and the vault keeps only the insurance fund,
         donations and dust."""
         for mk in range(self.n_markets):
-            highest = MAX_PRICE_WAD // 10 ** (18 - self.g.markets[mk].feed.decimals)  # what the oracle accepts
-            self._post(mk, min(max(self.price(mk), 1), highest))
+            self._post(mk, min(max(self.price(mk), 1), self.g.max_answer(mk)))
             self.confirm_shock(mk)
         for a in range(1, self.n_accounts + 1):
             for mk in self.g.markets_of(a):

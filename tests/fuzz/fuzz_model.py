@@ -81,12 +81,16 @@ class Ghost:
 
     # ------------------------------------------------------------------ oracle
 
+    def max_answer(self, market: int) -> int:
+        """The highest answer the oracle accepts from the market's feed (`MAX_PRICE_WAD`)."""
+        return MAX_PRICE_WAD // 10 ** (18 - self.markets[market].feed.decimals)
+
     def latest_price(self, market: int) -> int:
         """`OracleAdapter._latest`: the feed's latest answer in WAD, or its rejection."""
         f = self.markets[market].feed
         if f.answer <= 0:
             raise Rejected("OracleNonPositivePrice")
-        if f.answer > MAX_PRICE_WAD // 10 ** (18 - f.decimals):
+        if f.answer > self.max_answer(market):
             raise Rejected("OraclePriceTooHigh")
         if f.updated_at == 0 or f.answered_in < f.round_id:
             raise Rejected("OracleIncompleteRound")
