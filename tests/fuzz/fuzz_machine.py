@@ -88,9 +88,9 @@ def swarm_rules(rules: list[Any]) -> SearchStrategy[tuple[Any, dict[str, Any]]]:
 
 class _SwarmSteps(SearchStrategy[tuple[Any, dict[str, Any]]]):
     """`swarm_rules`' strategy, one per run. Its choices go straight onto the test's choice
-    sequence (`draw_integer`, and each argument through its own strategy's `do_draw`): one span a
-    step instead of one a choice, ~10% of a step; the choices and their distributions are the
-    ones nested draws make, so replay and shrinking are unchanged."""
+    sequence (the swarm flags and the rule pick with `draw_integer`, each argument through its own
+    strategy's `do_draw`): one span a step instead of one a choice, ~10% of a step. Each argument
+    is drawn as its strategy draws it; replay and shrinking work on the choices as before."""
 
     def __init__(self, rules: list[Any]) -> None:
         super().__init__()
