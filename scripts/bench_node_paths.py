@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from ape import accounts, chain, project
@@ -21,7 +22,11 @@ OUT = Path("build/bench/node-paths.json")
 N = 200
 
 
-def _ms(started: float) -> float:
+def _ms_each(action: Callable[[int], object]) -> float:
+    """Milliseconds per call of `action(i)`, over N calls."""
+    started = time.perf_counter()
+    for i in range(N):
+        action(i)
     return round((time.perf_counter() - started) / N * 1e3, 3)
 
 
@@ -34,23 +39,11 @@ def main() -> None:
     feed = project.MockPriceFeed.deploy(8, "ETH / USD", 2_000 * 10**8, admin, sender=admin)
     set_price, latest = selector("setPrice(int256)"), selector("latestRoundData()")
 
-    started = time.perf_counter()
-    for i in range(N):
-        feed.setPrice(2_000 * 10**8 + i, sender=admin)
-    ape_tx = _ms(started)
+    ape_tx = _ms_each(lambda i: feed.setPrice(2_000 * 10**8 + i, sender=admin))
     node = NodeChain(chain.provider.web3)  # its clock: the latest block's
-    started = time.perf_counter()
-    for i in range(N):
-        node.transact(admin.address, feed.address, calldata(set_price, 2_000 * 10**8 + i))
-    raw_tx = _ms(started)
-    started = time.perf_counter()
-    for _ in range(N):
-        feed.latestRoundData()
-    ape_view = _ms(started)
-    started = time.perf_counter()
-    for _ in range(N):
-        node.call(feed.address, latest)
-    raw_view = _ms(started)
+    raw_tx = _ms_each(lambda i: node.transact(admin.address, feed.address, calldata(set_price, 2_000 * 10**8 + i)))
+    ape_view = _ms_each(lambda _: feed.latestRoundData())
+    raw_view = _ms_each(lambda _: node.call(feed.address, latest))
 
     report = {
         "transactions": N,
