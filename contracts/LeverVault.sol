@@ -3,72 +3,104 @@ pragma solidity 0.8.28;
 
 import {IERC20, IERC20Metadata} from "@openzeppelin/contracts/token/ERC20/extensions/IERC20Metadata.sol";
 import {ERC20} from "@openzeppelin/contracts/token/ERC20/ERC20.sol";
-import {ERC4626} from "@openzeppelin/contracts/token/ERC20/extensions/ERC4626.sol";
+import {IERC4626} from "@openzeppelin/contracts/interfaces/IERC4626.sol";
+import {IERC165} from "@openzeppelin/contracts/utils/introspection/IERC165.sol";
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
 import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
+import {Address} from "@openzeppelin/contracts/utils/Address.sol";
 import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
-import {Math} from "@openzeppelin/contracts/utils/math/Math.sol";
 import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
 import {ILeverVault} from "./interfaces/ILeverVault.sol";
 import {IPerpEngine} from "./interfaces/IPerpEngine.sol";
+import {IOracleAdapter} from "./interfaces/IOracleAdapter.sol";
 import {FixedPointMath} from "./libraries/FixedPointMath.sol";
-import {WAD, MAX_PROTOCOL_FEE_SHARE_WAD} from "./libraries/Constants.sol";
+import {PoolMath} from "./libraries/PoolMath.sol";
+import "./libraries/Constants.sol";
 import "./libraries/Errors.sol";
 
 /// @title LeverVault
-/// @notice The collateral vault: margin accounts, the liquidity pool (ERC-4626 shares, the
-///         counterparty to traders' PnL), the insurance fund and protocol fees, in one token.
-/// @dev Pool value for LPs = pool assets - traders' net unrealised PnL (read from the engine).
-///      OpenZeppelin's virtual shares (`_decimalsOffset`) defend against share inflation, and
-///      the pool is valued from its ledger, never from `balanceOf`, so donations change nothing.
-contract LeverVault is ILeverVault, ERC4626, AccessControl, ReentrancyGuardTransient {
+/// @notice The collateral vault: margin accounts, the liquidity pool (an asynchronous ERC-7540
+///         vault whose shares are the counterparty to traders' PnL), the insurance fund,
+///         protocol fees and escrows, in one token.
+/// @dev The pool is valued from its ledger, never from `balanceOf`, so donations change nothing;
+///      10^6 virtual shares per virtual asset defend against share inflation.
+contract LeverVault is ILeverVault, IERC4626, ERC20, AccessControl, ReentrancyGuardTransient {
     using SafeERC20 for IERC20;
     using FixedPointMath for uint256;
     using SafeCast for uint256;
+    using SafeCast for int256;
 
     bytes32 public constant RISK_ROLE = keccak256("RISK_ROLE");
 
-    IERC20 internal immutable _token;
-    uint256 public immutable tokenScale;
-    /// @notice The engine, the only module that settles accounts; fixed at deployment (the
-    ///         deploy script predicts its address), so no role lookup on the hot path.
-    IPerpEngine public immutable engine;
+    /// @dev A pending request: assets (deposit) or shares (redeem), when it was made, its fee.
+    struct Request {
+        uint128 amount;
+        uint32 time;
+        uint96 fee;
+    }
 
-    mapping(uint256 accountId => uint256) internal _margin;
-    // Ledgers packed in pairs: a margin change touches one slot, a fee split the other.
-    uint128 internal _totalMargin;
+    /// @dev A fulfilled request not yet claimed.
+    struct Claimable {
+        uint128 assets;
+        uint128 shares;
+    }
+
+    IERC20 internal immutable _token;
+    uint8 internal immutable _decimals;
+    uint256 public immutable tokenScale;
+    /// @notice The modules, fixed at deployment (the deploy script predicts their addresses).
+    IPerpEngine public immutable engine;
+    address public immutable orderBook;
+    IOracleAdapter public immutable oracle;
+
+    mapping(uint256 accountId => int256) internal _margin;
+    int128 internal _totalMargin;
     uint128 internal _poolAssets;
     uint96 internal _insuranceFund;
     uint96 internal _protocolFees;
     uint64 internal _protocolFeeShareWad;
+    uint128 internal _orderEscrow;
+    uint128 internal _lpEscrow;
+    LpParams internal _lp;
+
+    mapping(address controller => Request) internal _pendingDeposit;
+    mapping(address controller => Request) internal _pendingRedeem;
+    mapping(address controller => Claimable) internal _claimableDeposit;
+    mapping(address controller => Claimable) internal _claimableRedeem;
+    /// @notice ERC-7540 operators: `isOperator[controller][operator]`.
+    mapping(address controller => mapping(address operator => bool)) public isOperator;
 
     /// @notice Cumulative bad debt, and how it was covered (token units).
     uint256 public badDebtTotal;
     uint256 public badDebtCoveredByInsurance;
     uint256 public badDebtCoveredByPool;
-    /// @notice Cumulative profit the pool could not pay.
-    uint256 public unpaidProfitTotal;
 
-    modifier onlyEngine() {
-        if (msg.sender != address(engine)) revert Unauthorized(msg.sender);
+    modifier only(address module) {
+        if (msg.sender != module) revert Unauthorized(msg.sender);
         _;
     }
 
-    constructor(IERC20Metadata token_, address admin, uint256 protocolFeeShareWad_, IPerpEngine engine_)
-        ERC20("Lever LP", "lvLP")
-        ERC4626(token_)
-    {
-        if (admin == address(0) || address(token_) == address(0) || address(engine_) == address(0)) {
-            revert ZeroAddress();
-        }
-        engine = engine_;
+    constructor(
+        IERC20Metadata token_,
+        address admin,
+        uint256 protocolFeeShareWad_,
+        LpParams memory lp_,
+        IPerpEngine engine_,
+        address orderBook_,
+        IOracleAdapter oracle_
+    ) ERC20("Lever LP", "lvLP") {
+        if (
+            admin == address(0) || address(token_) == address(0) || address(engine_) == address(0)
+                || orderBook_ == address(0) || address(oracle_) == address(0)
+        ) revert ZeroAddress();
         uint8 decimals_ = token_.decimals();
         if (decimals_ > 18) revert UnsupportedTokenDecimals(decimals_);
-        _token = token_;
-        tokenScale = 10 ** (18 - decimals_);
+        (_token, _decimals, tokenScale) = (token_, decimals_, 10 ** (18 - decimals_));
+        (engine, orderBook, oracle) = (engine_, orderBook_, oracle_);
         _grantRole(DEFAULT_ADMIN_ROLE, admin);
         _grantRole(RISK_ROLE, admin);
         _setProtocolFeeShare(protocolFeeShareWad_);
+        _setLpParams(lp_);
     }
 
     // ------------------------------------------------------------------ margin accounts
@@ -77,24 +109,22 @@ contract LeverVault is ILeverVault, ERC4626, AccessControl, ReentrancyGuardTrans
     function depositMargin(uint256 accountId, uint256 amount) external nonReentrant {
         if (amount == 0) revert ZeroAmount();
         if (engine.accountOwner(accountId) == address(0)) revert UnknownAccount(accountId);
-        _margin[accountId] += amount;
-        _totalMargin += amount.toUint128();
-        emit MarginDeposited(accountId, msg.sender, amount);
         _pull(msg.sender, amount);
+        _margin[accountId] += int256(amount);
+        _totalMargin += amount.toInt256().toInt128();
+        emit MarginDeposited(accountId, msg.sender, amount);
     }
 
     /// @inheritdoc ILeverVault
     function withdrawMargin(uint256 accountId, uint256 amount, address to) external nonReentrant {
         if (amount == 0) revert ZeroAmount();
         if (to == address(0)) revert ZeroAddress();
-        uint256 margin = _margin[accountId];
-        if (amount > margin) revert WithdrawExceedsMargin(accountId, amount, margin);
-        unchecked {
-            margin -= amount;
-        }
+        int256 margin = _margin[accountId];
+        if (margin < 0 || amount > uint256(margin)) revert WithdrawExceedsMargin(accountId, amount, margin);
+        margin -= int256(amount);
         engine.checkWithdrawal(accountId, msg.sender, margin);
         _margin[accountId] = margin;
-        _totalMargin -= amount.toUint128();
+        _totalMargin -= amount.toInt256().toInt128();
         emit MarginWithdrawn(accountId, to, amount);
         _token.safeTransfer(to, amount);
     }
@@ -102,9 +132,9 @@ contract LeverVault is ILeverVault, ERC4626, AccessControl, ReentrancyGuardTrans
     /// @inheritdoc ILeverVault
     function fundInsurance(uint256 amount) external nonReentrant {
         if (amount == 0) revert ZeroAmount();
+        _pull(msg.sender, amount);
         _insuranceFund += amount.toUint96();
         emit InsuranceFunded(msg.sender, amount);
-        _pull(msg.sender, amount);
     }
 
     /// @inheritdoc ILeverVault
@@ -122,20 +152,28 @@ contract LeverVault is ILeverVault, ERC4626, AccessControl, ReentrancyGuardTrans
         _setProtocolFeeShare(shareWad);
     }
 
+    /// @inheritdoc ILeverVault
+    function setLpParams(LpParams calldata params) external onlyRole(RISK_ROLE) {
+        _setLpParams(params);
+    }
+
     // ------------------------------------------------------------------ module settlement
 
     /// @inheritdoc ILeverVault
     /// @dev nonReentrant although it moves no tokens: a trade must not run inside a token hook
-    ///      fired by another vault operation (found by tests/test_adversarial.py).
+    ///      fired by another vault operation.
     function settle(uint256 accountId, int256 pnlToken, uint256 feeToken)
         external
-        onlyEngine
+        only(address(engine))
         nonReentrant
-        returns (uint256 margin)
+        returns (int256 margin)
     {
-        SettleResult memory r = _settle(accountId, pnlToken, feeToken, 0, 0);
-        emit Settled(accountId, pnlToken, feeToken, r.feeCollected, r.unpaidProfit);
-        return r.margin;
+        margin = _margin[accountId] + pnlToken - int256(feeToken);
+        _margin[accountId] = margin;
+        _totalMargin = (_totalMargin + pnlToken - int256(feeToken)).toInt128();
+        uint256 protocolCut = _collectFee(feeToken);
+        _poolAssets = (int256(uint256(_poolAssets)) - pnlToken + int256(feeToken - protocolCut)).toUint256().toUint128();
+        emit Settled(accountId, pnlToken, feeToken, margin);
     }
 
     /// @inheritdoc ILeverVault
@@ -145,161 +183,370 @@ contract LeverVault is ILeverVault, ERC4626, AccessControl, ReentrancyGuardTrans
         uint256 feeToken,
         uint256 rewardToken,
         uint256 penaltyToken,
+        uint256 rewardFloorToken,
         address keeper
-    ) external onlyEngine nonReentrant returns (uint256 rewardPaid, uint256 penaltyPaid, uint256 badDebt) {
-        // The liquidation module's `Liquidation` event carries the reward, penalty and bad debt.
-        SettleResult memory r = _settle(accountId, pnlToken, feeToken, rewardToken, penaltyToken);
-        if (r.rewardPaid > 0) _token.safeTransfer(keeper, r.rewardPaid);
-        return (r.rewardPaid, r.penaltyPaid, r.badDebt);
-    }
-
-    struct SettleResult {
-        uint256 margin;
-        uint256 feeCollected;
-        uint256 unpaidProfit;
-        uint256 rewardPaid;
-        uint256 penaltyPaid;
-        uint256 badDebt;
-    }
-
-    /// @dev Order: PnL (a loss beyond the margin is bad debt), trading fee, keeper reward,
-    ///      penalty; each later item is capped by the margin left after the earlier ones.
-    function _settle(uint256 accountId, int256 pnlToken, uint256 feeToken, uint256 rewardToken, uint256 penaltyToken)
-        internal
-        returns (SettleResult memory r)
-    {
-        uint256 margin = _margin[accountId];
-        uint256 marginBefore = margin;
-        uint256 pool = _poolAssets;
-        if (pnlToken > 0) {
-            uint256 pay = uint256(pnlToken).min(pool);
-            r.unpaidProfit = uint256(pnlToken) - pay;
-            pool -= pay;
-            margin += pay;
-        } else if (pnlToken < 0) {
-            uint256 loss = uint256(-pnlToken);
-            uint256 paid = loss.min(margin);
-            margin -= paid;
-            pool += paid;
-            if (loss > paid) {
-                r.badDebt = loss - paid;
-                pool = _realiseBadDebt(accountId, r.badDebt, pool);
-            }
+    ) external only(address(engine)) nonReentrant returns (uint256 rewardPaid, uint256 penaltyPaid, uint256 badDebt) {
+        int256 before = _margin[accountId];
+        int256 margin = before + pnlToken;
+        int256 pool = int256(uint256(_poolAssets)) - pnlToken;
+        // Each charge is capped by what the margin still holds.
+        uint256 fee = _capped(feeToken, margin);
+        margin -= int256(fee);
+        uint256 protocolCut = _collectFee(fee);
+        pool += int256(fee - protocolCut);
+        rewardPaid = _capped(rewardToken, margin);
+        margin -= int256(rewardPaid);
+        penaltyPaid = _capped(penaltyToken, margin);
+        margin -= int256(penaltyPaid);
+        uint256 insurance = uint256(_insuranceFund) + penaltyPaid;
+        if (margin < 0) {
+            badDebt = uint256(-margin);
+            uint256 byInsurance = badDebt.min(insurance);
+            insurance -= byInsurance;
+            // The pool was credited the whole loss above; it keeps only what was collected.
+            pool -= int256(badDebt - byInsurance);
+            (badDebtTotal, badDebtCoveredByInsurance, badDebtCoveredByPool) =
+                (badDebtTotal + badDebt, badDebtCoveredByInsurance + byInsurance, badDebtCoveredByPool + badDebt - byInsurance);
+            emit BadDebt(accountId, badDebt, byInsurance, badDebt - byInsurance);
+            margin = 0;
         }
-        r.feeCollected = feeToken.min(margin);
-        if (r.feeCollected > 0) {
-            margin -= r.feeCollected;
-            // The protocol's share rounds down; the pool takes the rest.
-            uint256 protocolCut = r.feeCollected.mulDivDown(_protocolFeeShareWad, WAD);
-            _protocolFees += protocolCut.toUint96();
-            pool += r.feeCollected - protocolCut;
+        if (rewardPaid < rewardFloorToken) {
+            uint256 topUp = (rewardFloorToken - rewardPaid).min(insurance);
+            insurance -= topUp;
+            rewardPaid += topUp;
         }
-        r.rewardPaid = rewardToken.min(margin);
-        margin -= r.rewardPaid;
-        r.penaltyPaid = penaltyToken.min(margin);
-        if (r.penaltyPaid > 0) {
-            margin -= r.penaltyPaid;
-            _insuranceFund += r.penaltyPaid.toUint96();
-        }
-        if (r.unpaidProfit > 0) unpaidProfitTotal += r.unpaidProfit;
         _margin[accountId] = margin;
-        _poolAssets = pool.toUint128();
-        if (margin != marginBefore) {
-            _totalMargin = (margin > marginBefore
-                ? _totalMargin + (margin - marginBefore)
-                : _totalMargin - (marginBefore - margin)).toUint128();
+        _totalMargin = (_totalMargin + margin - before).toInt128();
+        _poolAssets = pool.toUint256().toUint128();
+        _insuranceFund = insurance.toUint96();
+        if (rewardPaid > 0) _token.safeTransfer(keeper, rewardPaid);
+    }
+
+    /// @inheritdoc ILeverVault
+    function escrowExecutorFee(uint256 accountId, uint256 amount) external only(orderBook) {
+        int256 margin = _margin[accountId];
+        if (margin < int256(amount)) revert InsufficientMarginForEscrow(accountId, margin, amount);
+        _margin[accountId] = margin - int256(amount);
+        _totalMargin -= amount.toInt256().toInt128();
+        _orderEscrow += amount.toUint128();
+        emit ExecutorFeeEscrowed(accountId, amount);
+    }
+
+    /// @inheritdoc ILeverVault
+    function releaseExecutorFee(uint256 accountId, uint256 amount, address to) external only(orderBook) nonReentrant {
+        _orderEscrow -= amount.toUint128();
+        emit ExecutorFeeReleased(accountId, to, amount);
+        if (to == address(0)) {
+            _margin[accountId] += int256(amount);
+            _totalMargin += amount.toInt256().toInt128();
+        } else if (amount > 0) {
+            _token.safeTransfer(to, amount);
         }
-        r.margin = margin;
     }
 
-    /// @dev Insurance covers the shortfall first (paying the pool what the account could not);
-    ///      the rest is a loss the pool absorbs by never receiving it.
-    function _realiseBadDebt(uint256 accountId, uint256 shortfall, uint256 pool) internal returns (uint256) {
-        uint256 insurance = _insuranceFund;
-        uint256 byInsurance = shortfall.min(insurance);
-        _insuranceFund = uint96(insurance - byInsurance);
-        badDebtTotal += shortfall;
-        badDebtCoveredByInsurance += byInsurance;
-        badDebtCoveredByPool += shortfall - byInsurance;
-        emit BadDebt(accountId, shortfall, byInsurance, shortfall - byInsurance);
-        return pool + byInsurance;
+    // ------------------------------------------------------------------ LP requests (ERC-7540)
+
+    /// @notice Escrows `assets` (plus the LP executor fee for a new request) from `owner` and
+    ///         adds them to `controller`'s pending deposit. Returns request id 0.
+    function requestDeposit(uint256 assets, address controller, address owner) external nonReentrant returns (uint256) {
+        if (assets == 0) revert ZeroAmount();
+        if (controller == address(0)) revert ZeroAddress();
+        _requireOperator(owner);
+        Request memory q = _pendingDeposit[controller];
+        uint256 fee = q.amount == 0 ? _lp.executorFee : 0;
+        _pull(owner, assets + fee);
+        _lpEscrow += (assets + fee).toUint128();
+        (q.amount, q.time, q.fee) = ((q.amount + assets).toUint128(), uint32(block.timestamp), q.fee + uint96(fee));
+        _pendingDeposit[controller] = q;
+        emit DepositRequest(controller, owner, 0, msg.sender, assets);
+        return 0;
     }
 
-    // ------------------------------------------------------------------ liquidity pool (ERC-4626)
-
-    /// @notice Pool assets minus traders' net unrealised PnL, in tokens; rounds against LPs.
-    function totalAssets() public view override returns (uint256) {
-        (int256 traderPnlWad,) = _exposure();
-        return _poolValue(traderPnlWad);
+    /// @notice Locks `shares` of `owner` in the vault (and escrows the LP executor fee, in
+    ///         tokens, for a new request) as `controller`'s pending redemption. Returns request id 0.
+    function requestRedeem(uint256 shares, address controller, address owner) external nonReentrant returns (uint256) {
+        if (shares == 0) revert ZeroAmount();
+        if (controller == address(0)) revert ZeroAddress();
+        if (owner != msg.sender && !isOperator[owner][msg.sender]) _spendAllowance(owner, msg.sender, shares);
+        Request memory q = _pendingRedeem[controller];
+        uint256 fee = q.amount == 0 ? _lp.executorFee : 0;
+        if (fee > 0) {
+            _pull(owner, fee);
+            _lpEscrow += fee.toUint128();
+        }
+        _transfer(owner, address(this), shares);
+        (q.amount, q.time, q.fee) = ((q.amount + shares).toUint128(), uint32(block.timestamp), q.fee + uint96(fee));
+        _pendingRedeem[controller] = q;
+        emit RedeemRequest(controller, owner, 0, msg.sender, shares);
+        return 0;
     }
 
-    /// @notice Assets LPs may take out now: the pool's ledger (capped by its value) minus the
-    ///         reserve that open positions may need (`reserveRatio * |skew| * price` per market).
-    function freeAssets() public view returns (uint256) {
-        (int256 traderPnlWad, uint256 reservedWad) = _exposure();
-        uint256 available = uint256(_poolAssets).min(_poolValue(traderPnlWad));
-        uint256 reserved = reservedWad.divUp(tokenScale);
-        return available > reserved ? available - reserved : 0;
+    /// @inheritdoc ILeverVault
+    function settleDeposit(address controller, IOracleAdapter.PriceUpdate[] calldata updates)
+        external
+        payable
+        nonReentrant
+    {
+        Request memory q = _pendingDeposit[controller];
+        if (q.amount == 0) revert NoPendingRequest(controller);
+        uint256 value = _valueAt(controller, q.time, updates, true);
+        uint256 supply = totalSupply();
+        uint256 shares = PoolMath.toSharesDown(q.amount, value, supply);
+        delete _pendingDeposit[controller];
+        _lpEscrow -= (uint256(q.amount) + q.fee).toUint128();
+        if (shares == 0 || (supply > 0 && value == 0)) {
+            // The pool is worth nothing: the assets go back rather than to the traders.
+            emit LpRequestCancelled(controller, true, q.amount, msg.sender, PoolWorthless.selector);
+            _token.safeTransfer(controller, q.amount);
+        } else {
+            _poolAssets += q.amount;
+            _mint(address(this), shares);
+            Claimable memory c = _claimableDeposit[controller];
+            (c.assets, c.shares) = (c.assets + q.amount, (c.shares + shares).toUint128());
+            _claimableDeposit[controller] = c;
+            emit DepositSettled(controller, q.amount, shares, value, msg.sender);
+        }
+        _payFeeAndRefund(q.fee);
     }
 
-    /// @notice No deposits while the pool is worth nothing (traders' unrealised profit exceeds its
-    ///         assets): shares would be priced at zero and the deposit would go to the traders.
-    function maxDeposit(address) public view override returns (uint256) {
-        return totalSupply() > 0 && totalAssets() == 0 ? 0 : type(uint256).max;
-    }
-
-    function maxMint(address receiver) public view override returns (uint256) {
-        return maxDeposit(receiver);
-    }
-
-    function maxWithdraw(address owner) public view override returns (uint256) {
-        return super.maxWithdraw(owner).min(freeAssets());
-    }
-
-    function maxRedeem(address owner) public view override returns (uint256) {
-        uint256 shares = balanceOf(owner);
+    /// @inheritdoc ILeverVault
+    function settleRedeem(address controller, IOracleAdapter.PriceUpdate[] calldata updates)
+        external
+        payable
+        nonReentrant
+    {
+        Request memory q = _pendingRedeem[controller];
+        if (q.amount == 0) revert NoPendingRequest(controller);
+        uint256 value = _valueAt(controller, q.time, updates, false);
+        uint256 supply = totalSupply();
+        uint256 assets = PoolMath.toAssetsDown(q.amount, value, supply);
+        delete _pendingRedeem[controller];
+        _lpEscrow -= uint256(q.fee).toUint128();
         uint256 free = freeAssets();
-        // All of them if they pay out no more than is free: converting `free` back to shares
-        // rounds down and would strand the last share of an LP who owns the whole pool.
-        if (_convertToAssets(shares, Math.Rounding.Floor) <= free) return shares;
-        return _convertToShares(free, Math.Rounding.Floor);
+        if (assets > free) {
+            emit LpRequestCancelled(controller, false, q.amount, msg.sender, ReserveExceeded.selector);
+            _transfer(address(this), controller, q.amount);
+        } else {
+            _burn(address(this), q.amount);
+            _poolAssets -= assets.toUint128();
+            _lpEscrow += assets.toUint128();
+            Claimable memory c = _claimableRedeem[controller];
+            (c.assets, c.shares) = ((c.assets + assets).toUint128(), c.shares + q.amount);
+            _claimableRedeem[controller] = c;
+            emit RedeemSettled(controller, q.amount, assets, value, msg.sender);
+        }
+        _payFeeAndRefund(q.fee);
     }
 
-    function _deposit(address caller, address receiver, uint256 assets, uint256 shares)
+    /// @inheritdoc ILeverVault
+    function cancelExpiredRequest(address controller, bool isDeposit) external nonReentrant {
+        Request memory q = isDeposit ? _pendingDeposit[controller] : _pendingRedeem[controller];
+        if (q.amount == 0) revert NoPendingRequest(controller);
+        uint256 expiry = _expiry(q.time);
+        if (block.timestamp <= expiry) revert RequestNotExpired(controller, expiry);
+        emit LpRequestCancelled(controller, isDeposit, q.amount, msg.sender, RequestExpired.selector);
+        if (isDeposit) {
+            delete _pendingDeposit[controller];
+            _lpEscrow -= (uint256(q.amount) + q.fee).toUint128();
+            _token.safeTransfer(controller, q.amount);
+        } else {
+            delete _pendingRedeem[controller];
+            _lpEscrow -= uint256(q.fee).toUint128();
+            _transfer(address(this), controller, q.amount);
+        }
+        if (q.fee > 0) _token.safeTransfer(msg.sender, q.fee);
+    }
+
+    // ------------------------------------------------------------------ claims (ERC-4626 / ERC-7540)
+
+    /// @notice Claims `assets` of the caller's fulfilled deposit: their shares go to `receiver`.
+    function deposit(uint256 assets, address receiver) external returns (uint256) {
+        return deposit(assets, receiver, msg.sender);
+    }
+
+    /// @notice ERC-7540 claim of `assets` of `controller`'s fulfilled deposit.
+    function deposit(uint256 assets, address receiver, address controller) public nonReentrant returns (uint256 shares) {
+        _requireOperator(controller);
+        Claimable memory c = _claimableDeposit[controller];
+        if (assets > c.assets) revert ClaimExceedsClaimable(assets, c.assets);
+        if (assets == 0) return 0;
+        shares = assets == c.assets ? c.shares : PoolMath.proRataDown(assets, c.shares, c.assets);
+        _claimDeposit(controller, receiver, c, assets, shares);
+    }
+
+    /// @notice Claims `shares` of the caller's fulfilled deposit.
+    function mint(uint256 shares, address receiver) external returns (uint256) {
+        return mint(shares, receiver, msg.sender);
+    }
+
+    /// @notice ERC-7540 claim of `shares` of `controller`'s fulfilled deposit.
+    function mint(uint256 shares, address receiver, address controller) public nonReentrant returns (uint256 assets) {
+        _requireOperator(controller);
+        Claimable memory c = _claimableDeposit[controller];
+        if (shares > c.shares) revert ClaimExceedsClaimable(shares, c.shares);
+        if (shares == 0) return 0;
+        assets = shares == c.shares ? c.assets : PoolMath.proRataUp(shares, c.assets, c.shares).min(c.assets);
+        _claimDeposit(controller, receiver, c, assets, shares);
+    }
+
+    /// @notice Claims `shares` of `controller`'s fulfilled redemption: their assets go to `receiver`.
+    function redeem(uint256 shares, address receiver, address controller) external nonReentrant returns (uint256 assets) {
+        _requireOperator(controller);
+        Claimable memory c = _claimableRedeem[controller];
+        if (shares > c.shares) revert ClaimExceedsClaimable(shares, c.shares);
+        if (shares == 0) return 0;
+        assets = shares == c.shares ? c.assets : PoolMath.proRataDown(shares, c.assets, c.shares);
+        _claimRedeem(controller, receiver, c, assets, shares);
+    }
+
+    /// @notice Claims `assets` of `controller`'s fulfilled redemption.
+    function withdraw(uint256 assets, address receiver, address controller) external nonReentrant returns (uint256 shares) {
+        _requireOperator(controller);
+        Claimable memory c = _claimableRedeem[controller];
+        if (assets > c.assets) revert ClaimExceedsClaimable(assets, c.assets);
+        if (assets == 0) return 0;
+        shares = assets == c.assets ? c.shares : PoolMath.proRataUp(assets, c.shares, c.assets).min(c.shares);
+        _claimRedeem(controller, receiver, c, assets, shares);
+    }
+
+    function setOperator(address operator, bool approved) external returns (bool) {
+        isOperator[msg.sender][operator] = approved;
+        emit OperatorSet(msg.sender, operator, approved);
+        return true;
+    }
+
+    function _claimDeposit(address controller, address receiver, Claimable memory c, uint256 assets, uint256 shares)
         internal
-        override
-        nonReentrant
     {
-        if (assets == 0 || shares == 0) revert ZeroAmount();
-        _poolAssets += assets.toUint128();
-        uint256 balanceBefore = _token.balanceOf(address(this));
-        super._deposit(caller, receiver, assets, shares);
-        uint256 received = _token.balanceOf(address(this)) - balanceBefore;
-        if (received != assets) revert TransferAmountMismatch(assets, received);
+        (c.assets, c.shares) = (uint128(c.assets - assets), uint128(c.shares - shares));
+        _claimableDeposit[controller] = c;
+        _transfer(address(this), receiver, shares);
+        emit Deposit(controller, receiver, assets, shares);
     }
 
-    function _withdraw(address caller, address receiver, address owner, uint256 assets, uint256 shares)
+    function _claimRedeem(address controller, address receiver, Claimable memory c, uint256 assets, uint256 shares)
         internal
-        override
-        nonReentrant
     {
-        if (assets == 0 || shares == 0) revert ZeroAmount();
-        _poolAssets -= assets.toUint128();
-        super._withdraw(caller, receiver, owner, assets, shares);
+        (c.assets, c.shares) = (uint128(c.assets - assets), uint128(c.shares - shares));
+        _claimableRedeem[controller] = c;
+        _lpEscrow -= assets.toUint128();
+        emit Withdraw(msg.sender, receiver, controller, assets, shares);
+        _token.safeTransfer(receiver, assets);
     }
 
-    /// @dev 10^6 virtual shares per virtual asset: OpenZeppelin's inflation-attack defence.
-    function _decimalsOffset() internal pure override returns (uint8) {
-        return 6;
+    // ------------------------------------------------------------------ ERC-4626 / ERC-7540 views
+
+    function asset() external view returns (address) {
+        return address(_token);
     }
 
-    // ------------------------------------------------------------------ views
+    /// @notice ERC-7575: the share token is this contract.
+    function share() external view returns (address) {
+        return address(this);
+    }
 
-    function marginOf(uint256 accountId) external view returns (uint256) {
+    /// @notice The pool's value at the stored latest prices; a market without a fresh price counts
+    ///         at its worst case for LPs. Never reverts.
+    function totalAssets() public view returns (uint256) {
+        int256 liability;
+        try engine.poolLiabilityAtLatestWad() returns (int256 l) {
+            liability = l;
+        } catch {
+            liability = int256(engine.totalReserveWad());
+        }
+        return PoolMath.poolValue(_poolAssets, liability, tokenScale);
+    }
+
+    function convertToShares(uint256 assets) external view returns (uint256) {
+        return PoolMath.toSharesDown(assets, totalAssets(), totalSupply());
+    }
+
+    function convertToAssets(uint256 shares) external view returns (uint256) {
+        return PoolMath.toAssetsDown(shares, totalAssets(), totalSupply());
+    }
+
+    /// @notice ERC-7540: what `controller` may claim with `deposit` (its fulfilled assets).
+    function maxDeposit(address controller) external view returns (uint256) {
+        return _claimableDeposit[controller].assets;
+    }
+
+    function maxMint(address controller) external view returns (uint256) {
+        return _claimableDeposit[controller].shares;
+    }
+
+    function maxWithdraw(address controller) external view returns (uint256) {
+        return _claimableRedeem[controller].assets;
+    }
+
+    function maxRedeem(address controller) external view returns (uint256) {
+        return _claimableRedeem[controller].shares;
+    }
+
+    /// @notice ERC-7540: previews of asynchronous flows revert.
+    function previewDeposit(uint256) external pure returns (uint256) {
+        revert AsyncFlow();
+    }
+
+    function previewMint(uint256) external pure returns (uint256) {
+        revert AsyncFlow();
+    }
+
+    function previewWithdraw(uint256) external pure returns (uint256) {
+        revert AsyncFlow();
+    }
+
+    function previewRedeem(uint256) external pure returns (uint256) {
+        revert AsyncFlow();
+    }
+
+    function pendingDepositRequest(uint256, address controller) external view returns (uint256) {
+        return _pendingDeposit[controller].amount;
+    }
+
+    function claimableDepositRequest(uint256, address controller) external view returns (uint256) {
+        return _claimableDeposit[controller].assets;
+    }
+
+    function pendingRedeemRequest(uint256, address controller) external view returns (uint256) {
+        return _pendingRedeem[controller].amount;
+    }
+
+    function claimableRedeemRequest(uint256, address controller) external view returns (uint256) {
+        return _claimableRedeem[controller].shares;
+    }
+
+    /// @notice A pending request as stored: amount, request time, escrowed fee.
+    function pendingRequest(address controller, bool isDeposit) external view returns (Request memory) {
+        return isDeposit ? _pendingDeposit[controller] : _pendingRedeem[controller];
+    }
+
+    function claimable(address controller, bool isDeposit) external view returns (Claimable memory) {
+        return isDeposit ? _claimableDeposit[controller] : _claimableRedeem[controller];
+    }
+
+    function lpParams() external view returns (LpParams memory) {
+        return _lp;
+    }
+
+    function decimals() public view override(ERC20, IERC20Metadata) returns (uint8) {
+        return _decimals + 6;
+    }
+
+    function supportsInterface(bytes4 interfaceId) public view override returns (bool) {
+        return interfaceId == 0xe3bc4e65 // ERC-7540 operator methods
+            || interfaceId == 0x2f0a18c5 // ERC-7575
+            || interfaceId == 0xce3bbe50 // ERC-7540 asynchronous deposit
+            || interfaceId == 0x620ee8e4 // ERC-7540 asynchronous redemption
+            || super.supportsInterface(interfaceId);
+    }
+
+    // ------------------------------------------------------------------ ledger views
+
+    function marginOf(uint256 accountId) external view returns (int256) {
         return _margin[accountId];
     }
 
-    function totalMargin() external view returns (uint256) {
+    function totalMargin() external view returns (int256) {
         return _totalMargin;
     }
 
@@ -315,37 +562,100 @@ contract LeverVault is ILeverVault, ERC4626, AccessControl, ReentrancyGuardTrans
         return _protocolFees;
     }
 
+    function orderEscrow() external view returns (uint256) {
+        return _orderEscrow;
+    }
+
+    function lpEscrow() external view returns (uint256) {
+        return _lpEscrow;
+    }
+
     /// @notice Share of each trading fee kept as protocol fees (WAD).
     function protocolFeeShareWad() external view returns (uint256) {
         return _protocolFeeShareWad;
     }
 
     /// @inheritdoc ILeverVault
-    function solvency() external view returns (uint256 balance, uint256 liabilities, bool solvent) {
-        balance = _token.balanceOf(address(this));
-        liabilities = uint256(_totalMargin) + _poolAssets + _insuranceFund + _protocolFees;
-        solvent = balance >= liabilities;
+    function freeAssets() public view returns (uint256) {
+        uint256 reserve = engine.totalReserveWad().toTokenUp(tokenScale);
+        uint256 pool = _poolAssets;
+        return pool > reserve ? pool - reserve : 0;
     }
 
-    function supportsInterface(bytes4 interfaceId) public view override returns (bool) {
-        return super.supportsInterface(interfaceId);
+    /// @inheritdoc ILeverVault
+    function solvency() external view returns (uint256 balance, uint256 liabilities, bool solvent) {
+        balance = _token.balanceOf(address(this));
+        int256 total = int256(_totalMargin) + int256(uint256(_poolAssets)) + int256(uint256(_insuranceFund))
+            + int256(uint256(_protocolFees)) + int256(uint256(_orderEscrow)) + int256(uint256(_lpEscrow));
+        liabilities = total > 0 ? uint256(total) : 0;
+        solvent = balance >= liabilities;
     }
 
     // ------------------------------------------------------------------ internals
 
-    function _exposure() internal view returns (int256 traderPnlWad, uint256 reservedWad) {
-        return engine.poolExposure();
+    /// @dev The pool's value for a request made at `time`: every market with open interest priced
+    ///      by its update (the earliest price at or after time + delay, within the window), each
+    ///      at least the liquidation grace old. A redemption may leave out a market whose stored
+    ///      price is stale: it counts at its worst case.
+    function _valueAt(address controller, uint256 time, IOracleAdapter.PriceUpdate[] calldata updates, bool isDeposit)
+        internal
+        returns (uint256)
+    {
+        LpParams memory lp = _lp;
+        uint256 earliest = time + lp.settlementDelay;
+        uint256 expiry = _expiry(time);
+        if (block.timestamp > expiry) revert RequestExpired(controller, expiry);
+        if (block.timestamp < earliest + lp.liquidationGrace) revert RequestNotDue(controller, earliest + lp.liquidationGrace);
+        uint256 mask = engine.openMarketsMask();
+        uint256[] memory prices = new uint256[](MAX_MARKETS);
+        uint256 fee = updates.length == 0 ? 0 : oracle.updateFee();
+        for (uint256 i; i < updates.length; ++i) {
+            uint256 m = updates[i].marketId;
+            if (m >= MAX_MARKETS || mask & (1 << m) == 0 || prices[m] != 0) continue;
+            uint256 latestTime = earliest + lp.settlementWindow;
+            if (latestTime > block.timestamp) latestTime = block.timestamp;
+            IOracleAdapter.PriceData memory d =
+                oracle.settlementPrice{value: fee}(m, updates[i].data, uint64(earliest), uint64(latestTime));
+            if (block.timestamp < d.publishTime + lp.liquidationGrace) {
+                revert RequestNotDue(controller, d.publishTime + lp.liquidationGrace);
+            }
+            prices[m] = d.priceWad;
+        }
+        for (uint256 m; mask != 0; ++m) {
+            if (mask & 1 == 1 && prices[m] == 0) {
+                IOracleAdapter.PriceData memory d = oracle.latest(m);
+                bool stale = d.publishTime + oracle.config(m).maxPriceAge < block.timestamp;
+                if (isDeposit || !stale) revert LpPriceMissing(m);
+            }
+            mask >>= 1;
+        }
+        return PoolMath.poolValue(_poolAssets, engine.poolLiabilityWad(prices), tokenScale);
     }
 
-    /// @dev Pool ledger minus traders' unrealised PnL: what the pool owes rounds up, what it
-    ///      is owed rounds down.
-    function _poolValue(int256 traderPnlWad) internal view returns (uint256) {
-        uint256 pool = _poolAssets;
-        if (traderPnlWad >= 0) {
-            uint256 owed = uint256(traderPnlWad).divUp(tokenScale);
-            return pool > owed ? pool - owed : 0;
-        }
-        return pool + uint256(-traderPnlWad) / tokenScale;
+    function _expiry(uint256 time) internal view returns (uint256) {
+        LpParams memory lp = _lp;
+        return time + lp.settlementDelay + lp.settlementWindow + lp.liquidationGrace;
+    }
+
+    function _payFeeAndRefund(uint256 fee) internal {
+        if (fee > 0) _token.safeTransfer(msg.sender, fee);
+        uint256 left = address(this).balance;
+        if (left > 0) Address.sendValue(payable(msg.sender), left);
+    }
+
+    /// @dev The fee's protocol share (rounded down) goes to protocol fees; returns it.
+    function _collectFee(uint256 feeToken) internal returns (uint256 protocolCut) {
+        protocolCut = feeToken.mulDivDown(_protocolFeeShareWad, WAD);
+        if (protocolCut > 0) _protocolFees += protocolCut.toUint96();
+    }
+
+    /// @dev `amount`, at most the (positive part of the) margin.
+    function _capped(uint256 amount, int256 margin) internal pure returns (uint256) {
+        return margin <= 0 ? 0 : amount.min(uint256(margin));
+    }
+
+    function _requireOperator(address controller) internal view {
+        if (controller != msg.sender && !isOperator[controller][msg.sender]) revert NotOperator(controller, msg.sender);
     }
 
     /// @dev Pulls exactly `amount` or reverts: fee-on-transfer tokens are rejected.
@@ -360,5 +670,16 @@ contract LeverVault is ILeverVault, ERC4626, AccessControl, ReentrancyGuardTrans
         if (shareWad > MAX_PROTOCOL_FEE_SHARE_WAD) revert ParameterOutOfBounds("protocolFeeShare", shareWad);
         _protocolFeeShareWad = uint64(shareWad);
         emit ProtocolFeeShareSet(shareWad);
+    }
+
+    function _setLpParams(LpParams memory p) internal {
+        if (p.settlementDelay > MAX_SETTLEMENT_DELAY) revert ParameterOutOfBounds("lpSettlementDelay", p.settlementDelay);
+        if (p.settlementWindow < MIN_SETTLEMENT_WINDOW || p.settlementWindow > MAX_SETTLEMENT_WINDOW) {
+            revert ParameterOutOfBounds("lpSettlementWindow", p.settlementWindow);
+        }
+        if (p.liquidationGrace > MAX_LIQUIDATION_GRACE) revert ParameterOutOfBounds("lpLiquidationGrace", p.liquidationGrace);
+        if (p.executorFee > MAX_EXECUTOR_FEE_WAD / tokenScale) revert ParameterOutOfBounds("lpExecutorFee", p.executorFee);
+        _lp = p;
+        emit LpParamsSet(p);
     }
 }

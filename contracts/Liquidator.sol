@@ -2,9 +2,12 @@
 pragma solidity 0.8.28;
 
 import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
+import {Address} from "@openzeppelin/contracts/utils/Address.sol";
 import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
 import {ILiquidator} from "./interfaces/ILiquidator.sol";
 import {IPerpEngine} from "./interfaces/IPerpEngine.sol";
+import {IOrderBook} from "./interfaces/IOrderBook.sol";
+import {IOracleAdapter} from "./interfaces/IOracleAdapter.sol";
 import {LiquidationMath} from "./libraries/LiquidationMath.sol";
 import "./libraries/Constants.sol";
 import "./libraries/Errors.sol";
@@ -16,34 +19,53 @@ contract Liquidator is ILiquidator, AccessControl, ReentrancyGuardTransient {
     bytes32 public constant RISK_ROLE = keccak256("RISK_ROLE");
 
     IPerpEngine public immutable engine;
+    IOrderBook public immutable orderBook;
+    IOracleAdapter public immutable oracle;
     LiquidationMath.Params internal _params;
 
-    constructor(IPerpEngine engine_, address admin, LiquidationMath.Params memory params_) {
-        if (address(engine_) == address(0) || admin == address(0)) revert ZeroAddress();
-        engine = engine_;
+    constructor(IPerpEngine engine_, IOrderBook orderBook_, IOracleAdapter oracle_, address admin, LiquidationMath.Params memory params_) {
+        if (
+            address(engine_) == address(0) || address(orderBook_) == address(0) || address(oracle_) == address(0)
+                || admin == address(0)
+        ) revert ZeroAddress();
+        (engine, orderBook, oracle) = (engine_, orderBook_, oracle_);
         _grantRole(DEFAULT_ADMIN_ROLE, admin);
         _grantRole(RISK_ROLE, admin);
         _setParams(params_);
     }
 
-    /// @inheritdoc ILiquidator
-    function liquidate(uint256 accountId) external nonReentrant returns (IPerpEngine.LiquidationResult memory r) {
-        r = engine.liquidate(accountId, msg.sender, _params);
-        if (!r.liquidated) revert AccountNotLiquidatable(accountId, r.equityWad, r.maintenanceMarginWad);
-        _emit(accountId, r);
+    /// @dev The pull oracle returns unspent update fees here; they go back to the keeper.
+    receive() external payable {
+        if (msg.sender != address(oracle)) revert Unauthorized(msg.sender);
     }
 
     /// @inheritdoc ILiquidator
-    function liquidateBatch(uint256[] calldata accountIds) external nonReentrant returns (uint256 liquidated) {
+    function liquidate(uint256 accountId, IOracleAdapter.PriceUpdate[] calldata updates)
+        external
+        payable
+        nonReentrant
+        returns (IPerpEngine.LiquidationResult memory r)
+    {
+        _update(updates);
+        r = _liquidate(accountId, _params);
+        if (!r.liquidated) revert AccountNotLiquidatable(accountId, r.equityWad, r.maintenanceMarginWad);
+        _refund();
+    }
+
+    /// @inheritdoc ILiquidator
+    function liquidateBatch(uint256[] calldata accountIds, IOracleAdapter.PriceUpdate[] calldata updates)
+        external
+        payable
+        nonReentrant
+        returns (uint256 liquidated)
+    {
+        _update(updates);
         LiquidationMath.Params memory p = _params;
         for (uint256 i; i < accountIds.length; ++i) {
-            IPerpEngine.LiquidationResult memory r = engine.liquidate(accountIds[i], msg.sender, p);
-            if (r.liquidated) {
-                ++liquidated;
-                _emit(accountIds[i], r);
-            }
+            if (_liquidate(accountIds[i], p).liquidated) ++liquidated;
         }
         if (liquidated == 0) revert NothingToLiquidate();
+        _refund();
     }
 
     /// @inheritdoc ILiquidator
@@ -88,7 +110,13 @@ contract Liquidator is ILiquidator, AccessControl, ReentrancyGuardTransient {
         }
     }
 
-    function _emit(uint256 accountId, IPerpEngine.LiquidationResult memory r) internal {
+    function _liquidate(uint256 accountId, LiquidationMath.Params memory p)
+        internal
+        returns (IPerpEngine.LiquidationResult memory r)
+    {
+        r = engine.liquidate(accountId, msg.sender, p);
+        if (!r.liquidated) return r;
+        if (r.closedMask != 0) orderBook.onPositionsClosed(accountId, r.closedMask);
         emit Liquidation(
             accountId,
             msg.sender,
@@ -101,6 +129,15 @@ contract Liquidator is ILiquidator, AccessControl, ReentrancyGuardTransient {
             r.equityWad,
             r.maintenanceMarginWad
         );
+    }
+
+    function _update(IOracleAdapter.PriceUpdate[] calldata updates) internal {
+        if (updates.length > 0) oracle.updatePrices{value: msg.value}(updates);
+    }
+
+    function _refund() internal {
+        uint256 left = address(this).balance;
+        if (left > 0) Address.sendValue(payable(msg.sender), left);
     }
 
     function _setParams(LiquidationMath.Params memory p) internal {

@@ -14,11 +14,12 @@ import "./libraries/Constants.sol";
 import "./libraries/Errors.sol";
 
 /// @title PerpEngine
-/// @notice The perpetual-position manager: accounts, markets, positions, funding, open interest,
-///         margin requirements, and the position side of liquidations.
-/// @dev Entry points follow checks -> accrue funding -> math -> storage -> emit -> vault
-///      settlement. The one exception: an increase checks margin *after* `vault.settle`, which
-///      returns the settled margin; the vault is a trusted module and a failed check reverts all.
+/// @notice The perpetual-position manager: accounts, markets, positions, funding, borrowing,
+///         open interest and reserves, margin requirements, and the position side of
+///         liquidations. Trades arrive only from the order book and the liquidation module.
+/// @dev Entry points follow checks -> accrue -> math -> storage -> emit -> vault settlement. The
+///      one exception: an increase checks margin *after* `vault.settle`, which returns the
+///      settled margin; the vault is a trusted module and a failed check reverts all.
 contract PerpEngine is IPerpEngine, AccessControl, Pausable {
     using FixedPointMath for uint256;
     using FixedPointMath for int256;
@@ -30,39 +31,73 @@ contract PerpEngine is IPerpEngine, AccessControl, Pausable {
 
     struct Account {
         address owner;
-        uint64 marketMask; // bit m set: the account holds a position in market m
+        uint32 marketMask; // bit m set: the account holds a position in market m
+        uint32 lastTradeTime;
     }
 
-    /// @dev One market as an entry point sees it: parameters, oracle data, accrued state.
+    /// @dev One market as an entry point sees it: parameters, price, accrued state, ramp.
     struct Ctx {
         uint256 marketId;
         MarketParams p;
+        MarketParams prev; // the parameters a ramp starts from (loaded only during a ramp)
+        uint256 rampWad; // share of the ramp done; WAD: no ramp
         IOracleAdapter.PriceData d;
         MarketState s;
-        uint256 mmrWad; // effective base maintenance ratio (after any ramp)
+    }
+
+    /// @dev The pool's coverage of every side's reserve (profits scale down when it is short).
+    struct Coverage {
+        uint256 poolWad;
+        uint256 reserveWad;
+    }
+
+    /// @dev What a trade does to one position, computed before any storage write.
+    struct TradeMath {
+        int256 newSizeWad;
+        int256 newCostWad;
+        int256 newEntryChargeWad;
+        int256 realisedWad; // value realised by a reduction (capped and covered)
+        uint256 feeWad;
+        uint256 fillWad;
+        bool increasing;
+        bool isLong;
+    }
+
+    struct Figures {
+        int256 valueWad; // what closing the position is worth: PnL - charges, capped, covered
+        uint256 closeFeeWad;
+        uint256 notionalWad;
+        uint256 initialWad;
+        uint256 maintenanceWad;
     }
 
     ILeverVault public immutable vault;
     IOracleAdapter public immutable oracle;
-    /// @notice The liquidation module, fixed at deployment (no role lookup on the hot path).
+    /// @notice The order book and the liquidation module, fixed at deployment.
+    address public immutable orderBook;
     address public immutable liquidator;
     uint256 internal immutable _tokenScale;
 
     uint256 public accountCount;
     uint256 public marketCount;
+    /// @inheritdoc IPerpEngine
+    uint256 public totalReserveWad;
+    uint32 internal _openMask; // bit m: market m has open interest
     mapping(uint256 accountId => Account) internal _accounts;
     mapping(uint256 marketId => MarketParams) internal _params;
+    mapping(uint256 marketId => MarketParams) internal _prevParams;
     mapping(uint256 marketId => MarketState) internal _state;
     mapping(uint256 marketId => bytes32) public marketName;
     mapping(uint256 accountId => mapping(uint256 marketId => Position)) internal _positions;
 
-    constructor(ILeverVault vault_, IOracleAdapter oracle_, address liquidator_, address admin) {
+    constructor(ILeverVault vault_, IOracleAdapter oracle_, address orderBook_, address liquidator_, address admin) {
         if (
-            address(vault_) == address(0) || address(oracle_) == address(0) || liquidator_ == address(0)
-                || admin == address(0)
+            address(vault_) == address(0) || address(oracle_) == address(0) || orderBook_ == address(0)
+                || liquidator_ == address(0) || admin == address(0)
         ) revert ZeroAddress();
         vault = vault_;
         oracle = oracle_;
+        orderBook = orderBook_;
         liquidator = liquidator_;
         _tokenScale = vault_.tokenScale();
         _grantRole(DEFAULT_ADMIN_ROLE, admin);
@@ -80,114 +115,149 @@ contract PerpEngine is IPerpEngine, AccessControl, Pausable {
     }
 
     /// @inheritdoc IPerpEngine
-    function modifyPosition(uint256 accountId, uint256 marketId, int256 sizeDeltaWad, uint256 limitPriceWad)
-        external
-    {
-        if (sizeDeltaWad == 0) revert ZeroSize();
-        _trade(accountId, _ownedAccount(accountId), marketId, sizeDeltaWad, limitPriceWad);
-    }
-
-    /// @inheritdoc IPerpEngine
-    function closePosition(uint256 accountId, uint256 marketId, uint256 limitPriceWad) external {
-        Account memory account = _ownedAccount(accountId);
-        int256 size = _positions[accountId][marketId].sizeWad;
-        if (size == 0) revert NoPosition(accountId, marketId);
-        _trade(accountId, account, marketId, -size, limitPriceWad);
-    }
-
-    /// @inheritdoc IPerpEngine
-    function accrueFunding(uint256 marketId) external {
-        Ctx memory c = _loadTx(marketId);
-        _state[marketId] = c.s;
-    }
-
-    function _trade(
-        uint256 accountId,
-        Account memory account,
-        uint256 marketId,
-        int256 sizeDeltaWad,
-        uint256 limitPriceWad
-    ) internal {
-        Ctx memory c = _loadTx(marketId);
-        uint256 price = c.d.priceWad;
-        if (limitPriceWad != 0 && (sizeDeltaWad > 0 ? price > limitPriceWad : price < limitPriceWad)) {
-            revert PriceLimitExceeded(price, limitPriceWad);
+    function executeTrade(Trade calldata q) external returns (TradeResult memory r) {
+        if (msg.sender != orderBook) revert Unauthorized(msg.sender);
+        Account memory account = _accounts[q.accountId];
+        Coverage memory cov = _coverage();
+        Ctx memory c = _ctx(q.marketId, q.price, cov.poolWad);
+        Position memory pos = _positions[q.accountId][q.marketId];
+        int256 delta = q.reduceOnly ? _reduceOnly(q.accountId, q.marketId, pos.sizeWad, q.sizeDeltaWad) : q.sizeDeltaWad;
+        if (delta == 0) revert ZeroSize();
+        TradeMath memory t = _tradeMath(c, pos, delta, cov);
+        if (q.acceptablePriceWad != 0 && (delta > 0 ? t.fillWad > q.acceptablePriceWad : t.fillWad < q.acceptablePriceWad)) {
+            revert AcceptablePriceExceeded(t.fillWad, q.acceptablePriceWad);
         }
-        Position memory pos = _positions[accountId][marketId];
-        TradeMath memory t = _tradeMath(marketId, pos, c.s, c.p, sizeDeltaWad, price);
         if (t.increasing) {
             _requireNotPaused();
-            if (c.d.shocked) revert OracleShockUnconfirmed(c.p.feed);
+            if (c.d.shocked) revert OracleShockUnconfirmed(q.marketId);
         }
+        uint256 reserveBefore = _marketReserve(c.s, c.p);
         uint256 sideOi = _applyToMarket(c.s, pos, t);
-        if (t.increasing) {
-            uint256 oiNotional = sideOi.mulDivUp(price, WAD);
-            uint256 cap = (vault.poolAssets() * _tokenScale).mulDivDown(_params[marketId].oiCapRatioWad, WAD);
-            if (oiNotional > cap) revert OpenInterestCapExceeded(marketId, oiNotional, cap);
+        uint256 totalReserve = totalReserveWad + _marketReserve(c.s, c.p) - reserveBefore;
+        if (t.increasing) _checkCaps(c, sideOi, totalReserve, cov.poolWad);
+        r.marginAfterToken = vault.marginOf(q.accountId) + t.realisedWad.toTokenFloor(_tokenScale)
+            - int256(t.feeWad.toTokenUp(_tokenScale));
+        if (t.newSizeWad == 0 && account.marketMask == uint32(1 << q.marketId) && r.marginAfterToken < 0) {
+            revert AccountUnderwater(q.accountId, r.marginAfterToken);
         }
 
         // Storage.
-        _state[marketId] = c.s;
-        account.marketMask = _writePosition(accountId, account, marketId, pos.sizeWad, t);
-        emit PositionChanged(accountId, marketId, sizeDeltaWad, t.newSizeWad, price, t.realisedWad, t.feeWad);
+        _writeMarket(c);
+        totalReserveWad = totalReserve;
+        account.marketMask = _writePosition(q.accountId, account, q.marketId, pos, t);
+        account.lastTradeTime = uint32(block.timestamp);
+        _accounts[q.accountId] = account;
+        emit PositionChanged(
+            q.accountId, q.marketId, delta, t.newSizeWad, t.fillWad, c.d.priceWad, t.realisedWad, t.feeWad
+        );
 
         // Settlement: credits round down to token units, debts round up.
-        uint256 marginAfter = vault.settle(accountId, _toTokenFloor(t.realisedWad), t.feeWad.divUp(_tokenScale));
-
-        if (t.increasing) _checkIncrease(accountId, account.marketMask, marginAfter, c, t.newSizeWad);
+        r.marginAfterToken =
+            vault.settle(q.accountId, t.realisedWad.toTokenFloor(_tokenScale), t.feeWad.toTokenUp(_tokenScale));
+        if (t.increasing) _checkIncrease(q.accountId, account.marketMask, r.marginAfterToken, c, t.newSizeWad, cov);
+        (r.sizeDeltaWad, r.sizeAfterWad, r.fillPriceWad, r.realisedWad, r.feeWad) =
+            (delta, t.newSizeWad, t.fillWad, t.realisedWad, t.feeWad);
     }
 
-    /// @dev What a trade does to one position, computed before any storage write.
-    struct TradeMath {
-        int256 newSizeWad;
-        int256 newCostWad;
-        int256 realisedWad; // PnL net of funding realised by a reduction
-        uint256 feeWad;
-        bool increasing;
-        bool isLong;
+    /// @dev A reduce-only order's size: opposite to the position, at most its size.
+    function _reduceOnly(uint256 accountId, uint256 marketId, int256 sizeWad, int256 deltaWad)
+        internal
+        pure
+        returns (int256)
+    {
+        if (sizeWad == 0 || (sizeWad > 0) == (deltaWad > 0)) revert ReduceOnlyViolated(accountId, marketId);
+        return deltaWad.abs() > sizeWad.abs() ? -sizeWad : deltaWad;
     }
 
-    function _tradeMath(
-        uint256 marketId,
-        Position memory pos,
-        MarketState memory s,
-        MarketParams memory p,
-        int256 sizeDeltaWad,
-        uint256 price
-    ) internal pure returns (TradeMath memory t) {
+    function _tradeMath(Ctx memory c, Position memory pos, int256 delta, Coverage memory cov)
+        internal
+        pure
+        returns (TradeMath memory t)
+    {
         int256 size = pos.sizeWad;
-        t.newSizeWad = size + sizeDeltaWad;
-        t.increasing = size == 0 || (size > 0) == (sizeDeltaWad > 0);
+        t.newSizeWad = size + delta;
+        t.increasing = size == 0 || (size > 0) == (delta > 0);
         if (!t.increasing && t.newSizeWad != 0 && (t.newSizeWad > 0) != (size > 0)) {
-            revert PositionFlip(marketId, size, sizeDeltaWad);
+            revert PositionFlip(c.marketId, size, delta);
         }
-        if (t.newSizeWad != 0 && t.newSizeWad.abs() < p.minPositionSizeWad) {
-            revert PositionTooSmall(marketId, t.newSizeWad.abs(), p.minPositionSizeWad);
+        if (t.newSizeWad != 0 && t.newSizeWad.abs() < c.p.minPositionSizeWad) {
+            revert PositionTooSmall(c.marketId, t.newSizeWad.abs(), c.p.minPositionSizeWad);
         }
-        t.isLong = size > 0 || (size == 0 && sizeDeltaWad > 0);
-        int256 mark = PerpMath.markWad(t.isLong, price, s.longFundingIndexWad, s.shortFundingIndexWad);
+        t.isLong = size > 0 || (size == 0 && delta > 0);
+        int256 index = t.isLong ? c.s.longIndexWad : c.s.shortIndexWad;
+        int256 skew = _skew(c.s);
         if (t.increasing) {
-            t.newCostWad = pos.costWad + PerpMath.addedCostWad(sizeDeltaWad, mark);
-        } else {
-            int256 removed = PerpMath.removedCostWad(pos.costWad, -sizeDeltaWad, size);
-            t.realisedWad = PerpMath.valueWad(-sizeDeltaWad, removed, mark);
-            t.newCostWad = pos.costWad - removed;
+            t.fillWad = _fill(c, c.p, skew, delta);
+            t.feeWad = PerpMath.tradeFeeWad(skew, delta, t.fillWad, c.p.makerFeeWad, c.p.takerFeeWad);
+            t.newCostWad = pos.costWad + PerpMath.addedCostWad(delta, t.fillWad);
+            t.newEntryChargeWad = pos.entryChargeWad + PerpMath.addedEntryChargeWad(delta.abs(), index);
+            return t;
         }
-        t.feeWad = PerpMath.feeWad(PerpMath.notionalWad(sizeDeltaWad, price), p.tradingFeeWad);
+        uint256 closed = delta.abs();
+        uint256 absSize = size.abs();
+        int256 removedCost = PerpMath.removedCostWad(pos.costWad, closed, absSize);
+        int256 removedCharge = PerpMath.removedEntryChargeWad(pos.entryChargeWad, closed, absSize);
+        t.newCostWad = pos.costWad - removedCost;
+        t.newEntryChargeWad = pos.entryChargeWad - removedCharge;
+        (t.fillWad, t.realisedWad, t.feeWad) = _reduction(c, c.p, skew, delta, removedCost, removedCharge, index);
+        if (c.rampWad < WAD) {
+            // A reduction during a ramp realises the blend of old and new terms, like equity.
+            (, int256 oldRealised, uint256 oldFee) = _reduction(c, c.prev, skew, delta, removedCost, removedCharge, index);
+            t.realisedWad = _blendValue(oldRealised, t.realisedWad, c.rampWad);
+            t.feeWad = _blendCost(oldFee, t.feeWad, c.rampWad);
+        }
+        t.realisedWad = PerpMath.coveredWad(t.realisedWad, cov.poolWad, cov.reserveWad);
     }
 
-    /// @dev Open interest and aggregate open notional after the trade (in memory); returns the
-    ///      traded side's open interest.
+    /// @dev Fill price, fee and value realised by closing `-delta` of a position under `p`.
+    function _reduction(
+        Ctx memory c,
+        MarketParams memory p,
+        int256 skew,
+        int256 delta,
+        int256 removedCost,
+        int256 removedCharge,
+        int256 index
+    ) internal pure returns (uint256 fill, int256 realised, uint256 fee) {
+        // A reduction is never refused for its price: at an extreme skew a sell may fill at zero.
+        fill = PerpMath.fillPriceWad(c.d.priceWad, skew, delta, p.skewScaleWad);
+        fee = PerpMath.tradeFeeWad(skew, delta, fill, p.makerFeeWad, p.takerFeeWad);
+        realised = PerpMath.valueWad(-delta, removedCost, removedCharge, fill, index, p.maxProfitRatioWad);
+    }
+
+    function _fill(Ctx memory c, MarketParams memory p, int256 skew, int256 delta) internal pure returns (uint256 fill) {
+        fill = PerpMath.fillPriceWad(c.d.priceWad, skew, delta, p.skewScaleWad);
+        if (fill == 0) revert FillPriceInvalid(c.marketId);
+    }
+
+    /// @dev Open interest, costs and entry charges after the trade (in memory); returns the traded
+    ///      side's open interest.
     function _applyToMarket(MarketState memory s, Position memory pos, TradeMath memory t)
         internal
         pure
         returns (uint256 sideOi)
     {
-        sideOi = (t.isLong ? s.longOpenInterestWad : s.shortOpenInterestWad) - int256(pos.sizeWad).abs()
-            + t.newSizeWad.abs();
-        if (t.isLong) s.longOpenInterestWad = sideOi.toUint128();
-        else s.shortOpenInterestWad = sideOi.toUint128();
-        s.netCostWad = (s.netCostWad + t.newCostWad - pos.costWad).toInt112();
+        uint256 oldSize = int256(pos.sizeWad).abs();
+        uint256 oldCost = int256(pos.costWad).abs();
+        if (t.isLong) {
+            sideOi = uint256(s.longOpenInterestWad) - oldSize + t.newSizeWad.abs();
+            s.longOpenInterestWad = sideOi.toUint96();
+            s.longCostWad = (uint256(s.longCostWad) - oldCost + t.newCostWad.abs()).toUint128();
+            s.longEntryChargeWad = (s.longEntryChargeWad - pos.entryChargeWad + t.newEntryChargeWad).toInt128();
+        } else {
+            sideOi = uint256(s.shortOpenInterestWad) - oldSize + t.newSizeWad.abs();
+            s.shortOpenInterestWad = sideOi.toUint96();
+            s.shortCostWad = (uint256(s.shortCostWad) - oldCost + t.newCostWad.abs()).toUint128();
+            s.shortEntryChargeWad = (s.shortEntryChargeWad - pos.entryChargeWad + t.newEntryChargeWad).toInt128();
+        }
+    }
+
+    /// @dev After an increase: the side's open-interest cap and the pool's reserve.
+    function _checkCaps(Ctx memory c, uint256 sideOi, uint256 totalReserve, uint256 poolWad) internal pure {
+        uint256 oiNotional = sideOi.mulDivUp(c.d.priceWad, WAD);
+        uint256 cap = poolWad.mulDivDown(c.p.oiCapRatioWad, WAD);
+        if (oiNotional > cap) revert OpenInterestCapExceeded(c.marketId, oiNotional, cap);
+        if (totalReserve > poolWad) revert ReserveExceeded(totalReserve, poolWad);
     }
 
     /// @return mask the account's market mask after the write
@@ -195,39 +265,44 @@ contract PerpEngine is IPerpEngine, AccessControl, Pausable {
         uint256 accountId,
         Account memory account,
         uint256 marketId,
-        int256 sizeBefore,
+        Position memory pos,
         TradeMath memory t
-    ) internal returns (uint64 mask) {
-        uint64 bit = uint64(1) << uint64(marketId);
+    ) internal returns (uint32 mask) {
+        uint32 bit = uint32(1 << marketId);
         mask = account.marketMask;
         if (t.newSizeWad == 0) {
             delete _positions[accountId][marketId];
-            mask &= ~bit;
-            _accounts[accountId].marketMask = mask;
-            return mask;
+            return mask & ~bit;
         }
-        _positions[accountId][marketId] = Position({sizeWad: t.newSizeWad.toInt128(), costWad: t.newCostWad.toInt128()});
-        if (sizeBefore == 0) {
+        if (pos.sizeWad == 0) {
             if (_popCount(mask) >= MAX_POSITIONS_PER_ACCOUNT) revert TooManyPositions(accountId);
             mask |= bit;
-            _accounts[accountId].marketMask = mask;
         }
+        _positions[accountId][marketId] = Position({
+            sizeWad: t.newSizeWad.toInt128(),
+            costWad: t.newCostWad.toInt128(),
+            entryChargeWad: t.newEntryChargeWad.toInt128(),
+            lastIncreaseTime: t.increasing ? uint32(block.timestamp) : pos.lastIncreaseTime
+        });
     }
 
-    /// @dev After an increase: the position's leverage, then the account's initial margin.
-    function _checkIncrease(uint256 accountId, uint64 mask, uint256 marginToken, Ctx memory c, int256 sizeWad)
-        internal
-        view
-    {
-        AccountState memory a = _accountStateView(accountId, mask, marginToken, c);
+    /// @dev After an increase: the position's leverage, then the account's initial margin, every
+    ///      other market at its fresh latest price.
+    function _checkIncrease(
+        uint256 accountId,
+        uint32 mask,
+        int256 marginToken,
+        Ctx memory c,
+        int256 sizeWad,
+        Coverage memory cov
+    ) internal view {
+        AccountState memory a = _accountState(accountId, mask, marginToken, c, cov, true);
         uint256 notional = PerpMath.notionalWad(sizeWad, c.d.priceWad);
         if (a.equityWad <= 0 || notional > uint256(a.equityWad) * c.p.maxLeverage) {
             uint256 leverage = a.equityWad <= 0 ? type(uint256).max : notional.mulDivUp(WAD, uint256(a.equityWad));
             revert LeverageTooHigh(accountId, c.marketId, leverage, uint256(c.p.maxLeverage) * WAD);
         }
-        if (a.equityWad < int256(a.initialMarginWad)) {
-            revert InsufficientMargin(accountId, a.equityWad, a.initialMarginWad);
-        }
+        if (a.equityWad < int256(a.initialMarginWad)) revert InsufficientMargin(accountId, a.equityWad, a.initialMarginWad);
     }
 
     // ------------------------------------------------------------------ liquidation (module)
@@ -240,55 +315,64 @@ contract PerpEngine is IPerpEngine, AccessControl, Pausable {
         if (msg.sender != liquidator) revert Unauthorized(msg.sender);
         Account memory account = _accounts[accountId];
         if (account.marketMask == 0) return r;
-        (Ctx[] memory ctxs, Position[] memory positions) = _loadAccountTx(accountId, account.marketMask);
-        AccountState memory a = _sum(ctxs, positions, vault.marginOf(accountId));
-        r.equityWad = a.equityWad;
-        r.maintenanceMarginWad = a.maintenanceMarginWad;
+        Coverage memory cov = _coverage();
+        (Ctx[] memory ctxs, Position[] memory positions) = _loadAccount(accountId, account.marketMask, cov.poolWad);
+        for (uint256 i; i < ctxs.length; ++i) {
+            if (ctxs[i].d.publishTime <= account.lastTradeTime) return r; // needs a price newer than its last trade
+        }
+        AccountState memory a = _sum(ctxs, positions, vault.marginOf(accountId), cov);
+        (r.equityWad, r.maintenanceMarginWad) = (a.equityWad, a.maintenanceMarginWad);
         if (a.equityWad >= int256(a.maintenanceMarginWad)) return r;
 
         r.liquidated = true;
         r.closeShareWad = LiquidationMath.closeShareWad(a.equityWad, a.maintenanceMarginWad, a.minMarginWad, a.notionalWad, lp);
         r.full = r.closeShareWad == WAD;
-        int256[2] memory totals; // [pnl - funding, fees] in WAD
+        int256 pnl;
+        uint256 fees;
+        uint256 totalReserve = totalReserveWad;
         for (uint256 i; i < ctxs.length; ++i) {
-            _liquidatePosition(accountId, account, ctxs[i], positions[i], r, totals);
+            (int256 legPnl, uint256 legFee, uint256 reserveChange, bool up) = _liquidateLeg(accountId, account, ctxs[i], positions[i], r, cov);
+            pnl += legPnl;
+            fees += legFee;
+            totalReserve = up ? totalReserve + reserveChange : totalReserve - reserveChange;
         }
+        totalReserveWad = totalReserve;
+        account.lastTradeTime = uint32(block.timestamp);
+        _accounts[accountId] = account;
         // What the account owes the keeper and the insurance fund; the vault caps both by the margin left.
-        r.rewardToken = LiquidationMath.rewardWad(r.closedNotionalWad, lp) / _tokenScale;
-        r.penaltyToken = LiquidationMath.penaltyWad(r.closedNotionalWad, lp).divUp(_tokenScale);
-        _settleLiquidation(accountId, keeper, r, totals);
-    }
-
-    function _settleLiquidation(uint256 accountId, address keeper, LiquidationResult memory r, int256[2] memory totals)
-        internal
-    {
         (r.rewardToken, r.penaltyToken, r.badDebtToken) = vault.settleLiquidation(
             accountId,
-            _toTokenFloor(totals[0]),
-            uint256(totals[1]).divUp(_tokenScale),
-            r.rewardToken,
-            r.penaltyToken,
+            pnl.toTokenFloor(_tokenScale),
+            fees.toTokenUp(_tokenScale),
+            LiquidationMath.rewardWad(r.closedNotionalWad, lp).toTokenDown(_tokenScale),
+            LiquidationMath.penaltyWad(r.closedNotionalWad, lp).toTokenUp(_tokenScale),
+            // The insurance fund tops up the minimum reward for an account too poor to pay it,
+            // but never for its own owner (self-liquidation must not pay).
+            keeper == account.owner ? 0 : uint256(lp.minRewardWad).toTokenDown(_tokenScale),
             keeper
         );
     }
 
-    function _liquidatePosition(
+    function _liquidateLeg(
         uint256 accountId,
         Account memory account,
         Ctx memory c,
         Position memory pos,
         LiquidationResult memory r,
-        int256[2] memory totals
-    ) internal {
+        Coverage memory cov
+    ) internal returns (int256 pnl, uint256 fee, uint256 reserveChange, bool up) {
         int256 closeSize = _liquidationCloseSize(pos.sizeWad, r.closeShareWad, c.p.minPositionSizeWad);
-        TradeMath memory t = _tradeMath(c.marketId, pos, c.s, c.p, -closeSize, c.d.priceWad);
+        TradeMath memory t = _tradeMath(c, pos, -closeSize, cov);
+        uint256 before = _marketReserve(c.s, c.p);
         _applyToMarket(c.s, pos, t);
-        _state[c.marketId] = c.s;
-        account.marketMask = _writePosition(accountId, account, c.marketId, pos.sizeWad, t);
-        emit PositionChanged(accountId, c.marketId, -closeSize, t.newSizeWad, c.d.priceWad, t.realisedWad, t.feeWad);
-        totals[0] += t.realisedWad;
-        totals[1] += int256(t.feeWad);
+        uint256 afterwards = _marketReserve(c.s, c.p);
+        (reserveChange, up) = afterwards >= before ? (afterwards - before, true) : (before - afterwards, false);
+        _writeMarket(c);
+        account.marketMask = _writePosition(accountId, account, c.marketId, pos, t);
+        if (t.newSizeWad == 0) r.closedMask |= 1 << c.marketId;
+        emit PositionChanged(accountId, c.marketId, -closeSize, t.newSizeWad, t.fillWad, c.d.priceWad, t.realisedWad, t.feeWad);
         r.closedNotionalWad += PerpMath.notionalWad(closeSize, c.d.priceWad);
+        return (t.realisedWad, t.feeWad, reserveChange, up);
     }
 
     /// @dev |size| * share, rounded up (closing more is the safe side); the whole position when
@@ -313,27 +397,35 @@ contract PerpEngine is IPerpEngine, AccessControl, Pausable {
         returns (uint256 marketId)
     {
         if (marketCount >= MAX_MARKETS) revert TooManyMarkets();
+        marketId = marketCount;
+        if (!oracle.isConfigured(marketId)) revert OracleNotConfigured(marketId);
         _validate(params);
-        marketId = marketCount++;
+        marketCount = marketId + 1;
         marketName[marketId] = name;
         _params[marketId] = params;
-        _state[marketId].lastFundingTime = uint40(block.timestamp);
-        emit MarketCreated(marketId, name, params.feed);
-        emit MarketParamsSet(marketId, params);
+        _state[marketId].lastAccrualTime = uint32(block.timestamp);
+        emit MarketCreated(marketId, name);
+        emit MarketParamsSet(marketId, params, block.timestamp);
     }
 
     /// @inheritdoc IPerpEngine
     function setMarketParams(uint256 marketId, MarketParams calldata params) external onlyRole(RISK_ROLE) {
         _validate(params);
-        Ctx memory c = _loadTx(marketId); // funding accrues under the old parameters up to now
-        if (params.maintenanceMarginRatioWad > c.mmrWad) {
-            (c.s.mmrRampStart, c.s.mmrRampFromWad) = (uint40(block.timestamp), uint64(c.mmrWad));
-        } else {
-            (c.s.mmrRampStart, c.s.mmrRampFromWad) = (0, 0);
-        }
-        _state[marketId] = c.s;
+        Ctx memory c = _loadLatest(_known(marketId), _coverage().poolWad); // accrue under the old parameters
+        if (c.rampWad < WAD) revert ParameterRampInProgress(marketId, c.s.rampStart + PARAM_RAMP_DURATION);
+        uint256 reserveBefore = _marketReserve(c.s, c.p);
+        _prevParams[marketId] = c.p;
+        c.p = params;
+        c.s.rampStart = uint32(block.timestamp);
+        totalReserveWad = totalReserveWad + _marketReserve(c.s, params) - reserveBefore;
+        _writeMarket(c);
         _params[marketId] = params;
-        emit MarketParamsSet(marketId, params);
+        emit MarketParamsSet(marketId, params, block.timestamp + PARAM_RAMP_DURATION);
+    }
+
+    /// @inheritdoc IPerpEngine
+    function accrue(uint256 marketId) external {
+        _writeMarket(_loadLatest(_known(marketId), _coverage().poolWad));
     }
 
     function pause() external onlyRole(PAUSER_ROLE) {
@@ -354,43 +446,33 @@ contract PerpEngine is IPerpEngine, AccessControl, Pausable {
         return _accounts[accountId].marketMask;
     }
 
+    function accountLastTradeTime(uint256 accountId) external view returns (uint256) {
+        return _accounts[accountId].lastTradeTime;
+    }
+
     function marketParams(uint256 marketId) external view returns (MarketParams memory) {
-        return _marketParams(marketId);
+        return _params[_known(marketId)];
+    }
+
+    function previousMarketParams(uint256 marketId) external view returns (MarketParams memory) {
+        return _prevParams[_known(marketId)];
     }
 
     function marketState(uint256 marketId) external view returns (MarketState memory) {
-        _marketParams(marketId);
-        return _state[marketId];
+        return _state[_known(marketId)];
     }
 
     function currentMarketState(uint256 marketId) external view returns (MarketState memory) {
-        return _loadView(marketId).s;
-    }
-
-    /// @inheritdoc IPerpEngine
-    function effectiveMaintenanceRatio(uint256 marketId) external view returns (uint256) {
-        return _effectiveMmr(_marketParams(marketId).maintenanceMarginRatioWad, _state[marketId]);
+        return _loadLatest(_known(marketId), _coverage().poolWad).s;
     }
 
     function position(uint256 accountId, uint256 marketId) external view returns (Position memory) {
         return _positions[accountId][marketId];
     }
 
-    /// @inheritdoc IPerpEngine
-    function positionDetails(uint256 accountId, uint256 marketId) external view returns (PositionDetails memory d) {
-        Position memory pos = _positions[accountId][marketId];
-        if (pos.sizeWad == 0) revert NoPosition(accountId, marketId);
-        Ctx memory c = _loadView(marketId);
-        PositionFigures memory f = _figures(pos, c);
-        (d.sizeWad, d.costWad, d.priceWad, d.valueWad) = (pos.sizeWad, pos.costWad, c.d.priceWad, f.valueWad);
-        (d.notionalWad, d.closeFeeWad) = (f.notionalWad, f.closeFeeWad);
-        (d.initialMarginWad, d.maintenanceMarginWad) = (f.initialWad, f.maintenanceWad);
-        d.liquidationPriceWad = liquidationPrice(accountId, marketId);
-    }
-
     function accountMarkets(uint256 accountId) external view returns (uint256[] memory markets) {
         uint256 mask = _accounts[accountId].marketMask;
-        markets = new uint256[](_popCount(uint64(mask)));
+        markets = new uint256[](_popCount(uint32(mask)));
         uint256 n;
         for (uint256 m; mask != 0; ++m) {
             if (mask & 1 == 1) markets[n++] = m;
@@ -398,114 +480,95 @@ contract PerpEngine is IPerpEngine, AccessControl, Pausable {
         }
     }
 
-    function accountState(uint256 accountId) public view returns (AccountState memory) {
+    function accountState(uint256 accountId) external view returns (AccountState memory) {
         Account memory account = _accounts[accountId];
         if (account.owner == address(0)) revert UnknownAccount(accountId);
         Ctx memory none;
         none.marketId = type(uint256).max;
-        return _accountStateView(accountId, account.marketMask, vault.marginOf(accountId), none);
+        return _accountState(accountId, account.marketMask, vault.marginOf(accountId), none, _coverage(), false);
+    }
+
+    function openMarketsMask() external view returns (uint256) {
+        return _openMask;
     }
 
     /// @inheritdoc IPerpEngine
-    /// @dev Solves equity(p) = maintenance(p) with every other price fixed:
-    ///      A + s*p - (fee + mmr)*|s|*p = 0, where A gathers the terms that do not move with p.
-    ///      Rounding makes it exact only to within a few wei of price.
-    function liquidationPrice(uint256 accountId, uint256 marketId) public view returns (uint256) {
-        Position memory pos = _positions[accountId][marketId];
-        if (pos.sizeWad == 0) revert NoPosition(accountId, marketId);
-        Ctx memory c = _loadView(marketId);
-        AccountState memory a =
-            _accountStateView(accountId, _accounts[accountId].marketMask, vault.marginOf(accountId), c);
-        PositionFigures memory f = _figures(pos, c);
-        uint256 mmr = _mmRatio(pos.sizeWad, c);
-        // A = (equity - maintenance) without this position's price-dependent terms
-        //   = equity - maintenance + closeFee + (maintenance_i - minMargin) - size * price.
-        int256 a0 = a.equityWad - int256(a.maintenanceMarginWad) + int256(f.closeFeeWad)
-            + int256(f.maintenanceWad - c.p.minMarginWad) - int256(pos.sizeWad).mulDivFloor(c.d.priceWad, WAD);
-        uint256 k = uint256(c.p.tradingFeeWad) + mmr;
-        uint256 absSize = int256(pos.sizeWad).abs();
-        if (pos.sizeWad > 0) {
-            if (a0 >= 0 || k >= WAD) return 0;
-            return uint256(-a0).mulDivDown(WAD * WAD, absSize * (WAD - k));
-        }
-        if (a0 <= 0) return 0;
-        return uint256(a0).mulDivDown(WAD * WAD, absSize * (WAD + k));
-    }
-
-    /// @inheritdoc IPerpEngine
-    /// @dev Traders' value including pending funding: L * markL - S * markS - netCost, with
-    ///      funding accrued to now; what the pool owes rounds up.
-    function poolExposure() external view returns (int256 traderPnlWad, uint256 reservedWad) {
-        uint256 n = marketCount;
-        for (uint256 m; m < n; ++m) {
-            if (_state[m].longOpenInterestWad == 0 && _state[m].shortOpenInterestWad == 0) continue;
-            MarketParams memory p = _params[m];
-            uint256 price = oracle.priceWad(p.feed);
-            MarketState memory s = _accrued(_state[m], p, price);
-            int256 longOi = int256(uint256(s.longOpenInterestWad));
-            int256 shortOi = int256(uint256(s.shortOpenInterestWad));
-            traderPnlWad += FixedPointMath.mulWadCeil(longOi, int256(price) - s.longFundingIndexWad)
-                - FixedPointMath.mulWadFloor(shortOi, int256(price) + s.shortFundingIndexWad) - s.netCostWad;
-            reservedWad += (longOi - shortOi).abs().mulDivUp(price, WAD).mulDivUp(p.reserveRatioWad, WAD);
+    function poolLiabilityWad(uint256[] calldata pricesWad) external view returns (int256 liability) {
+        Coverage memory cov = _coverage();
+        uint256 mask = _openMask;
+        for (uint256 m; mask != 0; ++m) {
+            if (mask & 1 == 1) liability += _marketLiability(m, m < pricesWad.length ? pricesWad[m] : 0, cov);
+            mask >>= 1;
         }
     }
 
     /// @inheritdoc IPerpEngine
-    function checkWithdrawal(uint256 accountId, address caller, uint256 marginAfterToken) external view {
+    function poolLiabilityAtLatestWad() external view returns (int256 liability) {
+        Coverage memory cov = _coverage();
+        uint256 mask = _openMask;
+        for (uint256 m; mask != 0; ++m) {
+            if (mask & 1 == 1) {
+                IOracleAdapter.PriceData memory d = oracle.latest(m);
+                bool fresh = d.priceWad != 0 && d.publishTime + oracle.config(m).maxPriceAge >= block.timestamp;
+                liability += _marketLiability(m, fresh ? d.priceWad : 0, cov);
+            }
+            mask >>= 1;
+        }
+    }
+
+    /// @inheritdoc IPerpEngine
+    function checkWithdrawal(uint256 accountId, address caller, int256 marginAfterToken) external view {
         Account memory account = _accounts[accountId];
         if (account.owner == address(0)) revert UnknownAccount(accountId);
         if (account.owner != caller) revert NotAccountOwner(accountId, caller);
         if (account.marketMask == 0) return;
         Ctx memory none;
         none.marketId = type(uint256).max;
-        AccountState memory a = _accountStateView(accountId, account.marketMask, marginAfterToken, none);
+        AccountState memory a = _accountState(accountId, account.marketMask, marginAfterToken, none, _coverage(), true);
         if (a.equityWad < int256(a.initialMarginWad)) revert InsufficientMargin(accountId, a.equityWad, a.initialMarginWad);
     }
 
     // ------------------------------------------------------------------ internals: state
 
-    struct PositionFigures {
-        int256 valueWad; // unrealised PnL - pending funding
-        uint256 closeFeeWad;
-        uint256 notionalWad;
-        uint256 initialWad;
-        uint256 maintenanceWad;
+    function _coverage() internal view returns (Coverage memory) {
+        return Coverage(vault.poolAssets() * _tokenScale, totalReserveWad);
     }
 
-    /// @dev A market for a transaction: records the oracle round, accrues funding (in memory;
-    ///      the caller writes `c.s` back). Funding is deterministic from the market state, the
-    ///      price and the time, so it has no event: `currentMarketState` (or `lever.math.accrued`)
-    ///      gives the indices at any moment.
-    function _loadTx(uint256 marketId) internal returns (Ctx memory c) {
-        if (marketId >= marketCount) revert UnknownMarket(marketId);
-        c = _loadTxKnown(marketId);
-    }
-
-    /// @dev `_loadTx` for a market id known to exist (taken from an account's market mask).
-    function _loadTxKnown(uint256 marketId) internal returns (Ctx memory c) {
-        c.marketId = marketId;
-        c.p = _coreParams(marketId);
-        c.d = oracle.update(c.p.feed);
-        c.s = _accrued(_state[marketId], c.p, c.d.priceWad);
-        c.mmrWad = _effectiveMmr(c.p.maintenanceMarginRatioWad, c.s);
-    }
-
-    /// @dev The same market as a view sees it (`oracle.read` is what `update` would record).
-    function _loadView(uint256 marketId) internal view returns (Ctx memory c) {
-        if (marketId >= marketCount) revert UnknownMarket(marketId);
-        c = _loadViewKnown(marketId);
-    }
-
-    function _loadViewKnown(uint256 marketId) internal view returns (Ctx memory c) {
-        c.marketId = marketId;
-        c.p = _coreParams(marketId);
-        c.d = oracle.read(c.p.feed);
-        c.s = _accrued(_state[marketId], c.p, c.d.priceWad);
-        c.mmrWad = _effectiveMmr(c.p.maintenanceMarginRatioWad, c.s);
-    }
-
-    function _loadAccountTx(uint256 accountId, uint64 mask)
+    /// @dev A market at a given price: parameters, accrued state, ramp (nothing written).
+    function _ctx(uint256 marketId, IOracleAdapter.PriceData memory d, uint256 poolWad)
         internal
+        view
+        returns (Ctx memory c)
+    {
+        c.marketId = marketId;
+        c.p = _params[marketId];
+        c.d = d;
+        c.s = _state[marketId];
+        c.rampWad = _rampShare(c.s.rampStart);
+        if (c.rampWad < WAD) c.prev = _prevParams[marketId];
+        c.s = _accrued(c.s, c.p, d.priceWad, poolWad);
+    }
+
+    function _loadLatest(uint256 marketId, uint256 poolWad) internal view returns (Ctx memory) {
+        return _ctx(marketId, oracle.latest(marketId), poolWad);
+    }
+
+    function _writeMarket(Ctx memory c) internal {
+        MarketState storage stored = _state[c.marketId];
+        if (stored.lastAccrualTime != c.s.lastAccrualTime) {
+            emit Accrued(c.marketId, c.s.longIndexWad, c.s.shortIndexWad, c.d.priceWad, block.timestamp);
+        }
+        _state[c.marketId] = c.s;
+        uint32 bit = uint32(1 << c.marketId);
+        bool open = c.s.longOpenInterestWad != 0 || c.s.shortOpenInterestWad != 0;
+        uint32 mask = _openMask;
+        if (open != (mask & bit != 0)) _openMask = open ? mask | bit : mask & ~bit;
+    }
+
+    /// @dev Every position of the account at its latest (liquidation: fresh) price.
+    function _loadAccount(uint256 accountId, uint32 mask, uint256 poolWad)
+        internal
+        view
         returns (Ctx[] memory ctxs, Position[] memory positions)
     {
         uint256 n = _popCount(mask);
@@ -514,43 +577,48 @@ contract PerpEngine is IPerpEngine, AccessControl, Pausable {
         uint256 i;
         for (uint256 m; mask != 0; ++m) {
             if (mask & 1 == 1) {
-                ctxs[i] = _loadTxKnown(m);
+                ctxs[i] = _ctx(m, oracle.latestFresh(m), poolWad);
                 positions[i++] = _positions[accountId][m];
             }
             mask >>= 1;
         }
     }
 
-    /// @dev Every position of the account as views see it; `known` (if its market id matches)
-    ///      spares reloading the market being traded.
-    function _accountStateView(uint256 accountId, uint64 mask, uint256 marginToken, Ctx memory known)
-        internal
-        view
-        returns (AccountState memory)
-    {
+    /// @dev Every position of the account; `known` (if its market id matches) is the market being
+    ///      traded. `fresh`: other markets' prices must be within their maximum age.
+    function _accountState(
+        uint256 accountId,
+        uint32 mask,
+        int256 marginToken,
+        Ctx memory known,
+        Coverage memory cov,
+        bool fresh
+    ) internal view returns (AccountState memory) {
         uint256 n = _popCount(mask);
         Ctx[] memory ctxs = new Ctx[](n);
         Position[] memory positions = new Position[](n);
         uint256 i;
         for (uint256 m; mask != 0; ++m) {
             if (mask & 1 == 1) {
-                ctxs[i] = m == known.marketId ? known : _loadViewKnown(m);
+                ctxs[i] = m == known.marketId
+                    ? known
+                    : _ctx(m, fresh ? oracle.latestFresh(m) : oracle.latest(m), cov.poolWad);
                 positions[i++] = _positions[accountId][m];
             }
             mask >>= 1;
         }
-        return _sum(ctxs, positions, marginToken);
+        return _sum(ctxs, positions, marginToken, cov);
     }
 
-    function _sum(Ctx[] memory ctxs, Position[] memory positions, uint256 marginToken)
+    function _sum(Ctx[] memory ctxs, Position[] memory positions, int256 marginToken, Coverage memory cov)
         internal
         view
         returns (AccountState memory a)
     {
-        a.marginWad = marginToken * _tokenScale;
-        a.equityWad = int256(a.marginWad);
+        a.marginWad = marginToken * int256(_tokenScale);
+        a.equityWad = a.marginWad;
         for (uint256 i; i < ctxs.length; ++i) {
-            PositionFigures memory f = _figures(positions[i], ctxs[i]);
+            Figures memory f = _figures(positions[i], ctxs[i], cov);
             a.equityWad += f.valueWad - int256(f.closeFeeWad);
             a.initialMarginWad += f.initialWad;
             a.maintenanceMarginWad += f.maintenanceWad;
@@ -560,104 +628,139 @@ contract PerpEngine is IPerpEngine, AccessControl, Pausable {
         a.positionCount = ctxs.length;
     }
 
-    function _figures(Position memory pos, Ctx memory c) internal pure returns (PositionFigures memory f) {
+    /// @dev A position's figures; during a ramp, each figure the change tightens moves linearly
+    ///      from its value under the old parameters to the new (relaxations apply at once).
+    function _figures(Position memory pos, Ctx memory c, Coverage memory cov) internal pure returns (Figures memory f) {
+        f = _figuresUnder(pos, c, c.p);
+        if (c.rampWad < WAD) {
+            Figures memory old = _figuresUnder(pos, c, c.prev);
+            f.valueWad = _blendValue(old.valueWad, f.valueWad, c.rampWad);
+            f.closeFeeWad = _blendCost(old.closeFeeWad, f.closeFeeWad, c.rampWad);
+            f.maintenanceWad = _blendCost(old.maintenanceWad, f.maintenanceWad, c.rampWad);
+        }
+        f.valueWad = PerpMath.coveredWad(f.valueWad, cov.poolWad, cov.reserveWad);
+    }
+
+    function _figuresUnder(Position memory pos, Ctx memory c, MarketParams memory p)
+        internal
+        pure
+        returns (Figures memory f)
+    {
         uint256 price = c.d.priceWad;
-        int256 mark = PerpMath.markWad(pos.sizeWad > 0, price, c.s.longFundingIndexWad, c.s.shortFundingIndexWad);
-        f.valueWad = PerpMath.valueWad(pos.sizeWad, pos.costWad, mark);
-        f.notionalWad = PerpMath.notionalWad(pos.sizeWad, price);
-        f.closeFeeWad = PerpMath.feeWad(f.notionalWad, c.p.tradingFeeWad);
-        uint256 imRatio =
-            PerpMath.scaledRatioWad(c.p.initialMarginRatioWad, pos.sizeWad, c.p.skewScaleWad, c.d.imFactorWad);
-        f.initialWad = f.notionalWad.mulDivUp(imRatio, WAD) + c.p.minMarginWad;
-        f.maintenanceWad = f.notionalWad.mulDivUp(_mmRatio(pos.sizeWad, c), WAD) + c.p.minMarginWad;
+        int256 size = pos.sizeWad;
+        uint256 closeFill = PerpMath.fillPriceWad(price, _skew(c.s), -size, p.skewScaleWad);
+        int256 index = size > 0 ? c.s.longIndexWad : c.s.shortIndexWad;
+        f.valueWad = PerpMath.valueWad(size, pos.costWad, pos.entryChargeWad, closeFill, index, p.maxProfitRatioWad);
+        f.notionalWad = PerpMath.notionalWad(size, price);
+        f.closeFeeWad = PerpMath.feeWad(f.notionalWad, p.takerFeeWad);
+        uint256 imRatio = PerpMath.scaledRatioWad(p.initialMarginRatioWad, size, p.skewScaleWad, c.d.imFactorWad);
+        f.initialWad = f.notionalWad.mulDivUp(imRatio, WAD) + p.minMarginWad;
+        uint256 mmRatio = PerpMath.scaledRatioWad(p.maintenanceMarginRatioWad, size, p.skewScaleWad, c.d.mmFactorWad);
+        f.maintenanceWad = f.notionalWad.mulDivUp(mmRatio, WAD) + p.minMarginWad;
     }
 
-    function _mmRatio(int256 sizeWad, Ctx memory c) internal pure returns (uint256) {
-        return PerpMath.scaledRatioWad(c.mmrWad, sizeWad, c.p.skewScaleWad, c.d.mmFactorWad);
+    /// @dev A value moving from `old` to a lower `target` over the ramp (rounded down); a higher
+    ///      target applies at once.
+    function _blendValue(int256 old, int256 target, uint256 rampWad) internal pure returns (int256) {
+        if (target >= old) return target;
+        return old - int256(uint256(old - target).mulDivUp(rampWad, WAD));
     }
 
-    /// @dev The base maintenance ratio in force: a raised ratio phases in linearly from the old
-    ///      one over MM_RAMP_DURATION (rounded up); a lowered one applies at once.
-    function _effectiveMmr(uint256 targetWad, MarketState memory s) internal view returns (uint256) {
-        if (s.mmrRampStart == 0 || targetWad <= s.mmrRampFromWad) return targetWad;
-        uint256 elapsed = block.timestamp - s.mmrRampStart;
-        if (elapsed >= MM_RAMP_DURATION) return targetWad;
-        return s.mmrRampFromWad + (targetWad - s.mmrRampFromWad).mulDivUp(elapsed, MM_RAMP_DURATION);
+    /// @dev A cost moving from `old` to a higher `target` over the ramp (rounded up); a lower
+    ///      target applies at once.
+    function _blendCost(uint256 old, uint256 target, uint256 rampWad) internal pure returns (uint256) {
+        if (target <= old) return target;
+        return old + (target - old).mulDivUp(rampWad, WAD);
     }
 
-    /// @dev Funding indices moved to now. The paying side (the larger one) pays
-    ///      rate * price * elapsed per unit of size; the other side receives the same total,
-    ///      shared over its open interest. With no receivers the pool receives it.
-    function _accrued(MarketState memory s, MarketParams memory p, uint256 price)
+    /// @dev Share of PARAM_RAMP_DURATION elapsed since `rampStart`, rounded up; WAD when done.
+    function _rampShare(uint256 rampStart) internal view returns (uint256) {
+        if (rampStart == 0) return WAD;
+        uint256 elapsed = block.timestamp - rampStart;
+        if (elapsed >= PARAM_RAMP_DURATION) return WAD;
+        return elapsed.mulDivUp(WAD, PARAM_RAMP_DURATION);
+    }
+
+    /// @dev Funding and borrowing moved to now. The paying side pays rate * price * elapsed per
+    ///      unit of size; the other side receives the same total shared over its open interest,
+    ///      at most the payers' rate per unit (the rest, and all borrowing, goes to the pool).
+    function _accrued(MarketState memory s, MarketParams memory p, uint256 price, uint256 poolWad)
         internal
         view
         returns (MarketState memory)
     {
-        uint256 elapsed = block.timestamp - s.lastFundingTime;
-        s.lastFundingTime = uint40(block.timestamp);
+        uint256 elapsed = block.timestamp - s.lastAccrualTime;
         if (elapsed == 0) return s;
+        s.lastAccrualTime = uint32(block.timestamp);
         uint256 longOi = s.longOpenInterestWad;
         uint256 shortOi = s.shortOpenInterestWad;
-        int256 rate = _fundingRate(s, p);
-        if (rate == 0) return s;
-        uint256 payerDelta = PerpMath.payerIndexDeltaWad(rate.abs(), price, elapsed);
-        if (rate > 0) {
-            s.longFundingIndexWad += payerDelta.toInt256().toInt128();
-            if (shortOi > 0) {
-                s.shortFundingIndexWad -= PerpMath.receiverIndexDeltaWad(payerDelta, longOi, shortOi).toInt256().toInt128();
+        int256 rate = PerpMath.fundingRatePerDayWad(_skew(s), p.skewScaleWad, p.maxFundingRatePerDayWad);
+        if (rate != 0) {
+            uint256 payer = PerpMath.chargeIndexDeltaWad(rate.abs(), price, elapsed);
+            if (rate > 0) {
+                s.longIndexWad += payer.toInt256().toInt128();
+                s.shortIndexWad -= PerpMath.receiverIndexDeltaWad(payer, longOi, shortOi).toInt256().toInt128();
+            } else {
+                s.shortIndexWad += payer.toInt256().toInt128();
+                s.longIndexWad -= PerpMath.receiverIndexDeltaWad(payer, shortOi, longOi).toInt256().toInt128();
             }
-        } else {
-            s.shortFundingIndexWad += payerDelta.toInt256().toInt128();
-            if (longOi > 0) {
-                s.longFundingIndexWad -= PerpMath.receiverIndexDeltaWad(payerDelta, shortOi, longOi).toInt256().toInt128();
-            }
+        }
+        if (p.borrowRatePerDayWad != 0) {
+            if (longOi != 0) s.longIndexWad += _borrowDelta(p, s.longCostWad, poolWad, price, elapsed);
+            if (shortOi != 0) s.shortIndexWad += _borrowDelta(p, s.shortCostWad, poolWad, price, elapsed);
         }
         return s;
     }
 
-    function _fundingRate(MarketState memory s, MarketParams memory p) internal pure returns (int256) {
-        int256 skew = int256(uint256(s.longOpenInterestWad)) - int256(uint256(s.shortOpenInterestWad));
-        return PerpMath.fundingRatePerDayWad(skew, p.skewScaleWad, p.maxFundingRatePerDayWad);
+    function _borrowDelta(MarketParams memory p, uint256 sideCost, uint256 poolWad, uint256 price, uint256 elapsed)
+        internal
+        pure
+        returns (int128)
+    {
+        uint256 rate = PerpMath.borrowRatePerDayWad(
+            p.borrowRatePerDayWad, PerpMath.reserveWad(sideCost, p.maxProfitRatioWad), poolWad
+        );
+        return PerpMath.chargeIndexDeltaWad(rate, price, elapsed).toInt256().toInt128();
+    }
+
+    function _marketReserve(MarketState memory s, MarketParams memory p) internal pure returns (uint256) {
+        return PerpMath.reserveWad(s.longCostWad, p.maxProfitRatioWad) + PerpMath.reserveWad(s.shortCostWad, p.maxProfitRatioWad);
+    }
+
+    /// @dev What the pool owes one market's traders at `price` (0: no usable price, worst case).
+    function _marketLiability(uint256 marketId, uint256 price, Coverage memory cov) internal view returns (int256) {
+        MarketParams memory p = _params[marketId];
+        MarketState memory s = _state[marketId];
+        if (price == 0) return int256(_marketReserve(s, p));
+        s = _accrued(s, p, price, cov.poolWad);
+        int256 longs = PerpMath.sideValueWad(
+            true, s.longOpenInterestWad, s.longCostWad, s.longEntryChargeWad, price, s.longIndexWad, p.maxProfitRatioWad
+        );
+        int256 shorts = PerpMath.sideValueWad(
+            false, s.shortOpenInterestWad, s.shortCostWad, s.shortEntryChargeWad, price, s.shortIndexWad, p.maxProfitRatioWad
+        );
+        return PerpMath.coveredWad(longs, cov.poolWad, cov.reserveWad) + PerpMath.coveredWad(shorts, cov.poolWad, cov.reserveWad);
     }
 
     // ------------------------------------------------------------------ internals: misc
 
-    function _ownedAccount(uint256 accountId) internal view returns (Account memory account) {
-        account = _accounts[accountId];
-        if (account.owner == address(0)) revert UnknownAccount(accountId);
-        if (account.owner != msg.sender) revert NotAccountOwner(accountId, msg.sender);
+    function _skew(MarketState memory s) internal pure returns (int256) {
+        return int256(uint256(s.longOpenInterestWad)) - int256(uint256(s.shortOpenInterestWad));
     }
 
-    function _marketParams(uint256 marketId) internal view returns (MarketParams memory) {
+    function _known(uint256 marketId) internal view returns (uint256) {
         if (marketId >= marketCount) revert UnknownMarket(marketId);
-        return _params[marketId];
+        return marketId;
     }
 
-    /// @dev The first three slots of a market's parameters: everything but the OI cap and the
-    ///      reserve ratio (left zero), which only increases and pool views read. No id check.
-    function _coreParams(uint256 marketId) internal view returns (MarketParams memory p) {
-        MarketParams storage s = _params[marketId];
-        (p.feed, p.maxLeverage, p.minMarginWad) = (s.feed, s.maxLeverage, s.minMarginWad);
-        (p.tradingFeeWad, p.initialMarginRatioWad, p.maintenanceMarginRatioWad, p.maxFundingRatePerDayWad) =
-            (s.tradingFeeWad, s.initialMarginRatioWad, s.maintenanceMarginRatioWad, s.maxFundingRatePerDayWad);
-        (p.skewScaleWad, p.minPositionSizeWad) = (s.skewScaleWad, s.minPositionSizeWad);
-    }
-
-    /// @dev Trader value in WAD to token units, rounded toward negative infinity.
-    function _toTokenFloor(int256 valueWad) internal view returns (int256) {
-        if (valueWad >= 0) return int256(uint256(valueWad) / _tokenScale);
-        return -int256(uint256(-valueWad).divUp(_tokenScale));
-    }
-
-    function _popCount(uint64 mask) internal pure returns (uint256 n) {
+    function _popCount(uint32 mask) internal pure returns (uint256 n) {
         for (; mask != 0; mask &= mask - 1) ++n;
     }
 
-    function _validate(MarketParams calldata p) internal view {
-        if (p.feed == address(0)) revert ZeroAddress();
-        if (oracle.maxAge(p.feed) == 0) revert OracleFeedUnknown(p.feed);
+    function _validate(MarketParams calldata p) internal pure {
         if (p.maxLeverage == 0 || p.maxLeverage > MAX_LEVERAGE) revert ParameterOutOfBounds("maxLeverage", p.maxLeverage);
-        if (p.tradingFeeWad > MAX_TRADING_FEE_WAD) revert ParameterOutOfBounds("tradingFee", p.tradingFeeWad);
+        if (p.takerFeeWad > MAX_TRADING_FEE_WAD) revert ParameterOutOfBounds("takerFee", p.takerFeeWad);
+        if (p.makerFeeWad > p.takerFeeWad) revert ParameterOutOfBounds("makerFee", p.makerFeeWad);
         if (p.maintenanceMarginRatioWad < MIN_MARGIN_RATIO_WAD) {
             revert ParameterOutOfBounds("maintenanceMarginRatio", p.maintenanceMarginRatioWad);
         }
@@ -667,8 +770,13 @@ contract PerpEngine is IPerpEngine, AccessControl, Pausable {
         if (p.maxFundingRatePerDayWad > MAX_FUNDING_RATE_PER_DAY_WAD) {
             revert ParameterOutOfBounds("maxFundingRatePerDay", p.maxFundingRatePerDayWad);
         }
-        if (p.reserveRatioWad > MAX_RESERVE_RATIO_WAD) revert ParameterOutOfBounds("reserveRatio", p.reserveRatioWad);
-        if (p.skewScaleWad == 0) revert ParameterOutOfBounds("skewScale", 0);
+        if (p.borrowRatePerDayWad > MAX_BORROW_RATE_PER_DAY_WAD) {
+            revert ParameterOutOfBounds("borrowRatePerDay", p.borrowRatePerDayWad);
+        }
+        if (p.maxProfitRatioWad < MIN_PROFIT_RATIO_WAD || p.maxProfitRatioWad > MAX_PROFIT_RATIO_WAD) {
+            revert ParameterOutOfBounds("maxProfitRatio", p.maxProfitRatioWad);
+        }
+        if (p.skewScaleWad == 0 || p.skewScaleWad > MAX_SKEW_SCALE_WAD) revert ParameterOutOfBounds("skewScale", p.skewScaleWad);
         if (p.minPositionSizeWad == 0) revert ParameterOutOfBounds("minPositionSize", 0);
         if (p.minMarginWad > MAX_MIN_MARGIN_WAD) revert ParameterOutOfBounds("minMargin", p.minMarginWad);
         if (p.oiCapRatioWad == 0 || p.oiCapRatioWad > MAX_OI_CAP_RATIO_WAD) {

@@ -2,20 +2,23 @@
 pragma solidity 0.8.28;
 
 import {IPerpEngine} from "./IPerpEngine.sol";
+import {IOracleAdapter} from "./IOracleAdapter.sol";
 import {LiquidationMath} from "../libraries/LiquidationMath.sol";
 
 /// @title ILiquidator
 /// @notice The liquidation module: anyone may liquidate an account whose equity is below its
-///         maintenance margin at a fresh oracle price. A liquidation closes only the share of
-///         every position that restores the target health, or everything when the account is
-///         deeply underwater or dust would remain; the keeper gets a bounded reward and the
-///         insurance fund a penalty, both from the account; bad debt goes to the insurance fund
-///         first and the pool second.
+///         maintenance margin, at once (no commit), with pull prices newer than the account's
+///         last trade and within each market's maximum age; the keeper brings the updates. A
+///         liquidation closes only the share of every position that restores the target health,
+///         or everything when the account is deeply underwater or dust would remain; the keeper
+///         gets a bounded reward and the insurance fund a penalty, both from the account (an
+///         account too poor to pay the minimum reward has it topped up from the insurance fund);
+///         bad debt goes to the insurance fund first and the pool second.
 /// @dev A liquidation can be front-run by another keeper; `liquidateBatch` skips accounts that
-///      are healthy, empty or already liquidated, and reverts only when it liquidated none, so a
-///      keeper that loses a race wastes no more than the batch's reads.
+///      are healthy, empty, already liquidated, or without a newer price, and reverts only when
+///      it liquidated none, so a keeper that loses a race wastes no more than the batch's reads.
 interface ILiquidator {
-    /// @notice Health of one account at current prices (WAD, USD).
+    /// @notice Health of one account at the stored latest prices (WAD, USD).
     struct AccountHealth {
         uint256 accountId;
         int256 equityWad;
@@ -40,15 +43,22 @@ interface ILiquidator {
     );
     event LiquidationParamsSet(LiquidationMath.Params params);
 
-    /// @notice Liquidates one account; the reward goes to the caller.
-    /// @dev Reverts `AccountNotLiquidatable` when the account is healthy or has no position, and
-    ///      the oracle's errors when a price is stale or invalid.
-    function liquidate(uint256 accountId) external returns (IPerpEngine.LiquidationResult memory);
+    /// @notice Stores `updates` as the markets' latest prices, then liquidates one account; the
+    ///         reward goes to the caller. Unspent ETH (the pull oracle's fees) is returned.
+    /// @dev Reverts `AccountNotLiquidatable` when the account is healthy, has no position or has
+    ///      no price newer than its last trade; `OracleStalePrice` when a price is too old.
+    function liquidate(uint256 accountId, IOracleAdapter.PriceUpdate[] calldata updates)
+        external
+        payable
+        returns (IPerpEngine.LiquidationResult memory);
 
-    /// @notice Liquidates every listed account that is liquidatable; skips the rest (healthy,
-    ///         empty, unknown or repeated ids). Reverts `NothingToLiquidate` if none was.
+    /// @notice Stores `updates`, then liquidates every listed account that is liquidatable; skips
+    ///         the rest (healthy, empty, unknown or repeated ids). Reverts `NothingToLiquidate` if none was.
     /// @return liquidated how many accounts were liquidated
-    function liquidateBatch(uint256[] calldata accountIds) external returns (uint256 liquidated);
+    function liquidateBatch(uint256[] calldata accountIds, IOracleAdapter.PriceUpdate[] calldata updates)
+        external
+        payable
+        returns (uint256 liquidated);
 
     /// @notice Sets the liquidation parameters. Only `RISK_ROLE`; bounds are checked.
     function setParams(LiquidationMath.Params calldata params) external;
@@ -58,6 +68,6 @@ interface ILiquidator {
     /// @notice Ids in [fromId, fromId + count) whose accounts hold at least one position.
     function accountsWithPositions(uint256 fromId, uint256 count) external view returns (uint256[] memory);
 
-    /// @notice Health of many accounts at current prices, in one call.
+    /// @notice Health of many accounts at the stored latest prices, in one call.
     function healthOf(uint256[] calldata accountIds) external view returns (AccountHealth[] memory);
 }

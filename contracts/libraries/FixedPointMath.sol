@@ -2,7 +2,7 @@
 pragma solidity 0.8.28;
 
 /// @title FixedPointMath
-/// @notice Multiplication and division with the rounding direction in the name.
+/// @notice Multiplication, division and unit conversion with the rounding direction in the name.
 /// @dev Operands in this protocol stay far below 2^128, so `x * y` cannot overflow 2^256;
 ///      checked arithmetic reverts (panic) if a caller ever breaks that bound.
 library FixedPointMath {
@@ -50,11 +50,32 @@ library FixedPointMath {
         return x == 0 ? 0 : (x - 1) / d + 1;
     }
 
+    /// @dev A WAD amount in token units (`scale` = 10^(18 - decimals)), rounded down: what the
+    ///      protocol pays out.
+    function toTokenDown(uint256 wad, uint256 scale) internal pure returns (uint256) {
+        return wad / scale;
+    }
+
+    /// @dev A WAD amount in token units, rounded up: what the protocol charges.
+    function toTokenUp(uint256 wad, uint256 scale) internal pure returns (uint256) {
+        return divUp(wad, scale);
+    }
+
+    /// @dev A signed WAD amount credited to a trader in token units, toward negative infinity.
+    function toTokenFloor(int256 wad, uint256 scale) internal pure returns (int256) {
+        if (wad >= 0) return int256(uint256(wad) / scale);
+        return -int256(divUp(uint256(-wad), scale));
+    }
+
     function abs(int256 x) internal pure returns (uint256) {
         return x >= 0 ? uint256(x) : uint256(-x);
     }
 
     function min(uint256 a, uint256 b) internal pure returns (uint256) {
         return a < b ? a : b;
+    }
+
+    function max(uint256 a, uint256 b) internal pure returns (uint256) {
+        return a > b ? a : b;
     }
 }
