@@ -1,6 +1,7 @@
-"""The Lever keeper as an ApeWorX silverback bot: the same core and shell, driven by silverback.
+"""The Lever keeper as an ApeWorX silverback bot (liquidations, orders, LP requests): the same core
+and shell, driven by silverback.
 
-    silverback run liquidator --network ethereum:local:foundry
+    silverback run keeper --network ethereum:local:foundry
 
 Configuration is the keeper's (`LEVER_*` environment variables, e.g. LEVER_PRIVATE_KEY and
 LEVER_DEPLOYMENT); silverback provides the network connection and the new-block events.
@@ -25,7 +26,7 @@ def hydrate(_startup_state: Any) -> dict[str, int]:
     keeper = build_keeper(chain.provider.web3)
     keeper.hydrate()
     _state["keeper"] = keeper
-    return {"accounts": len(keeper.state.records)}
+    return {"accounts": len(keeper.state.records), "orders": len(keeper.state.orders)}
 
 
 @bot.on_(chain.blocks)

@@ -16,9 +16,9 @@ from lever.config import NetworkConfig, load_network_config
 from lever.deploy import Protocol, deploy_protocol, deployment_record
 from lever.deployments import Deployment, load_deployment, record_path, save_deployment
 from lever.errors import ConfigError, DeploymentError, LeverError
+from lever.paths import REPO
 from lever.revert import explain
 
-REPO = Path(__file__).resolve().parents[2]
 LOCAL_NETWORKS = ("local",)  # ape's name for Anvil, Hardhat and the in-process test chain
 
 
@@ -79,6 +79,16 @@ def signer(spec: str | None, provider: Any) -> Any:
         return accounts.load(spec)
     except (AccountsError, IndexError, KeyError):
         raise ConfigError(f"no ape account named {spec!r} (see `ape accounts list`)") from None
+
+
+def private_key(spec: str) -> str:
+    """The raw key for a bot (the keeper): `test:N` is ape's N-th test account (local chains);
+    on a live network the key comes from LEVER_PRIVATE_KEY, never from a flag."""
+    from ape import accounts
+
+    if spec.startswith("test:") and spec[5:].isdigit():
+        return str(accounts.test_accounts[int(spec[5:])].private_key)
+    raise ConfigError(f"unknown --account {spec!r}: use test:N, or set LEVER_PRIVATE_KEY")
 
 
 def send(action: str, fn: Callable[..., Any], *args: Any, decimals: int = 6, **kwargs: Any) -> Any:
@@ -159,12 +169,16 @@ def protocol_from_record(provider: Any, path: Path | None = None) -> tuple[Proto
     c = deployment.contracts
     protocol = Protocol(
         token=p.MockToken.at(c["token"]),
+        pyth=p.LocalPyth.at(c["pyth"]),
         oracle=p.OracleAdapter.at(c["oracle"]),
         vault=p.LeverVault.at(c["vault"]),
         engine=p.PerpEngine.at(c["engine"]),
+        order_book=p.OrderBook.at(c["order_book"]),
         liquidator=p.Liquidator.at(c["liquidator"]),
+        timelock=p.LeverTimelock.at(c["timelock"]),
         deployer=deployment.deployer,
         feeds={name: p.MockPriceFeed.at(address) for name, address in deployment.feeds.items()},
+        price_ids={name: bytes.fromhex(pid.removeprefix("0x")) for name, pid in deployment.price_ids.items()},
         markets=dict(deployment.markets),
         deploy_block=deployment.block,
     )

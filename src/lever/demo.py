@@ -1,11 +1,14 @@
-"""`lever demo`: a market crash played out on a real local chain.
+"""`lever demo`: a market crash played out on a real local chain, through the same paths an
+operator's deployment takes.
 
-Deploys the protocol, funds the pool from a few LPs, opens positions for many traders (long and
-short, 2x to near each market's maximum), lets funding accrue for a day, then walks the oracle
-down a crash and part of the way back up. A keeper runs after every price update and liquidates
-what became unhealthy. Afterwards every block of the run is read back (at that block) to measure
-how long each account stayed liquidatable and whether the solvency identity ever broke; the
-result is `report.json` and `report.png`.
+Deploys the protocol; runs the price service (Hermes-shaped, `lever price serve`'s) and the keeper
+(`lever keeper run`'s, stepped after every action). LPs request deposits; traders commit market
+orders (long and short, 2x to near each market's maximum); the keeper settles every request and
+every order at the first price published after its delay. Funding accrues for hours, then the
+oracle walks down a crash and part of the way back up, and the keeper liquidates what became
+unhealthy. Afterwards every block of the run is read back (at that block) to measure how long each
+account stayed liquidatable and whether the solvency identity ever broke; the result is
+`report.json` and `report.png`.
 
 The plan (traders, price path) is pure and seeded; `run` is the I/O.
 """
@@ -23,11 +26,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from eth_account import Account
-from eth_utils.crypto import keccak
-
 from lever.errors import ConfigError, LeverError
-from lever.revert import explain
 
 WAD = 10**18
 
@@ -119,7 +118,7 @@ def trader_book(plan: Plan, max_leverage: dict[str, int]) -> list[TraderPlan]:
 @dataclass
 class BlockRow:
     block: int
-    prices: dict[str, int]  # WAD
+    prices: dict[str, int]  # WAD (the stored latest pull prices)
     pool_value: int  # token units: pool assets net of traders' PnL
     insurance: int
     solvent: bool
@@ -142,6 +141,7 @@ class Report:
     lps: int
     seed: int
     crash: str
+    orders: dict[str, int]
     liquidations: dict[str, int]
     liquidated_accounts: int
     bad_debt: str
@@ -177,7 +177,7 @@ def blocks_unhealthy(rows: list[BlockRow], liquidations: list[LiquidationRow]) -
 
 
 def build_report(
-    plan: Plan, rows: list[BlockRow], liquidations: list[LiquidationRow], decimals: int,
+    plan: Plan, rows: list[BlockRow], liquidations: list[LiquidationRow], orders: dict[str, int], decimals: int,
     before: BlockRow, after: BlockRow, seconds: float, phases: dict[str, int],
 ) -> Report:
     waits = blocks_unhealthy(rows, liquidations)
@@ -191,6 +191,7 @@ def build_report(
         lps=plan.lps,
         seed=plan.seed,
         crash=str(plan.crash),
+        orders=orders,
         liquidations={"total": len(liquidations), "partial": len(liquidations) - full, "full": full},
         liquidated_accounts=len({liq.account for liq in liquidations}),
         bad_debt=usd(sum(liq.bad_debt for liq in liquidations)),
@@ -218,6 +219,7 @@ def plot(rows: list[BlockRow], liquidations: list[LiquidationRow], report: Repor
     import matplotlib.pyplot as plt
     import matplotlib.ticker
 
+    rows = [r for r in rows if all(r.prices.values())]
     blocks = [r.block for r in rows]
     index = {m: [Decimal(r.prices[m]) / Decimal(rows[0].prices[m]) * 100 for r in rows] for m in rows[0].prices}
     eth_at = dict(zip(blocks, index["ETH-USD"], strict=True))
@@ -260,156 +262,165 @@ def plot(rows: list[BlockRow], liquidations: list[LiquidationRow], report: Repor
 # --------------------------------------------------------------------------- the run (I/O)
 
 
-class _Wallet:
-    """Signs and sends for many demo keys through web3 (faster than ape for hundreds of
-    transactions); every transaction is simulated first, so a failure names its reason."""
+Progress = Callable[[str, int, int], None]
 
-    def __init__(self, w3: Any):
-        self.w3 = w3
-        self.nonces: dict[str, int] = {}
-        self.chain_id = int(w3.eth.chain_id)
 
-    def send(self, key: bytes, fn: Any, what: str) -> Any:
-        account = Account.from_key(key)
-        try:
-            fn.call({"from": account.address})
-        except Exception as exc:  # noqa: BLE001 - any failure: name it, stop the demo
-            raise LeverError(f"demo: {what}: {explain(exc)}") from None
-        tx = fn.build_transaction({
-            "from": account.address, "nonce": self._nonce(account.address), "gas": 1_500_000,
-            "chainId": self.chain_id, "maxFeePerGas": 100 * 10**9, "maxPriorityFeePerGas": 10**9,
-        })
-        tx.pop("gasPrice", None)  # ape's web3 adds one; this is an EIP-1559 transaction
-        tx_hash = self.w3.eth.send_raw_transaction(account.sign_transaction(tx).raw_transaction)
-        return self._mined(tx_hash, what)
+class Stage:
+    """The running pieces: chain, deployment, price service, keeper."""
 
-    def fund(self, key: bytes, to: str, value: int) -> Any:
-        account = Account.from_key(key)
-        tx = {"to": to, "value": value, "nonce": self._nonce(account.address), "gas": 21_000, "chainId": self.chain_id,
-              "maxFeePerGas": 100 * 10**9, "maxPriorityFeePerGas": 10**9}
-        return self._mined(self.w3.eth.send_raw_transaction(account.sign_transaction(tx).raw_transaction), "funding")
+    def __init__(self, provider: Any, out: Path):
+        from ape import accounts
 
-    def _nonce(self, address: str) -> int:
-        """The next nonce, counted here after the node's first answer (one sender at a time)."""
-        nonce = self.nonces.get(address)
-        if nonce is None:
-            nonce = int(self.w3.eth.get_transaction_count(address))
-        self.nonces[address] = nonce + 1
-        return nonce
+        from lever import app
+        from lever.chain import Addresses, ProtocolReader
+        from lever.config import load_network_config
+        from lever.hermes import HermesClient
+        from lever.keeper.runner import Keeper, KeeperConfig
+        from lever.priceservice import Publisher, Server, chain_clock, state_for
 
-    def _mined(self, tx_hash: Any, what: str) -> Any:
-        receipt = self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=60)
-        if receipt["status"] != 1:
-            raise LeverError(f"demo: {what}: the transaction failed")
+        if not app.is_local(provider):
+            raise ConfigError("the demo runs on a local chain (ethereum:local:foundry or :hardhat)")
+        self.provider = provider
+        self.config = load_network_config("local")
+        self.deployer = accounts.test_accounts[0]
+        self.protocol, _, _ = app.deploy(provider, self.deployer, self.config, fresh=True, directory=out)
+        from lever.deploy import deployment_record
+
+        record = deployment_record(self.protocol, int(provider.chain_id), "local", self.config)
+        self.prices = state_for(record, chain_clock(provider.uri))
+        self.prices.tick()
+        self.publisher = Publisher(self.prices).start()
+        self.server = Server(self.prices)
+        self.url = self.server.start()
+        self.reader = ProtocolReader(provider.web3, Addresses.from_deployment(record))
+        keeper_key = accounts.test_accounts[9].private_key
+        self.keeper = Keeper(ProtocolReader(provider.web3, Addresses.from_deployment(record)), HermesClient(self.url),
+                             keeper_key, KeeperConfig(start_block=record.block))
+        self.keeper.hydrate()
+
+    def close(self) -> None:
+        self.publisher.stop()
+        self.server.stop()
+
+    def send(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        from lever import app
+
+        return app.send(what, fn, *args, **kwargs)
+
+    def set_price(self, market: str, usd: Decimal) -> Any:
+        feed = self.protocol.feeds[market]
+        receipt = self.send(f"setting {market}", feed.setPrice, int(usd * 10 ** int(feed.decimals())), sender=self.deployer)
+        self.prices.set(market, usd)
         return receipt
 
+    def keep(self, until: Callable[[], bool], what: str, timeout: float = 120.0) -> None:
+        """Steps the keeper (the chain's clock moving with wall time) until `until()` holds."""
+        deadline = time.monotonic() + timeout
+        while not until():
+            if time.monotonic() > deadline:
+                raise LeverError(f"demo: {what}: the keeper did not finish within {timeout:.0f} s")
+            self.provider.web3.provider.make_request("evm_mine", [])
+            self.prices.tick()
+            self.keeper.step()
+            time.sleep(0.2)
 
-def trader_key(seed: int, index: int) -> bytes:
-    return keccak(text=f"lever-demo-trader-{seed}-{index}")
 
-
-def run(provider: Any, plan: Plan, out: Path, on_progress: Callable[[str, int, int], None] | None = None) -> Report:
+def run(provider: Any, plan: Plan, out: Path, on_progress: Progress | None = None) -> Report:
     """Plays the scenario on the connected local chain; writes report.json and report.png."""
     from ape import accounts, chain
 
-    from lever import app
-    from lever.config import load_network_config
-    from lever.keeper.chain import Addresses, ChainClient, load_abis
-    from lever.keeper.runner import Keeper, KeeperConfig
-
     plan.check()
-    if not app.is_local(provider):
-        raise ConfigError("the demo runs on a local chain (ethereum:local:foundry or :hardhat)")
     progress = on_progress or (lambda phase, done, total: None)
     started = time.monotonic()
-    w3 = provider.web3
-    config = load_network_config("local")
-    deployer = accounts.test_accounts[0]
-    protocol, _, _ = app.deploy(provider, deployer, config, fresh=True, directory=out)
-    token, vault, engine = protocol.token, protocol.vault, protocol.engine
+    out.mkdir(parents=True, exist_ok=True)
+    _log_to(out / "keeper.log")
+    stage = Stage(provider, out)
+    try:
+        return _play(stage, plan, out, progress, started, accounts, chain)
+    finally:
+        stage.close()
+
+
+def _play(stage: Stage, plan: Plan, out: Path, progress: Progress, started: float, accounts: Any, chain: Any) -> Report:
+    from lever.deploy import create_account
+
+    p, config = stage.protocol, stage.config
+    token, vault = p.token, p.vault
     decimals = int(token.decimals())
     unit = 10**decimals
-    client = ChainClient(w3, Addresses(
-        vault=vault.address, engine=engine.address, liquidator=protocol.liquidator.address,
-        oracle=protocol.oracle.address, feeds={protocol.markets[n]: f.address for n, f in protocol.feeds.items()},
-    ))
-    wallet = _Wallet(w3)
-    abis = load_abis()
-    c_token = w3.eth.contract(address=token.address, abi=abis["MockToken"])
-    c_feed = {n: w3.eth.contract(address=f.address, abi=abis["MockPriceFeed"]) for n, f in protocol.feeds.items()}
+    lp_fee = int(vault.lpParams().executorFee)
 
-    oracle_key = bytes.fromhex(deployer.private_key[2:])  # the deployer holds the oracle role
-
-    # Liquidity providers.
-    lp_keys = [bytes.fromhex(accounts.test_accounts[1 + i].private_key[2:]) for i in range(plan.lps)]
-    for i, key in enumerate(lp_keys):
-        address = Account.from_key(key).address
+    # Liquidity providers request deposits; the keeper settles them; they claim.
+    lps = [accounts.test_accounts[1 + i] for i in range(plan.lps)]
+    for lp in lps:
         amount = plan.pool_per_lp * unit
-        wallet.send(key, c_token.functions.mint(address, amount), "minting for an LP")
-        wallet.send(key, c_token.functions.approve(vault.address, amount), "LP approval")
-        wallet.send(key, client.vault.functions.deposit(amount, address), "LP deposit")
+        stage.send("minting for an LP", token.mint, lp, amount + lp_fee, sender=lp)
+        stage.send("LP approval", token.approve, vault, amount + lp_fee, sender=lp)
+        stage.send("LP deposit request", vault.requestDeposit, amount, lp, lp, sender=lp)
+    stage.keep(lambda: all(int(vault.maxDeposit(lp)) > 0 for lp in lps), "settling LP deposits")
+    for i, lp in enumerate(lps):
+        stage.send("LP claim", vault.deposit, int(vault.maxDeposit(lp)), lp, sender=lp)
         progress("liquidity providers fund the pool", i + 1, plan.lps)
 
-    # Traders: keys from the seed, gas from the node.
+    # Traders: Lever accounts of a few owners, each committing one market order.
+    owners = [accounts.test_accounts[4 + i] for i in range(4)]
     max_leverage = {name: int(m.max_leverage) for name, m in config.markets.items()}
     book = trader_book(plan, max_leverage)
     ids: list[int] = []
+    orders: list[int] = []
+    executor_fee = unit // 2
     for n, trader in enumerate(book):
-        key = trader_key(plan.seed, trader.index)
-        address = Account.from_key(key).address
-        wallet.fund(oracle_key, address, 10**18)  # gas money, from the deployer
-        market_id = protocol.markets[trader.market]
-        price = int(client.oracle.functions.priceWad(c_feed[trader.market].address).call())
-        size = trader.notional * WAD * WAD // price
-        fee = trader.notional * int(config.markets[trader.market].trading_fee * 10**6) // 10**6
-        margin = int(Decimal(trader.notional) / trader.leverage * unit) + 2 * fee * unit
-        wallet.send(key, c_token.functions.mint(address, margin), "minting for a trader")
-        wallet.send(key, c_token.functions.approve(vault.address, margin), "trader approval")
-        receipt = wallet.send(key, client.engine.functions.createAccount(), "creating an account")
-        account_id = int(receipt["logs"][0]["topics"][1].hex(), 16)
-        wallet.send(key, client.vault.functions.depositMargin(account_id, margin), "depositing margin")
+        owner = owners[n % len(owners)]
+        market_id = p.markets[trader.market]
+        price = Decimal(str(stage.prices.current[trader.market]))
+        size = int(Decimal(trader.notional) / price * WAD)
+        fee = trader.notional * int(config.markets[trader.market].taker_fee * 10**6) // 10**6
+        margin = int(Decimal(trader.notional) / trader.leverage * unit) + 2 * fee * unit + executor_fee
+        stage.send("minting for a trader", token.mint, owner, margin, sender=owner)
+        stage.send("trader approval", token.approve, vault, margin, sender=owner)
+        account_id = create_account(p.engine, owner)
+        stage.send("depositing margin", vault.depositMargin, account_id, margin, sender=owner)
         delta = size if trader.long else -size
-        wallet.send(key, client.engine.functions.modifyPosition(account_id, market_id, delta, 0),
-                    f"opening {trader.leverage}x {'long' if trader.long else 'short'} {trader.market}")
+        receipt = stage.send(f"committing {trader.leverage}x {trader.market}", p.order_book.commitOrder, account_id,
+                             market_id, delta, 0, executor_fee, sender=owner)
+        orders.append(int(receipt.events.filter(p.order_book.OrderPlaced)[0].orderId))
         ids.append(account_id)
-        progress("traders open positions", n + 1, len(book))
+        progress("traders commit orders", n + 1, len(book))
+    stage.keep(lambda: all(not p.order_book.order(o).updatedAt for o in orders), "settling the traders' orders")
+    settled = len(list(p.order_book.OrderSettled.range(p.deploy_block, int(chain.blocks.head.number) + 1)))
+    cancelled = len(list(p.order_book.OrderCancelled.range(p.deploy_block, int(chain.blocks.head.number) + 1)))
+    progress("the keeper settles every order", len(orders), len(orders))
 
-    # The keeper, hydrated from the chain like an operator's; its log goes to <out>/keeper.log.
-    out.mkdir(parents=True, exist_ok=True)
-    _log_to(out / "keeper.log")
-    keeper_key = accounts.test_accounts[9].private_key
-    keeper = Keeper(ChainClient(w3, client.addresses), keeper_key, KeeperConfig())
-    keeper.hydrate()
-    start_prices = {n: Decimal(int(c_feed[n].functions.latestRoundData().call()[1])).scaleb(-8) for n in c_feed}
-    first_block = int(chain.blocks.head.number)
+    # The crash: each tick moves time, then both oracles; the keeper steps after every block.
+    first_block = int(chain.blocks.head.number) + 1
     phases: dict[str, int] = {}
-    path = price_path(plan, start_prices)
+    path = price_path(plan, {n: Decimal(str(v)) for n, v in stage.prices.current.items()})
     for n, tick in enumerate(path):
-        w3.provider.make_request("evm_increaseTime", [tick.seconds])  # Anvil and Hardhat both take it
+        stage.provider.web3.provider.make_request("evm_increaseTime", [tick.seconds])
         for name, usd in tick.prices.items():
-            answer = int(usd * 10 ** int(c_feed[name].functions.decimals().call()))
-            receipt = wallet.send(oracle_key, c_feed[name].functions.setPrice(answer), f"setting {name}")
-            phases.setdefault(tick.phase, int(receipt["blockNumber"]))
-            keeper.step()  # the keeper sees every new block, as it would polling a live chain
+            receipt = stage.set_price(name, usd)
+            phases.setdefault(tick.phase, int(receipt.block_number))
+        stage.provider.web3.provider.make_request("evm_mine", [])
+        stage.keeper.step()
         progress(f"{tick.phase}: ETH {tick.prices['ETH-USD']:,.0f}", n + 1, len(path))
+    for _ in range(3):  # a few more blocks for what the last price made liquidatable
+        stage.provider.web3.provider.make_request("evm_mine", [])
+        stage.keeper.step()
     last_block = int(chain.blocks.head.number)
 
-    # Read every block back: the solvency identity from deployment on, everything else from the
-    # first price update.
-    rows, solvent = [], []
-    blocks = range(protocol.deploy_block, last_block + 1)
+    # Read every block back.
+    rows = []
+    blocks = range(first_block, last_block + 1)
     for n, block in enumerate(blocks):
-        if block >= first_block:
-            rows.append(_block_row(client, c_feed, ids, block))
-            solvent.append(rows[-1].solvent)
-        else:
-            solvent.append(bool(client.vault.functions.solvency().call(block_identifier=block)[2]))
+        rows.append(_block_row(stage.reader, ids, block))
         progress("checking every block", n + 1, len(blocks))
-    liquidations = _liquidations(client, first_block, last_block)
-    report = build_report(plan, rows, liquidations, decimals, rows[0], rows[-1], time.monotonic() - started, phases)
-    report.solvent_every_block = all(solvent)
-    report.blocks_checked = len(solvent)
-    out.mkdir(parents=True, exist_ok=True)
+    solvent_before = all(_solvent(stage.reader, b) for b in range(p.deploy_block, first_block))
+    liquidations = _liquidations(stage.reader, first_block, last_block)
+    order_counts = {"committed": len(orders), "settled": settled, "cancelled": cancelled}
+    report = build_report(plan, rows, liquidations, order_counts, decimals, rows[0], rows[-1],
+                          time.monotonic() - started, phases)
+    report.solvent_every_block = report.solvent_every_block and solvent_before
+    report.blocks_checked = last_block - p.deploy_block + 1
     (out / "report.json").write_text(report.to_json())
     plot(rows, liquidations, report, decimals, out / "report.png")
     return report
@@ -424,26 +435,76 @@ def _log_to(path: Path) -> None:
     root.propagate = False
 
 
-def _block_row(client: Any, feeds: dict[str, Any], ids: list[int], block: int) -> BlockRow:
-    vault, oracle = client.vault.functions, client.oracle.functions
-    _, _, solvent = vault.solvency().call(block_identifier=block)
-    health = client.health(ids, block)
+def _solvent(reader: Any, block: int) -> bool:
+    return bool(reader.call(reader.vault.functions.solvency(), block)[2])
+
+
+def _block_row(reader: Any, ids: list[int], block: int) -> BlockRow:
+    v, o = reader.vault.functions, reader.oracle.functions
+    names = reader.addresses.names
+    prices = {names[mk]: int(reader.call(o.state(mk), block)[6]) for mk in names}
+    health = reader.health(ids, block)
     return BlockRow(
         block=block,
-        prices={n: int(oracle.priceWad(f.address).call(block_identifier=block)) for n, f in feeds.items()},
-        pool_value=int(vault.totalAssets().call(block_identifier=block)),
-        insurance=int(vault.insuranceFund().call(block_identifier=block)),
-        solvent=bool(solvent),
+        prices=prices,
+        pool_value=int(reader.call(v.totalAssets(), block)),
+        insurance=int(reader.call(v.insuranceFund(), block)),
+        solvent=_solvent(reader, block),
         liquidatable={a for a, bad in health.items() if bad},
     )
 
 
-def _liquidations(client: Any, first: int, last: int) -> list[LiquidationRow]:
+def _liquidations(reader: Any, first: int, last: int) -> list[LiquidationRow]:
     rows = []
-    for log in client.liquidator.events.Liquidation().get_logs(from_block=first, to_block=last):
+    for log in reader.liquidator.events.Liquidation().get_logs(from_block=first, to_block=last):
         a = log["args"]
         rows.append(LiquidationRow(
             int(log["blockNumber"]), int(a["accountId"]), bool(a["full"]), int(a["rewardToken"]),
             int(a["penaltyToken"]), int(a["badDebtToken"]),
         ))
     return rows
+
+
+def main(plan: Plan, out: Path, network: str) -> None:
+    """`lever demo`: the run with progress bars, then the report as a table."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.table import Table
+
+    from lever import app
+
+    plan.check()
+    console = Console()
+    with app.connected(network) as provider, Progress(
+        TextColumn("{task.description:<40}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=console,
+    ) as bar:
+        tasks: dict[str, Any] = {}
+
+        def on_progress(phase: str, done: int, total: int) -> None:
+            key = phase.split(":")[0]
+            if key not in tasks:
+                tasks[key] = bar.add_task(phase, total=total)
+            bar.update(tasks[key], completed=done, description=phase)
+
+        with app._quiet_traces():
+            r = run(provider, plan, out, on_progress)
+    table = Table(title=f"Crash of {Decimal(r.crash) * 100:.0f}% with {r.traders} traders (seed {r.seed})")
+    table.add_column("")
+    table.add_column("", justify="right")
+    for label, value in (
+        ("orders committed / settled / cancelled", f"{r.orders['committed']} / {r.orders['settled']} / {r.orders['cancelled']}"),
+        ("liquidations (partial / full)", f"{r.liquidations['total']} ({r.liquidations['partial']} / {r.liquidations['full']})"),
+        ("accounts liquidated", str(r.liquidated_accounts)),
+        ("blocks unhealthy -> liquidated (max / median)", f"{r.max_blocks_unhealthy} / {r.median_blocks_unhealthy:g}"),
+        ("still liquidatable at the end", str(r.unhealthy_at_end)),
+        ("keeper rewards", f"${r.keeper_rewards}"),
+        ("bad debt", f"${r.bad_debt}"),
+        ("insurance fund before -> after", f"${Decimal(r.insurance_before):,} -> ${Decimal(r.insurance_after):,}"),
+        ("pool value before -> after", f"${Decimal(r.pool_before):,} -> ${Decimal(r.pool_after):,}"),
+        (f"solvency identity at every block ({r.blocks_checked})", "held" if r.solvent_every_block else "[bold red]BROKEN[/]"),
+        ("wall time", f"{r.seconds:.0f} s"),
+    ):
+        table.add_row(label, value)
+    console.print(table)
+    console.print(f"wrote {out / 'report.json'} and {out / 'report.png'}")

@@ -1,4 +1,4 @@
-"""Deploys and wires the whole protocol through ape. Used by `scripts/deploy.py` and the tests."""
+"""Deploys and wires the whole protocol through ape. Used by `lever deploy`, the demo and the tests."""
 
 from __future__ import annotations
 
@@ -13,7 +13,12 @@ from eth_utils.crypto import keccak
 from lever.config import NetworkConfig
 from lever.deployments import Deployment
 from lever.errors import DeploymentError
-from lever.units import to_wad
+from lever.units import to_scaled, to_wad
+
+RISK_ROLE = keccak(text="RISK_ROLE")
+DEFAULT_ADMIN_ROLE = b"\x00" * 32
+# The modules whose risk parameters the timelock governs.
+GOVERNED = ("oracle", "vault", "engine", "order_book", "liquidator")
 
 
 def market_key(name: str) -> bytes:
@@ -29,14 +34,22 @@ class Protocol:
     """Handles to a deployed protocol (ape contract instances)."""
 
     token: Any
+    pyth: Any
     oracle: Any
     vault: Any
     engine: Any
+    order_book: Any
     liquidator: Any
+    timelock: Any
     deployer: Any
-    feeds: dict[str, Any] = field(default_factory=dict)
+    feeds: dict[str, Any] = field(default_factory=dict)  # market name -> reference feed
+    price_ids: dict[str, bytes] = field(default_factory=dict)  # market name -> pull-oracle price id
     markets: dict[str, int] = field(default_factory=dict)
     deploy_block: int = 0
+
+    def contracts(self) -> dict[str, str]:
+        names = ("token", "pyth", "oracle", "vault", "engine", "order_book", "liquidator", "timelock")
+        return {name: str(getattr(self, name).address) for name in names}
 
 
 def create_address(deployer: str, nonce: int) -> str:
@@ -44,18 +57,23 @@ def create_address(deployer: str, nonce: int) -> str:
     return to_checksum_address(keccak(rlp.encode([bytes.fromhex(deployer[2:]), nonce]))[12:])
 
 
-def deploy_core(project: Any, deployer: Any, token: Any, oracle: Any, fee_share_wad: int, liquidation: tuple[int, ...]) -> tuple[Any, Any, Any]:
-    """Vault, engine and liquidator, wired through immutables: each is deployed knowing the
-    address the next one will get (three consecutive nonces of the deployer)."""
+def deploy_core(project: Any, deployer: Any, token: Any, oracle: Any, config: NetworkConfig) -> tuple[Any, Any, Any, Any]:
+    """Vault, engine, order book and liquidator, wired through immutables: each is deployed
+    knowing the addresses the others will get (four consecutive nonces of the deployer)."""
     nonce = deployer.nonce
-    engine_address = create_address(deployer.address, nonce + 1)
-    liquidator_address = create_address(deployer.address, nonce + 2)
-    vault = project.LeverVault.deploy(token, deployer, fee_share_wad, engine_address, sender=deployer)
-    engine = project.PerpEngine.deploy(vault, oracle, liquidator_address, deployer, sender=deployer)
-    liquidator = project.Liquidator.deploy(engine, deployer, liquidation, sender=deployer)
-    if (engine.address, liquidator.address) != (engine_address, liquidator_address):
+    engine_at, book_at, liquidator_at = (create_address(deployer.address, nonce + i) for i in (1, 2, 3))
+    decimals = config.collateral.decimals
+    vault = project.LeverVault.deploy(
+        token, deployer, to_wad(config.vault.protocol_fee_share), config.lp.params(decimals), engine_at, book_at, oracle,
+        sender=deployer,
+    )
+    engine = project.PerpEngine.deploy(vault, oracle, book_at, liquidator_at, deployer, sender=deployer)
+    book = project.OrderBook.deploy(engine, vault, oracle, liquidator_at, deployer, config.orders.settings(decimals),
+                                    sender=deployer)
+    liquidator = project.Liquidator.deploy(engine, book, oracle, deployer, config.liquidation.params(), sender=deployer)
+    if (engine.address, book.address, liquidator.address) != (engine_at, book_at, liquidator_at):
         raise DeploymentError("the deployer sent another transaction during deployment; deploy again")
-    return vault, engine, liquidator
+    return vault, engine, book, liquidator
 
 
 def create_account(engine: Any, owner: Any) -> int:
@@ -72,11 +90,13 @@ def deploy_protocol(
     progress: Callable[[str], None] | None = None,
     token: Any = None,
 ) -> Protocol:
-    """Deploys token (mock unless configured, or `token` if given), oracle adapter, vault,
-    engine and every market.
+    """Deploys token (mock unless configured), pull oracle (MockPyth unless configured), oracle
+    adapter, vault, engine, order book, liquidator, every market, and the timelock that then
+    holds every risk role.
 
-    Roles: the deployer holds admin, risk, pauser and oracle roles. The vault trusts the engine
-    and the engine trusts the liquidator through immutables set at deployment.
+    Roles: the timelock holds `RISK_ROLE` and `DEFAULT_ADMIN_ROLE` on every module (parameter
+    changes are scheduled, public for `timelock_delay`, then executed); the deployer keeps the
+    operational roles (`PAUSER_ROLE`, `ORACLE_ROLE`) and proposes and executes on the timelock.
     """
     tx = {"sender": deployer}
     step = progress or (lambda _: None)
@@ -86,26 +106,40 @@ def deploy_protocol(
         token = project.MockToken.at(collateral.address)
     elif token is None:
         token = project.MockToken.deploy(collateral.name, collateral.symbol, collateral.decimals, **tx)
+    step("pull oracle")
+    if config.pyth.address:
+        pyth = project.LocalPyth.at(config.pyth.address)
+    else:
+        pyth = project.LocalPyth.deploy(config.pyth.valid_time_period, config.pyth.update_fee_wei, **tx)
     step("oracle adapter")
-    oracle = project.OracleAdapter.deploy(deployer, **tx)
-    step("vault, engine, liquidator")
-    vault, engine, liquidator = deploy_core(
-        project, deployer, token, oracle, to_wad(config.vault.protocol_fee_share), config.liquidation.params()
-    )
-    protocol = Protocol(
-        token=token, oracle=oracle, vault=vault, engine=engine, liquidator=liquidator, deployer=deployer
-    )
+    oracle = project.OracleAdapter.deploy(pyth, deployer, **tx)
+    step("vault, engine, order book, liquidator")
+    vault, engine, book, liquidator = deploy_core(project, deployer, token, oracle, config)
+    protocol = Protocol(token, pyth, oracle, vault, engine, book, liquidator, None, deployer)
+    receipt = None
     for name, market in config.markets.items():
         step(f"market {name}")
         if market.feed:
             feed = project.MockPriceFeed.at(market.feed)
         else:
             feed = project.MockPriceFeed.deploy(market.feed_decimals, name, market.feed_answer(), deployer, **tx)
-        oracle.setFeed(feed, config.oracle.feed_params(), **tx)
-        receipt = engine.createMarket(market_key(name), market.params(feed.address), **tx)
+        market_id = len(protocol.markets)
+        oracle.configure(market_id, config.oracle.config(feed.address, market.pyth_id()), **tx)
+        receipt = engine.createMarket(market_key(name), market.params(), **tx)
         protocol.feeds[name] = feed
+        protocol.price_ids[name] = market.pyth_id()
         protocol.markets[name] = int(receipt.events.filter(engine.MarketCreated)[0].marketId)
-    protocol.deploy_block = receipt.block_number
+    if config.oracle.sequencer_feed:
+        oracle.setSequencerFeed(config.oracle.sequencer_feed, config.oracle.sequencer_grace, **tx)
+    step("timelock")
+    protocol.timelock = project.LeverTimelock.deploy(config.governance.timelock_delay, [deployer], [deployer], **tx)
+    for name in GOVERNED:
+        module = getattr(protocol, name)
+        module.grantRole(RISK_ROLE, protocol.timelock, **tx)
+        module.grantRole(DEFAULT_ADMIN_ROLE, protocol.timelock, **tx)
+        module.revokeRole(RISK_ROLE, deployer, **tx)
+        receipt = module.renounceRole(DEFAULT_ADMIN_ROLE, deployer, **tx)
+    protocol.deploy_block = receipt.block_number if receipt is not None else 0
     return protocol
 
 
@@ -116,14 +150,13 @@ def deployment_record(protocol: Protocol, chain_id: int, network: str, config: N
         network=network,
         block=protocol.deploy_block,
         deployer=str(protocol.deployer.address),
-        contracts={
-            "token": protocol.token.address,
-            "oracle": protocol.oracle.address,
-            "vault": protocol.vault.address,
-            "engine": protocol.engine.address,
-            "liquidator": protocol.liquidator.address,
-        },
+        contracts=protocol.contracts(),
         feeds={name: feed.address for name, feed in protocol.feeds.items()},
+        price_ids={name: "0x" + pid.hex() for name, pid in protocol.price_ids.items()},
         markets=dict(protocol.markets),
         parameters=config.model_dump(mode="json"),
     )
+
+
+def to_token_units(amount: object, decimals: int) -> int:
+    return to_scaled(str(amount), decimals)

@@ -12,14 +12,15 @@ from pathlib import Path
 from typing import Any
 
 from lever.errors import DeploymentError
+from lever.paths import REPO
 
-DEPLOYMENTS_DIR = Path(__file__).resolve().parents[2] / "deployments"
+DEPLOYMENTS_DIR = REPO / "deployments"
 
 
 def deployments_dir() -> Path:
     """`deployments/` in the repository, or `LEVER_DEPLOYMENTS_DIR` if set."""
     return Path(os.environ.get("LEVER_DEPLOYMENTS_DIR") or DEPLOYMENTS_DIR)
-CONTRACTS = ("token", "oracle", "vault", "engine", "liquidator")
+CONTRACTS = ("token", "pyth", "oracle", "vault", "engine", "order_book", "liquidator", "timelock")
 
 
 @dataclass(frozen=True)
@@ -28,9 +29,10 @@ class Deployment:
     network: str
     block: int
     deployer: str
-    contracts: dict[str, str]  # token, oracle, vault, engine, liquidator -> address
-    feeds: dict[str, str]  # market name -> feed address
+    contracts: dict[str, str]  # see CONTRACTS -> address
+    feeds: dict[str, str]  # market name -> reference feed address
     markets: dict[str, int]  # market name -> market id
+    price_ids: dict[str, str] = field(default_factory=dict)  # market name -> pull-oracle price id (hex)
     parameters: dict[str, Any] = field(default_factory=dict)
 
 
@@ -57,8 +59,8 @@ def load_deployment(chain_id: int, directory: Path | None = None, path: Path | N
         missing = [name for name in CONTRACTS if name not in deployment.contracts]
         if missing:
             raise ValueError(f"missing contracts: {', '.join(missing)}")
-        if not deployment.markets or set(deployment.markets) != set(deployment.feeds):
-            raise ValueError("markets and feeds do not match")
+        if not deployment.markets or not set(deployment.markets) == set(deployment.feeds) == set(deployment.price_ids):
+            raise ValueError("markets, feeds and price ids do not match")
     except (ValueError, TypeError) as exc:
         raise DeploymentError(f"malformed deployment record {path}: {exc}") from None
     if deployment.chain_id != chain_id:

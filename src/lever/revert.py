@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from functools import cache
 from typing import Any
 
 from eth_abi.abi import decode as abi_decode
-from eth_utils.crypto import keccak
 
+from lever.artifacts import artifacts
 from lever.units import from_scaled, from_wad
 
 Args = dict[str, Any]
@@ -64,13 +63,17 @@ MESSAGES: dict[str, Callable[[Args, _Tokens], str]] = {
     ),
     "LeverageTooHigh": lambda a, t: (
         f"account {a['accountId']} has no equity behind this position: deposit margin first"
-        if a["leverageWad"] >= 2**255 - 1 or a["leverageWad"] >= 10**6 * 10**18
+        if a["leverageWad"] >= 10**6 * 10**18
         else f"leverage {_leverage(a['leverageWad'])} is above market {a['marketId']}'s maximum"
         f" {_leverage(a['maxLeverageWad'])}"
     ),
     "OpenInterestCapExceeded": lambda a, t: (
         f"market {a['marketId']}'s open-interest cap is reached: {_usd(a['openInterestWad'])}"
         f" > cap {_usd(a['capWad'])}"
+    ),
+    "ReserveExceeded": lambda a, t: (
+        f"the pool cannot reserve for this position: open positions' capped profits would need"
+        f" {_usd(a['reserveWad'])}, the pool holds {_usd(a['poolWad'])}"
     ),
     "PositionTooSmall": lambda a, t: (
         f"position size {_num(a['sizeWad'])} is below market {a['marketId']}'s minimum {_num(a['minSizeWad'])}"
@@ -79,13 +82,21 @@ MESSAGES: dict[str, Callable[[Args, _Tokens], str]] = {
         f"this trade would flip the position in market {a['marketId']} from one side to the other: close it first"
     ),
     "NoPosition": lambda a, t: f"account {a['accountId']} has no position in market {a['marketId']}",
-    "TooManyPositions": lambda a, t: f"account {a['accountId']} cannot hold another position (isolated or full)",
-    "PriceLimitExceeded": lambda a, t: (
-        f"the price {_usd(a['priceWad'])} is past your limit {_usd(a['limitPriceWad'])}"
+    "TooManyPositions": lambda a, t: f"account {a['accountId']} cannot hold another position",
+    "AcceptablePriceExceeded": lambda a, t: (
+        f"the fill price {_usd(a['fillPriceWad'])} is worse than the acceptable price {_usd(a['acceptablePriceWad'])}"
+    ),
+    "FillPriceInvalid": lambda a, t: f"market {a['marketId']}'s skew leaves no valid fill price",
+    "AccountUnderwater": lambda a, t: (
+        f"closing account {a['accountId']}'s last position would leave it owing {t(-a['marginAfterToken'])}:"
+        " it must be liquidated"
     ),
     "ParameterOutOfBounds": lambda a, t: (
         f"parameter {bytes(a['parameter']).rstrip(bytes(1)).decode(errors='replace')} is out of bounds:"
         f" {a['value']}"
+    ),
+    "ParameterRampInProgress": lambda a, t: (
+        f"market {a['marketId']}'s last parameter change is still phasing in until {a['until']}"
     ),
     "TooManyMarkets": lambda a, t: "no more markets can be created",
     "WithdrawExceedsMargin": lambda a, t: (
@@ -96,22 +107,65 @@ MESSAGES: dict[str, Callable[[Args, _Tokens], str]] = {
     ),
     "UnsupportedTokenDecimals": lambda a, t: f"collateral tokens with {a['decimals']} decimals are not supported",
     "Unauthorized": lambda a, t: f"{a['caller']} may not call this",
-    "OracleFeedUnknown": lambda a, t: f"the oracle has no feed {a['feed']}",
-    "OracleNonPositivePrice": lambda a, t: f"feed {a['feed']} reports a non-positive price ({a['answer']})",
-    "OraclePriceTooHigh": lambda a, t: f"feed {a['feed']} reports an implausibly high price ({a['answer']})",
-    "OracleStalePrice": lambda a, t: (
-        f"feed {a['feed']}'s price is stale: updated at {a['updatedAt']}, older than {a['maxAge']} s"
+    "AsyncFlow": lambda a, t: "the pool is asynchronous: request a deposit or redemption, then claim it",
+    "NotOperator": lambda a, t: f"{a['caller']} may not act for {a['controller']}",
+    "ClaimExceedsClaimable": lambda a, t: f"only {a['claimable']} is claimable, not {a['amount']}",
+    "NoPendingRequest": lambda a, t: f"{a['controller']} has no pending request",
+    "RequestNotDue": lambda a, t: f"the request cannot settle before {a['dueTime']}",
+    "RequestExpired": lambda a, t: f"the request expired at {a['expiry']}: cancel it",
+    "RequestNotExpired": lambda a, t: f"the request is still settleable until {a['expiry']}",
+    "LpPriceMissing": lambda a, t: f"market {a['marketId']} has open interest but no price for this request",
+    "PoolWorthless": lambda a, t: "the pool is worth nothing: deposits are returned",
+    "OrderNotFound": lambda a, t: f"no pending order {a['orderId']}",
+    "OrderSlotsFull": lambda a, t: f"account {a['accountId']} already has the maximum of 8 pending orders",
+    "InvalidOrderKind": lambda a, t: f"order kind {a['kind']} is not valid here",
+    "ExecutorFeeOutOfBounds": lambda a, t: (
+        f"the executor fee {t(a['fee'])} must be between {t(a['minFee'])} and {t(a['maxFee'])}"
     ),
-    "OracleIncompleteRound": lambda a, t: f"feed {a['feed']}'s round {a['roundId']} is incomplete",
+    "InsufficientMarginForEscrow": lambda a, t: (
+        f"account {a['accountId']} has {t(a['marginToken'])} of margin, the order needs {t(a['escrowToken'])}"
+        " for its executor fee"
+    ),
+    "OrderNotCancellable": lambda a, t: (
+        f"order {a['orderId']} is a pending market order: it settles or expires (at {a['expiry']});"
+        " it cannot be cancelled before"
+    ),
+    "ReduceOnlyViolated": lambda a, t: (
+        f"account {a['accountId']} has no position in market {a['marketId']} that this order reduces"
+    ),
+    "TriggerNotMet": lambda a, t: f"order {a['orderId']}'s trigger is not met at {_usd(a['priceWad'])}",
+    "PriceTooOld": lambda a, t: (
+        f"market {a['marketId']}'s price was published at {a['publishTime']}, before {a['minPublishTime']}"
+    ),
+    "NothingToSettle": lambda a, t: "none of these orders could be settled or cancelled now",
+    "UpdateFeeUnpaid": lambda a, t: f"the price updates cost {a['required']} wei, {a['paid']} was sent",
+    "OracleNotConfigured": lambda a, t: f"market {a['marketId']} has no oracle",
+    "OracleNonPositivePrice": lambda a, t: f"market {a['marketId']}'s oracle reports a non-positive price ({a['answer']})",
+    "OraclePriceTooHigh": lambda a, t: f"market {a['marketId']}'s oracle reports an implausibly high price",
+    "OracleStalePrice": lambda a, t: (
+        f"market {a['marketId']}'s price is stale: published at {a['updatedAt']}, older than {a['maxAge']} s"
+    ),
+    "OracleIncompleteRound": lambda a, t: f"market {a['marketId']}'s reference round {a['roundId']} is incomplete",
+    "OracleExponentInvalid": lambda a, t: f"market {a['marketId']}'s pull price has exponent {a['expo']}",
+    "OracleConfidenceTooWide": lambda a, t: (
+        f"market {a['marketId']}'s pull price is too uncertain: ±{_usd(a['confWad'])} on {_usd(a['priceWad'])}"
+    ),
+    "OracleReferenceDeviation": lambda a, t: (
+        f"market {a['marketId']}'s pull price {_usd(a['priceWad'])} is too far from its reference {_usd(a['referenceWad'])}"
+    ),
+    "SequencerDown": lambda a, t: "the L2 sequencer is down: no fills or liquidations",
+    "SequencerGracePeriod": lambda a, t: f"the L2 sequencer restarted recently: fills resume at {a['until']}",
     "OracleShockUnconfirmed": lambda a, t: (
-        f"feed {a['feed']}'s last price moved more than the shock threshold: opening and increasing"
-        " wait for a confirming round (closing still works)"
+        f"market {a['marketId']}'s last reference round moved more than the shock threshold: opening and"
+        " increasing wait for confirmation (closing still works)"
     ),
     "AccountNotLiquidatable": lambda a, t: (
         f"account {a['accountId']} is not liquidatable: equity {_usd(a['equityWad'])}"
         f" >= maintenance margin {_usd(a['maintenanceMarginWad'])}"
     ),
     "NothingToLiquidate": lambda a, t: "none of these accounts is liquidatable",
+    "PriceFeedNotFoundWithinRange": lambda a, t: "the price update is not the eligible one for this order",
+    "InsufficientFee": lambda a, t: "the pull oracle's update fee was not paid",
     "EnforcedPause": lambda a, t: "the protocol is paused: opening and increasing positions are stopped",
     "AccessControlUnauthorizedAccount": lambda a, t: f"{a['account']} lacks the role this needs",
     "ERC20InsufficientBalance": lambda a, t: (
@@ -120,15 +174,9 @@ MESSAGES: dict[str, Callable[[Args, _Tokens], str]] = {
     "ERC20InsufficientAllowance": lambda a, t: (
         f"the allowance is {t(a['allowance'])} tokens, {t(a['needed'])} are needed"
     ),
-    "ERC4626ExceededMaxRedeem": lambda a, t: (
-        f"cannot redeem {t.shares(a['shares'])} lvLP now: at most {t.shares(a['max'])} (the pool keeps"
-        " a reserve against open positions' profits)"
-    ),
-    "ERC4626ExceededMaxWithdraw": lambda a, t: (
-        f"cannot withdraw {t(a['assets'])} now: at most {t(a['max'])} (the pool keeps a reserve"
-        " against open positions' profits)"
-    ),
     "ReentrancyGuardReentrantCall": lambda a, t: "re-entrant call refused",
+    "TimelockUnexpectedOperationState": lambda a, t: "the timelock operation is not in the state this needs",
+    "TimelockInsufficientDelay": lambda a, t: f"the delay {a['delay']} is below the timelock's minimum {a['minDelay']}",
 }
 
 
@@ -145,31 +193,16 @@ def sentence(name: str, args: Args, decimals: int = 6) -> str:
     return f"{_words(name)}" + (f" ({shown})" if shown else "")
 
 
-@cache
-def _selectors() -> dict[bytes, tuple[str, tuple[str, ...], tuple[str, ...]]]:
-    from lever.keeper.chain import abi_type, load_abis
-
-    table = {}
-    for abi in load_abis().values():
-        for item in abi:
-            if item.get("type") != "error":
-                continue
-            types = tuple(abi_type(i) for i in item["inputs"])
-            selector = keccak(text=f"{item['name']}({','.join(types)})")[:4]
-            table[selector] = (item["name"], tuple(i["name"] for i in item["inputs"]), types)
-    return table
-
-
 def decode(data: bytes) -> tuple[str, Args] | None:
     """An error's name and arguments from revert data; None if it is not a known error."""
-    if len(data) < 4 or data[:4] not in _selectors():
+    shape = artifacts().errors.get(bytes(data[:4])) if len(data) >= 4 else None
+    if shape is None:
         return None
-    name, names, types = _selectors()[data[:4]]
     try:
-        values = abi_decode(list(types), data[4:])
+        values = abi_decode(list(shape.arg_types), data[4:])
     except Exception:  # noqa: BLE001 - malformed data: not this error after all
         return None
-    return name, dict(zip(names, values, strict=True))
+    return shape.name, dict(zip(shape.arg_names, values, strict=True))
 
 
 _HEX = re.compile(r"0x[0-9a-fA-F]{8,}")

@@ -1,4 +1,5 @@
-"""Reads a deployed protocol's state into plain data, and renders it."""
+"""Reads a deployed protocol's state into plain data (through the reader and the mirror), and
+renders it."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from lever import math as m
+from lever.chain import ProtocolReader
 from lever.units import from_scaled, from_wad
 
 
@@ -18,26 +20,27 @@ class MarketStatus:
     name: str
     market_id: int
     price: Decimal
+    price_time: int
     long_oi: Decimal
     short_oi: Decimal
     funding_rate_per_day: Decimal
+    reserve: Decimal  # USD the pool holds for this market's capped profits
 
 
 @dataclass(frozen=True)
 class PositionStatus:
     market: str
     size: Decimal  # base units; negative = short
-    value: Decimal  # unrealised PnL - pending funding (USD)
+    value: Decimal  # what closing is worth: PnL - charges (USD)
     liquidation_price: Decimal | None
 
 
 @dataclass(frozen=True)
 class AccountStatus:
     account_id: int
-    owner: str
-    margin: Decimal  # USD
-    equity: Decimal  # USD
-    maintenance_margin: Decimal  # USD
+    margin: Decimal  # USD; negative: the account owes the pool
+    equity: Decimal
+    maintenance_margin: Decimal
     health: Decimal | None  # equity / maintenance margin; < 1 is liquidatable
     positions: list[PositionStatus]
 
@@ -56,113 +59,108 @@ class ProtocolStatus:
     vault_balance: Decimal
     solvent: bool
     accounts: list[AccountStatus]
+    pending_orders: int
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def read_accounts(protocol: Any, page: int = 200) -> list[AccountStatus]:
-    """Every account with a position: equity, health, and each position's liquidation price."""
-    engine = protocol.engine
-    names = {market_id: name for name, market_id in protocol.markets.items()}
-    ids: list[int] = []
-    total = int(engine.accountCount())
-    for start in range(1, total + 1, page):
-        ids += [int(i) for i in protocol.liquidator.accountsWithPositions(start, page)]
-    found = []
-    for account_id in ids:
-        state = engine.accountState(account_id)
-        positions = []
-        for market_id in engine.accountMarkets(account_id):
-            details = engine.positionDetails(account_id, market_id)
-            liq = int(details.liquidationPriceWad)
-            positions.append(PositionStatus(
-                names.get(int(market_id), str(market_id)), from_wad(int(details.sizeWad)),
-                from_wad(int(details.valueWad)), from_wad(liq) if liq else None,
-            ))
-        maintenance = int(state.maintenanceMarginWad)
-        found.append(AccountStatus(
-            account_id, str(engine.accountOwner(account_id)), from_wad(int(state.marginWad)),
-            from_wad(int(state.equityWad)), from_wad(maintenance),
-            from_wad(int(state.equityWad) * 10**18 // maintenance) if maintenance else None, positions,
-        ))
-    return found
-
-
-def read_status(protocol: Any) -> ProtocolStatus:
-    from ape import chain
-
-    vault, engine, oracle = protocol.vault, protocol.engine, protocol.oracle
-    decimals = int(protocol.token.decimals())
+def read_status(reader: ProtocolReader, page: int = 200) -> ProtocolStatus:
+    block, now = reader.head()
+    scale = reader.token_scale()
+    decimals = 18 - len(str(scale)) + 1
+    ledgers = reader.ledgers(block)
+    cov = ledgers.coverage(scale)
+    names = reader.addresses.names
+    snapshots = {mk: reader.market(mk, block) for mk in range(reader.market_count(block))}
+    views = {mk: snap.view(now, cov.pool) for mk, snap in snapshots.items()}
     markets = []
-    for name, market_id in protocol.markets.items():
-        params = m.MarketParams.from_chain(engine.marketParams(market_id))
-        state = m.MarketState.from_chain(engine.marketState(market_id))
-        price = int(oracle.priceWad(protocol.feeds[name]))
-        rate = m.funding_rate_per_day(
-            state.long_oi - state.short_oi, params.skew_scale, params.max_funding_rate_per_day
-        )
-        markets.append(
-            MarketStatus(name, market_id, from_wad(price), from_wad(state.long_oi), from_wad(state.short_oi), from_wad(rate))
-        )
-    balance, _, solvent = vault.solvency()
-
-    def tokens(amount: int) -> Decimal:
-        return from_scaled(int(amount), decimals)
-
+    for mk, view in views.items():
+        s, p = view.state, view.params
+        markets.append(MarketStatus(
+            names.get(mk, str(mk)), mk, from_wad(view.price.price), view.price.publish_time,
+            from_wad(s.long_oi), from_wad(s.short_oi),
+            from_wad(m.perp.funding_rate_per_day(s.skew, p.skew_scale, p.max_funding_rate_per_day)),
+            from_wad(m.market_reserve(s, p)),
+        ))
+    accounts = []
+    ids: list[int] = []
+    total = reader.account_count(block)
+    for start in range(1, total + 1, page):
+        ids += reader.accounts_with_positions(start, page, block)
+    for account in ids:
+        record = reader.account(account, block)
+        legs = [(record.positions[mk], views[mk]) for mk in sorted(record.positions)]
+        state = m.account_state(record.margin_token, scale, legs, cov)
+        positions = []
+        for mk, pos in sorted(record.positions.items()):
+            liq = m.liquidation_price(record.margin_token, scale, legs, mk, cov)
+            positions.append(PositionStatus(names.get(mk, str(mk)), from_wad(pos.size),
+                                            from_wad(m.figures(pos, views[mk], cov).value), from_wad(liq) if liq else None))
+        health = Decimal(state.equity) / Decimal(state.maintenance_margin) if state.maintenance_margin else None
+        accounts.append(AccountStatus(account, from_scaled(record.margin_token, decimals), from_wad(state.equity),
+                                      from_wad(state.maintenance_margin), health, positions))
+    v = reader.vault.functions
+    balance, _, solvent = reader.call(v.solvency(), block)
+    book = reader.order_book.functions
+    pending = sum(len(reader.call(book.ordersOf(a), block)[0]) for a in range(1, total + 1)) if total <= 2_000 else -1
     return ProtocolStatus(
-        chain_id=int(chain.chain_id),
-        block=int(chain.blocks.head.number),
+        chain_id=int(reader.w3.eth.chain_id),
+        block=block,
         markets=markets,
-        pool_assets=tokens(vault.poolAssets()),
-        pool_value=tokens(vault.totalAssets()),
-        pool_free=tokens(vault.freeAssets()),
-        insurance=tokens(vault.insuranceFund()),
-        protocol_fees=tokens(vault.protocolFees()),
-        total_margin=tokens(vault.totalMargin()),
-        vault_balance=tokens(balance),
+        pool_assets=from_scaled(ledgers.pool, decimals),
+        pool_value=from_scaled(int(reader.call(v.totalAssets(), block)), decimals),
+        pool_free=from_scaled(int(reader.call(v.freeAssets(), block)), decimals),
+        insurance=from_scaled(ledgers.insurance, decimals),
+        protocol_fees=from_scaled(ledgers.protocol_fees, decimals),
+        total_margin=from_scaled(int(reader.call(v.totalMargin(), block)), decimals),
+        vault_balance=from_scaled(int(balance), decimals),
         solvent=bool(solvent),
-        accounts=read_accounts(protocol),
+        accounts=accounts,
+        pending_orders=pending,
     )
+
+
+def _usd(value: Decimal) -> str:
+    return f"${value:,.2f}"
 
 
 def render_status(status: ProtocolStatus, console: Console | None = None) -> None:
     console = console or Console()
-    markets = Table(title="Markets")
-    for column in ("market", "price", "long OI", "short OI", "funding / day"):
-        markets.add_column(column, justify="right" if column != "market" else "left")
+    markets = Table(title=f"Markets (chain {status.chain_id}, block {status.block})")
+    for col in ("market", "price", "long OI", "short OI", "funding/day", "reserve"):
+        markets.add_column(col, justify="right" if col != "market" else "left")
     for mk in status.markets:
-        markets.add_row(
-            mk.name, f"{mk.price:,.2f}", f"{mk.long_oi:,.4f}", f"{mk.short_oi:,.4f}", f"{mk.funding_rate_per_day:.6%}"
-        )
+        markets.add_row(mk.name, _usd(mk.price), f"{mk.long_oi:,f}", f"{mk.short_oi:,f}",
+                        f"{mk.funding_rate_per_day * 100:.4f}%", _usd(mk.reserve))
     console.print(markets)
-    ledgers = Table(title="Vault ledgers (collateral token)")
-    ledgers.add_column("ledger")
-    ledgers.add_column("amount", justify="right")
+    pool = Table(title="Pool and ledgers")
+    pool.add_column("")
+    pool.add_column("", justify="right")
     for label, value in (
-        ("trader margin", status.total_margin),
-        ("pool assets", status.pool_assets),
-        ("pool value (net of trader PnL)", status.pool_value),
-        ("pool free to redeem", status.pool_free),
-        ("insurance fund", status.insurance),
-        ("protocol fees", status.protocol_fees),
-        ("vault token balance", status.vault_balance),
+        ("pool assets", _usd(status.pool_assets)),
+        ("pool value (LP share price basis)", _usd(status.pool_value)),
+        ("free for redemptions", _usd(status.pool_free)),
+        ("insurance fund", _usd(status.insurance)),
+        ("protocol fees", _usd(status.protocol_fees)),
+        ("traders' margin", _usd(status.total_margin)),
+        ("vault balance", _usd(status.vault_balance)),
+        ("solvent", "yes" if status.solvent else "[bold red]NO[/]"),
+        ("pending orders", str(status.pending_orders) if status.pending_orders >= 0 else "many"),
     ):
-        ledgers.add_row(label, f"{value:,.6f}")
-    ledgers.add_row("solvency identity", "holds" if status.solvent else "[bold red]BROKEN[/]")
-    console.print(ledgers)
-    accounts = Table(title=f"Accounts with positions ({len(status.accounts)})")
-    for column in ("account", "owner", "equity", "maintenance", "health", "positions (size @ liquidation price)"):
-        accounts.add_column(column, justify="left" if column in ("owner", "positions (size @ liquidation price)") else "right")
+        pool.add_row(label, value)
+    console.print(pool)
+    if not status.accounts:
+        console.print("no open positions")
+        return
+    accounts = Table(title="Accounts with positions")
+    for col in ("account", "margin", "equity", "health", "positions"):
+        accounts.add_column(col, justify="right" if col != "positions" else "left")
     for a in status.accounts:
-        health = "-" if a.health is None else f"{a.health:.3f}"
-        if a.health is not None and a.health < 1:
-            health = f"[bold red]{health}[/]"
-        legs = ", ".join(
-            f"{p.market} {p.size:+,.4f} @ {'-' if p.liquidation_price is None else f'{p.liquidation_price:,.2f}'}"
+        legs = "; ".join(
+            f"{p.market} {p.size:+,f} (value {_usd(p.value)}, liq {_usd(p.liquidation_price) if p.liquidation_price else '-'})"
             for p in a.positions
         )
-        accounts.add_row(
-            str(a.account_id), a.owner[:10] + "…", f"{a.equity:,.2f}", f"{a.maintenance_margin:,.2f}", health, legs
-        )
+        health = f"{a.health:.3f}" if a.health is not None else "-"
+        accounts.add_row(str(a.account_id), _usd(a.margin), _usd(a.equity), health, legs)
     console.print(accounts)

@@ -1,9 +1,16 @@
-"""The keeper's shell: hydrate, follow blocks and events, decide with the core, send batches.
+"""The keeper's shell: hydrate, follow blocks, events and prices, decide with the core, send.
 
-One `step()` per new block. Work per block is proportional to what changed: the touched
-accounts (from events) and, for each market whose price moved, the accounts whose liquidation
-price the move crossed (from the core's index); a full re-index runs every
-`reindex_every_blocks` to absorb funding and volatility drift.
+One keeper, three jobs, in this order every block:
+1. **liquidations** (they protect the pool, and LP settlements wait a grace period for them):
+   candidates from the liquidation-price index, predicted with the mirror, batched by gas and
+   sent with the latest price updates;
+2. **orders**: market orders whose earliest eligible price is due get it from the price service
+   (`/v2/updates/price/{time}`), expired ones are cancelled (for their fee), conditional orders
+   whose trigger the latest price meets are executed; one `settleOrders` batch per gas budget;
+3. **LP requests** whose prices and grace have passed are settled one by one.
+Everything is simulated with `eth_call` before it is sent: the keeper never sends a transaction
+that would revert. An idle block costs two RPC requests (the head and one `eth_getLogs`) and one
+request to the price service.
 """
 
 from __future__ import annotations
@@ -17,12 +24,15 @@ from typing import Any
 from eth_account import Account
 from hexbytes import HexBytes
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from web3 import Web3
 from web3.exceptions import ContractLogicError, TransactionNotFound, Web3RPCError
 from web3.types import Nonce, TxParams, Wei
 
 from lever import math as m
-from lever.keeper.chain import TRANSPORT_ERRORS, ChainClient, MarketRaw, is_out_of_gas
-from lever.keeper.core import AccountRecord, DecideParams, LiquidationIndex, decide, evaluate
+from lever.chain import TRANSPORT_ERRORS, AccountRecord, MarketSnapshot, ProtocolReader, is_out_of_gas
+from lever.hermes import HermesClient, PriceServiceError
+from lever.keeper.core import DecideParams, LiquidationIndex, LpRequest, decide, evaluate, lp_work, order_work, pack
+from lever.math.orders import Order, earliest_publish_time
 
 log = logging.getLogger("lever.keeper")
 RECEIPT_NOT_YET: tuple[type[BaseException], ...] = (TransactionNotFound, *TRANSPORT_ERRORS)
@@ -39,6 +49,10 @@ class KeeperMetrics:
         self.sent = Counter("lever_keeper_liquidations_sent_total", "Accounts sent for liquidation", registry=r)
         self.won = Counter("lever_keeper_liquidations_won_total", "Accounts this keeper liquidated", registry=r)
         self.lost = Counter("lever_keeper_liquidations_lost_total", "Accounts another keeper got first", registry=r)
+        self.orders_pending = Gauge("lever_keeper_orders_pending", "Pending orders the keeper watches", registry=r)
+        self.orders_settled = Counter("lever_keeper_orders_settled_total", "Orders this keeper filled", registry=r)
+        self.orders_cancelled = Counter("lever_keeper_orders_cancelled_total", "Orders this keeper cancelled", registry=r)
+        self.lp_settled = Counter("lever_keeper_lp_settled_total", "LP requests this keeper settled", registry=r)
         self.gas = Counter("lever_keeper_gas_spent_total", "Gas used by this keeper's transactions", registry=r)
         self.block_lag = Gauge("lever_keeper_block_lag", "Head block minus the last handled block", registry=r)
         self.loop = Histogram("lever_keeper_loop_seconds", "Time to handle one block", registry=r)
@@ -53,29 +67,49 @@ class KeeperConfig:
     page_size: int = 500
     reindex_every_blocks: int = 50
     clear_bad_debt: bool = True
+    settle_orders: bool = True
+    settle_lp: bool = True
     dry_run: bool = False
     tip_wei: int = 10**9
-    # Gas limit of a batch: base + a budget per account (see DecideParams), capped at the block's
-    # gas limit. The eth_call simulation runs with that limit, so a batch that would run out of
-    # gas is split instead of sent (a node-side eth_estimateGas would re-run a big batch ~20 times).
-    gas_base: int = 250_000
-    gas_per_account: int = 67_000
+    # Gas limits: base + a budget per item, capped at the block's gas limit. The eth_call
+    # simulation runs with that limit, so a batch that would run out of gas is split, not sent.
+    gas_base: int = 600_000
+    gas_per_account: int = 150_000
+    gas_per_order: int = 200_000
+    gas_per_lp: int = 800_000
     # A transaction not mined after `stuck_after` seconds is replaced (same nonce) with fees
     # raised by 12.5%, at most `max_fee_bumps` times and never above `max_fee_cap_wei`.
     stuck_after: float = 30.0
     max_fee_bumps: int = 3
     max_fee_cap_wei: int = 500 * 10**9
+    start_block: int = 0  # the deployment's block: history before it holds no orders or requests
 
 
 @dataclass
 class KeeperState:
     records: dict[int, AccountRecord] = field(default_factory=dict)
-    markets: dict[int, MarketRaw] = field(default_factory=dict)
+    markets: dict[int, MarketSnapshot] = field(default_factory=dict)
+    orders: dict[int, Order] = field(default_factory=dict)  # order id -> pending order
+    lp: dict[tuple[str, bool], LpRequest] = field(default_factory=dict)
+    prices: dict[int, tuple[int, int]] = field(default_factory=dict)  # market -> (price, publish time)
     last_block: int = -1
     last_hash: bytes = b""
     last_reindex: int = -1
     check_all: bool = True  # after hydration: every market's crossed accounts are candidates
     in_flight: set[int] = field(default_factory=set)
+
+
+@dataclass
+class Changes:
+    accounts: set[int] = field(default_factory=set)
+    markets: set[int] = field(default_factory=set)
+    order_accounts: set[int] = field(default_factory=set)
+    lp_controllers: set[str] = field(default_factory=set)
+    params: bool = False
+
+
+class OutOfGas(Exception):
+    """The simulation ran out of gas at the limit the transaction would carry."""
 
 
 def bumped_fees(max_fee: int, tip: int, cap: int) -> tuple[int, int]:
@@ -86,9 +120,10 @@ def bumped_fees(max_fee: int, tip: int, cap: int) -> tuple[int, int]:
 
 
 class Keeper:
-    def __init__(self, client: ChainClient, private_key: str | None, config: KeeperConfig | None = None,
-                 metrics: KeeperMetrics | None = None):
-        self.client = client
+    def __init__(self, reader: ProtocolReader, prices: HermesClient, private_key: str | None,
+                 config: KeeperConfig | None = None, metrics: KeeperMetrics | None = None):
+        self.reader = reader
+        self.prices = prices
         self.config = config or KeeperConfig()
         self.metrics = metrics or KeeperMetrics()
         self.account = Account.from_key(private_key) if private_key else None
@@ -96,7 +131,10 @@ class Keeper:
         self.index = LiquidationIndex()
         self._nonce_lock = threading.Lock()
         self._next_nonce: int | None = None
+        self._topics = self._event_topics()
         self.token_scale = 0  # read at hydration (no RPC in the constructor)
+        self.settings = (0, 0, 0, 0)
+        self.lp_params = (0, 0, 0, 0)
 
     @property
     def address(self) -> str:
@@ -105,81 +143,133 @@ class Keeper:
     # ------------------------------------------------------------------ state
 
     def hydrate(self) -> None:
-        """Reads every market and every account with positions, pinned to one block."""
-        block, now = self.client.head()
-        self.token_scale = self.client.token_scale()
-        count = self.client.market_count(block)
-        self.state.markets = {mk: self.client.market(mk, block) for mk in range(count)}
-        total = self.client.account_count(block)
+        """Reads every market, every account with positions or orders, and pending LP requests,
+        pinned to one block."""
+        block, now = self.reader.head()
+        self.token_scale = self.reader.token_scale()
+        self.settings = self.reader.order_settings(block)
+        self.lp_params = self.reader.lp_params(block)
+        count = self.reader.market_count(block)
+        self.state.markets = {mk: self.reader.market(mk, block) for mk in range(count)}
+        total = self.reader.account_count(block)
         records: dict[int, AccountRecord] = {}
+        orders: dict[int, Order] = {}
         for start in range(1, total + 1, self.config.page_size):
-            for account in self.client.accounts_with_positions(start, self.config.page_size, block):
-                records[account] = self.client.account(account, block)
-        self.state.records = records
+            for account in self.reader.accounts_with_positions(start, self.config.page_size, block):
+                records[account] = self.reader.account(account, block)
+        # Accounts with orders and LP controllers with requests: from one scan of the history.
+        placed = self.reader.arts.topic("OrderBook", "OrderPlaced")
+        with_orders = set()
+        self.state.lp = {}
+        for log_ in self.reader.logs(self.config.start_block, block):
+            if bytes(log_["topics"][0]) == placed:
+                with_orders.add(int.from_bytes(bytes(log_["topics"][2]), "big"))
+            else:
+                self._note_lp_log(log_, block)
+        for account in sorted(with_orders):
+            orders.update(self.reader.orders_of(account, block))
+        self.state.records, self.state.orders = records, orders
+        self._refresh_prices()
         self._reindex(now)
         self.state.last_block = block
-        self.state.last_hash = self.client.head_hash
+        self.state.last_hash = self.reader.head_hash
         self.state.last_reindex = block
         self.state.check_all = True
 
     def _views(self, now: int) -> dict[int, m.MarketView]:
-        return {mk: raw.view(now) for mk, raw in self.state.markets.items()}
+        pool = self._pool_wad
+        return {mk: snap.view(now, pool, *self.state.prices.get(mk, (None, None)))
+                for mk, snap in self.state.markets.items()}
 
     def _reindex(self, now: int) -> None:
+        self._pool_wad, cov = self._coverage()
         views = self._views(now)
         self.index = LiquidationIndex()
         for account, record in self.state.records.items():
-            self.index.update(account, record, views, self.token_scale)
+            self.index.update(account, record, views, self.token_scale, cov)
         self.metrics.accounts.set(len(self.state.records))
+
+    def _coverage(self) -> tuple[int, m.Coverage]:
+        ledgers = self.reader.ledgers()
+        cov = ledgers.coverage(self.token_scale)
+        return cov.pool, cov
+
+    def _refresh_prices(self) -> set[int]:
+        """Latest prices from the price service; returns the markets whose price changed."""
+        ids = self.reader.addresses.price_ids
+        try:
+            latest = self.prices.latest(list(ids.values()))
+        except PriceServiceError as exc:
+            log.warning("price service: %s", exc)
+            return set()
+        moved = set()
+        for mk, pid in ids.items():
+            u = latest.get(pid)
+            if u is None:
+                continue
+            price = m.oracle.pull_price_wad(mk, u.price, u.conf, u.expo, 10**18)
+            if self.state.prices.get(mk) != (price, u.publish_time):
+                if self.state.prices.get(mk, (None,))[0] != price:
+                    moved.add(mk)
+                self.state.prices[mk] = (price, u.publish_time)
+        return moved
 
     # ------------------------------------------------------------------ one block
 
     def step(self) -> int:
-        """Handles the chain up to its head; returns how many accounts it liquidated.
-
-        An idle block costs two requests: the head and one `eth_getLogs`."""
+        """Handles the chain up to its head; returns how many accounts it liquidated."""
         started = time.monotonic()
-        block, now = self.client.head()
+        block, now = self.reader.head()
         first = self.state.check_all
-        if block <= self.state.last_block and not first:
-            return 0
         if block > self.state.last_block and self._reorged(block):
             log.warning("reorg below block %d: rebuilding state", self.state.last_block)
             self.hydrate()
             return self.step()
-        self.metrics.block_lag.set(block - self.state.last_block)
-        # Only the new blocks' logs: a reorg is caught by the block-hash check above.
-        changes = self.client.changes(self.state.last_block + 1 if not first else self.state.last_block, block)
+        self.metrics.block_lag.set(max(0, block - self.state.last_block))
+        changes = Changes()
+        if block > self.state.last_block or first:
+            changes = self._changes(self.state.last_block + 1 if not first else self.state.last_block, block)
+        moved_prices = self._refresh_prices()
         moved = set(self.state.markets) if first or changes.params else set(changes.markets)
-        old_prices = {mk: self.state.markets[mk].price for mk in moved if mk in self.state.markets}
         for mk in moved:
-            self.state.markets[mk] = self.client.market(mk, block)
-        for account in changes.accounts:
-            record = self.client.account(account, block)
+            self.state.markets[mk] = self.reader.market(mk, block)
+        for account in changes.accounts | changes.order_accounts:
+            record = self.reader.account(account, block)
             if record.positions:
                 self.state.records[account] = record
             else:
                 self.state.records.pop(account, None)
+        for account in changes.order_accounts:
+            self.state.orders = {i: o for i, o in self.state.orders.items() if o.account != account}
+            self.state.orders.update(self.reader.orders_of(account, block))
+        self._pool_wad, cov = self._coverage()
         views = self._views(now)
         if block - self.state.last_reindex >= self.config.reindex_every_blocks:
             self._reindex(now)
             self.state.last_reindex = block
         else:
-            for account in changes.accounts:
+            for account in changes.accounts | changes.order_accounts:
                 if account in self.state.records:
-                    self.index.update(account, self.state.records[account], views, self.token_scale)
+                    self.index.update(account, self.state.records[account], views, self.token_scale, cov)
                 else:
                     self.index.remove(account)
         candidates = set(changes.accounts) & set(self.state.records)
-        for mk in moved:
-            # A new price (or the first block after hydration) re-checks the crossed accounts.
-            if first or self.state.markets[mk].price != old_prices.get(mk):
-                candidates |= self.index.candidates(mk, views[mk].price, self.config.band_wad)
+        for mk in moved | moved_prices:
+            if first or mk in moved_prices or mk in moved:
+                if mk in views:
+                    candidates |= self.index.candidates(mk, views[mk].price.price, self.config.band_wad)
+        if first:
+            candidates |= set(self.state.records)
         self.metrics.candidates.inc(len(candidates))
         self.metrics.accounts.set(len(self.state.records))
-        liquidated = self._act(sorted(candidates), views, block)
+        self.metrics.orders_pending.set(len(self.state.orders))
+        liquidated = self._liquidate(sorted(candidates), views, cov, block)
+        if self.config.settle_orders:
+            self._settle_orders(now)
+        if self.config.settle_lp:
+            self._settle_lp(now)
         self.state.last_block = block
-        self.state.last_hash = self.client.head_hash
+        self.state.last_hash = self.reader.head_hash
         self.state.check_all = False
         self.metrics.loop.observe(time.monotonic() - started)
         return liquidated
@@ -190,37 +280,317 @@ class Keeper:
         if not self.state.last_hash:
             return False
         if block == self.state.last_block + 1:
-            return self.client.head_parent != self.state.last_hash
-        return self.client.block_hash(self.state.last_block) != self.state.last_hash
+            return self.reader.head_parent != self.state.last_hash
+        return self.reader.block_hash(self.state.last_block) != self.state.last_hash
 
-    def _act(self, candidates: list[int], views: dict[int, m.MarketView], block: int) -> int:
+    # ------------------------------------------------------------------ events
+
+    def _event_topics(self) -> dict[bytes, tuple[str, str]]:
+        arts = self.reader.arts
+        table: dict[bytes, tuple[str, str]] = {}
+        for contract in ("PerpEngine", "LeverVault", "Liquidator", "OracleAdapter", "OrderBook", "MockPriceFeed"):
+            for item in arts.abi(contract):
+                if item.get("type") == "event":
+                    table[arts.topic(contract, item["name"])] = (contract, item["name"])
+        return table
+
+    def _changes(self, from_block: int, to_block: int) -> Changes:
+        """Everything that changed in [from_block, to_block], from one `eth_getLogs` request."""
+        changes = Changes()
+        feeds = {a.lower(): mk for mk, a in self.reader.addresses.feeds.items()}
+        for log_ in self.reader.logs(max(0, from_block), to_block):
+            topics = log_["topics"]
+            found = self._topics.get(bytes(topics[0]))
+            if found is None:
+                continue
+            contract, event = found
+            indexed = [int.from_bytes(bytes(t), "big") for t in topics[1:]]
+            if contract == "MockPriceFeed":
+                mk = feeds.get(log_["address"].lower())
+                if mk is not None:
+                    changes.markets.add(mk)
+            elif contract == "OracleAdapter":
+                if indexed:
+                    changes.markets.add(indexed[0])
+                else:
+                    changes.params = True
+            elif contract == "OrderBook":
+                if event in ("OrderPlaced", "OrderSettled", "OrderCancelled"):
+                    changes.order_accounts.add(indexed[1])
+                    if event == "OrderPlaced" or event == "OrderSettled":
+                        changes.markets.add(indexed[2] if event == "OrderPlaced" else indexed[2])
+                elif event == "OrderUpdated":
+                    changes.order_accounts.add(m.orders.split(indexed[0])[0])
+                else:
+                    changes.params = True
+            elif contract == "LeverVault" and event in (
+                "DepositRequest", "RedeemRequest", "DepositSettled", "RedeemSettled", "LpRequestCancelled"
+            ):
+                self._note_lp_log(log_, to_block)
+            elif event in ("PositionChanged",):
+                changes.accounts.add(indexed[0])
+                changes.markets.add(indexed[1])
+            elif event in ("Accrued", "MarketParamsSet", "MarketCreated"):
+                changes.markets.add(indexed[0])
+                if event != "Accrued":
+                    changes.params = True
+            elif indexed and event in ("MarginDeposited", "MarginWithdrawn", "Settled", "Liquidation", "BadDebt",
+                                       "ExecutorFeeEscrowed", "ExecutorFeeReleased", "AccountCreated"):
+                changes.accounts.add(indexed[0])
+            elif event in ("LiquidationParamsSet", "LpParamsSet", "SettingsSet", "Paused", "Unpaused"):
+                changes.params = True
+        if changes.params:
+            self.settings = self.reader.order_settings(to_block)
+            self.lp_params = self.reader.lp_params(to_block)
+        return changes
+
+    def _note_lp_log(self, log_: Any, block: int) -> None:
+        """Re-reads the pending LP requests of the controller a vault log names."""
+        found = self._topics.get(bytes(log_["topics"][0]))
+        if found is None or found[0] != "LeverVault":
+            return
+        if found[1] not in ("DepositRequest", "RedeemRequest", "DepositSettled", "RedeemSettled", "LpRequestCancelled"):
+            return
+        controller = "0x" + bytes(log_["topics"][1])[-20:].hex()
+        controller = Web3.to_checksum_address(controller)
+        for is_deposit in (True, False):
+            amount, t, _ = self.reader.pending_lp(controller, is_deposit, block)
+            if amount:
+                self.state.lp[(controller, is_deposit)] = LpRequest(controller, is_deposit, amount, t)
+            else:
+                self.state.lp.pop((controller, is_deposit), None)
+
+    # ------------------------------------------------------------------ job 1: liquidations
+
+    def _liquidate(self, candidates: list[int], views: dict[int, m.MarketView], cov: m.Coverage, block: int) -> int:
         if not candidates:
             return 0
-        pool, insurance, fees, share = self.client.ledgers(block)
         gas_market = self.config.gas_market
         params = DecideParams(
-            liquidation=self.client.liquidation_params(block),
+            liquidation=self.reader.liquidation_params(block),
             token_scale=self.token_scale,
             max_batch=self.config.max_batch,
             # As few transactions as the block gas limit allows: a batch fills at most 90% of a block.
-            batch_gas_budget=self.client.head_gas_limit * 9 // 10,
+            batch_gas_budget=self.reader.head_gas_limit * 9 // 10,
             gas_base=self.config.gas_base,
             gas_per_account=self.config.gas_per_account,
-            gas_price_wei=self.client.head_base_fee + self.config.tip_wei,
+            gas_price_wei=self.reader.head_base_fee + self.config.tip_wei,
             # token units one gas-token unit is worth: the gas market's price over the token scale
-            token_per_eth=views[gas_market].price // self.token_scale if gas_market in views else 0,
+            token_per_eth=views[gas_market].price.price // self.token_scale if gas_market in views else 0,
             clear_bad_debt=self.config.clear_bad_debt,
         )
-        found = evaluate(candidates, self.state.records, views, params, pool, insurance, fees, share)
+        latest_publish = {mk: t for mk, (_, t) in self.state.prices.items()}
+        found = evaluate(candidates, self.state.records, views, params, cov, latest_publish)
         if not found:
             return 0
-        # Confirm with the contract's own condition, in one call.
-        confirmed = self.client.health([c.account for c in found], block)
-        found = [c for c in found if confirmed.get(c.account)]
+        updates = self._latest_updates(sorted({mk for c in found for mk in self.state.records[c.account].positions}))
         liquidated = 0
         for batch in decide(found, params, frozenset(self.state.in_flight)):
-            liquidated += self._send(list(batch.accounts), batch.gas_limit)
+            liquidated += self._send_liquidations(list(batch.items), updates, batch.gas_limit)
         return liquidated
+
+    def _latest_updates(self, markets: list[int]) -> list[tuple[int, bytes]]:
+        ids = self.reader.addresses.price_ids
+        latest = self.prices.latest([ids[mk] for mk in markets])
+        return [(mk, latest[ids[mk]].blob) for mk in markets if ids[mk] in latest]
+
+    def _send_liquidations(self, accounts: list[int], updates: list[tuple[int, bytes]], gas: int) -> int:
+        fn = self.reader.liquidator.functions.liquidateBatch(accounts, updates)
+        value = self.reader.update_fee() * len(updates)
+        self.state.in_flight.update(accounts)
+        try:
+            receipt = self._transact(fn, value, gas, "liquidate")
+        except OutOfGas:
+            self.state.in_flight.difference_update(accounts)
+            if len(accounts) == 1:
+                limit = self.reader.head_gas_limit
+                if gas >= limit:
+                    raise
+                return self._send_liquidations(accounts, updates, min(2 * gas, limit))
+            log.warning("a batch of %d would run out of gas at %d: splitting it", len(accounts), gas)
+            half = len(accounts) // 2
+            return (self._send_liquidations(accounts[:half], updates, gas)
+                    + self._send_liquidations(accounts[half:], updates, gas))
+        except ContractLogicError as exc:
+            log.info("liquidation of %s would revert (%s): counted as lost", accounts, exc)
+            self.metrics.lost.inc(len(accounts))
+            return 0
+        finally:
+            self.state.in_flight.difference_update(accounts)
+        if receipt is None:
+            return 0
+        self.metrics.sent.inc(len(accounts))
+        if receipt["status"] != 1:
+            self.metrics.lost.inc(len(accounts))
+            return 0
+        topic = self.reader.arts.topic("Liquidator", "Liquidation")
+        won = {int.from_bytes(bytes(lg["topics"][1]), "big") for lg in receipt["logs"]
+               if bytes(lg["topics"][0]) == topic}
+        self.metrics.won.inc(len(won))
+        self.metrics.lost.inc(len(accounts) - len(won))
+        log.info("liquidated %s of %s", sorted(won), accounts)
+        return len(won)
+
+    # ------------------------------------------------------------------ job 2: orders
+
+    def _settle_orders(self, now: int) -> int:
+        delay, window = self.settings[0], self.settings[1]
+        work = order_work(self.state.orders.values(), now, delay, window, self.state.records, self.state.prices)
+        if not (work.due or work.expired or work.triggered):
+            return 0
+        ids = self.reader.addresses.price_ids
+        blobs: dict[int, bytes] = {}
+        proven: set[tuple[int, int]] = set()
+        ready: list[Order] = []
+        for o in work.due:
+            key = (o.market_id, earliest_publish_time(o, delay))
+            if key in proven:
+                blobs[o.order_id] = b""  # the batch reuses the price an earlier order proved
+                ready.append(o)
+                continue
+            try:
+                found = self.prices.at_or_after(key[1], [ids[o.market_id]]).get(ids[o.market_id])
+            except PriceServiceError as exc:
+                log.warning("price service: %s", exc)
+                continue
+            if found is None or found.publish_time > now:
+                continue  # not published yet (or not yet on chain's clock)
+            blobs[o.order_id] = found.blob
+            proven.add(key)
+            ready.append(o)
+        ready += [*work.expired, *work.triggered]
+        latest = self._latest_updates(sorted({o.market_id for o in work.triggered})) if work.triggered else []
+        gas_items = [(o.order_id, self.config.gas_per_order) for o in ready if o.order_id not in self.state.in_flight]
+        settled = 0
+        for batch in pack(gas_items, self.config.gas_base, self.config.max_batch, self.reader.head_gas_limit * 9 // 10):
+            settled += self._send_orders(list(batch.items), blobs, latest, batch.gas_limit)
+        return settled
+
+    def _send_orders(self, order_ids: list[int], blobs: dict[int, bytes], latest: list[tuple[int, bytes]], gas: int) -> int:
+        # An order reusing an earlier one's proven price needs that order in the same batch.
+        fn = self.reader.order_book.functions.settleOrders(order_ids, [blobs.get(i, b"") for i in order_ids], latest)
+        value = self.reader.update_fee() * (len(latest) + sum(1 for i in order_ids if blobs.get(i)))
+        self.state.in_flight.update(order_ids)
+        try:
+            receipt = self._transact(fn, value, gas, "settle orders")
+        except OutOfGas:
+            if len(order_ids) == 1:
+                if gas >= self.reader.head_gas_limit:
+                    raise
+                return self._send_orders(order_ids, blobs, latest, min(2 * gas, self.reader.head_gas_limit))
+            log.warning("%d orders would run out of gas at %d: splitting them", len(order_ids), gas)
+            half = len(order_ids) // 2
+            first, second = order_ids[:half], order_ids[half:]
+            return self._send_orders(first, blobs, latest, gas) + self._send_orders(second, self._own_blobs(second, blobs), latest, gas)
+        except ContractLogicError as exc:
+            log.info("settling %s would revert (%s): skipped", order_ids, exc)
+            return 0
+        finally:
+            self.state.in_flight.difference_update(order_ids)
+        if receipt is None or receipt["status"] != 1:
+            return 0
+        filled = self._count(receipt, "OrderBook", "OrderSettled")
+        self.metrics.orders_settled.inc(filled)
+        self.metrics.orders_cancelled.inc(self._count(receipt, "OrderBook", "OrderCancelled"))
+        for i in order_ids:
+            self.state.orders.pop(i, None)  # re-read from events next block if still pending
+        return filled
+
+    def _own_blobs(self, order_ids: list[int], blobs: dict[int, bytes]) -> dict[int, bytes]:
+        """Blobs for a split-off part of a batch: an order that reused a proven price gets its own."""
+        out = dict(blobs)
+        delay = self.settings[0]
+        ids = self.reader.addresses.price_ids
+        for i in order_ids:
+            o = self.state.orders.get(i)
+            if o is not None and not out.get(i) and o.kind == 0:
+                found = self.prices.at_or_after(earliest_publish_time(o, delay), [ids[o.market_id]]).get(ids[o.market_id])
+                if found is not None:
+                    out[i] = found.blob
+        return out
+
+    def _count(self, receipt: Any, contract: str, event: str) -> int:
+        topic = self.reader.arts.topic(contract, event)
+        return sum(1 for lg in receipt["logs"] if bytes(lg["topics"][0]) == topic)
+
+    # ------------------------------------------------------------------ job 3: LP requests
+
+    def _settle_lp(self, now: int) -> int:
+        delay, window, grace, _ = self.lp_params
+        due, expired = lp_work(self.state.lp.values(), now, delay, window, grace)
+        ids = self.reader.addresses.price_ids
+        done = 0
+        for r in expired:
+            fn = self.reader.vault.functions.cancelExpiredRequest(r.controller, r.deposit)
+            try:
+                self._transact(fn, 0, self.config.gas_per_lp, "cancel an LP request")
+            except ContractLogicError as exc:
+                log.info("cancelling %s would revert (%s)", r, exc)
+            self.state.lp.pop((r.controller, r.deposit), None)
+        for r in due:
+            open_markets = self.reader.open_markets()
+            try:
+                found = self.prices.at_or_after(r.time + delay, [ids[mk] for mk in open_markets]) if open_markets else {}
+            except PriceServiceError as exc:
+                log.warning("price service: %s", exc)
+                continue
+            if any(ids[mk] not in found or found[ids[mk]].publish_time + grace > now for mk in open_markets):
+                continue  # a price or its grace is not there yet
+            updates = [(mk, found[ids[mk]].blob) for mk in open_markets]
+            fn = (self.reader.vault.functions.settleDeposit if r.deposit else self.reader.vault.functions.settleRedeem)(
+                r.controller, updates
+            )
+            try:
+                receipt = self._transact(fn, self.reader.update_fee() * len(updates), self.config.gas_per_lp, "settle an LP request")
+            except ContractLogicError as exc:
+                log.info("settling %s would revert (%s): skipped", r, exc)
+                continue
+            if receipt is not None and receipt["status"] == 1:
+                self.metrics.lp_settled.inc()
+                self.state.lp.pop((r.controller, r.deposit), None)
+                done += 1
+        return done
+
+    # ------------------------------------------------------------------ sending
+
+    def _transact(self, fn: Any, value: int, gas: int, what: str) -> Any:
+        """Simulates `fn` with the gas limit it will carry (raising `ContractLogicError` if it
+        would revert), then signs, sends, replaces if stuck, and returns the receipt."""
+        if self.config.dry_run or self.account is None:
+            log.info("dry run: would %s", what)
+            return None
+        w3 = self.reader.w3
+        latest = self.reader.retry(lambda: w3.eth.get_block("latest"))
+        gas = min(gas, int(latest["gasLimit"]))
+        call: dict[str, Any] = {"from": self.address, "gas": gas, "value": value}
+        try:
+            self.reader.retry(lambda: fn.call(call))
+        except (ContractLogicError, Web3RPCError) as exc:
+            if is_out_of_gas(exc):
+                raise OutOfGas(f"{what} at {gas} gas") from None
+            if isinstance(exc, ContractLogicError):
+                raise
+            raise ContractLogicError(str(exc)) from None
+        base_fee = int(latest.get("baseFeePerGas", 0))
+        tx: TxParams = {
+            "to": fn.address,
+            "data": fn._encode_transaction_data(),
+            "value": Wei(value),
+            "nonce": Nonce(self._allocate_nonce()),
+            "gas": gas,
+            "maxPriorityFeePerGas": Wei(self.config.tip_wei),
+            "maxFeePerGas": Wei(min(self.config.max_fee_cap_wei, 2 * base_fee + self.config.tip_wei)),
+            "chainId": self.reader.retry(lambda: w3.eth.chain_id),
+            "type": 2,
+        }
+        try:
+            receipt = self._send_until_mined(tx)
+        except Exception:
+            self.metrics.errors.inc()
+            raise
+        if receipt is not None:
+            self.metrics.gas.inc(int(receipt["gasUsed"]))
+        return receipt
 
     def _allocate_nonce(self) -> int:
         """The next nonce, under a lock: the node's pending count, or past what this keeper has
@@ -228,7 +598,7 @@ class Keeper:
         assert self.account is not None
         sender = self.account.address
         with self._nonce_lock:
-            pending = int(self.client.retry(lambda: self.client.w3.eth.get_transaction_count(sender, "pending")))
+            pending = int(self.reader.retry(lambda: self.reader.w3.eth.get_transaction_count(sender, "pending")))
             nonce = pending if self._next_nonce is None else max(pending, self._next_nonce)
             self._next_nonce = nonce + 1
             return nonce
@@ -258,14 +628,14 @@ class Keeper:
     def _broadcast(self, raw: bytes) -> None:
         """Sends a signed transaction, re-sending the same bytes (same hash) if the transport
         fails; a node that already has it says so, which is success."""
-        for attempt in range(self.client.retries + 1):
-            self.client.calls += 1
+        for attempt in range(self.reader.retries + 1):
+            self.reader.calls += 1
             try:
-                self.client.w3.eth.send_raw_transaction(raw)
+                self.reader.w3.eth.send_raw_transaction(raw)
                 return
             except TRANSPORT_ERRORS:
                 log.warning("send failed in transit; sending the same transaction again")
-                time.sleep(self.client.backoff * 2**attempt)
+                time.sleep(self.reader.backoff * 2**attempt)
             except Web3RPCError as exc:
                 if "already known" in str(exc) or "nonce too low" in str(exc):
                     return
@@ -279,71 +649,10 @@ class Keeper:
         while time.monotonic() < deadline:
             for tx_hash in tx_hashes:
                 try:
-                    self.client.calls += 1
-                    return self.client.w3.eth.get_transaction_receipt(HexBytes(tx_hash))
+                    self.reader.calls += 1
+                    return self.reader.w3.eth.get_transaction_receipt(HexBytes(tx_hash))
                 except RECEIPT_NOT_YET:
                     pass
             time.sleep(pause)
             pause = min(pause * 2, 1.0)
         return None
-
-    def _send(self, accounts: list[int], gas: int = 0) -> int:
-        if self.config.dry_run or self.account is None:
-            log.info("dry run: would liquidate %s", accounts)
-            return 0
-        w3 = self.client.w3
-        latest = self.client.retry(lambda: w3.eth.get_block("latest"))
-        gas = min(gas or self.config.gas_base + self.config.gas_per_account * len(accounts), int(latest["gasLimit"]))
-        try:
-            # Simulated with the gas limit the transaction will carry: a batch that would run out
-            # of gas is caught here, not on chain.
-            expected = self.client.simulate_batch(accounts, self.address, gas)
-        except (ContractLogicError, Web3RPCError) as exc:
-            if isinstance(exc, ContractLogicError) and not is_out_of_gas(exc):
-                # the batch would revert: someone else got there first
-                log.info("batch %s would revert (%s): counted as lost", accounts, exc)
-                self.metrics.lost.inc(len(accounts))
-                return 0
-            block_limit = int(latest["gasLimit"])
-            if not is_out_of_gas(exc) or (len(accounts) == 1 and gas >= block_limit):
-                raise
-            # These accounts need more than their budget: each half gets the whole limit (a
-            # single account, twice the limit).
-            log.warning("a batch of %d would run out of gas at %d: splitting it", len(accounts), gas)
-            if len(accounts) == 1:
-                return self._send(accounts, min(2 * gas, block_limit))
-            half = len(accounts) // 2
-            return self._send(accounts[:half], gas) + self._send(accounts[half:], gas)
-        self.state.in_flight.update(accounts)
-        try:
-            base_fee = int(latest.get("baseFeePerGas", 0))
-            assert self.account is not None
-            tx: TxParams = {
-                "to": self.client.liquidator.address,
-                "data": self.client.liquidator.encode_abi("liquidateBatch", args=[accounts]),
-                "value": Wei(0),
-                "nonce": Nonce(self._allocate_nonce()),
-                "gas": gas,
-                "maxPriorityFeePerGas": Wei(self.config.tip_wei),
-                "maxFeePerGas": Wei(min(self.config.max_fee_cap_wei, 2 * base_fee + self.config.tip_wei)),
-                "chainId": self.client.retry(lambda: w3.eth.chain_id),
-                "type": 2,
-            }
-            receipt = self._send_until_mined(tx)
-        except Exception:
-            self.metrics.errors.inc()
-            raise
-        finally:
-            self.state.in_flight.difference_update(accounts)
-        if receipt is None:
-            return 0
-        self.metrics.sent.inc(len(accounts))
-        self.metrics.gas.inc(int(receipt["gasUsed"]))
-        if receipt["status"] != 1:
-            self.metrics.lost.inc(len(accounts))
-            return 0
-        won = self.client.liquidated_in(receipt)
-        self.metrics.won.inc(len(won))
-        self.metrics.lost.inc(len(accounts) - len(won))
-        log.info("liquidated %s of %s (expected %s)", sorted(won), accounts, expected)
-        return len(won)

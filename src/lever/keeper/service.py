@@ -22,11 +22,12 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from requests.exceptions import RequestException
 from web3.exceptions import Web3Exception
 
+from lever.hermes import PriceServiceError
 from lever.keeper.runner import Keeper
 
 log = logging.getLogger("lever.keeper")
 
-RPC_ERRORS: tuple[type[BaseException], ...] = (RequestException, Web3Exception, OSError, TimeoutError)
+RPC_ERRORS: tuple[type[BaseException], ...] = (RequestException, Web3Exception, OSError, TimeoutError, PriceServiceError)
 
 
 class JsonFormatter(logging.Formatter):
@@ -131,6 +132,8 @@ class KeeperService:
             "status": "ok" if ok else ("circuit-open" if self.breaker_open else "starting"),
             "last_block": self.keeper.state.last_block,
             "accounts": len(self.keeper.state.records),
+            "orders": len(self.keeper.state.orders),
+            "lp_requests": len(self.keeper.state.lp),
         }
 
     def _serve_metrics(self) -> None:
@@ -157,3 +160,37 @@ class KeeperService:
         self._server = ThreadingHTTPServer(("127.0.0.1", self.metrics_port), Handler)
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
         log.info("metrics and /health on 127.0.0.1", extra={"kv_port": self.metrics_port})
+
+
+def run_keeper(flags: dict[str, Any], config_file: Any, account: str | None, max_steps: int | None) -> int:
+    """`lever keeper run`: settings, a connection, the signer, then the service loop."""
+    import contextlib
+
+    from web3 import Web3
+
+    from lever import app
+    from lever.errors import LeverError
+    from lever.keeper.settings import load_settings
+    from lever.keeper.wiring import build_keeper
+
+    settings = load_settings(flags, config_file)
+    configure_logging(settings.log_json)
+    with contextlib.ExitStack() as stack:
+        if settings.rpc_url:
+            # web3's own retries are off: the service retries with its own backoff and breaker.
+            w3 = Web3(Web3.HTTPProvider(settings.rpc_url, request_kwargs={"timeout": 10}, exception_retry_configuration=None))
+            if not w3.is_connected():
+                raise LeverError(f"cannot reach the RPC at {settings.rpc_url}")
+        else:
+            w3 = stack.enter_context(app.connected(settings.network)).web3
+        key = app.private_key(account) if account else None
+        keeper = build_keeper(w3, settings, key)
+        service = KeeperService(
+            keeper,
+            poll_interval=settings.poll_interval,
+            max_consecutive_errors=settings.max_consecutive_errors,
+            breaker_cooldown=settings.breaker_cooldown,
+            metrics_port=settings.metrics_port,
+        )
+        service.install_signal_handlers()
+        return service.run(max_steps=max_steps)

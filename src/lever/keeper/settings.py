@@ -19,12 +19,18 @@ from pydantic_settings import (
 
 from lever.errors import ConfigError
 
+DEFAULT_NETWORK = "ethereum:local:foundry"
+DEFAULT_PRICE_SERVICE = "http://127.0.0.1:8547"
+
 
 class KeeperSettings(BaseSettings):
+    """Every keeper setting and its default, in one place (the CLI and the bot read these)."""
+
     model_config = SettingsConfigDict(env_prefix="LEVER_", extra="forbid", frozen=True)
 
-    network: str = "ethereum:local:foundry"  # an ape network choice
+    network: str = DEFAULT_NETWORK  # an ape network choice
     rpc_url: str | None = None  # connect straight to this RPC instead of through ape
+    price_service: str = DEFAULT_PRICE_SERVICE  # a Hermes-shaped price service (Pyth's Hermes, or `lever price serve`)
     deployment: Path | None = None  # default: deployments/<chain id>.json
     private_key: SecretStr | None = None  # the signer; without one (or with dry_run) nothing is sent
     dry_run: bool = False
@@ -34,6 +40,8 @@ class KeeperSettings(BaseSettings):
     band: Decimal = Field(default=Decimal("0.005"), ge=0, le=Decimal("0.5"))
     reindex_every_blocks: int = Field(default=50, ge=1)
     clear_bad_debt: bool = True
+    settle_orders: bool = True  # settle due market orders and triggered conditional orders
+    settle_lp: bool = True  # settle due LP requests
     tip_gwei: Decimal = Field(default=Decimal(1), ge=0, le=1000)
     metrics_port: int = Field(default=9108, ge=0, le=65535)  # 0: no metrics or /health server
     max_consecutive_errors: int = Field(default=5, ge=1)  # then the circuit breaker opens

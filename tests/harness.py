@@ -1,0 +1,182 @@
+"""The tests' driver: prices on both oracles, time, and the two-step flows (commit, then settle at
+the price published after the delay), through ape on whichever chain the suite runs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from lever.config import NetworkConfig
+from lever.deploy import Protocol, create_account
+from lever.pyth import PriceBook
+from lever.units import to_scaled, to_wad
+
+USDC = 10**6
+
+
+def usdc(amount: str | int | Decimal) -> int:
+    return to_scaled(str(amount), 6)
+
+
+def wad(amount: str | int | Decimal) -> int:
+    return to_wad(str(amount))
+
+
+@dataclass
+class Harness:
+    p: Protocol
+    chain: Any
+    keeper: Any
+    config: NetworkConfig
+    book: PriceBook = field(init=False)
+    prices: dict[str, Decimal] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.book = PriceBook.for_markets(self.p.price_ids)
+        self.prices = {name: m.initial_price for name, m in self.config.markets.items()}
+        self.delay = self.config.orders.settlement_delay
+        self.lp_delay = self.config.lp.settlement_delay
+        self.lp_grace = self.config.lp.liquidation_grace
+
+    # ------------------------------------------------------------------ time and prices
+
+    def now(self) -> int:
+        return int(self.chain.blocks.head.timestamp)
+
+    def advance(self, seconds: int) -> int:
+        """Mines a block `seconds` after the head; returns its timestamp."""
+        target = self.now() + seconds
+        self.chain.mine(timestamp=target)
+        return target
+
+    def publish_all(self, at: int | None = None) -> None:
+        """Publishes every market's current price on the pull oracle at `at` (default: now)."""
+        for name, usd in self.prices.items():
+            self.book.publish(name, usd, self.now() if at is None else at)
+
+    def set_price(self, market: str, usd: str | int | Decimal, reference: bool = True) -> None:
+        """Moves a market's price: a new reference round (unless `reference` is False) and a pull
+        price published at the same moment."""
+        self.prices[market] = Decimal(str(usd))
+        if reference:
+            feed = self.p.feeds[market]
+            feed.setPrice(to_scaled(str(usd), int(feed.decimals())), sender=self.p.deployer)
+        self.book.publish(market, usd, self.now())
+
+    def fee(self, blobs: int) -> int:
+        return int(self.p.oracle.updateFee()) * blobs
+
+    def latest_updates(self, markets: list[str] | None = None) -> list[tuple[int, bytes]]:
+        """Every market's latest publication, as `PriceUpdate` tuples."""
+        names = markets or list(self.p.markets)
+        out = []
+        for name in names:
+            blob = self.book.feeds[name].latest_update()
+            if blob is not None:
+                out.append((self.p.markets[name], blob))
+        return out
+
+    def refresh(self, markets: list[str] | None = None) -> Any:
+        """Publishes current prices now and stores them on chain (`updatePrices`)."""
+        self.publish_all()
+        updates = self.latest_updates(markets)
+        return self.p.oracle.updatePrices(updates, sender=self.keeper, value=self.fee(len(updates)))
+
+    # ------------------------------------------------------------------ accounts and orders
+
+    def open_account(self, owner: Any, margin: str | int = 10_000) -> int:
+        account = create_account(self.p.engine, owner)
+        amount = usdc(margin)
+        if amount:
+            self.p.token.mint(owner, amount, sender=owner)
+            self.p.token.approve(self.p.vault, amount, sender=owner)
+            self.p.vault.depositMargin(account, amount, sender=owner)
+        return account
+
+    def commit(self, owner: Any, account: int, market: str, size: str | int | Decimal, acceptable: int = 0,
+               executor_fee: str = "1") -> tuple[int, int]:
+        """Commits a market order; returns (order id, commit time)."""
+        receipt = self.p.order_book.commitOrder(
+            account, self.p.markets[market], wad(size), acceptable, usdc(executor_fee), sender=owner
+        )
+        placed = receipt.events.filter(self.p.order_book.OrderPlaced)[0]
+        return int(placed.orderId), int(receipt.timestamp)
+
+    def settle(self, order_ids: list[int], markets: list[str], commit_time: int, sender: Any = None) -> Any:
+        """Publishes each market's current price exactly at commit + delay (the earliest eligible
+        price), moves the chain past it, and settles."""
+        due = commit_time + self.delay
+        for name in set(markets):
+            self.book.publish(name, self.prices[name], due)
+        if self.now() < due:
+            self.chain.mine(timestamp=due)
+        blobs = [self.book.feeds[name].update_at_or_after(due) for name in markets]
+        return self.p.order_book.settleOrders(
+            order_ids, blobs, [], sender=sender or self.keeper, value=self.fee(len(blobs))
+        )
+
+    def trade(self, owner: Any, account: int, market: str, size: str | int | Decimal, acceptable: int = 0) -> Any:
+        """Commit and settle one market order; returns the settlement receipt."""
+        order_id, t = self.commit(owner, account, market, size, acceptable)
+        return self.settle([order_id], [market], t)
+
+    def close(self, owner: Any, account: int, market: str) -> Any:
+        size = int(self.p.engine.position(account, self.p.markets[market]).sizeWad)
+        return self.trade(owner, account, market, Decimal(-size) / Decimal(10**18))
+
+    # ------------------------------------------------------------------ liquidity providers
+
+    def open_market_updates(self, due: int) -> list[tuple[int, bytes]]:
+        """For each market with open interest: its price published at `due`."""
+        mask = int(self.p.engine.openMarketsMask())
+        out = []
+        for name, market in self.p.markets.items():
+            if mask & (1 << market):
+                self.book.publish(name, self.prices[name], due)
+                out.append((market, self.book.feeds[name].update_at_or_after(due)))
+        return out
+
+    def _settle_lp(self, fn: Any, controller: Any, request_time: int) -> Any:
+        due = request_time + self.lp_delay
+        updates = self.open_market_updates(due)
+        ready = due + self.lp_grace
+        if self.now() < ready:
+            self.chain.mine(timestamp=ready)
+        return fn(controller, updates, sender=self.keeper, value=self.fee(len(updates)))
+
+    def lp_deposit(self, who: Any, assets: int) -> int:
+        """requestDeposit, settle, claim: returns the shares received."""
+        fee = int(self.p.vault.lpParams().executorFee)
+        self.p.token.mint(who, assets + fee, sender=who)
+        self.p.token.approve(self.p.vault, assets + fee, sender=who)
+        receipt = self.p.vault.requestDeposit(assets, who, who, sender=who)
+        self._settle_lp(self.p.vault.settleDeposit, who, int(receipt.timestamp))
+        before = int(self.p.vault.balanceOf(who))
+        self.p.vault.deposit(assets, who, sender=who)
+        return int(self.p.vault.balanceOf(who)) - before
+
+    def lp_redeem(self, who: Any, shares: int) -> int:
+        """requestRedeem, settle, claim: returns the assets received (0 if cancelled)."""
+        fee = int(self.p.vault.lpParams().executorFee)
+        self.p.token.mint(who, fee, sender=who)
+        self.p.token.approve(self.p.vault, fee, sender=who)
+        receipt = self.p.vault.requestRedeem(shares, who, who, sender=who)
+        self._settle_lp(self.p.vault.settleRedeem, who, int(receipt.timestamp))
+        claimable = int(self.p.vault.maxRedeem(who))
+        if claimable == 0:
+            return 0
+        before = int(self.p.token.balanceOf(who))
+        self.p.vault.redeem(claimable, who, who, sender=who)
+        return int(self.p.token.balanceOf(who)) - before
+
+    # ------------------------------------------------------------------ liquidation
+
+    def liquidate(self, accounts: list[int], sender: Any = None) -> Any:
+        """Publishes current prices a second after the head, then liquidates with them."""
+        t = self.now() + 1
+        self.chain.mine(timestamp=t)
+        self.publish_all(at=t)
+        updates = self.latest_updates()
+        return self.p.liquidator.liquidateBatch(accounts, updates, sender=sender or self.keeper,
+                                                value=self.fee(len(updates)))
