@@ -60,3 +60,16 @@ def h(protocol: Protocol, chain: Any, keeper: Any, lp: Any, config: Any) -> Harn
     harness.publish_all()
     harness.lp_deposit(lp, POOL_USDC)
     return harness
+
+
+@pytest.fixture(autouse=True)
+def _harness_isolation(request: pytest.FixtureRequest) -> Any:
+    """ape restores the chain after each test; the harness's own state (the pull oracle's
+    publications, current prices) is restored with it."""
+    if "h" not in request.fixturenames:
+        yield
+        return
+    h = request.getfixturevalue("h")
+    saved = h.snapshot()
+    yield
+    h.restore(saved)

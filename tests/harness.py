@@ -3,10 +3,13 @@ the price published after the delay), through ape on whichever chain the suite r
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from lever import math as m
+from lever.chain import Addresses, ProtocolReader
 from lever.config import NetworkConfig
 from lever.deploy import Protocol, create_account
 from lever.pyth import PriceBook
@@ -38,6 +41,45 @@ class Harness:
         self.delay = self.config.orders.settlement_delay
         self.lp_delay = self.config.lp.settlement_delay
         self.lp_grace = self.config.lp.liquidation_grace
+        self.window = self.config.orders.settlement_window
+        p = self.p
+        self.reader = ProtocolReader(self.chain.provider.web3, Addresses(
+            token=p.token.address, oracle=p.oracle.address, vault=p.vault.address, engine=p.engine.address,
+            order_book=p.order_book.address, liquidator=p.liquidator.address, timelock=p.timelock.address,
+            pyth=p.pyth.address, markets=dict(p.markets),
+            feeds={mk: p.feeds[name].address for name, mk in p.markets.items()},
+            price_ids={mk: p.price_ids[name] for name, mk in p.markets.items()},
+        ))
+
+    def snapshot(self) -> tuple[PriceBook, dict[str, Decimal]]:
+        return copy.deepcopy(self.book), dict(self.prices)
+
+    def restore(self, saved: tuple[PriceBook, dict[str, Decimal]]) -> None:
+        self.book, self.prices = copy.deepcopy(saved[0]), dict(saved[1])
+
+    # ------------------------------------------------------------------ the mirror's view of the chain
+
+    def coverage(self) -> m.Coverage:
+        return self.reader.ledgers().coverage(self.reader.token_scale())
+
+    def views(self, now: int | None = None) -> dict[int, m.MarketView]:
+        """Every market at its stored latest price, as a transaction at `now` (default: the next
+        block at the head's time) would see it."""
+        t = self.now() if now is None else now
+        pool = self.coverage().pool
+        return {mk: self.reader.market(mk).view(t, pool) for mk in self.p.markets.values()}
+
+    def account_state(self, account: int, now: int | None = None) -> m.AccountState:
+        record = self.reader.account(account)
+        views = self.views(now)
+        legs = [(record.positions[mk], views[mk]) for mk in sorted(record.positions)]
+        return m.account_state(record.margin_token, self.reader.token_scale(), legs, self.coverage())
+
+    def position(self, account: int, market: str) -> m.Position:
+        return m.Position.from_chain(self.p.engine.position(account, self.p.markets[market]))
+
+    def margin(self, account: int) -> int:
+        return int(self.p.vault.marginOf(account))
 
     # ------------------------------------------------------------------ time and prices
 
