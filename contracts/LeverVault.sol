@@ -199,6 +199,12 @@ contract LeverVault is ILeverVault, IERC4626, ERC20, AccessControl, ReentrancyGu
         penaltyPaid = _capped(penaltyToken, margin);
         margin -= int256(penaltyPaid);
         uint256 insurance = uint256(_insuranceFund) + penaltyPaid;
+        if (rewardPaid < rewardFloorToken) {
+            // The keeper of an account too poor to pay is still paid the floor, before any bad debt.
+            uint256 topUp = (rewardFloorToken - rewardPaid).min(insurance);
+            insurance -= topUp;
+            rewardPaid += topUp;
+        }
         if (margin < 0) {
             badDebt = uint256(-margin);
             uint256 byInsurance = badDebt.min(insurance);
@@ -210,11 +216,6 @@ contract LeverVault is ILeverVault, IERC4626, ERC20, AccessControl, ReentrancyGu
             emit BadDebt(accountId, badDebt, byInsurance, badDebt - byInsurance);
             margin = 0;
         }
-        if (rewardPaid < rewardFloorToken) {
-            uint256 topUp = (rewardFloorToken - rewardPaid).min(insurance);
-            insurance -= topUp;
-            rewardPaid += topUp;
-        }
         _margin[accountId] = margin;
         _totalMargin = (_totalMargin + margin - before).toInt128();
         _poolAssets = pool.toUint256().toUint128();
@@ -223,11 +224,16 @@ contract LeverVault is ILeverVault, IERC4626, ERC20, AccessControl, ReentrancyGu
     }
 
     /// @inheritdoc ILeverVault
-    function escrowExecutorFee(uint256 accountId, uint256 amount) external only(orderBook) {
+    function escrowExecutorFee(uint256 accountId, uint256 amount, address payer) external only(orderBook) nonReentrant {
         int256 margin = _margin[accountId];
-        if (margin < int256(amount)) revert InsufficientMarginForEscrow(accountId, margin, amount);
-        _margin[accountId] = margin - int256(amount);
-        _totalMargin -= amount.toInt256().toInt128();
+        if (margin >= int256(amount)) {
+            _margin[accountId] = margin - int256(amount);
+            _totalMargin -= amount.toInt256().toInt128();
+        } else {
+            // An account whose margin cannot cover the fee (one in debt, say) pays it from the
+            // owner's wallet: an order must never be paid for by the pool.
+            _pull(payer, amount);
+        }
         _orderEscrow += amount.toUint128();
         emit ExecutorFeeEscrowed(accountId, amount);
     }

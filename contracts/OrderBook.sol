@@ -148,7 +148,7 @@ contract OrderBook is IOrderBook, AccessControl, ReentrancyGuardTransient {
         });
         orderId = accountId * MAX_ORDERS_PER_ACCOUNT + slot;
         emit OrderPlaced(orderId, accountId, marketId, uint8(kind), sizeDeltaWad, triggerPriceWad, acceptablePriceWad, executorFee);
-        vault.escrowExecutorFee(accountId, executorFee);
+        vault.escrowExecutorFee(accountId, executorFee, msg.sender);
     }
 
     /// @dev A conditional order's shape: a trigger, prices within bounds, and for stop-loss and

@@ -92,10 +92,21 @@ class Harness:
         self.chain.mine(timestamp=target)
         return target
 
+    def fresh_time(self) -> int:
+        """Now, or, if a price was already published this second, the next second (the chain moves
+        to it): two different prices of a market never share a publish time."""
+        t = self.now()
+        last = max((f.latest().publish_time for f in self.book.feeds.values() if f.latest()), default=0)
+        if last >= t:
+            t = last + 1
+            self.chain.mine(timestamp=t)
+        return t
+
     def publish_all(self, at: int | None = None) -> None:
-        """Publishes every market's current price on the pull oracle at `at` (default: now)."""
+        """Publishes every market's current price on the pull oracle at `at` (default: a fresh second)."""
+        t = self.fresh_time() if at is None else at
         for name, usd in self.prices.items():
-            self.book.publish(name, usd, self.now() if at is None else at)
+            self.book.publish(name, usd, t)
 
     def set_price(self, market: str, usd: str | int | Decimal, reference: bool = True) -> None:
         """Moves a market's price: a new reference round (unless `reference` is False) and a pull
@@ -104,7 +115,7 @@ class Harness:
         if reference:
             feed = self.p.feeds[market]
             feed.setPrice(to_scaled(str(usd), int(feed.decimals())), sender=self.p.deployer)
-        self.book.publish(market, usd, self.now())
+        self.book.publish(market, usd, self.fresh_time())
 
     def fee(self, blobs: int) -> int:
         return int(self.p.oracle.updateFee()) * blobs
@@ -138,7 +149,12 @@ class Harness:
 
     def commit(self, owner: Any, account: int, market: str, size: str | int | Decimal, acceptable: int = 0,
                executor_fee: str = "1") -> tuple[int, int]:
-        """Commits a market order; returns (order id, commit time)."""
+        """Commits a market order; returns (order id, commit time). A fee the margin cannot cover
+        comes from the owner's wallet (minted here)."""
+        fee = usdc(executor_fee)
+        if self.margin(account) < fee:
+            self.p.token.mint(owner, fee, sender=owner)
+            self.p.token.approve(self.p.vault, fee, sender=owner)
         receipt = self.p.order_book.commitOrder(
             account, self.p.markets[market], wad(size), acceptable, usdc(executor_fee), sender=owner
         )

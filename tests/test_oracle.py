@@ -117,7 +117,8 @@ def test_volatile_reference_rounds_raise_the_margin_factors(h: Harness) -> None:
         h.p.oracle.recordReference(0, sender=h.keeper)  # each recorded round is one sample
     stormy = h.p.oracle.latest(0)
     assert int(stormy.imFactorWad) > wad("1.5")  # initial margin reacts at once
-    assert int(stormy.mmFactorWad) == wad(1)
+    assert wad(1) <= int(stormy.mmFactorWad) < wad("1.001")  # maintenance has barely moved
     h.advance(3_600)
     later = h.p.oracle.latest(0)
-    assert int(later.mmFactorWad) == wad(1) + -(-wad(1) * 3_600 // 86_400)  # maintenance: 1.0 a day at most
+    rise = int(later.mmFactorWad) - int(stormy.mmFactorWad)  # ... and rises 1.0 a day at most
+    assert rise == -(-wad(1) * 3_600 // 86_400) or rise == -(-wad(1) * 3_600 // 86_400) + 1

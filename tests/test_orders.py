@@ -113,12 +113,19 @@ def test_an_account_holds_at_most_eight_pending_orders(h: Harness, alice: Any) -
         h.p.order_book.commitOrder(account, 0, wad("0.01"), 0, usdc("0.1"), sender=alice)
 
 
-def test_only_the_owner_commits_and_the_escrow_needs_margin(h: Harness, alice: Any, bob: Any) -> None:
+def test_only_the_owner_commits_and_a_fee_the_margin_cannot_cover_comes_from_the_wallet(
+    h: Harness, alice: Any, bob: Any
+) -> None:
     account = h.open_account(alice, 0)
     with ape.reverts(h.p.order_book.NotAccountOwner):
         h.p.order_book.commitOrder(account, 0, wad(1), 0, usdc(1), sender=bob)
-    with ape.reverts(h.p.vault.InsufficientMarginForEscrow):
+    with ape.reverts(h.p.token.ERC20InsufficientAllowance):  # no margin, no approval
         h.p.order_book.commitOrder(account, 0, wad(1), 0, usdc(1), sender=alice)
+    h.p.token.mint(alice, usdc(1), sender=alice)
+    h.p.token.approve(h.p.vault, usdc(1), sender=alice)
+    h.p.order_book.commitOrder(account, 0, wad(1), 0, usdc(1), sender=alice)
+    assert int(h.p.token.balanceOf(alice)) == 0 and h.margin(account) == 0
+    assert int(h.p.vault.orderEscrow()) == usdc(1)
 
 
 def test_settling_returns_the_unspent_update_fee(h: Harness, alice: Any) -> None:

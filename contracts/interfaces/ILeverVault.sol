@@ -94,8 +94,9 @@ interface ILeverVault {
         address keeper
     ) external returns (uint256 rewardPaid, uint256 penaltyPaid, uint256 badDebt);
 
-    /// @notice Moves an order's executor fee from the account's margin into escrow. Only the order book.
-    function escrowExecutorFee(uint256 accountId, uint256 amount) external;
+    /// @notice Moves an order's executor fee into escrow: from the account's margin, or, when the
+    ///         margin cannot cover it, from `payer`'s wallet. Only the order book.
+    function escrowExecutorFee(uint256 accountId, uint256 amount, address payer) external;
 
     /// @notice Releases an order's escrowed executor fee to `to` (zero address: back to the
     ///         account's margin). Only the order book.

@@ -74,9 +74,10 @@ interface IOrderBook {
     event OrderCancelled(uint256 indexed orderId, uint256 indexed accountId, bytes4 reason, address by, address feeTo);
     event SettingsSet(Settings settings);
 
-    /// @notice Commits a market order; escrows `executorFee` from the account's margin.
+    /// @notice Commits a market order; escrows `executorFee` from the account's margin (or, if the
+    ///         margin cannot cover it, from the caller's wallet: approve the vault first).
     /// @dev Reverts `NotAccountOwner`, `UnknownMarket`, `ZeroSize`, `ExecutorFeeOutOfBounds`,
-    ///      `OrderSlotsFull`, `InsufficientMarginForEscrow`.
+    ///      `OrderSlotsFull`, and the token's error when neither can pay.
     function commitOrder(uint256 accountId, uint256 marketId, int256 sizeDeltaWad, uint256 acceptablePriceWad, uint256 executorFee)
         external
         returns (uint256 orderId);

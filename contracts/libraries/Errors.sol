@@ -92,8 +92,6 @@ error OrderSlotsFull(uint256 accountId);
 error InvalidOrderKind(uint8 kind);
 /// @notice The executor fee is outside the protocol's bounds (token units).
 error ExecutorFeeOutOfBounds(uint256 fee, uint256 minFee, uint256 maxFee);
-/// @notice The margin cannot cover the escrow the order needs.
-error InsufficientMarginForEscrow(uint256 accountId, int256 marginToken, uint256 escrowToken);
 /// @notice A pending market order cannot be cancelled by its owner before it expires: otherwise
 ///         it would be a free option on the price published after the delay.
 error OrderNotCancellable(uint256 orderId, uint256 expiry);

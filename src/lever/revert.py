@@ -122,10 +122,6 @@ MESSAGES: dict[str, Callable[[Args, _Tokens], str]] = {
     "ExecutorFeeOutOfBounds": lambda a, t: (
         f"the executor fee {t(a['fee'])} must be between {t(a['minFee'])} and {t(a['maxFee'])}"
     ),
-    "InsufficientMarginForEscrow": lambda a, t: (
-        f"account {a['accountId']} has {t(a['marginToken'])} of margin, the order needs {t(a['escrowToken'])}"
-        " for its executor fee"
-    ),
     "OrderNotCancellable": lambda a, t: (
         f"order {a['orderId']} is a pending market order: it settles or expires (at {a['expiry']});"
         " it cannot be cancelled before"

@@ -56,8 +56,8 @@ def settle_liquidation(
     reward_floor_token: int,
 ) -> LiquidationSettlement:
     """Mirrors `LeverVault.settleLiquidation`: PnL, then fee, reward and penalty each capped by the
-    margin left; a negative margin is bad debt (insurance first); the insurance tops the reward up
-    to the floor."""
+    margin left; the insurance tops the reward up to the floor; then a negative margin is bad debt
+    (insurance first, then the pool)."""
     m = margin + pnl_token
     pool = ledgers.pool - pnl_token
     fee = _capped(fee_token, m)
@@ -69,6 +69,10 @@ def settle_liquidation(
     penalty = _capped(penalty_token, m)
     m -= penalty
     insurance = ledgers.insurance + penalty
+    if reward < reward_floor_token:
+        top_up = min(reward_floor_token - reward, insurance)
+        insurance -= top_up
+        reward += top_up
     bad_debt = by_insurance = 0
     if m < 0:
         bad_debt = -m
@@ -76,10 +80,6 @@ def settle_liquidation(
         insurance -= by_insurance
         pool -= bad_debt - by_insurance
         m = 0
-    if reward < reward_floor_token:
-        top_up = min(reward_floor_token - reward, insurance)
-        insurance -= top_up
-        reward += top_up
     return LiquidationSettlement(
         m,
         Ledgers(pool, insurance, ledgers.protocol_fees + cut, ledgers.protocol_fee_share),
