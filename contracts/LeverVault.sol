@@ -239,6 +239,13 @@ contract LeverVault is ILeverVault, IERC4626, ERC20, AccessControl, ReentrancyGu
     }
 
     /// @inheritdoc ILeverVault
+    function forfeitExecutorFee(uint256 accountId, uint256 amount) external only(orderBook) {
+        _orderEscrow -= amount.toUint128();
+        _insuranceFund += amount.toUint96();
+        emit ExecutorFeeReleased(accountId, address(this), amount);
+    }
+
+    /// @inheritdoc ILeverVault
     function releaseExecutorFee(uint256 accountId, uint256 amount, address to) external only(orderBook) nonReentrant {
         _orderEscrow -= amount.toUint128();
         emit ExecutorFeeReleased(accountId, to, amount);
@@ -259,6 +266,8 @@ contract LeverVault is ILeverVault, IERC4626, ERC20, AccessControl, ReentrancyGu
         if (controller == address(0)) revert ZeroAddress();
         _requireOperator(owner);
         Request memory q = _pendingDeposit[controller];
+        // Adding restarts the request's delay: only its controller (or an operator) may do that.
+        if (q.amount != 0) _requireOperator(controller);
         uint256 fee = q.amount == 0 ? _lp.executorFee : 0;
         _pull(owner, assets + fee);
         _lpEscrow += (assets + fee).toUint128();
@@ -275,6 +284,7 @@ contract LeverVault is ILeverVault, IERC4626, ERC20, AccessControl, ReentrancyGu
         if (controller == address(0)) revert ZeroAddress();
         if (owner != msg.sender && !isOperator[owner][msg.sender]) _spendAllowance(owner, msg.sender, shares);
         Request memory q = _pendingRedeem[controller];
+        if (q.amount != 0) _requireOperator(controller);
         uint256 fee = q.amount == 0 ? _lp.executorFee : 0;
         if (fee > 0) {
             _pull(owner, fee);
@@ -295,7 +305,7 @@ contract LeverVault is ILeverVault, IERC4626, ERC20, AccessControl, ReentrancyGu
     {
         Request memory q = _pendingDeposit[controller];
         if (q.amount == 0) revert NoPendingRequest(controller);
-        uint256 value = _valueAt(controller, q.time, updates, true);
+        (uint256 value,) = _valueAt(controller, q.time, updates, true);
         uint256 supply = totalSupply();
         uint256 shares = PoolMath.toSharesDown(q.amount, value, supply);
         delete _pendingDeposit[controller];
@@ -323,14 +333,17 @@ contract LeverVault is ILeverVault, IERC4626, ERC20, AccessControl, ReentrancyGu
     {
         Request memory q = _pendingRedeem[controller];
         if (q.amount == 0) revert NoPendingRequest(controller);
-        uint256 value = _valueAt(controller, q.time, updates, false);
+        (uint256 value, uint256[] memory prices) = _valueAt(controller, q.time, updates, false);
         uint256 supply = totalSupply();
         uint256 assets = PoolMath.toAssetsDown(q.amount, value, supply);
         delete _pendingRedeem[controller];
         _lpEscrow -= uint256(q.fee).toUint128();
-        uint256 free = freeAssets();
-        if (assets > free) {
-            emit LpRequestCancelled(controller, false, q.amount, msg.sender, ReserveExceeded.selector);
+        bytes4 refused;
+        if (assets > freeAssets()) refused = ReserveExceeded.selector;
+        else if (!engine.oiCapsHold(prices, (_poolAssets - assets) * tokenScale)) refused = OpenInterestCapExceeded.selector;
+        if (refused != 0) {
+            // The pool cannot shrink below what open positions need: the shares stay with their LP.
+            emit LpRequestCancelled(controller, false, q.amount, msg.sender, refused);
             _transfer(address(this), controller, q.amount);
         } else {
             _burn(address(this), q.amount);
@@ -360,7 +373,9 @@ contract LeverVault is ILeverVault, IERC4626, ERC20, AccessControl, ReentrancyGu
             _lpEscrow -= uint256(q.fee).toUint128();
             _transfer(address(this), controller, q.amount);
         }
-        if (q.fee > 0) _token.safeTransfer(msg.sender, q.fee);
+        // An expired request's fee goes to the insurance fund, not to whoever cancels it: letting a
+        // request lapse must cost its controller (it would otherwise be a free option on the price).
+        if (q.fee > 0) _insuranceFund += uint256(q.fee).toUint96();
     }
 
     // ------------------------------------------------------------------ claims (ERC-4626 / ERC-7540)
@@ -605,7 +620,7 @@ contract LeverVault is ILeverVault, IERC4626, ERC20, AccessControl, ReentrancyGu
     ///      price is stale: it counts at its worst case.
     function _valueAt(address controller, uint256 time, IOracleAdapter.PriceUpdate[] calldata updates, bool isDeposit)
         internal
-        returns (uint256)
+        returns (uint256 value, uint256[] memory prices)
     {
         LpParams memory lp = _lp;
         uint256 earliest = time + lp.settlementDelay;
@@ -613,7 +628,7 @@ contract LeverVault is ILeverVault, IERC4626, ERC20, AccessControl, ReentrancyGu
         if (block.timestamp > expiry) revert RequestExpired(controller, expiry);
         if (block.timestamp < earliest + lp.liquidationGrace) revert RequestNotDue(controller, earliest + lp.liquidationGrace);
         uint256 mask = engine.openMarketsMask();
-        uint256[] memory prices = new uint256[](MAX_MARKETS);
+        prices = new uint256[](MAX_MARKETS);
         uint256 fee = updates.length == 0 ? 0 : oracle.updateFee();
         for (uint256 i; i < updates.length; ++i) {
             uint256 m = updates[i].marketId;
@@ -629,13 +644,15 @@ contract LeverVault is ILeverVault, IERC4626, ERC20, AccessControl, ReentrancyGu
         }
         for (uint256 m; mask != 0; ++m) {
             if (mask & 1 == 1 && prices[m] == 0) {
+                // Only a redemption's own controller (or operator) may accept the worst case for a
+                // market whose feed has gone silent; nobody can impose it on another LP.
                 IOracleAdapter.PriceData memory d = oracle.latest(m);
                 bool stale = d.publishTime + oracle.config(m).maxPriceAge < block.timestamp;
-                if (isDeposit || !stale) revert LpPriceMissing(m);
+                if (isDeposit || !stale || !_isOperator(controller)) revert LpPriceMissing(m);
             }
             mask >>= 1;
         }
-        return PoolMath.poolValue(_poolAssets, engine.poolLiabilityWad(prices), tokenScale);
+        value = PoolMath.poolValue(_poolAssets, engine.poolLiabilityWad(prices), tokenScale);
     }
 
     function _expiry(uint256 time) internal view returns (uint256) {
@@ -661,7 +678,11 @@ contract LeverVault is ILeverVault, IERC4626, ERC20, AccessControl, ReentrancyGu
     }
 
     function _requireOperator(address controller) internal view {
-        if (controller != msg.sender && !isOperator[controller][msg.sender]) revert NotOperator(controller, msg.sender);
+        if (!_isOperator(controller)) revert NotOperator(controller, msg.sender);
+    }
+
+    function _isOperator(address controller) internal view returns (bool) {
+        return controller == msg.sender || isOperator[controller][msg.sender];
     }
 
     /// @dev Pulls exactly `amount` or reverts: fee-on-transfer tokens are rejected.

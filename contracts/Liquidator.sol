@@ -114,9 +114,11 @@ contract Liquidator is ILiquidator, AccessControl, ReentrancyGuardTransient {
         internal
         returns (IPerpEngine.LiquidationResult memory r)
     {
+        // Pending orders' fees go back to the margin first, so the liquidation reaches them. An
+        // account that this makes healthy again is not liquidated.
+        if (engine.accountMarketMask(accountId) != 0) orderBook.onLiquidation(accountId);
         r = engine.liquidate(accountId, msg.sender, p);
         if (!r.liquidated) return r;
-        if (r.closedMask != 0) orderBook.onPositionsClosed(accountId, r.closedMask);
         emit Liquidation(
             accountId,
             msg.sender,

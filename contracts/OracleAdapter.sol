@@ -39,6 +39,7 @@ contract OracleAdapter is IOracleAdapter, AccessControl {
         uint64 maxConfRatioWad;
         uint64 maxReferenceDeviationWad;
         uint8 referenceDecimals;
+        uint32 maxExecutionAge;
         // slot 4: last recorded reference round
         uint112 lastReferenceWad;
         uint80 lastRoundId; // 0: none recorded yet
@@ -99,6 +100,7 @@ contract OracleAdapter is IOracleAdapter, AccessControl {
         m.priceId = c.priceId;
         (m.maxPriceAge, m.maxConfRatioWad, m.maxReferenceDeviationWad, m.referenceDecimals) =
             (c.maxPriceAge, c.maxConfRatioWad, c.maxReferenceDeviationWad, decimals);
+        m.maxExecutionAge = c.maxExecutionAge;
         _markets[marketId] = m;
         emit MarketOracleConfigured(marketId, c, decimals);
     }
@@ -122,11 +124,13 @@ contract OracleAdapter is IOracleAdapter, AccessControl {
         Market memory m = _configured(marketId);
         _checkSequencer();
         (uint256 priceWad, uint256 publishTime) = _parse(marketId, m, update, minPublishTime, maxPublishTime, true);
-        uint256 referenceWad = _recordReference(marketId, m, true);
-        _checkReferenceDeviation(marketId, m, priceWad, referenceWad);
+        (uint256 referenceWad, uint256 referenceTime) = _recordReference(marketId, m, true);
+        // A settlement price may be minutes old: it is held against the reference only if that
+        // reference was the one in force when the price was published.
+        if (referenceTime <= publishTime) _checkReferenceDeviation(marketId, m, priceWad, referenceWad);
         _storeIfNewer(marketId, m, priceWad, publishTime);
         _markets[marketId] = m;
-        return _data(m, priceWad, publishTime);
+        return _data(m, priceWad, publishTime, referenceWad);
     }
 
     /// @inheritdoc IOracleAdapter
@@ -145,7 +149,7 @@ contract OracleAdapter is IOracleAdapter, AccessControl {
                 _tryParse(marketId, m, updates[i].data, uint64(earliest), uint64(block.timestamp), fee);
             if (!ok) continue; // an older (or unrelated) blob is skipped, its fee unspent
             spent += fee;
-            uint256 referenceWad = _recordReference(marketId, m, false);
+            (uint256 referenceWad,) = _recordReference(marketId, m, false);
             if (referenceWad != 0) _checkReferenceDeviation(marketId, m, priceWad, referenceWad);
             _storeIfNewer(marketId, m, priceWad, publishTime);
             _markets[marketId] = m;
@@ -175,14 +179,21 @@ contract OracleAdapter is IOracleAdapter, AccessControl {
     function latest(uint256 marketId) public view returns (PriceData memory) {
         Market memory m = _markets[marketId];
         if (m.referenceFeed == address(0)) revert OracleNotConfigured(marketId);
-        _viewReference(m);
-        return _data(m, m.latestPriceWad, m.latestPublishTime);
+        return _data(m, m.latestPriceWad, m.latestPublishTime, _viewReference(m));
     }
 
     /// @inheritdoc IOracleAdapter
-    function latestFresh(uint256 marketId) external view returns (PriceData memory d) {
+    function latestFresh(uint256 marketId) external view returns (PriceData memory) {
+        return _within(marketId, _markets[marketId].maxPriceAge);
+    }
+
+    /// @inheritdoc IOracleAdapter
+    function latestRecent(uint256 marketId) external view returns (PriceData memory) {
+        return _within(marketId, _markets[marketId].maxExecutionAge);
+    }
+
+    function _within(uint256 marketId, uint256 maxAge) internal view returns (PriceData memory d) {
         d = latest(marketId);
-        uint256 maxAge = _markets[marketId].maxPriceAge;
         if (d.publishTime + maxAge < block.timestamp) revert OracleStalePrice(marketId, d.publishTime, maxAge);
     }
 
@@ -204,6 +215,7 @@ contract OracleAdapter is IOracleAdapter, AccessControl {
             (m.ewmaLambdaWad, m.refVolatilityWad, m.maxVolFactorWad, m.factorRisePerDayWad);
         (c.priceId, c.maxPriceAge, c.maxConfRatioWad, c.maxReferenceDeviationWad) =
             (m.priceId, m.maxPriceAge, m.maxConfRatioWad, m.maxReferenceDeviationWad);
+        c.maxExecutionAge = m.maxExecutionAge;
     }
 
     /// @notice The market's recorded reference and pull-price state, as stored.
@@ -298,49 +310,50 @@ contract OracleAdapter is IOracleAdapter, AccessControl {
     function _reference(uint256 marketId, Market memory m, bool strict)
         internal
         view
-        returns (uint80 roundId, uint256 priceWad)
+        returns (uint80 roundId, uint256 priceWad, uint256 updatedAt)
     {
         int256 answer;
-        uint256 updatedAt;
         uint80 answeredInRound;
         (roundId, answer,, updatedAt, answeredInRound) = AggregatorV3Interface(m.referenceFeed).latestRoundData();
         uint256 scale = 10 ** (18 - m.referenceDecimals);
         if (answer <= 0) {
             if (strict) revert OracleNonPositivePrice(marketId, answer);
-            return (roundId, 0);
+            return (roundId, 0, updatedAt);
         }
         if (uint256(answer) > MAX_PRICE_WAD / scale) {
             if (strict) revert OraclePriceTooHigh(marketId, uint256(answer) * scale);
-            return (roundId, 0);
+            return (roundId, 0, updatedAt);
         }
         if (updatedAt == 0 || answeredInRound < roundId) {
             if (strict) revert OracleIncompleteRound(marketId, roundId, answeredInRound);
-            return (roundId, 0);
+            return (roundId, 0, updatedAt);
         }
         // A timestamp in the future counts as fresh rather than underflowing.
         if (updatedAt < block.timestamp && block.timestamp - updatedAt > m.referenceMaxAge) {
             if (strict) revert OracleStalePrice(marketId, updatedAt, m.referenceMaxAge);
-            return (roundId, 0);
+            return (roundId, 0, updatedAt);
         }
         priceWad = uint256(answer) * scale;
     }
 
     /// @dev Records a new reference round into `m` (in memory; the caller stores `m`) and returns
-    ///      the reference price (0 if not `strict` and the round is unusable).
-    function _recordReference(uint256 marketId, Market memory m, bool strict) internal returns (uint256) {
-        (uint80 roundId, uint256 priceWad) = _reference(marketId, m, strict);
-        if (priceWad == 0) return 0;
+    ///      the reference price (0 if not `strict` and the round is unusable) and its time.
+    function _recordReference(uint256 marketId, Market memory m, bool strict) internal returns (uint256, uint256) {
+        (uint80 roundId, uint256 priceWad, uint256 updatedAt) = _reference(marketId, m, strict);
+        if (priceWad == 0) return (0, updatedAt);
         if (roundId != m.lastRoundId) {
             _record(m, roundId, priceWad);
             emit ReferenceRecorded(marketId, roundId, priceWad, m.varianceWad, _mmFactor(m, block.timestamp), m.shocked);
         }
-        return priceWad;
+        return (priceWad, updatedAt);
     }
 
-    /// @dev What `_recordReference` would record now, for views (an unusable round is ignored).
-    function _viewReference(Market memory m) internal view {
-        (uint80 roundId, uint256 priceWad) = _reference(0, m, false);
+    /// @dev What `_recordReference` would record now, for views (an unusable round is ignored);
+    ///      returns the usable reference price (0 if none).
+    function _viewReference(Market memory m) internal view returns (uint256) {
+        (uint80 roundId, uint256 priceWad,) = _reference(0, m, false);
         if (priceWad != 0 && roundId != m.lastRoundId) _record(m, roundId, priceWad);
+        return priceWad;
     }
 
     /// @dev Records a new round into `m`. The ramp is checkpointed under the old variance first;
@@ -360,13 +373,18 @@ contract OracleAdapter is IOracleAdapter, AccessControl {
         m.lastRoundId = roundId;
     }
 
-    function _data(Market memory m, uint256 priceWad, uint256 publishTime) internal view returns (PriceData memory) {
+    function _data(Market memory m, uint256 priceWad, uint256 publishTime, uint256 referenceWad)
+        internal
+        view
+        returns (PriceData memory)
+    {
         return PriceData({
             priceWad: priceWad,
             publishTime: publishTime,
             imFactorWad: VolatilityMath.targetFactorWad(m.varianceWad, m.refVolatilityWad, m.maxVolFactorWad),
             mmFactorWad: _mmFactor(m, block.timestamp),
-            shocked: m.shocked
+            shocked: m.shocked,
+            referenceWad: referenceWad
         });
     }
 
@@ -409,6 +427,9 @@ contract OracleAdapter is IOracleAdapter, AccessControl {
         }
         if (c.maxReferenceDeviationWad == 0 || c.maxReferenceDeviationWad > MAX_REFERENCE_DEVIATION_WAD) {
             revert ParameterOutOfBounds("maxReferenceDeviation", c.maxReferenceDeviationWad);
+        }
+        if (c.maxExecutionAge == 0 || c.maxExecutionAge > c.maxPriceAge) {
+            revert ParameterOutOfBounds("maxExecutionAge", c.maxExecutionAge);
         }
     }
 }

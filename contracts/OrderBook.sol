@@ -105,7 +105,7 @@ contract OrderBook is IOrderBook, AccessControl, ReentrancyGuardTransient {
         if (o.kind == uint8(OrderKind.Market)) {
             uint256 expiry = _expiry(o);
             if (block.timestamp <= expiry) revert OrderNotCancellable(orderId, expiry);
-            _cancel(accountId, slot, o, OrderNotCancellable.selector, msg.sender);
+            _expire(accountId, slot, o);
         } else {
             _owned(accountId);
             _cancel(accountId, slot, o, OrderNotFound.selector, address(0));
@@ -193,7 +193,7 @@ contract OrderBook is IOrderBook, AccessControl, ReentrancyGuardTransient {
             bool ready;
             if (o.kind == uint8(OrderKind.Market)) {
                 if (block.timestamp > _expiry(o)) {
-                    _cancel(accountId, slot, o, OrderNotCancellable.selector, msg.sender); // expired
+                    _expire(accountId, slot, o);
                     ++done;
                     continue;
                 }
@@ -256,8 +256,8 @@ contract OrderBook is IOrderBook, AccessControl, ReentrancyGuardTransient {
             if (pos.sizeWad == 0) return (ORPHAN, price);
             if (pos.lastIncreaseTime > since) since = pos.lastIncreaseTime;
         }
-        try oracle.latestFresh(o.marketId) returns (IOracleAdapter.PriceData memory d) {
-            price = d;
+        try oracle.latestRecent(o.marketId) returns (IOracleAdapter.PriceData memory d) {
+            price = d; // at most maxExecutionAge old: no choosing a favourable price from the past
         } catch {
             return (WAIT, price);
         }
@@ -322,9 +322,13 @@ contract OrderBook is IOrderBook, AccessControl, ReentrancyGuardTransient {
     }
 
     /// @inheritdoc IOrderBook
-    function onPositionsClosed(uint256 accountId, uint256 closedMask) external nonReentrant {
+    function onLiquidation(uint256 accountId) external nonReentrant {
         if (msg.sender != liquidator) revert Unauthorized(msg.sender);
-        _cancelReduceOnly(accountId, closedMask);
+        Order[MAX_ORDERS_PER_ACCOUNT] storage orders = _orders[accountId];
+        for (uint256 slot; slot < MAX_ORDERS_PER_ACCOUNT; ++slot) {
+            Order memory o = orders[slot];
+            if (o.updatedAt != 0) _cancel(accountId, slot, o, AccountNotLiquidatable.selector, address(0));
+        }
     }
 
     function _cancelReduceOnly(uint256 accountId, uint256 marketMask) internal {
@@ -336,6 +340,16 @@ contract OrderBook is IOrderBook, AccessControl, ReentrancyGuardTransient {
                 _cancel(accountId, slot, o, NoPosition.selector, address(0));
             }
         }
+    }
+
+    /// @dev Removes an expired market order; its fee goes to the insurance fund, not to whoever
+    ///      cancels it, so that letting an order lapse is never free (a pending order would
+    ///      otherwise be an option on the price published after the delay).
+    function _expire(uint256 accountId, uint256 slot, Order memory o) internal {
+        delete _orders[accountId][slot];
+        emit OrderCancelled(accountId * MAX_ORDERS_PER_ACCOUNT + slot, accountId, OrderNotCancellable.selector, msg.sender,
+            address(vault));
+        vault.forfeitExecutorFee(accountId, o.executorFee);
     }
 
     /// @dev Removes the order; its fee goes to `feeTo` (zero: back to the margin).

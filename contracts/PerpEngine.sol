@@ -413,11 +413,20 @@ contract PerpEngine is IPerpEngine, AccessControl, Pausable {
         _validate(params);
         Ctx memory c = _loadLatest(_known(marketId), _coverage().poolWad); // accrue under the old parameters
         if (c.rampWad < WAD) revert ParameterRampInProgress(marketId, c.s.rampStart + PARAM_RAMP_DURATION);
+        bool open = c.s.longOpenInterestWad != 0 || c.s.shortOpenInterestWad != 0;
+        // A lower profit cap would cut open positions' profits (and the pool's reserve) at once:
+        // it applies only to a market without open interest.
+        if (open && params.maxProfitRatioWad < c.p.maxProfitRatioWad) {
+            revert ParameterOutOfBounds("maxProfitRatio", params.maxProfitRatioWad);
+        }
         uint256 reserveBefore = _marketReserve(c.s, c.p);
         _prevParams[marketId] = c.p;
         c.p = params;
         c.s.rampStart = uint32(block.timestamp);
-        totalReserveWad = totalReserveWad + _marketReserve(c.s, params) - reserveBefore;
+        uint256 totalReserve = totalReserveWad + _marketReserve(c.s, params) - reserveBefore;
+        uint256 poolWad = _coverage().poolWad;
+        if (totalReserve > reserveBefore && totalReserve > poolWad) revert ReserveExceeded(totalReserve, poolWad);
+        totalReserveWad = totalReserve;
         _writeMarket(c);
         _params[marketId] = params;
         emit MarketParamsSet(marketId, params, block.timestamp + PARAM_RAMP_DURATION);
@@ -517,6 +526,20 @@ contract PerpEngine is IPerpEngine, AccessControl, Pausable {
     }
 
     /// @inheritdoc IPerpEngine
+    function oiCapsHold(uint256[] calldata pricesWad, uint256 poolWad) external view returns (bool) {
+        uint256 mask = _openMask;
+        for (uint256 m; mask != 0; ++m) {
+            if (mask & 1 == 1 && m < pricesWad.length && pricesWad[m] != 0) {
+                MarketState storage s = _state[m];
+                uint256 oi = s.longOpenInterestWad > s.shortOpenInterestWad ? s.longOpenInterestWad : s.shortOpenInterestWad;
+                if (oi.mulDivUp(pricesWad[m], WAD) > poolWad.mulDivDown(_params[m].oiCapRatioWad, WAD)) return false;
+            }
+            mask >>= 1;
+        }
+        return true;
+    }
+
+    /// @inheritdoc IPerpEngine
     function checkWithdrawal(uint256 accountId, address caller, int256 marginAfterToken) external view {
         Account memory account = _accounts[accountId];
         if (account.owner == address(0)) revert UnknownAccount(accountId);
@@ -529,6 +552,18 @@ contract PerpEngine is IPerpEngine, AccessControl, Pausable {
     }
 
     // ------------------------------------------------------------------ internals: state
+
+    /// @dev The price data with the price that values a position of `sizeWad` worst: the lower of
+    ///      the pull and reference prices for a long, the higher for a short.
+    function _worstFor(int256 sizeWad, IOracleAdapter.PriceData memory d)
+        internal
+        pure
+        returns (IOracleAdapter.PriceData memory)
+    {
+        uint256 ref = d.referenceWad;
+        if (ref != 0 && (sizeWad > 0 ? ref < d.priceWad : ref > d.priceWad)) d.priceWad = ref;
+        return d;
+    }
 
     function _coverage() internal view returns (Coverage memory) {
         return Coverage(vault.poolAssets() * _tokenScale, totalReserveWad);
@@ -565,7 +600,8 @@ contract PerpEngine is IPerpEngine, AccessControl, Pausable {
         if (open != (mask & bit != 0)) _openMask = open ? mask | bit : mask & ~bit;
     }
 
-    /// @dev Every position of the account at its latest (liquidation: fresh) price.
+    /// @dev Every position of the account at its latest price, which must be recent (a liquidation
+    ///      cannot pick a favourable price from the past).
     function _loadAccount(uint256 accountId, uint32 mask, uint256 poolWad)
         internal
         view
@@ -577,7 +613,7 @@ contract PerpEngine is IPerpEngine, AccessControl, Pausable {
         uint256 i;
         for (uint256 m; mask != 0; ++m) {
             if (mask & 1 == 1) {
-                ctxs[i] = _ctx(m, oracle.latestFresh(m), poolWad);
+                ctxs[i] = _ctx(m, oracle.latestRecent(m), poolWad);
                 positions[i++] = _positions[accountId][m];
             }
             mask >>= 1;
@@ -585,7 +621,10 @@ contract PerpEngine is IPerpEngine, AccessControl, Pausable {
     }
 
     /// @dev Every position of the account; `known` (if its market id matches) is the market being
-    ///      traded. `fresh`: other markets' prices must be within their maximum age.
+    ///      traded. `fresh` (a margin check that lets value out: a withdrawal, an increase): other
+    ///      markets' stored prices must be within their maximum age, and each position is valued
+    ///      at the worse of that price and the reference feed's, so a stale favourable price
+    ///      cannot be withdrawn against.
     function _accountState(
         uint256 accountId,
         uint32 mask,
@@ -600,10 +639,15 @@ contract PerpEngine is IPerpEngine, AccessControl, Pausable {
         uint256 i;
         for (uint256 m; mask != 0; ++m) {
             if (mask & 1 == 1) {
-                ctxs[i] = m == known.marketId
-                    ? known
-                    : _ctx(m, fresh ? oracle.latestFresh(m) : oracle.latest(m), cov.poolWad);
-                positions[i++] = _positions[accountId][m];
+                positions[i] = _positions[accountId][m];
+                if (m == known.marketId) {
+                    ctxs[i] = known;
+                } else if (fresh) {
+                    ctxs[i] = _ctx(m, _worstFor(positions[i].sizeWad, oracle.latestFresh(m)), cov.poolWad);
+                } else {
+                    ctxs[i] = _ctx(m, oracle.latest(m), cov.poolWad);
+                }
+                ++i;
             }
             mask >>= 1;
         }
@@ -653,9 +697,9 @@ contract PerpEngine is IPerpEngine, AccessControl, Pausable {
         f.valueWad = PerpMath.valueWad(size, pos.costWad, pos.entryChargeWad, closeFill, index, p.maxProfitRatioWad);
         f.notionalWad = PerpMath.notionalWad(size, price);
         f.closeFeeWad = PerpMath.feeWad(f.notionalWad, p.takerFeeWad);
-        uint256 imRatio = PerpMath.scaledRatioWad(p.initialMarginRatioWad, size, p.skewScaleWad, c.d.imFactorWad);
+        uint256 imRatio = PerpMath.scaledRatioWad(p.initialMarginRatioWad, size, p.fundingScaleWad, c.d.imFactorWad);
         f.initialWad = f.notionalWad.mulDivUp(imRatio, WAD) + p.minMarginWad;
-        uint256 mmRatio = PerpMath.scaledRatioWad(p.maintenanceMarginRatioWad, size, p.skewScaleWad, c.d.mmFactorWad);
+        uint256 mmRatio = PerpMath.scaledRatioWad(p.maintenanceMarginRatioWad, size, p.fundingScaleWad, c.d.mmFactorWad);
         f.maintenanceWad = f.notionalWad.mulDivUp(mmRatio, WAD) + p.minMarginWad;
     }
 
@@ -694,7 +738,7 @@ contract PerpEngine is IPerpEngine, AccessControl, Pausable {
         s.lastAccrualTime = uint32(block.timestamp);
         uint256 longOi = s.longOpenInterestWad;
         uint256 shortOi = s.shortOpenInterestWad;
-        int256 rate = PerpMath.fundingRatePerDayWad(_skew(s), p.skewScaleWad, p.maxFundingRatePerDayWad);
+        int256 rate = PerpMath.fundingRatePerDayWad(_skew(s), p.fundingScaleWad, p.maxFundingRatePerDayWad);
         if (rate != 0) {
             uint256 payer = PerpMath.chargeIndexDeltaWad(rate.abs(), price, elapsed);
             if (rate > 0) {
@@ -777,6 +821,9 @@ contract PerpEngine is IPerpEngine, AccessControl, Pausable {
             revert ParameterOutOfBounds("maxProfitRatio", p.maxProfitRatioWad);
         }
         if (p.skewScaleWad == 0 || p.skewScaleWad > MAX_SKEW_SCALE_WAD) revert ParameterOutOfBounds("skewScale", p.skewScaleWad);
+        if (p.fundingScaleWad == 0 || p.fundingScaleWad > MAX_SKEW_SCALE_WAD) {
+            revert ParameterOutOfBounds("fundingScale", p.fundingScaleWad);
+        }
         if (p.minPositionSizeWad == 0) revert ParameterOutOfBounds("minPositionSize", 0);
         if (p.minMarginWad > MAX_MIN_MARGIN_WAD) revert ParameterOutOfBounds("minMargin", p.minMarginWad);
         if (p.oiCapRatioWad == 0 || p.oiCapRatioWad > MAX_OI_CAP_RATIO_WAD) {

@@ -73,3 +73,34 @@ def _harness_isolation(request: pytest.FixtureRequest) -> Any:
     saved = h.snapshot()
     yield
     h.restore(saved)
+
+
+_ATTACKS: dict[str, dict[str, Any]] = {}
+
+
+@pytest.fixture
+def attack_log() -> Any:
+    """Records an attack's outcome in USDC; `make bench-attacks` writes them all to JSON."""
+
+    def record(name: str, attacker_net: int, honest_loss: int, params: dict[str, Any]) -> None:
+        _ATTACKS[name] = {
+            "attacker_net_usd": round(attacker_net / 10**6, 6),
+            "honest_loss_usd": round(max(0, honest_loss) / 10**6, 6),
+            "defended": attacker_net <= 0 and honest_loss <= 10**6,  # within a dollar of rounding
+            "params": {k: str(v) for k, v in params.items()},
+        }
+
+    return record
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    import json
+    import os
+    from pathlib import Path
+
+    target = os.environ.get("LEVER_ATTACKS_JSON")
+    if target and _ATTACKS:
+        path = Path(target)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"attacks": _ATTACKS, "count": len(_ATTACKS),
+                                    "all_defended": all(a["defended"] for a in _ATTACKS.values())}, indent=2) + "\n")

@@ -87,10 +87,19 @@ class Harness:
         return int(self.chain.blocks.head.timestamp)
 
     def advance(self, seconds: int) -> int:
-        """Mines a block `seconds` after the head; returns its timestamp."""
+        """Mines a block `seconds` after the head; returns its timestamp. After a long wait the
+        reference feeds post a heartbeat round (as Chainlink's do), at their current prices."""
         target = self.now() + seconds
         self.chain.mine(timestamp=target)
-        return target
+        if seconds >= 600:
+            self.heartbeat()
+        return self.now()
+
+    def heartbeat(self) -> None:
+        """A new reference round at each market's current price."""
+        for market, usd in self.prices.items():
+            feed = self.p.feeds[market]
+            feed.setPrice(to_scaled(str(usd), int(feed.decimals())), sender=self.p.deployer)
 
     def fresh_time(self) -> int:
         """Now, or, if a price was already published this second, the next second (the chain moves
@@ -143,7 +152,7 @@ class Harness:
         amount = usdc(margin)
         if amount:
             self.p.token.mint(owner, amount, sender=owner)
-            self.p.token.approve(self.p.vault, amount, sender=owner)
+            self._allow(owner, amount)
             self.p.vault.depositMargin(account, amount, sender=owner)
         return account
 
@@ -154,7 +163,7 @@ class Harness:
         fee = usdc(executor_fee)
         if self.margin(account) < fee:
             self.p.token.mint(owner, fee, sender=owner)
-            self.p.token.approve(self.p.vault, fee, sender=owner)
+            self._allow(owner, fee)
         receipt = self.p.order_book.commitOrder(
             account, self.p.markets[market], wad(size), acceptable, usdc(executor_fee), sender=owner
         )
@@ -180,10 +189,17 @@ class Harness:
         return self.settle([order_id], [market], t)
 
     def close(self, owner: Any, account: int, market: str) -> Any:
+        """Closes the position (if any) with a market order; returns the settlement receipt."""
         size = int(self.p.engine.position(account, self.p.markets[market]).sizeWad)
+        if size == 0:
+            return None
         return self.trade(owner, account, market, Decimal(-size) / Decimal(10**18))
 
     # ------------------------------------------------------------------ liquidity providers
+
+    def _allow(self, who: Any, amount: int) -> None:
+        if int(self.p.token.allowance(who, self.p.vault)) < amount:
+            self.p.token.approve(self.p.vault, 2**256 - 1, sender=who)
 
     def open_market_updates(self, due: int) -> list[tuple[int, bytes]]:
         """For each market with open interest: its price published at `due`."""
@@ -207,7 +223,7 @@ class Harness:
         """requestDeposit, settle, claim: returns the shares received."""
         fee = int(self.p.vault.lpParams().executorFee)
         self.p.token.mint(who, assets + fee, sender=who)
-        self.p.token.approve(self.p.vault, assets + fee, sender=who)
+        self._allow(who, assets + fee)
         receipt = self.p.vault.requestDeposit(assets, who, who, sender=who)
         self._settle_lp(self.p.vault.settleDeposit, who, int(receipt.timestamp))
         before = int(self.p.vault.balanceOf(who))
@@ -218,7 +234,7 @@ class Harness:
         """requestRedeem, settle, claim: returns the assets received (0 if cancelled)."""
         fee = int(self.p.vault.lpParams().executorFee)
         self.p.token.mint(who, fee, sender=who)
-        self.p.token.approve(self.p.vault, fee, sender=who)
+        self._allow(who, fee)
         receipt = self.p.vault.requestRedeem(shares, who, who, sender=who)
         self._settle_lp(self.p.vault.settleRedeem, who, int(receipt.timestamp))
         claimable = int(self.p.vault.maxRedeem(who))

@@ -52,8 +52,8 @@ def test_malformed_pull_prices_are_refused(h: Harness, price: int, expo: int, er
 
 
 def test_a_stale_reference_stops_settlements_but_not_price_updates(h: Harness) -> None:
-    h.advance(3_601)  # the reference round is older than its 3,600 s maximum age
-    t = h.now()
+    t = h.now() + 3_601
+    h.chain.mine(timestamp=t)  # the reference round is older than its 3,600 s maximum age
     with ape.reverts(h.p.oracle.OracleStalePrice):
         settle_price(h, blob(h, 3000 * 10**8, t), t)
     h.p.oracle.updatePrices([(0, blob(h, 3000 * 10**8, t))], sender=h.keeper, value=h.fee(1))

@@ -54,23 +54,26 @@ def test_an_order_cannot_settle_before_its_delay(h: Harness, alice: Any) -> None
         h.p.order_book.settleOrders([order], [blob], [], sender=h.keeper, value=h.fee(1))
 
 
-def test_an_expired_order_is_cancelled_and_its_fee_goes_to_whoever_cancels_it(
+def test_an_expired_order_can_be_cancelled_by_anyone_and_its_fee_goes_to_the_insurance_fund(
     h: Harness, alice: Any, stranger: Any
 ) -> None:
+    """Letting an order lapse must cost its trader: otherwise a pending order (or a long and a
+    short committed together) would be a free option on the price published after the delay."""
     account = h.open_account(alice, 10_000)
     order, t = h.commit(alice, account, ETH, "1", executor_fee="2")
     assert h.margin(account) == usdc(9_998)
     with ape.reverts(h.p.order_book.OrderNotCancellable):
         h.p.order_book.cancelOrder(order, sender=alice)
     h.chain.mine(timestamp=t + h.delay + h.window + 1)
-    before = int(h.p.token.balanceOf(stranger))
+    before, insurance = int(h.p.token.balanceOf(stranger)), int(h.p.vault.insuranceFund())
     receipt = h.p.order_book.cancelOrder(order, sender=stranger)
-    assert int(h.p.token.balanceOf(stranger)) - before == usdc(2)
+    assert int(h.p.token.balanceOf(stranger)) == before
+    assert int(h.p.vault.insuranceFund()) - insurance == usdc(2)
     assert h.reader.arts.error_name(bytes(receipt.events.filter(h.p.order_book.OrderCancelled)[0].reason)) == "OrderNotCancellable"
     assert h.margin(account) == usdc(9_998)  # the fee is gone, nothing else
 
 
-def test_a_keeper_settling_an_expired_order_cancels_it_for_the_fee(h: Harness, alice: Any) -> None:
+def test_a_keeper_settling_an_expired_order_cancels_it(h: Harness, alice: Any) -> None:
     account = h.open_account(alice, 10_000)
     order, t = h.commit(alice, account, ETH, "1")
     h.chain.mine(timestamp=t + h.delay + h.window + 1)

@@ -65,7 +65,6 @@ def test_a_scheduled_change_waits_for_its_delay(h: Harness) -> None:
     {"min_margin": wad(200)},  # $5 -> $200 added to maintenance margin
     {"skew_scale": wad(500)},  # a tenth of... the margin ratio scales with size / skew scale
     {"maintenance_margin_ratio": wad("0.035")},
-    {"max_profit_ratio": wad("0.02")},
 ])
 def test_a_tightening_change_phases_in_instead_of_liquidating_at_once(h: Harness, alice: Any, fields: dict[str, int]) -> None:
     account = near_maintenance(h, alice)
@@ -81,6 +80,20 @@ def test_a_tightening_change_phases_in_instead_of_liquidating_at_once(h: Harness
     h.refresh()
     phased = h.account_state(account)
     assert phased.equity - phased.maintenance_margin < now.equity - now.maintenance_margin
+
+
+def test_the_profit_cap_is_lowered_only_on_a_market_without_open_interest(h: Harness, alice: Any) -> None:
+    """A lower cap would cut open positions' profits and the pool's reserve at once (an LP could
+    redeem against the smaller reserve before traders' values follow)."""
+    account = h.open_account(alice, 10_000)
+    h.trade(alice, account, ETH, "1")
+    with pytest.raises(LeverError, match="maxProfitRatio"):
+        change(h, max_profit_ratio=wad("0.3"))
+    change(h, max_profit_ratio=wad("0.6"))  # raising it is fine while the pool covers the reserve
+    h.close(alice, account, ETH)
+    h.advance(DAY)
+    change(h, max_profit_ratio=wad("0.3"))
+    assert params(h).max_profit_ratio == wad("0.3")
 
 
 def test_a_second_change_waits_for_the_first_to_phase_in(h: Harness) -> None:

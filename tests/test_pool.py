@@ -72,19 +72,25 @@ def test_a_request_cannot_settle_early_and_expires_after_its_window(h: Harness, 
     h.chain.mine(timestamp=t + lp.settlement_delay + lp.settlement_window + lp.liquidation_grace + 1)
     with ape.reverts(v.RequestExpired):
         v.settleDeposit(bob, [], sender=h.keeper)
-    before = int(h.p.token.balanceOf(bob)), int(h.p.token.balanceOf(stranger))
+    before, insurance = int(h.p.token.balanceOf(bob)), int(v.insuranceFund())
     v.cancelExpiredRequest(bob, True, sender=stranger)
-    assert int(h.p.token.balanceOf(bob)) - before[0] == usdc(1_000)
-    assert int(h.p.token.balanceOf(stranger)) - before[1] == int(v.lpParams().executorFee)
+    assert int(h.p.token.balanceOf(bob)) - before == usdc(1_000)
+    assert int(v.insuranceFund()) - insurance == int(v.lpParams().executorFee)  # lapsing is not free
 
 
-def test_adding_to_a_pending_request_restarts_its_delay(h: Harness, bob: Any) -> None:
+def test_adding_to_a_pending_request_restarts_its_delay_and_only_its_controller_may(
+    h: Harness, bob: Any, stranger: Any
+) -> None:
     v = h.p.vault
     request_deposit(h, bob, usdc(1_000))
     h.advance(60)
     t = request_deposit(h, bob, usdc(500))  # no second fee: the request is one
     assert int(v.pendingRequest(bob, True).time) == t
     assert int(v.pendingRequest(bob, True).amount) == usdc(1_500)
+    h.p.token.mint(stranger, 1, sender=stranger)
+    h.p.token.approve(v, 1, sender=stranger)
+    with ape.reverts(v.NotOperator):  # a stranger cannot keep restarting someone else's request
+        v.requestDeposit(1, bob, stranger, sender=stranger)
 
 
 def test_operators_act_for_a_controller_and_nobody_else_can(h: Harness, bob: Any, stranger: Any, alice: Any) -> None:
@@ -129,9 +135,12 @@ def test_a_deposit_needs_a_price_for_every_market_with_open_interest(h: Harness,
         v.settleDeposit(bob, [], sender=h.keeper)
 
 
-def test_a_redemption_values_a_market_without_a_price_at_its_worst_case(h: Harness, lp: Any, alice: Any) -> None:
-    """One stale feed does not freeze redemptions: a market with no price on chain for its maximum
-    age counts at both sides' reserves, the worst case for the redeemer."""
+def test_a_redemption_values_a_market_without_a_price_at_its_worst_case_if_its_lp_accepts(
+    h: Harness, lp: Any, alice: Any, stranger: Any
+) -> None:
+    """One stale feed does not freeze redemptions: the LP may settle its own redemption with a market
+    that has had no price on chain for its maximum age counted at both sides' reserves, the worst
+    case for the redeemer. Nobody else can impose that on it."""
     v = h.p.vault
     account = h.open_account(alice, 10_000)
     h.trade(alice, account, ETH, "10")
@@ -146,7 +155,9 @@ def test_a_redemption_values_a_market_without_a_price_at_its_worst_case(h: Harne
     h.chain.mine(timestamp=t + h.lp_delay + h.lp_grace)
     pool, supply = int(v.poolAssets()), int(v.totalSupply())
     reserve = int(h.p.engine.totalReserveWad())
-    v.settleRedeem(lp, [], sender=h.keeper)
+    with ape.reverts(v.LpPriceMissing):
+        v.settleRedeem(lp, [], sender=stranger)
+    v.settleRedeem(lp, [], sender=lp)
     worst = m.pool.pool_value(pool, reserve, 10**12)
     assert int(v.maxWithdraw(lp)) == m.pool.to_assets_down(shares, worst, supply)
 

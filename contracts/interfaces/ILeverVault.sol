@@ -16,8 +16,8 @@ import {IOracleAdapter} from "./IOracleAdapter.sol";
 ///      after the request plus `lpSettlementDelay` (and at least `lpLiquidationGrace` before the
 ///      settlement, so keepers have liquidated what those prices made liquidatable), and the
 ///      controller then claims with `deposit` / `mint` / `redeem` / `withdraw`. Requests use
-///      request id 0: each controller has at most one pending deposit and one pending redemption,
-///      and adding to one restarts its delay.
+///      request id 0: each controller has at most one pending deposit and one pending redemption;
+///      only the controller (or its operator) may add to one, which restarts its delay.
 interface ILeverVault {
     /// @notice Timing and the executor fee of LP requests.
     struct LpParams {
@@ -102,6 +102,9 @@ interface ILeverVault {
     ///         account's margin). Only the order book.
     function releaseExecutorFee(uint256 accountId, uint256 amount, address to) external;
 
+    /// @notice Sends an expired order's escrowed executor fee to the insurance fund. Only the order book.
+    function forfeitExecutorFee(uint256 accountId, uint256 amount) external;
+
     // --- LP settlements ---
 
     /// @notice Prices a controller's pending deposit with pull prices (one update per market with
@@ -113,12 +116,13 @@ interface ILeverVault {
 
     /// @notice Prices a controller's pending redemption like `settleDeposit` and makes its assets
     ///         claimable; cancels it (shares back) if it would take more than the pool's assets
-    ///         above its reserve. A market with no price on chain for its maximum age may be left
-    ///         out: it then counts at its worst case for the redeemer.
+    ///         above its reserve or leave a side's open interest above its cap. The controller
+    ///         itself (or its operator) may leave out a market with no price on chain for its
+    ///         maximum age: that market then counts at its worst case for the redeemer.
     function settleRedeem(address controller, IOracleAdapter.PriceUpdate[] calldata updates) external payable;
 
-    /// @notice Cancels an expired LP request (assets or shares back to the controller); the
-    ///         executor fee goes to the caller.
+    /// @notice Cancels an expired LP request (assets or shares back to the controller); its
+    ///         executor fee goes to the insurance fund (letting a request lapse is not free).
     function cancelExpiredRequest(address controller, bool isDeposit) external;
 
     // --- views ---

@@ -24,9 +24,10 @@ interface IOracleAdapter {
         uint64 maxVolFactorWad; // cap of the margin factor, >= 1e18
         uint64 factorRisePerDayWad; // how fast the maintenance factor may rise (factor units a day)
         bytes32 priceId; // the pull oracle's price feed id
-        uint32 maxPriceAge; // seconds a pull price stays fresh for liquidations and margin checks
+        uint32 maxPriceAge; // seconds a stored pull price stays fresh for margin checks and valuations
         uint64 maxConfRatioWad; // widest confidence interval accepted, as a share of the price
         uint64 maxReferenceDeviationWad; // |pull - reference| / reference at most this
+        uint32 maxExecutionAge; // liquidations and conditional orders need a price at most this old
     }
 
     /// @notice What the protocol needs from a market's oracle at one instant.
@@ -36,6 +37,7 @@ interface IOracleAdapter {
         uint256 imFactorWad; // multiplies initial margin ratios: reacts at once
         uint256 mmFactorWad; // multiplies maintenance margin ratios: rises along a bounded ramp
         bool shocked; // the latest reference round moved more than maxDeviation and is not confirmed
+        uint256 referenceWad; // the reference feed's price now (0 if unusable): margin checks take the worse
     }
 
     /// @notice A pull-oracle update blob for one market.
@@ -91,6 +93,11 @@ interface IOracleAdapter {
     /// @notice Like `latest`, but reverts `OracleStalePrice` if the price is older than the
     ///         market's `maxPriceAge`.
     function latestFresh(uint256 marketId) external view returns (PriceData memory);
+
+    /// @notice Like `latest`, but reverts `OracleStalePrice` if the price is older than the
+    ///         market's `maxExecutionAge`: what liquidations and conditional orders execute at,
+    ///         so that a keeper cannot pick a favourable price from the past.
+    function latestRecent(uint256 marketId) external view returns (PriceData memory);
 
     /// @notice Clears a shock on `marketId` so opening is allowed again. Only `ORACLE_ROLE`.
     function confirmShock(uint256 marketId) external;

@@ -12,10 +12,11 @@ import {IOracleAdapter} from "./IOracleAdapter.sol";
 ///           option on that price); once expired, anyone may cancel it for the executor fee.
 ///         - **Conditional orders** (limit, stop-loss, take-profit; the last two reduce-only):
 ///           wait until a keeper executes them at the market's latest stored price, which must be
-///           published at least `settlementDelay` after the order's last update and, for
-///           stop-loss and take-profit, after the position's last increase. The owner may update
-///           or cancel them at any time (an update restarts the delay). Stop-loss and take-profit
-///           orders cancel themselves when their position closes.
+///           at most the market's `maxExecutionAge` old and published at least `settlementDelay`
+///           after the order's last update and, for stop-loss and take-profit, after the
+///           position's last increase. The owner may update or cancel them at any time (an
+///           update restarts the delay). Stop-loss and take-profit orders cancel themselves when
+///           their position closes; a liquidation cancels every order of its account.
 ///         An order that can no longer fill (acceptable price breached for a market order, margin,
 ///         caps, pause, shock) is cancelled by its settlement and its executor fee goes to the
 ///         settler; an order that cannot fill *yet* (price not due, trigger not met) is skipped.
@@ -114,10 +115,9 @@ interface IOrderBook {
         IOracleAdapter.PriceUpdate[] calldata latest
     ) external payable returns (uint256 settled);
 
-    /// @notice Cancels the stop-loss and take-profit orders of the markets in `closedMask` (their
-    ///         positions were closed by a liquidation); fees back to the margin. Only the
-    ///         liquidation module.
-    function onPositionsClosed(uint256 accountId, uint256 closedMask) external;
+    /// @notice Cancels every pending order of an account about to be liquidated, their fees back
+    ///         to its margin (so a liquidation reaches them). Only the liquidation module.
+    function onLiquidation(uint256 accountId) external;
 
     /// @notice Settlement timing and fee bounds. Only `RISK_ROLE`; bounds are checked.
     function setSettings(Settings calldata settings) external;

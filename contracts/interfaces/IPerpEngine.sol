@@ -14,7 +14,7 @@ import {LiquidationMath} from "../libraries/LiquidationMath.sol";
 interface IPerpEngine {
     /// @notice Bounded risk parameters of a market; every ratio is a WAD. Changed only by the
     ///         risk role (a timelock); a change that tightens margin or lowers equity phases in
-    ///         over PARAM_RAMP_DURATION.
+    ///         over PARAM_RAMP_DURATION. Five slots; the fifth holds the funding scale.
     struct MarketParams {
         uint16 maxLeverage; // e.g. 20 = 20x: |notional| <= maxLeverage * equity after an increase
         uint80 minMarginWad; // USD added to both margin requirements of a position
@@ -26,8 +26,9 @@ interface IPerpEngine {
         uint64 borrowRatePerDayWad; // borrowing rate of a side whose reserve is the whole pool
         uint64 maxProfitRatioWad; // a position's profit cap, as a share of its entry notional
         uint64 oiCapRatioWad; // per-side open-interest notional cap, as a share of pool assets
-        uint128 skewScaleWad; // skew at which the fill premium is 100% and funding at its max
+        uint128 skewScaleWad; // skew at which the fill premium is 100% (large: sandwiching must not pay)
         uint128 minPositionSizeWad; // smallest non-zero position
+        uint128 fundingScaleWad; // skew at which funding is at its max; size at which margin ratios double
     }
 
     /// @notice Mutable state of a market (four slots).
@@ -134,7 +135,7 @@ interface IPerpEngine {
     /// @dev Returns `liquidated == false` (and changes nothing but accrued funding) when the
     ///      account has no position, is healthy, or a market's latest price is not newer than the
     ///      account's last trade, so a batch can skip it. Reverts `OracleStalePrice` if a price is
-    ///      older than its market's maxPriceAge.
+    ///      older than its market's `maxExecutionAge`.
     function liquidate(uint256 accountId, address keeper, LiquidationMath.Params calldata params)
         external
         returns (LiquidationResult memory);
@@ -147,7 +148,9 @@ interface IPerpEngine {
     ///         position: its profit cap and close price) move linearly from the old to the new
     ///         over PARAM_RAMP_DURATION, so no account that was healthy is liquidated by the
     ///         change itself; relaxations and the initial margin of new trades apply at once.
-    ///         A second change waits for the first to phase in (`ParameterRampInProgress`).
+    ///         A second change waits for the first to phase in (`ParameterRampInProgress`). The profit
+    ///         cap (`maxProfitRatio`, which also sets the pool's reserve) may be lowered only on a
+    ///         market without open interest, and raised only as far as the pool covers the reserve.
     function setMarketParams(uint256 marketId, MarketParams calldata params) external;
 
     /// @notice Accrues a market's funding and borrowing to now at its latest price. Anyone may call.
@@ -183,6 +186,9 @@ interface IPerpEngine {
     function poolLiabilityWad(uint256[] calldata pricesWad) external view returns (int256);
     /// @notice `poolLiabilityWad` at the stored latest prices (a stale one counts at its worst case).
     function poolLiabilityAtLatestWad() external view returns (int256);
+    /// @notice Whether every market priced in `pricesWad` keeps each side's open-interest notional
+    ///         within its cap of a pool of `poolWad` (an LP redemption must not break a cap).
+    function oiCapsHold(uint256[] calldata pricesWad, uint256 poolWad) external view returns (bool);
     /// @notice Markets whose open interest is non-zero (bit m), for LP settlements.
     function openMarketsMask() external view returns (uint256);
 

@@ -57,15 +57,15 @@ library PerpMath {
         return notional.mulDivUp(feeRatioWad, WAD);
     }
 
-    /// @notice Margin ratio for a position of `sizeWad`: base * (1 + |size| / skewScale) * factor,
+    /// @notice Margin ratio for a position of `sizeWad`: base * (1 + |size| / scale) * factor,
     ///         at most 100%. Larger positions need proportionally more margin (Synthetix-style);
     ///         `factorWad` is the oracle's volatility factor (1e18 in calm markets). Ceiled.
-    function scaledRatioWad(uint256 baseRatioWad, int256 sizeWad, uint256 skewScaleWad, uint256 factorWad)
+    function scaledRatioWad(uint256 baseRatioWad, int256 sizeWad, uint256 scaleWad, uint256 factorWad)
         internal
         pure
         returns (uint256)
     {
-        uint256 ratio = baseRatioWad + baseRatioWad.mulDivUp(sizeWad.abs(), skewScaleWad);
+        uint256 ratio = baseRatioWad + baseRatioWad.mulDivUp(sizeWad.abs(), scaleWad);
         ratio = ratio.mulDivUp(factorWad, WAD);
         return ratio < WAD ? ratio : WAD;
     }
@@ -125,16 +125,16 @@ library PerpMath {
         return entryChargeWad.mulDivFloor(absClosedWad, absSizeWad);
     }
 
-    /// @notice Funding rate per day for a skew: maxRate * clamp(skew / skewScale, -1, 1), floored
-    ///         in magnitude. Positive: longs pay.
-    function fundingRatePerDayWad(int256 skewWad, uint256 skewScaleWad, uint256 maxRatePerDayWad)
+    /// @notice Funding rate per day for a skew: maxRate * clamp(skew / fundingScale, -1, 1),
+    ///         floored in magnitude. Positive: longs pay.
+    function fundingRatePerDayWad(int256 skewWad, uint256 fundingScaleWad, uint256 maxRatePerDayWad)
         internal
         pure
         returns (int256)
     {
         uint256 magnitude = skewWad.abs();
-        if (magnitude > skewScaleWad) magnitude = skewScaleWad;
-        uint256 rate = maxRatePerDayWad.mulDivDown(magnitude, skewScaleWad);
+        if (magnitude > fundingScaleWad) magnitude = fundingScaleWad;
+        uint256 rate = maxRatePerDayWad.mulDivDown(magnitude, fundingScaleWad);
         return skewWad >= 0 ? int256(rate) : -int256(rate);
     }
 

@@ -83,9 +83,8 @@ class MarketSnapshot:
     reference: tuple[int, int, int, int]  # the reference feed's latest (round id, answer, updatedAt, answeredIn)
     reference_decimals: int
 
-    def recorded(self, now: int) -> m.OracleState:
-        """The oracle state once the reference feed's latest round is recorded (if usable), as a
-        transaction at `now` would record it."""
+    def reference_price(self, now: int) -> int:
+        """The reference feed's price as the adapter reads it at `now` (0 if unusable)."""
         round_id, answer, updated_at, answered_in = self.reference
         scale = 10 ** (18 - self.reference_decimals)
         usable = (
@@ -95,16 +94,22 @@ class MarketSnapshot:
             and answered_in >= round_id
             and not (updated_at < now and now - updated_at > self.oracle.reference_max_age)
         )
-        if not usable:
+        return answer * scale if usable else 0
+
+    def recorded(self, now: int) -> m.OracleState:
+        """The oracle state once the reference feed's latest round is recorded (if usable), as a
+        transaction at `now` would record it."""
+        reference = self.reference_price(now)
+        if not reference:
             return self.oracle_state
-        return m.oracle.record_reference(self.oracle, self.oracle_state, round_id, answer * scale, now)
+        return m.oracle.record_reference(self.oracle, self.oracle_state, self.reference[0], reference, now)
 
     def price_data(self, now: int, price: int | None = None, publish_time: int | None = None) -> m.PriceData:
         """The oracle's `PriceData` at `now` for a pull price (default: the stored latest one)."""
         s = self.recorded(now)
         if price is None:
             price, publish_time = s.latest_price, s.latest_publish_time
-        return m.oracle.price_data(self.oracle, s, price, publish_time or 0, now)
+        return m.oracle.price_data(self.oracle, s, price, publish_time or 0, now, self.reference_price(now))
 
     def view(self, now: int, pool_wad: int, price: int | None = None, publish_time: int | None = None) -> m.MarketView:
         """The market as an entry point at `now` sees it, at `price` (default: the stored latest)."""

@@ -76,6 +76,7 @@ class OracleConfig(_Strict):
     max_vol_factor: HumanDecimal = Decimal(3)
     factor_rise_per_day: HumanDecimal = Decimal(1)
     max_price_age: int = Field(default=3600, gt=0, le=86_400)
+    max_execution_age: int = Field(default=30, gt=0, le=86_400)
     max_conf_ratio: HumanDecimal = Decimal("0.02")
     max_reference_deviation: HumanDecimal = Decimal("0.05")
     sequencer_feed: str = ""
@@ -95,6 +96,7 @@ class OracleConfig(_Strict):
             self.max_price_age,
             to_wad(self.max_conf_ratio),
             to_wad(self.max_reference_deviation),
+            self.max_execution_age,
         )
 
 
@@ -137,6 +139,7 @@ class MarketConfig(_Strict):
     borrow_rate_per_day: HumanDecimal
     max_profit_ratio: HumanDecimal
     skew_scale: HumanDecimal
+    funding_scale: HumanDecimal
     min_position_size: HumanDecimal
     min_margin: HumanDecimal
     oi_cap_ratio: HumanDecimal
@@ -168,6 +171,7 @@ class MarketConfig(_Strict):
             to_wad(self.oi_cap_ratio),
             to_wad(self.skew_scale),
             to_wad(self.min_position_size),
+            to_wad(self.funding_scale),
         )
 
 

@@ -134,10 +134,12 @@ def evaluate(
     params: DecideParams,
     cov: m.Coverage,
     latest_publish: Mapping[int, int],
+    escrow: Mapping[int, int] | None = None,
 ) -> list[Candidate]:
     """Liquidatable accounts among `accounts`, with the mirror's prediction of each liquidation.
-    An account whose markets have no price newer than its last trade waits (the contract would
-    skip it)."""
+    A liquidation first returns the account's pending orders' fees (`escrow`, token units) to its
+    margin. An account whose markets have no price newer than its last trade waits (the contract
+    would skip it)."""
     found = []
     for account in accounts:
         record = records.get(account)
@@ -145,11 +147,12 @@ def evaluate(
             continue
         if any(latest_publish.get(mk, 0) <= record.last_trade_time for mk in record.positions):
             continue
+        margin = record.margin_token + (escrow or {}).get(account, 0)
         account_legs = legs(record, views)
-        state = m.account_state(record.margin_token, params.token_scale, account_legs, cov)
+        state = m.account_state(margin, params.token_scale, account_legs, cov)
         if not state.liquidatable:
             continue
-        prediction = m.predict_liquidation(record.margin_token, params.token_scale, account_legs, params.liquidation, cov)
+        prediction = m.predict_liquidation(margin, params.token_scale, account_legs, params.liquidation, cov)
         found.append(Candidate(account, state, prediction))
     return found
 

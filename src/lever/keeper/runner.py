@@ -380,7 +380,10 @@ class Keeper:
             clear_bad_debt=self.config.clear_bad_debt,
         )
         latest_publish = {mk: t for mk, (_, t) in self.state.prices.items()}
-        found = evaluate(candidates, self.state.records, views, params, cov, latest_publish)
+        escrow: dict[int, int] = {}
+        for o in self.state.orders.values():
+            escrow[o.account] = escrow.get(o.account, 0) + o.executor_fee
+        found = evaluate(candidates, self.state.records, views, params, cov, latest_publish, escrow)
         if not found:
             return 0
         updates = self._latest_updates(sorted({mk for c in found for mk in self.state.records[c.account].positions}))
@@ -459,7 +462,9 @@ class Keeper:
             proven.add(key)
             ready.append(o)
         ready += [*work.expired, *work.triggered]
-        latest = self._latest_updates(sorted({o.market_id for o in work.triggered})) if work.triggered else []
+        # Every market's latest price rides along: conditional orders execute at it, and a fill's
+        # margin check needs the account's other markets fresh (a stale one must not stall it).
+        latest = self._latest_updates(sorted(self.state.markets))
         gas_items = [(o.order_id, self.config.gas_per_order) for o in ready if o.order_id not in self.state.in_flight]
         settled = 0
         for batch in pack(gas_items, self.config.gas_base, self.config.max_batch, self.reader.head_gas_limit * 9 // 10):

@@ -30,6 +30,7 @@ class MarketParams:
     oi_cap_ratio: int
     skew_scale: int
     min_position_size: int
+    funding_scale: int
 
     @classmethod
     def from_chain(cls, raw: object) -> MarketParams:
@@ -141,7 +142,7 @@ def accrued(state: MarketState, params: MarketParams, price: int, pool_wad: int,
         return state
     long_oi, short_oi = state.long_oi, state.short_oi
     long_index, short_index = state.long_index, state.short_index
-    rate = perp.funding_rate_per_day(long_oi - short_oi, params.skew_scale, params.max_funding_rate_per_day)
+    rate = perp.funding_rate_per_day(long_oi - short_oi, params.funding_scale, params.max_funding_rate_per_day)
     if rate != 0:
         payer = perp.charge_index_delta(abs(rate), price, elapsed)
         if rate > 0:
@@ -215,8 +216,8 @@ def figures_under(pos: Position, view: MarketView, params: MarketParams) -> Figu
     close_fill = perp.fill_price(price, s.skew, -pos.size, params.skew_scale)
     index = s.long_index if pos.size > 0 else s.short_index
     n = perp.notional(pos.size, price)
-    im_ratio = perp.scaled_ratio(params.initial_margin_ratio, pos.size, params.skew_scale, view.price.im_factor)
-    mm_ratio = perp.scaled_ratio(params.maintenance_margin_ratio, pos.size, params.skew_scale, view.price.mm_factor)
+    im_ratio = perp.scaled_ratio(params.initial_margin_ratio, pos.size, params.funding_scale, view.price.im_factor)
+    mm_ratio = perp.scaled_ratio(params.maintenance_margin_ratio, pos.size, params.funding_scale, view.price.mm_factor)
     return Figures(
         value=perp.value(pos.size, pos.cost, pos.entry_charge, close_fill, index, params.max_profit_ratio),
         close_fee=perp.fee(n, params.taker_fee),
@@ -494,7 +495,7 @@ def liquidation_price(
     f = figures(pos, view, cov)
     params, s = view.params, view.state
     price = view.price.price
-    mm_ratio = perp.scaled_ratio(params.maintenance_margin_ratio, pos.size, params.skew_scale, view.price.mm_factor)
+    mm_ratio = perp.scaled_ratio(params.maintenance_margin_ratio, pos.size, params.funding_scale, view.price.mm_factor)
     # A = (equity - maintenance) without this position's price-dependent terms.
     a0 = (
         state.equity

@@ -27,6 +27,7 @@ class OracleConfig:
     max_price_age: int
     max_conf_ratio: int
     max_reference_deviation: int
+    max_execution_age: int
 
     @classmethod
     def from_chain(cls, raw: object) -> OracleConfig:
@@ -62,6 +63,7 @@ class PriceData:
     im_factor: int = WAD
     mm_factor: int = WAD
     shocked: bool = False
+    reference: int = 0  # the reference feed's price now (0 if unusable)
 
 
 def pull_price_wad(market_id: int, price: int, conf: int, expo: int, max_conf_ratio: int) -> int:
@@ -118,11 +120,22 @@ def store_if_newer(s: OracleState, price: int, publish_time: int) -> OracleState
     return replace(s, latest_price=price, latest_publish_time=publish_time)
 
 
-def price_data(c: OracleConfig, s: OracleState, price: int, publish_time: int, now: int) -> PriceData:
+def price_data(c: OracleConfig, s: OracleState, price: int, publish_time: int, now: int, reference: int = 0) -> PriceData:
     """Mirrors `OracleAdapter._data`: a price with the margin factors and shock flag of `s`."""
     return PriceData(
-        price, publish_time, target_factor(s.variance, c.ref_volatility, c.max_vol_factor), mm_factor(c, s, now), s.shocked
+        price, publish_time, target_factor(s.variance, c.ref_volatility, c.max_vol_factor), mm_factor(c, s, now),
+        s.shocked, reference,
     )
+
+
+def worst_for(size: int, d: PriceData) -> PriceData:
+    """Mirrors `PerpEngine._worstFor`: the lower of pull and reference prices for a long, the
+    higher for a short (margin checks that let value out)."""
+    from dataclasses import replace as _replace
+
+    if d.reference != 0 and (d.reference < d.price if size > 0 else d.reference > d.price):
+        return _replace(d, price=d.reference)
+    return d
 
 
 def is_fresh(publish_time: int, max_price_age: int, now: int) -> bool:

@@ -47,9 +47,9 @@ def fee(notional_wad: int, fee_ratio: int) -> int:
     return mul_div_up(notional_wad, fee_ratio, WAD)
 
 
-def scaled_ratio(base_ratio: int, size: int, skew_scale: int, factor: int = WAD) -> int:
-    """Mirrors `PerpMath.scaledRatioWad`: base * (1 + |size|/skewScale) * factor, at most 100%."""
-    ratio = base_ratio + mul_div_up(base_ratio, abs(size), skew_scale)
+def scaled_ratio(base_ratio: int, size: int, scale: int, factor: int = WAD) -> int:
+    """Mirrors `PerpMath.scaledRatioWad`: base * (1 + |size|/scale) * factor, at most 100%."""
+    ratio = base_ratio + mul_div_up(base_ratio, abs(size), scale)
     ratio = mul_div_up(ratio, factor, WAD)
     return min(ratio, WAD)
 
@@ -90,10 +90,10 @@ def removed_entry_charge(entry_charge: int, abs_closed: int, abs_size: int) -> i
     return mul_div_floor(entry_charge, abs_closed, abs_size)
 
 
-def funding_rate_per_day(skew: int, skew_scale: int, max_rate_per_day: int) -> int:
-    """Mirrors `PerpMath.fundingRatePerDayWad`: maxRate * clamp(skew/K, -1, 1), magnitude floored."""
-    magnitude = min(abs(skew), skew_scale)
-    rate = mul_div_down(max_rate_per_day, magnitude, skew_scale)
+def funding_rate_per_day(skew: int, funding_scale: int, max_rate_per_day: int) -> int:
+    """Mirrors `PerpMath.fundingRatePerDayWad`: maxRate * clamp(skew/scale, -1, 1), magnitude floored."""
+    magnitude = min(abs(skew), funding_scale)
+    rate = mul_div_down(max_rate_per_day, magnitude, funding_scale)
     return rate if skew >= 0 else -rate
 
 
