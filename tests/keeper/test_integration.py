@@ -1,0 +1,287 @@
+"""The keeper on Anvil with a real price service: it brings every price it needs from the service,
+settles what is due at the first eligible price, cancels what expired, executes what triggered,
+liquidates what is unhealthy, settles LP requests, and never sends a transaction that reverts.
+Every test checks the keeper's own transactions: all mined with status 1."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from harness import Harness, usdc, wad
+from keeper_helpers import keeper_receipts, order_events, predicted_liquidation
+
+from lever import math as m
+from lever.math.orders import Kind
+
+ETH, BTC = "ETH-USD", "BTC-USD"
+ZERO = "0x0000000000000000000000000000000000000000"
+
+
+def place(h: Harness, owner: Any, account: int, kind: Kind, size: str, trigger: str) -> int:
+    receipt = h.p.order_book.placeOrder(account, 0, int(kind), wad(size), wad(trigger), 0, usdc(1), sender=owner)
+    return int(receipt.events.filter(h.p.order_book.OrderPlaced)[0].orderId)
+
+
+def balance(h: Harness, who: Any) -> int:
+    return int(h.p.token.balanceOf(who))
+
+
+def statuses(h: Harness, keeper: Any, start: int) -> list[int]:
+    return [int(r["status"]) for r in keeper_receipts(h, keeper.address, start)]
+
+
+# --------------------------------------------------------------------------- liquidations
+
+
+def test_the_keeper_liquidates_an_unhealthy_account_bringing_the_pyth_update_itself(
+    h: Harness, alice: Any, bob: Any, make_keeper: Any
+) -> None:
+    risky = h.open_account(alice, 1_000)
+    h.trade(alice, risky, ETH, "6")  # $18,000 on $1,000
+    safe = h.open_account(bob, 10_000)
+    h.trade(bob, safe, ETH, "1")
+    keeper = make_keeper()
+    keeper.hydrate()
+    start = h.chain.blocks.head.number
+    h.set_price(ETH, 2_860)  # the reference feed and the price service; nothing on the pull oracle
+    published = h.book.feeds[ETH].latest()
+    assert published is not None
+    assert h.reader.market(0).oracle_state.latest_publish_time < published.publish_time
+    safe_position, before = h.position(safe, ETH), balance(h, keeper.address)
+    assert keeper.step() == 1
+    [event] = h.p.liquidator.Liquidation.range(start + 1, h.chain.blocks.head.number + 1)
+    assert int(event.accountId) == risky
+    stored = h.reader.market(0).oracle_state
+    assert (stored.latest_price, stored.latest_publish_time) == (2_860 * m.WAD, published.publish_time)
+    prediction, settlement = predicted_liquidation(h, risky, event.block_number)
+    assert int(event.closeShareWad) == prediction.share
+    assert int(event.rewardToken) == settlement.reward_paid > 0
+    assert balance(h, keeper.address) - before == settlement.reward_paid  # token units, to the keeper
+    assert h.margin(risky) == settlement.margin
+    assert h.position(safe, ETH) == safe_position
+    assert statuses(h, keeper, start) == [1]
+
+
+def test_the_keeper_sends_nothing_while_every_account_is_healthy(h: Harness, alice: Any, make_keeper: Any) -> None:
+    account = h.open_account(alice, 10_000)
+    h.trade(alice, account, ETH, "1")
+    keeper = make_keeper()
+    keeper.hydrate()
+    start = h.chain.blocks.head.number
+    h.set_price(ETH, 2_860)
+    assert keeper.step() == 0
+    assert keeper_receipts(h, keeper.address, start) == []
+    assert len(keeper.state.records) == 1
+
+
+# --------------------------------------------------------------------------- market orders
+
+
+def test_the_keeper_settles_a_due_market_order_at_the_first_price_published_after_its_delay(
+    h: Harness, alice: Any, make_keeper: Any
+) -> None:
+    account = h.open_account(alice, 10_000)
+    order, t = h.commit(alice, account, ETH, "2")
+    keeper = make_keeper()
+    keeper.hydrate()
+    start = h.chain.blocks.head.number
+    due = t + h.delay
+    for offset, usd in ((-1, 2_990), (0, 3_010), (1, 3_050)):
+        h.book.publish(ETH, usd, due + offset)
+    h.chain.mine(timestamp=due + 2)
+    before = balance(h, keeper.address)
+    keeper.step()
+    [settled], cancelled = order_events(h, start)
+    assert not cancelled and int(settled.orderId) == order
+    assert int(settled.publishTime) == due
+    skew_scale = m.MarketParams.from_chain(h.p.engine.marketParams(0)).skew_scale
+    assert int(settled.fillPriceWad) == m.perp.fill_price(wad(3_010), 0, wad(2), skew_scale)
+    assert h.position(account, ETH).size == wad(2)
+    assert balance(h, keeper.address) - before == usdc(1)  # the executor fee
+    assert statuses(h, keeper, start) == [1]
+
+
+def test_the_keeper_settles_orders_of_both_markets_in_one_transaction(
+    h: Harness, alice: Any, bob: Any, make_keeper: Any
+) -> None:
+    first = h.open_account(alice, 10_000)
+    second = h.open_account(bob, 10_000)
+    orders = [h.commit(alice, first, ETH, "1")[0], h.commit(bob, second, BTC, "-0.1")[0], h.commit(alice, first, ETH, "1")[0]]
+    keeper = make_keeper()
+    keeper.hydrate()
+    start = h.chain.blocks.head.number
+    h.advance(h.delay)
+    h.publish_all()
+    before = balance(h, keeper.address)
+    keeper.step()
+    settled, cancelled = order_events(h, start)
+    assert sorted(int(e.orderId) for e in settled) == sorted(orders) and not cancelled
+    assert (h.position(first, ETH).size, h.position(second, BTC).size) == (wad(2), -wad("0.1"))
+    assert balance(h, keeper.address) - before == usdc(3)
+    assert statuses(h, keeper, start) == [1]
+
+
+def test_the_keeper_cancels_an_expired_order_and_its_fee_goes_to_the_insurance_fund(
+    h: Harness, alice: Any, make_keeper: Any
+) -> None:
+    account = h.open_account(alice, 10_000)
+    order, t = h.commit(alice, account, ETH, "1", executor_fee="2")
+    keeper = make_keeper()
+    keeper.hydrate()
+    start = h.chain.blocks.head.number
+    h.chain.mine(timestamp=t + h.delay + h.window + 1)  # no price published in its window
+    h.publish_all()
+    before, insurance = balance(h, keeper.address), int(h.p.vault.insuranceFund())
+    keeper.step()
+    settled, [cancelled] = order_events(h, start)
+    assert not settled and int(cancelled.orderId) == order
+    assert cancelled.feeTo == h.p.vault.address
+    assert int(h.p.vault.insuranceFund()) - insurance == usdc(2)
+    assert balance(h, keeper.address) == before  # cancelling pays the keeper nothing
+    assert h.margin(account) == usdc(9_998) and h.position(account, ETH).size == 0
+    assert statuses(h, keeper, start) == [1]
+
+
+def test_a_keeper_that_finds_an_order_already_settled_sends_nothing(
+    h: Harness, alice: Any, make_keeper: Any, accounts: Any
+) -> None:
+    account = h.open_account(alice, 10_000)
+    order, _ = h.commit(alice, account, ETH, "1")
+    keeper, rival = make_keeper(), make_keeper(signer=accounts[6])
+    keeper.hydrate()
+    rival.hydrate()
+    start = h.chain.blocks.head.number
+    h.advance(h.delay)
+    h.publish_all()
+    rival.step()
+    keeper.step()  # its state still holds the order until it reads the rival's block
+    [settled], _ = order_events(h, start)
+    assert settled.keeper == accounts[6].address
+    assert keeper_receipts(h, keeper.address, start) == []
+    assert order not in keeper.state.orders
+
+
+def test_a_dry_run_keeper_sends_nothing(h: Harness, alice: Any, make_keeper: Any) -> None:
+    account = h.open_account(alice, 10_000)
+    order, _ = h.commit(alice, account, ETH, "1")
+    keeper = make_keeper(dry_run=True)
+    keeper.hydrate()
+    start = h.chain.blocks.head.number
+    h.advance(h.delay)
+    h.publish_all()
+    keeper.step()
+    assert keeper_receipts(h, keeper.address, start) == []
+    assert int(h.p.order_book.order(order).updatedAt) != 0
+
+
+# --------------------------------------------------------------------------- conditional orders
+
+
+def test_the_keeper_executes_a_triggered_stop_loss_and_its_take_profit_is_cancelled_with_the_fee_back(
+    h: Harness, alice: Any, make_keeper: Any
+) -> None:
+    account = h.open_account(alice, 10_000)
+    h.trade(alice, account, ETH, "2")
+    stop = place(h, alice, account, Kind.STOP_LOSS, "-2", "2900")
+    take = place(h, alice, account, Kind.TAKE_PROFIT, "-2", "3100")
+    keeper = make_keeper()
+    keeper.hydrate()
+    start = h.chain.blocks.head.number
+    h.advance(h.delay)
+    h.set_price(ETH, 2_950)  # not yet
+    keeper.step()
+    assert keeper_receipts(h, keeper.address, start) == []
+    h.set_price(ETH, 2_890)
+    before = balance(h, keeper.address)
+    keeper.step()
+    [settled], [cancelled] = order_events(h, start)
+    assert (int(settled.orderId), int(settled.sizeDeltaWad)) == (stop, -wad(2))
+    assert int(settled.publishTime) == h.book.feeds[ETH].latest().publish_time  # the price it brought
+    assert int(cancelled.orderId) == take and cancelled.feeTo == ZERO  # its fee back to the margin
+    assert h.position(account, ETH).size == 0
+    assert balance(h, keeper.address) - before == usdc(1)  # the stop's fee, and only it
+    [closed] = h.p.vault.Settled.range(settled.block_number, settled.block_number + 1)
+    assert h.margin(account) == int(closed.marginAfterToken) + usdc(1)
+    assert statuses(h, keeper, start) == [1]
+
+
+def test_the_keeper_executes_a_take_profit_when_the_price_reaches_it(
+    h: Harness, alice: Any, make_keeper: Any
+) -> None:
+    account = h.open_account(alice, 10_000)
+    h.trade(alice, account, ETH, "-1")
+    take = place(h, alice, account, Kind.TAKE_PROFIT, "1", "2800")
+    keeper = make_keeper()
+    keeper.hydrate()
+    start = h.chain.blocks.head.number
+    h.advance(h.delay)
+    h.set_price(ETH, 2_790)
+    before = balance(h, keeper.address)
+    keeper.step()
+    [settled], _ = order_events(h, start)
+    assert int(settled.orderId) == take and int(settled.fillPriceWad) < wad(2_800)
+    assert h.position(account, ETH).size == 0
+    assert balance(h, keeper.address) - before == usdc(1)
+    assert statuses(h, keeper, start) == [1]
+
+
+def test_the_keeper_waits_for_a_price_published_a_delay_after_the_position_grew(
+    h: Harness, alice: Any, make_keeper: Any
+) -> None:
+    account = h.open_account(alice, 20_000)
+    h.trade(alice, account, ETH, "1")
+    stop = place(h, alice, account, Kind.STOP_LOSS, "-1", "2900")
+    h.advance(h.delay)
+    h.set_price(ETH, 2_890)  # would trigger it ...
+    h.trade(alice, account, ETH, "1")  # ... but the position grew after that price was published
+    keeper = make_keeper()
+    keeper.hydrate()
+    start = h.chain.blocks.head.number
+    keeper.step()
+    assert keeper_receipts(h, keeper.address, start) == []
+    h.advance(h.delay)
+    h.set_price(ETH, 2_880)
+    keeper.step()
+    [settled], _ = order_events(h, start)
+    assert int(settled.orderId) == stop and int(settled.sizeDeltaWad) == -wad(1)
+    assert h.position(account, ETH).size == wad(1)
+    assert statuses(h, keeper, start) == [1]
+
+
+# --------------------------------------------------------------------------- LP requests
+
+
+def test_the_keeper_settles_a_deposit_and_a_redemption_at_prices_it_brings(
+    h: Harness, alice: Any, bob: Any, lp: Any, make_keeper: Any
+) -> None:
+    v = h.p.vault
+    trader = h.open_account(alice, 10_000)
+    h.trade(alice, trader, ETH, "1")  # open interest: every settlement needs an ETH price
+    fee = int(v.lpParams().executorFee)
+    h.p.token.mint(bob, usdc(1_000) + fee, sender=bob)
+    h.p.token.approve(v, usdc(1_000) + fee, sender=bob)
+    v.requestDeposit(usdc(1_000), bob, bob, sender=bob)
+    shares = int(v.balanceOf(lp)) // 100
+    h.p.token.mint(lp, fee, sender=lp)
+    h.p.token.approve(v, fee, sender=lp)
+    t = int(v.requestRedeem(shares, lp, lp, sender=lp).timestamp)
+    keeper = make_keeper()
+    keeper.hydrate()
+    assert len(keeper.state.lp) == 2
+    start = h.chain.blocks.head.number
+    h.chain.mine(timestamp=t + h.lp_delay)
+    h.publish_all()  # the price service publishes after the requests' delay
+    h.advance(h.lp_grace)
+    supply, before = int(v.totalSupply()), balance(h, keeper.address)
+    keeper.step()
+    [deposited] = v.DepositSettled.range(start + 1, h.chain.blocks.head.number + 1)
+    [redeemed] = v.RedeemSettled.range(start + 1, h.chain.blocks.head.number + 1)
+    # Each at the pool's value and supply when it settled (the other one may have come first).
+    redeem_first = redeemed.block_number < deposited.block_number
+    minted = m.pool.to_shares_down(usdc(1_000), int(deposited.poolValue), supply - shares * redeem_first)
+    paid = m.pool.to_assets_down(shares, int(redeemed.poolValue), supply + minted * (not redeem_first))
+    assert (int(v.maxDeposit(bob)), int(v.maxMint(bob))) == (usdc(1_000), minted)
+    assert int(v.maxWithdraw(lp)) == paid > 0
+    assert balance(h, keeper.address) - before == 2 * fee  # both requests' executor fees
+    assert keeper.state.lp == {}
+    assert statuses(h, keeper, start) == [1, 1]
