@@ -166,19 +166,16 @@ def run_keeper(flags: dict[str, Any], config_file: Any, account: str | None, max
     """`lever keeper run`: settings, a connection, the signer, then the service loop."""
     import contextlib
 
-    from web3 import Web3
-
     from lever import app
     from lever.errors import LeverError
     from lever.keeper.settings import load_settings
-    from lever.keeper.wiring import build_keeper
+    from lever.keeper.wiring import build_keeper, connect
 
     settings = load_settings(flags, config_file)
     configure_logging(settings.log_json)
     with contextlib.ExitStack() as stack:
         if settings.rpc_url:
-            # web3's own retries are off: the service retries with its own backoff and breaker.
-            w3 = Web3(Web3.HTTPProvider(settings.rpc_url, request_kwargs={"timeout": 10}, exception_retry_configuration=None))
+            w3 = connect(settings.rpc_url)
             if not w3.is_connected():
                 raise LeverError(f"cannot reach the RPC at {settings.rpc_url}")
         else:
