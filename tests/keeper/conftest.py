@@ -54,17 +54,16 @@ def bot(accounts: Any) -> Any:
 @pytest.fixture
 def make_keeper(h: Any, price_service: PriceService, bot: Any) -> Callable[..., Any]:
     """Builds a keeper on the test's chain and price service; `KeeperConfig` fields by keyword."""
-    from web3 import Web3
-
     from lever.chain import ProtocolReader
     from lever.hermes import HermesClient
     from lever.keeper.runner import Keeper, KeeperConfig
+    from lever.keeper.wiring import connect
 
     def build(signer: Any = None, rpc_url: str | None = None, prices_url: str | None = None, **config: Any) -> Any:
         if rpc_url is None:
             w3 = h.chain.provider.web3
-        else:  # web3's own retries off: the keeper's reader and service retry
-            w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": 5}, exception_retry_configuration=None))
+        else:  # as `lever keeper run --rpc-url` connects
+            w3 = connect(rpc_url, timeout=5.0)
         reader = ProtocolReader(w3, h.reader.addresses)
         config.setdefault("start_block", h.p.deploy_block)
         config.setdefault("stuck_after", 10.0)
