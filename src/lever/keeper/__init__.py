@@ -1,10 +1,10 @@
-"""The Lever keeper: finds unhealthy accounts and liquidates them.
+"""The Lever keeper: liquidates unhealthy accounts, settles orders and LP requests.
 
 `core` is pure (index, evaluation, batching); the shell around it does the I/O.
 """
 
+from lever.chain import AccountRecord
 from lever.keeper.core import (
-    AccountRecord,
     Batch,
     Candidate,
     DecideParams,

@@ -19,7 +19,14 @@ from dataclasses import dataclass
 
 from lever import math as m
 from lever.chain import AccountRecord
-from lever.math.orders import Kind, Order, conditional_since, earliest_publish_time, expiry, triggered
+from lever.math.orders import (
+    Kind,
+    Order,
+    conditional_since,
+    earliest_publish_time,
+    expiry,
+    triggered,
+)
 
 WAD = m.WAD
 
@@ -235,7 +242,7 @@ def order_work(
             continue
         if triggered(o, pos.size > 0, price):
             fired.append(o)
-    key = lambda o: (o.updated_at, o.order_id)  # noqa: E731 - oldest first
+    key = lambda o: (o.updated_at, o.order_id)
     return OrderWork(tuple(sorted(due, key=key)), tuple(sorted(expired, key=key)), tuple(sorted(fired, key=key)))
 
 

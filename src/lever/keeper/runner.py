@@ -29,9 +29,24 @@ from web3.exceptions import ContractLogicError, TransactionNotFound, Web3RPCErro
 from web3.types import Nonce, TxParams, Wei
 
 from lever import math as m
-from lever.chain import TRANSPORT_ERRORS, AccountRecord, MarketSnapshot, ProtocolReader, is_out_of_gas
+from lever.chain import (
+    TRANSPORT_ERRORS,
+    AccountRecord,
+    MarketSnapshot,
+    ProtocolReader,
+    is_out_of_gas,
+)
 from lever.hermes import HermesClient, PriceServiceError
-from lever.keeper.core import DecideParams, LiquidationIndex, LpRequest, decide, evaluate, lp_work, order_work, pack
+from lever.keeper.core import (
+    DecideParams,
+    LiquidationIndex,
+    LpRequest,
+    decide,
+    evaluate,
+    lp_work,
+    order_work,
+    pack,
+)
 from lever.math.orders import Order, earliest_publish_time
 
 log = logging.getLogger("lever.keeper")
@@ -255,9 +270,8 @@ class Keeper:
                     self.index.remove(account)
         candidates = set(changes.accounts) & set(self.state.records)
         for mk in moved | moved_prices:
-            if first or mk in moved_prices or mk in moved:
-                if mk in views:
-                    candidates |= self.index.candidates(mk, views[mk].price.price, self.config.band_wad)
+            if mk in views:
+                candidates |= self.index.candidates(mk, views[mk].price.price, self.config.band_wad)
         if first:
             candidates |= set(self.state.records)
         self.metrics.candidates.inc(len(candidates))
@@ -317,8 +331,8 @@ class Keeper:
             elif contract == "OrderBook":
                 if event in ("OrderPlaced", "OrderSettled", "OrderCancelled"):
                     changes.order_accounts.add(indexed[1])
-                    if event == "OrderPlaced" or event == "OrderSettled":
-                        changes.markets.add(indexed[2] if event == "OrderPlaced" else indexed[2])
+                    if event in ("OrderPlaced", "OrderSettled"):
+                        changes.markets.add(indexed[2])
                 elif event == "OrderUpdated":
                     changes.order_accounts.add(m.orders.split(indexed[0])[0])
                 else:
