@@ -112,6 +112,7 @@ class KeeperState:
     last_reindex: int = -1
     check_all: bool = True  # after hydration: every market's crossed accounts are candidates
     in_flight: set[int] = field(default_factory=set)
+    liquidatable: set[int] = field(default_factory=set)  # found liquidatable by the last evaluation
 
 
 @dataclass
@@ -121,6 +122,7 @@ class Changes:
     order_accounts: set[int] = field(default_factory=set)
     lp_controllers: set[str] = field(default_factory=set)
     params: bool = False
+    logs: int = 0  # the protocol's logs in the range (none: the vault's ledgers did not move)
 
 
 class OutOfGas(Exception):
@@ -150,6 +152,8 @@ class Keeper:
         self.token_scale = 0  # read at hydration (no RPC in the constructor)
         self.settings = (0, 0, 0, 0)
         self.lp_params = (0, 0, 0, 0)
+        self._pool_wad = 0
+        self._cov: m.Coverage | None = None  # the vault's coverage, re-read after any protocol event
 
     @property
     def address(self) -> str:
@@ -167,11 +171,10 @@ class Keeper:
         count = self.reader.market_count(block)
         self.state.markets = {mk: self.reader.market(mk, block) for mk in range(count)}
         total = self.reader.account_count(block)
-        records: dict[int, AccountRecord] = {}
-        orders: dict[int, Order] = {}
+        with_positions: list[int] = []
         for start in range(1, total + 1, self.config.page_size):
-            for account in self.reader.accounts_with_positions(start, self.config.page_size, block):
-                records[account] = self.reader.account(account, block)
+            with_positions += self.reader.accounts_with_positions(start, self.config.page_size, block)
+        records = self.reader.accounts(with_positions, block)
         # Accounts with orders and LP controllers with requests: from one scan of the history.
         placed = self.reader.arts.topic("OrderBook", "OrderPlaced")
         with_orders = set()
@@ -181,8 +184,9 @@ class Keeper:
                 with_orders.add(int.from_bytes(bytes(log_["topics"][2]), "big"))
             else:
                 self._note_lp_log(log_, block)
-        for account in sorted(with_orders):
-            orders.update(self.reader.orders_of(account, block))
+        orders: dict[int, Order] = {}
+        for pending in self.reader.orders_of_accounts(sorted(with_orders), block).values():
+            orders.update(pending)
         self.state.records, self.state.orders = records, orders
         self._refresh_prices()
         self._reindex(now)
@@ -198,6 +202,7 @@ class Keeper:
 
     def _reindex(self, now: int) -> None:
         self._pool_wad, cov = self._coverage()
+        self._cov = cov
         views = self._views(now)
         self.index = LiquidationIndex()
         for account, record in self.state.records.items():
@@ -248,16 +253,18 @@ class Keeper:
         moved = set(self.state.markets) if first or changes.params else set(changes.markets)
         for mk in moved:
             self.state.markets[mk] = self.reader.market(mk, block)
-        for account in changes.accounts | changes.order_accounts:
-            record = self.reader.account(account, block)
+        for account, record in self.reader.accounts(sorted(changes.accounts | changes.order_accounts), block).items():
             if record.positions:
                 self.state.records[account] = record
             else:
                 self.state.records.pop(account, None)
-        for account in changes.order_accounts:
-            self.state.orders = {i: o for i, o in self.state.orders.items() if o.account != account}
-            self.state.orders.update(self.reader.orders_of(account, block))
-        self._pool_wad, cov = self._coverage()
+        if changes.order_accounts:
+            self.state.orders = {i: o for i, o in self.state.orders.items() if o.account not in changes.order_accounts}
+            for pending in self.reader.orders_of_accounts(sorted(changes.order_accounts), block).values():
+                self.state.orders.update(pending)
+        if changes.logs or self._cov is None:  # the ledgers move only with the protocol's own events
+            self._pool_wad, self._cov = self._coverage()
+        cov = self._cov
         views = self._views(now)
         if block - self.state.last_reindex >= self.config.reindex_every_blocks:
             self._reindex(now)
@@ -268,7 +275,9 @@ class Keeper:
                     self.index.update(account, self.state.records[account], views, self.token_scale, cov)
                 else:
                     self.index.remove(account)
-        candidates = set(changes.accounts) & set(self.state.records)
+        # Accounts found liquidatable last time and not liquidated (lost, deferred, refused) stay
+        # candidates: the price need not move again for them to be tried again.
+        candidates = (set(changes.accounts) | self.state.liquidatable) & set(self.state.records)
         for mk in moved | moved_prices:
             if mk in views:
                 candidates |= self.index.candidates(mk, views[mk].price.price, self.config.band_wad)
@@ -276,12 +285,12 @@ class Keeper:
             candidates |= set(self.state.records)
         self.metrics.candidates.inc(len(candidates))
         self.metrics.accounts.set(len(self.state.records))
-        self.metrics.orders_pending.set(len(self.state.orders))
         liquidated = self._liquidate(sorted(candidates), views, cov, block)
         if self.config.settle_orders:
             self._settle_orders(now)
         if self.config.settle_lp:
             self._settle_lp(now)
+        self.metrics.orders_pending.set(len(self.state.orders))
         self.state.last_block = block
         self.state.last_hash = self.reader.head_hash
         self.state.check_all = False
@@ -318,6 +327,7 @@ class Keeper:
             if found is None:
                 continue
             contract, event = found
+            changes.logs += 1
             indexed = [int.from_bytes(bytes(t), "big") for t in topics[1:]]
             if contract == "MockPriceFeed":
                 mk = feeds.get(log_["address"].lower())
@@ -377,6 +387,7 @@ class Keeper:
     # ------------------------------------------------------------------ job 1: liquidations
 
     def _liquidate(self, candidates: list[int], views: dict[int, m.MarketView], cov: m.Coverage, block: int) -> int:
+        self.state.liquidatable = set()
         if not candidates:
             return 0
         gas_market = self.config.gas_market
@@ -398,6 +409,7 @@ class Keeper:
         for o in self.state.orders.values():
             escrow[o.account] = escrow.get(o.account, 0) + o.executor_fee
         found = evaluate(candidates, self.state.records, views, params, cov, latest_publish, escrow)
+        self.state.liquidatable = {c.account for c in found}
         if not found:
             return 0
         updates = self._latest_updates(sorted({mk for c in found for mk in self.state.records[c.account].positions}))
@@ -583,7 +595,10 @@ class Keeper:
         gas = min(gas, int(latest["gasLimit"]))
         call: dict[str, Any] = {"from": self.address, "gas": gas, "value": value}
         try:
-            self.reader.retry(lambda: fn.call(call))
+            # On the pending block: the one the transaction joins, at its time. A price published
+            # since the head block is valid there and not on the head (the pull oracle refuses a
+            # price from after the block's timestamp).
+            self.reader.retry(lambda: fn.call(call, block_identifier="pending"))
         except (ContractLogicError, Web3RPCError) as exc:
             if is_out_of_gas(exc):
                 raise OutOfGas(f"{what} at {gas} gas") from None
