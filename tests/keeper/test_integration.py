@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from harness import Harness, usdc, wad
 from keeper_helpers import keeper_receipts, order_events, predicted_liquidation
 
@@ -119,6 +120,34 @@ def test_the_keeper_settles_orders_of_both_markets_in_one_transaction(
     assert (h.position(first, ETH).size, h.position(second, BTC).size) == (wad(2), -wad("0.1"))
     assert balance(h, keeper.address) - before == usdc(3)
     assert statuses(h, keeper, start) == [1]
+
+
+@pytest.mark.parametrize("split", [{"max_batch": 1}], ids=["by-batch-size"])
+def test_orders_sharing_one_proven_price_each_get_its_proof_when_split_into_several_batches(
+    h: Harness, alice: Any, project: Any, make_keeper: Any, split: dict[str, int]
+) -> None:
+    """Two orders committed in one transaction share their price (same market, same earliest
+    publish time): the contract proves it once per batch and lets the batch's later orders of
+    that key reuse it. Split into two batches (by the batch size, or by the out-of-gas split),
+    each batch's first order of the key must carry the proof, or that batch settles nothing."""
+    seeder = project.BulkSeeder.deploy(h.p.engine, h.p.vault, h.p.order_book, h.p.token, sender=alice)
+    h.p.token.mint(seeder, usdc(20_000), sender=alice)
+    seeder.openAccounts(2, usdc(10_000), sender=alice)
+    first = int(h.p.engine.accountCount()) - 1
+    receipt = seeder.commitOrders([first, first + 1], 0, [wad(1), wad(-1)], usdc(1), sender=alice)
+    orders = [int(e.orderId) for e in receipt.events.filter(h.p.order_book.OrderPlaced)]
+    keeper = make_keeper(**split)
+    keeper.hydrate()
+    start = h.chain.blocks.head.number
+    h.advance(h.delay)
+    h.publish_all()
+    keeper.step()
+    settled, cancelled = order_events(h, start)
+    assert sorted(int(e.orderId) for e in settled) == sorted(orders) and not cancelled
+    assert len({int(e.publishTime) for e in settled}) == 1  # one price, proven in each batch
+    assert len({e.block_number for e in settled}) == 2  # two transactions
+    assert (h.position(first, ETH).size, h.position(first + 1, ETH).size) == (wad(1), -wad(1))
+    assert set(statuses(h, keeper, start)) == {1}
 
 
 def test_the_keeper_cancels_an_expired_order_and_its_fee_goes_to_the_insurance_fund(

@@ -468,25 +468,24 @@ class Keeper:
         if not (work.due or work.expired or work.triggered):
             return 0
         ids = self.reader.addresses.price_ids
-        blobs: dict[int, bytes] = {}
-        proven: set[tuple[int, int]] = set()
+        # A market order's price: the earliest published at or after its commit + delay, proven
+        # once per (market, time) in each batch; the batch's other orders of that key reuse it.
+        proofs: dict[tuple[int, int], bytes] = {}
+        keys: dict[int, tuple[int, int]] = {}
         ready: list[Order] = []
         for o in work.due:
             key = (o.market_id, earliest_publish_time(o, delay))
-            if key in proven:
-                blobs[o.order_id] = b""  # the batch reuses the price an earlier order proved
+            if key not in proofs:
+                try:
+                    found = self.prices.at_or_after(key[1], [ids[o.market_id]]).get(ids[o.market_id])
+                except PriceServiceError as exc:
+                    log.warning("price service: %s", exc)
+                    found = None
+                # Not published yet, or not yet on the chain's clock: wait.
+                proofs[key] = found.blob if found is not None and found.publish_time <= now else b""
+            if proofs[key]:
+                keys[o.order_id] = key
                 ready.append(o)
-                continue
-            try:
-                found = self.prices.at_or_after(key[1], [ids[o.market_id]]).get(ids[o.market_id])
-            except PriceServiceError as exc:
-                log.warning("price service: %s", exc)
-                continue
-            if found is None or found.publish_time > now:
-                continue  # not published yet (or not yet on chain's clock)
-            blobs[o.order_id] = found.blob
-            proven.add(key)
-            ready.append(o)
         ready += [*work.expired, *work.triggered]
         # Every market's latest price rides along: conditional orders execute at it, and a fill's
         # margin check needs the account's other markets fresh (a stale one must not stall it).
@@ -494,13 +493,18 @@ class Keeper:
         gas_items = [(o.order_id, self.config.gas_per_order) for o in ready if o.order_id not in self.state.in_flight]
         settled = 0
         for batch in pack(gas_items, self.config.gas_base, self.config.max_batch, self.reader.head_gas_limit * 9 // 10):
-            settled += self._send_orders(list(batch.items), blobs, latest, batch.gas_limit)
+            settled += self._send_orders(list(batch.items), keys, proofs, latest, batch.gas_limit)
         return settled
 
-    def _send_orders(self, order_ids: list[int], blobs: dict[int, bytes], latest: list[tuple[int, bytes]], gas: int) -> int:
-        # An order reusing an earlier one's proven price needs that order in the same batch.
-        fn = self.reader.order_book.functions.settleOrders(order_ids, [blobs.get(i, b"") for i in order_ids], latest)
-        value = self.reader.update_fee() * (len(latest) + sum(1 for i in order_ids if blobs.get(i)))
+    def _send_orders(self, order_ids: list[int], keys: dict[int, tuple[int, int]], proofs: dict[tuple[int, int], bytes],
+                     latest: list[tuple[int, bytes]], gas: int) -> int:
+        blobs, proven = [], set()
+        for i in order_ids:  # the first order of each key in this batch carries its proof
+            key = keys.get(i)
+            blobs.append(proofs[key] if key is not None and key not in proven else b"")
+            proven.add(key)
+        fn = self.reader.order_book.functions.settleOrders(order_ids, blobs, latest)
+        value = self.reader.update_fee() * (len(latest) + sum(1 for b in blobs if b))
         self.state.in_flight.update(order_ids)
         try:
             receipt = self._transact(fn, value, gas, "settle orders")
@@ -508,11 +512,11 @@ class Keeper:
             if len(order_ids) == 1:
                 if gas >= self.reader.head_gas_limit:
                     raise
-                return self._send_orders(order_ids, blobs, latest, min(2 * gas, self.reader.head_gas_limit))
+                return self._send_orders(order_ids, keys, proofs, latest, min(2 * gas, self.reader.head_gas_limit))
             log.warning("%d orders would run out of gas at %d: splitting them", len(order_ids), gas)
             half = len(order_ids) // 2
-            first, second = order_ids[:half], order_ids[half:]
-            return self._send_orders(first, blobs, latest, gas) + self._send_orders(second, self._own_blobs(second, blobs), latest, gas)
+            return (self._send_orders(order_ids[:half], keys, proofs, latest, gas)
+                    + self._send_orders(order_ids[half:], keys, proofs, latest, gas))
         except ContractLogicError as exc:
             log.info("settling %s would revert (%s): skipped", order_ids, exc)
             return 0
@@ -526,19 +530,6 @@ class Keeper:
         for i in order_ids:
             self.state.orders.pop(i, None)  # re-read from events next block if still pending
         return filled
-
-    def _own_blobs(self, order_ids: list[int], blobs: dict[int, bytes]) -> dict[int, bytes]:
-        """Blobs for a split-off part of a batch: an order that reused a proven price gets its own."""
-        out = dict(blobs)
-        delay = self.settings[0]
-        ids = self.reader.addresses.price_ids
-        for i in order_ids:
-            o = self.state.orders.get(i)
-            if o is not None and not out.get(i) and o.kind == 0:
-                found = self.prices.at_or_after(earliest_publish_time(o, delay), [ids[o.market_id]]).get(ids[o.market_id])
-                if found is not None:
-                    out[i] = found.blob
-        return out
 
     def _count(self, receipt: Any, contract: str, event: str) -> int:
         topic = self.reader.arts.topic(contract, event)
