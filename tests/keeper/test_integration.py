@@ -122,7 +122,8 @@ def test_the_keeper_settles_orders_of_both_markets_in_one_transaction(
     assert statuses(h, keeper, start) == [1]
 
 
-@pytest.mark.parametrize("split", [{"max_batch": 1}], ids=["by-batch-size"])
+@pytest.mark.parametrize("split", [{"max_batch": 1}, {"gas_base": 30_000, "gas_per_order": 20_000}],
+                         ids=["by-batch-size", "by-gas"])
 def test_orders_sharing_one_proven_price_each_get_its_proof_when_split_into_several_batches(
     h: Harness, alice: Any, project: Any, make_keeper: Any, split: dict[str, int]
 ) -> None:

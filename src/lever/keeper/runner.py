@@ -593,6 +593,11 @@ class Keeper:
         except (ContractLogicError, Web3RPCError) as exc:
             if is_out_of_gas(exc):
                 raise OutOfGas(f"{what} at {gas} gas") from None
+            if gas < int(latest["gasLimit"]) and self._simulates(fn, {**call, "gas": int(latest["gasLimit"])}):
+                # Starved, not refused: a sub-call that ran out of gas inside a try/catch reads as
+                # "not ready" (the order book then reverts NothingToSettle); at the block's gas
+                # limit the same call goes through. One more eth_call, on refusals only.
+                raise OutOfGas(f"{what} at {gas} gas (a sub-call starved)") from None
             if isinstance(exc, ContractLogicError):
                 raise
             raise ContractLogicError(str(exc)) from None
@@ -616,6 +621,13 @@ class Keeper:
         if receipt is not None:
             self.metrics.gas.inc(int(receipt["gasUsed"]))
         return receipt
+
+    def _simulates(self, fn: Any, call: dict[str, Any]) -> bool:
+        try:
+            self.reader.retry(lambda: fn.call(call, block_identifier="pending"))
+        except (ContractLogicError, Web3RPCError):
+            return False
+        return True
 
     def _allocate_nonce(self) -> int:
         """The next nonce, under a lock: the node's pending count, or past what this keeper has
