@@ -151,6 +151,36 @@ def test_orders_sharing_one_proven_price_each_get_its_proof_when_split_into_seve
     assert set(statuses(h, keeper, start)) == {1}
 
 
+def test_an_order_a_batch_leaves_pending_stays_known_and_is_settled_once_it_can_be(
+    h: Harness, alice: Any, bob: Any, make_keeper: Any
+) -> None:
+    """A batch that settles one order may leave another pending (here a limit order whose trigger
+    the price meets but whose fill, above the price by the skew premium, exceeds its limit: the
+    contract keeps it for later). The keeper keeps it too, and settles it when the price allows."""
+    buyer = h.open_account(alice, 20_000)
+    limit = place(h, alice, buyer, Kind.LIMIT, "10", "3000")
+    trader = h.open_account(bob, 10_000)
+    order, _ = h.commit(bob, trader, ETH, "1")
+    keeper = make_keeper()
+    keeper.hydrate()
+    start = h.chain.blocks.head.number
+    h.advance(h.delay)
+    h.set_price(ETH, "2999.99")  # the limit triggers; with the premium it would fill above $3,000
+    keeper.step()
+    [settled], cancelled = order_events(h, start)
+    assert int(settled.orderId) == order and not cancelled
+    assert int(h.p.order_book.order(limit).updatedAt) != 0
+    assert limit in keeper.state.orders  # still pending: still the keeper's to settle
+    h.set_price(ETH, 2_990)  # no event of the buyer's account: only the keeper's memory finds it
+    keeper.step()
+    settled, cancelled = order_events(h, start)
+    assert [int(e.orderId) for e in settled] == [order, limit] and not cancelled
+    assert int(settled[1].fillPriceWad) <= wad(3_000)
+    assert h.position(buyer, ETH).size == wad(10)
+    assert limit not in keeper.state.orders
+    assert statuses(h, keeper, start) == [1, 1]
+
+
 def test_the_keeper_cancels_an_expired_order_and_its_fee_goes_to_the_insurance_fund(
     h: Harness, alice: Any, make_keeper: Any
 ) -> None:

@@ -524,16 +524,21 @@ class Keeper:
             self.state.in_flight.difference_update(order_ids)
         if receipt is None or receipt["status"] != 1:
             return 0
-        filled = self._count(receipt, "OrderBook", "OrderSettled")
-        self.metrics.orders_settled.inc(filled)
-        self.metrics.orders_cancelled.inc(self._count(receipt, "OrderBook", "OrderCancelled"))
-        for i in order_ids:
-            self.state.orders.pop(i, None)  # re-read from events next block if still pending
-        return filled
+        filled = self._logged(receipt, "OrderBook", "OrderSettled")
+        cancelled = self._logged(receipt, "OrderBook", "OrderCancelled")
+        self.metrics.orders_settled.inc(len(filled))
+        self.metrics.orders_cancelled.inc(len(cancelled))
+        # Only what the transaction settled or cancelled is done. An order it left pending (its
+        # price not proven, a conditional fill refused for now) stays known and is tried again.
+        for i in filled | cancelled:
+            self.state.orders.pop(i, None)
+        return len(filled)
 
-    def _count(self, receipt: Any, contract: str, event: str) -> int:
+    def _logged(self, receipt: Any, contract: str, event: str) -> set[int]:
+        """The first indexed argument (an id) of each `event` in `receipt`."""
         topic = self.reader.arts.topic(contract, event)
-        return sum(1 for lg in receipt["logs"] if bytes(lg["topics"][0]) == topic)
+        return {int.from_bytes(bytes(lg["topics"][1]), "big") for lg in receipt["logs"]
+                if bytes(lg["topics"][0]) == topic}
 
     # ------------------------------------------------------------------ job 3: LP requests
 
