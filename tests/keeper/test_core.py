@@ -121,6 +121,23 @@ def test_the_index_forgets_a_removed_account_and_moves_an_updated_one() -> None:
     assert len(index) == 1
 
 
+def test_a_short_with_no_liquidation_price_is_always_a_candidate_and_a_long_with_none_never() -> None:
+    """`m.liquidation_price` returns 0 when there is none: for a short, because it is liquidatable
+    at every price (here its funding and borrowing owed exceed its margin plus all a short can
+    ever earn); for a long, because no price is low enough."""
+    owing = m.MarketView(ETH, ETH_PARAMS, m.PriceData(3000 * WAD, T0), m.MarketState(short_index=4_000 * WAD))
+    short = record(2_000, (ETH, position(-6, 3000)))  # owes 6 x $4,000 = $24,000 > $2,000 + $18,000
+    safe_long = record(100_000, (ETH, position(1, 3000)))
+    for r in (short, safe_long):
+        assert m.liquidation_price(r.margin_token, SCALE, [(r.positions[ETH], owing)], ETH, COV) == 0
+    index = indexed({1: short, 2: safe_long}, {ETH: owing})
+    for usd in (1, 100, 2_000, 3_000, 5_000, 100_000):
+        views = {ETH: m.MarketView(ETH, ETH_PARAMS, m.PriceData(usd * WAD, T0), owing.state)}
+        assert state_at(short, views).liquidatable and not state_at(safe_long, views).liquidatable, usd
+        assert index.candidates(ETH, usd * WAD, 0) == {1}, usd
+    assert index.candidates(ETH, 0, 0) == {1}  # even at a price of 0, the long is no candidate
+
+
 @settings(max_examples=300, deadline=None)
 @given(
     margin=st.integers(50, 100_000),

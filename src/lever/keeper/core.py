@@ -79,15 +79,20 @@ class LiquidationIndex:
 
     def candidates(self, market: int, price: int, band_wad: int) -> set[int]:
         """Accounts of `market` that may be liquidatable at `price`: longs whose liquidation price
-        is at least `price * (1 - band)`, shorts whose liquidation price is positive and at most
-        `price * (1 + band)`, and every multi-market account."""
+        is at least `price * (1 - band)`, shorts whose liquidation price is at most
+        `price * (1 + band)`, and every multi-market account.
+
+        A liquidation price of 0 (`m.liquidation_price`: none) means opposite things by side: a
+        long with none is never liquidatable (no price is low enough), a short with none is
+        liquidatable at every price (its equity is below maintenance whatever the price), so it
+        is always a candidate; both fall out of the sorted order (0 sorts first)."""
         found = set(self._multi.get(market, ()))
         low = m.fixed.mul_div_down(price, WAD - band_wad, WAD)
         longs = self._longs.get(market, [])
-        found.update(account for _, account in longs[bisect.bisect_left(longs, (low, -1)) :])
+        found.update(account for liq, account in longs[bisect.bisect_left(longs, (low, -1)) :] if liq > 0)
         high = m.fixed.mul_div_up(price, WAD + band_wad, WAD)
         shorts = self._shorts.get(market, [])
-        found.update(account for liq, account in shorts[: bisect.bisect_right(shorts, (high, 2**256))] if liq > 0)
+        found.update(account for _, account in shorts[: bisect.bisect_right(shorts, (high, 2**256))])
         return found
 
 
