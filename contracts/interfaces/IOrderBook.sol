@@ -115,9 +115,11 @@ interface IOrderBook {
         IOracleAdapter.PriceUpdate[] calldata latest
     ) external payable returns (uint256 settled);
 
-    /// @notice Cancels every pending order of an account about to be liquidated, their fees back
-    ///         to its margin (so a liquidation reaches them). Only the liquidation module.
-    function onLiquidation(uint256 accountId) external;
+    /// @notice Cancels every pending order of an account below its maintenance margin, their fees
+    ///         back to its margin (so the liquidation reaches them). Only the engine, in a
+    ///         liquidation: a healthy account's orders are never touched.
+    /// @return refunded the fees returned to the margin (token units)
+    function onLiquidation(uint256 accountId) external returns (uint256 refunded);
 
     /// @notice Settlement timing and fee bounds. Only `RISK_ROLE`; bounds are checked.
     function setSettings(Settings calldata settings) external;
