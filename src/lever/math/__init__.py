@@ -36,7 +36,12 @@ from lever.math.engine import (
     predict_liquidation,
     trade_math,
 )
-from lever.math.liquidation import LiquidationParams, close_share, keeper_reward, liquidation_penalty
+from lever.math.liquidation import (
+    LiquidationParams,
+    close_share,
+    keeper_reward,
+    liquidation_penalty,
+)
 from lever.math.oracle import OracleConfig, OracleState, PriceData
 from lever.math.refusal import Refused
 
