@@ -102,3 +102,23 @@ def test_open_engine_on_an_unreachable_server_is_one_line_error() -> None:
     with pytest.raises(IndexDatabaseError, match="cannot open the database") as err:
         open_engine(f"postgresql://nobody@127.0.0.1:{free_port()}/none")
     assert "\n" not in str(err.value)
+
+
+def test_decode_of_every_history_log_matches_eth_abi(
+    h: Harness, chain: Any, deployment: Deployment, alice: Any, bob: Any, lp: Any
+) -> None:
+    from lever.artifacts import artifacts
+    from lever.indexer.decode import Decoder, RawLog
+
+    make_history(h, alice, bob, lp)
+    decoder = Decoder(artifacts(), deployment.contracts)
+    raw = chain.provider.web3.provider.make_request("eth_getLogs", [{
+        "fromBlock": "0x0", "toBlock": "latest", "address": decoder.addresses}])["result"]
+    names = set()
+    for entry in raw:
+        log = RawLog.from_rpc(entry)
+        fast, generic = decoder.decode(log, 0), decoder.decode(log, 0, generic=True)
+        assert fast == generic
+        assert fast is not None
+        names.add(fast.name)
+    assert {"PositionChanged", "Liquidation", "OrderPlaced", "LiquidationParamsSet", "Transfer"} <= names
