@@ -122,3 +122,14 @@ def test_decode_of_every_history_log_matches_eth_abi(
         assert fast is not None
         names.add(fast.name)
     assert {"PositionChanged", "Liquidation", "OrderPlaced", "LiquidationParamsSet", "Transfer"} <= names
+
+
+def test_index_command_with_an_unreachable_node_is_one_line_error() -> None:
+    from click.testing import CliRunner
+    from conftest import free_port
+
+    from lever.dashboard.cli import index
+
+    result = CliRunner().invoke(index, ["--rpc-url", f"http://127.0.0.1:{free_port()}", "--once"])
+    assert result.exit_code == 1
+    assert result.output.startswith("error: cannot reach the node") and result.output.count("\n") == 1
