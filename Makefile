@@ -9,7 +9,7 @@ SOLC_BIN := $(SOLCX_DIR)/solc-v$(SOLC_VERSION)
 export PATH := $(CURDIR)/node_modules/.bin:$(CURDIR)/$(VENV)/bin:$(PATH)
 export SOLCX_BINARY_PATH := $(SOLCX_DIR)
 
-.PHONY: setup test demo node bench-gas bench-keeper bench-fuzz fuzz fuzz-nightly mutants compile clean lint slither
+.PHONY: setup test demo node bench-gas bench-keeper bench-fuzz fuzz fuzz-nightly mutants compile clean lint slither browser bench-index
 
 setup: $(VENV)/.installed node_modules/.installed $(SOLC_BIN)
 
@@ -87,3 +87,16 @@ lint: setup
 
 clean:
 	rm -rf build .build contracts/.cache
+
+# Debian's Chromium for the dashboard's browser tests (Playwright cannot download its own here).
+browser:
+	@test -x /usr/bin/chromium || (apt-get update && apt-get install -y chromium)
+
+# 10,000 accounts' history, indexed into SQLite (events/s), then the dashboard's pages over it
+# (p95 latency) -> build/bench/index.json. A few minutes; its own Anvil without step tracing.
+BENCH_INDEX_PORT ?= 8547
+bench-index: compile
+	@mkdir -p build; anvil --port $(BENCH_INDEX_PORT) --disable-block-gas-limit --silent & echo $$! > build/.bench-index-anvil.pid; \
+	sleep 2; \
+	ape run bench_index --network http://127.0.0.1:$(BENCH_INDEX_PORT); status=$$?; \
+	kill $$(cat build/.bench-index-anvil.pid); rm -f build/.bench-index-anvil.pid; exit $$status
