@@ -819,6 +819,15 @@ class Ghost:
 
     # ------------------------------------------------------------------ views for the checks
 
+    def total_assets(self, s: State) -> int:
+        """`LeverVault.totalAssets`: the pool at the stored prices, a stale market at its worst case."""
+        prices = [0] * k.MAX_MARKETS
+        for market in self._markets_of(s.open_mask):
+            d = self.latest(s, market)
+            if d.price != 0 and d.publish_time + self.cfg.oracle[market].max_price_age >= self.now:
+                prices[market] = d.price
+        return m.pool.pool_value(s.pool, self.pool_liability_at(s, prices), self.cfg.token_scale)
+
     def pool_liability_at(self, s: State, prices: list[int]) -> int:
         markets = [(s.params[i], s.markets[i], prices[i]) for i in self._markets_of(s.open_mask)]
         return m.pool_liability(markets, self.coverage(s), self.now)

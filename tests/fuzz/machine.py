@@ -184,6 +184,12 @@ class Driver:
         decoded = decode([abi_type(o) for o in entry["outputs"]], out)
         return decoded[0] if len(decoded) == 1 else decoded
 
+    def view_words(self, contract: str, address: str, function: str, *args: Any) -> list[int]:
+        """A view's return words, as signed integers (static return types only)."""
+        out = self.chain.call(address, self.tx(contract, function, *args))
+        words = [int.from_bytes(out[i : i + 32], "big") for i in range(0, len(out), 32)]
+        return [w - 2**256 if w >> 255 else w for w in words]
+
     def owner(self, account: int) -> str:
         return self.w.owner_of(account)
 
@@ -361,6 +367,17 @@ class Driver:
             if s.prev[i] is not None:
                 assert self.w.observer.params(i, previous=True) == s.prev[i]
         assert self.w.observer.liquidation_params() == s.liquidation
+        # The contracts' views against the mirror's formulas: equity and margins of every account,
+        # the pool's value (the storage comparison above does not run the views' arithmetic).
+        for a in self.w.accounts:
+            if s.accounts.get(a) and s.accounts[a].mask:
+                chain_state = self.view_words("PerpEngine", self.w.engine, "accountState", a)
+                mine = self.g.account_state(s, a)
+                expected = [mine.margin, mine.equity, mine.initial_margin, mine.maintenance_margin, mine.notional,
+                            mine.min_margin, mine.position_count]
+                assert chain_state == expected, f"accountState({a}): chain {chain_state} != mirror {expected}"
+        total = self.view_words("LeverVault", self.w.vault, "totalAssets")[0]
+        assert total == self.g.total_assets(s), f"totalAssets: chain {total} != mirror {self.g.total_assets(s)}"
         for i in range(self.w.n_markets):
             assert self.w.observer.oracle_state(i) == s.oracle[i]
 
