@@ -431,9 +431,11 @@ contract PerpEngine is IPerpEngine, AccessControl, Pausable {
         _prevParams[marketId] = c.p;
         c.p = params;
         c.s.rampStart = uint32(block.timestamp);
-        uint256 totalReserve = totalReserveWad + _marketReserve(c.s, params) - reserveBefore;
+        uint256 totalBefore = totalReserveWad;
+        uint256 totalReserve = totalBefore + _marketReserve(c.s, params) - reserveBefore;
+        // A change that raises the reserves is refused beyond the pool; one that does not always passes.
         uint256 poolWad = _coverage().poolWad;
-        if (totalReserve > reserveBefore && totalReserve > poolWad) revert ReserveExceeded(totalReserve, poolWad);
+        if (totalReserve > totalBefore && totalReserve > poolWad) revert ReserveExceeded(totalReserve, poolWad);
         totalReserveWad = totalReserve;
         _writeMarket(c);
         _params[marketId] = params;

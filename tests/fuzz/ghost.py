@@ -390,7 +390,7 @@ class Ghost:
         before = m.market_reserve(state, old)
         total = s.total_reserve + m.market_reserve(state, params) - before
         pool_wad = self.coverage(s).pool
-        if total > before and total > pool_wad:
+        if total > s.total_reserve and total > pool_wad:
             raise Refused("ReserveExceeded")
         s.total_reserve = total
         s.prev[market], s.params[market] = old, params

@@ -202,10 +202,10 @@ class Driver:
     def price_wad(self, market: int) -> int:
         return self.truth[market] * PYTH_SCALE
 
-    def total_of(self, who: str) -> int:
-        """Everything `who` owns in tokens: wallet plus the margin of its accounts."""
-        accounts = [a for a in self.w.accounts if self.owner(a) == who]
-        return self.g.s.balances.get(who, 0) + sum(self.g.s.margin.get(a, 0) for a in accounts)
+    def claim(self, who: str, accounts: list[int]) -> int:
+        """What `who` can take out, in tokens: its wallet and the margin of `accounts` (a debt is
+        the account's, not its owner's: margin counts from zero)."""
+        return self.g.s.balances.get(who, 0) + sum(max(self.g.s.margin.get(a, 0), 0) for a in accounts)
 
     # ------------------------------------------------------------------ prices
 
@@ -728,7 +728,7 @@ def latency_arbitrageur(machine: Driver, a: int, b: int, c: int) -> None:
     if machine.g.s.positions.get((account, market)) or any(acc == account for acc, _ in machine.g.s.orders):
         return
     owner = machine.owner(account)
-    start = machine.total_of(owner)
+    start = machine.claim(owner, [account])
     move = (400, -400, 150, -150)[c % 4]
     size = sized(machine, account, market, (b >> 1) | 0b1110)
     size = abs(size) if move > 0 else -abs(size)
@@ -749,7 +749,7 @@ def latency_arbitrageur(machine: Driver, a: int, b: int, c: int) -> None:
     machine.settle_all()
     if machine.g.s.positions.get((account, market)) is not None:
         return
-    net = machine.total_of(owner) - start
+    net = machine.claim(owner, [account]) - start
     bound = _funding_bound(machine, market, abs(pos.size), machine.now() - t_open)
     require("round_trip_gains_nothing", net <= bound,
             lambda: f"a round trip around a known +-{abs(move)} bp move made {net / USDC:.6f} USDC (bound {bound / USDC:.6f})")
@@ -894,7 +894,7 @@ def funding_sniper(machine: Driver, a: int, b: int, c: int) -> None:
     if skew == 0:
         return
     owner = machine.owner(account)
-    start = machine.total_of(owner)
+    start = machine.claim(owner, [account])
     size = machine.g.s.params[market].min_position_size * (1 + c % 3)
     size = -size if skew > 0 else size  # the minority side receives
     if machine.commit(account, market, size, label="sniper.open") is None:
@@ -915,7 +915,7 @@ def funding_sniper(machine: Driver, a: int, b: int, c: int) -> None:
     machine.settle_all()
     if (account, market) in machine.g.s.positions:
         return
-    net = machine.total_of(owner) - start
+    net = machine.claim(owner, [account]) - start
     price_pnl = size * (machine.price_wad(market) - fill0) // WAD // machine.w.settings.token_scale
     # What the skew premium can add on each fill, at most |size| * price * |size + skew| / skewScale, is tiny here.
     slack = abs(size) * machine.price_wad(market) // WAD // machine.w.settings.token_scale // 100 + 2
@@ -933,7 +933,7 @@ def cap_blocker(machine: Driver, a: int, b: int, c: int) -> None:
     market = machine.market_of(b)
     if any((x, market) in machine.g.s.positions for x in accounts) or any(acc in accounts for acc, _ in machine.g.s.orders):
         return
-    start = machine.total_of(trader)
+    start = machine.claim(trader, accounts)
     cap = machine.g.s.pool * machine.w.settings.token_scale * machine.g.s.params[market].oi_cap_ratio // WAD
     st = machine.g.s.markets[market]
     room = cap - max(st.long_oi, st.short_oi) * machine.price_wad(market) // WAD
@@ -960,7 +960,7 @@ def cap_blocker(machine: Driver, a: int, b: int, c: int) -> None:
     machine.settle_all()
     if any((x, market) in machine.g.s.positions for x in accounts):
         return
-    net = machine.total_of(trader) - start
+    net = machine.claim(trader, accounts) - start
     require("round_trip_gains_nothing", net <= 1, lambda: f"a hedged pair blocking the cap made {net / USDC:.6f} USDC")
 
 
@@ -991,15 +991,28 @@ def choosy_keeper(machine: Driver, a: int, b: int, c: int) -> None:
 
 
 def self_liquidator(machine: Driver, a: int, b: int, c: int) -> None:
-    """An owner liquidating its own unhealthy account. `self_liquidation_unprofitable`."""
+    """An owner liquidating its own unhealthy account. `self_liquidation_unprofitable`: its
+    wallet plus what the account is worth (its equity, at the same prices; a negative one counts
+    as nothing, the debt being the account's) does not grow."""
     account = machine.account_of(a)
     owner = machine.owner(account)
-    start = machine.total_of(owner)
     blobs = machine.latest_blobs()
-    machine.act("selfLiquidate", owner, machine.w.liquidator, machine.tx("Liquidator", "liquidate", account, machine.updates(blobs)),
-                lambda s: machine.g.liquidate(s, owner, [account], blobs, VALUE, batch=False), value=VALUE)
-    require("self_liquidation_unprofitable", machine.total_of(owner) <= start,
-            lambda: f"self-liquidation made {(machine.total_of(owner) - start) / USDC:.6f} USDC")
+    machine.act("selfLiquidate.updatePrices", owner, machine.w.oracle,
+                machine.tx("OracleAdapter", "updatePrices", machine.updates(blobs)),
+                lambda s: machine.g.update_prices(s, blobs, VALUE), value=VALUE)
+
+    def worth() -> int:
+        if not machine.g.s.accounts[account].mask:
+            return machine.claim(owner, [account])
+        equity = machine.view_words("PerpEngine", machine.w.engine, "accountState", account)[1]
+        return machine.g.s.balances.get(owner, 0) + max(equity, 0) // machine.w.settings.token_scale
+
+    start = worth()
+    if machine.act("selfLiquidate", owner, machine.w.liquidator, machine.tx("Liquidator", "liquidate", account, []),
+                   lambda s: machine.g.liquidate(s, owner, [account], [], 0, batch=False)) is None:
+        return
+    gain = worth() - start
+    require("self_liquidation_unprofitable", gain <= 0, lambda: f"self-liquidation made {gain / USDC:.6f} USDC")
 
 
 def redeemer_ahead_of_liquidation(machine: Driver, a: int, b: int, c: int) -> None:
