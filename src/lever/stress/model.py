@@ -30,6 +30,7 @@ TOKEN_SCALE = 10**12  # WAD per token unit (a 6-decimal stablecoin)
 SIZE_UNIT = 10**12  # sizes are drawn in millionths of a unit: WAD = units * SIZE_UNIT
 CENT = 10**16  # prices are whole cents: WAD = cents * CENT
 DT = 12  # seconds between steps (one block)
+OPEN_PER_STEP = 120
 
 # Parameters a sweep may set: (section, field). Market fields apply to every market.
 MARKET_KNOBS = ("max_leverage", "taker_fee", "maker_fee", "initial_margin_ratio", "maintenance_margin_ratio",
@@ -238,7 +239,9 @@ def population(agents: Agents, params: Params, scenario: Scenario, prices: IntAr
     max_lev = np.array([p.max_leverage for p in params.markets], dtype=np.float64)[market]
     leverage = np.clip(rng.lognormal(math.log(agents.leverage_median), agents.leverage_sigma, n), 1.1, 0.9 * max_lev)
     notional = np.clip(rng.lognormal(math.log(agents.notional_median_usd), agents.notional_sigma, n), 200.0, 250_000.0)
-    open_step = np.zeros(n, dtype=np.int64)
+    # At most OPEN_PER_STEP market orders a step: the keeper settles a step's due orders in one
+    # `settleOrders` batch (more would be split, and a split batch loses the proven price).
+    open_step = (np.arange(n) // OPEN_PER_STEP).astype(np.int64)
     squeeze_at = np.flatnonzero(scenario.squeeze)
     if squeeze_at.size:
         # A share of the accounts becomes the wave: longs on market 0 at the squeeze step, their
