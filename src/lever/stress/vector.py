@@ -120,6 +120,12 @@ class VectorEngine:
         self.topup = pop.topup / 1e6
         self.topups_left = np.where(pop.topup > 0, cell.agents.max_topups, 0)
         self.known = np.zeros(n, dtype=bool)  # the keeper knows the account's orders (from events)
+        mk = self.market
+        self.a_K, self.a_mpr, self.a_Fs = self.K[mk], self.mpr[mk], self.Fs[mk]
+        self.a_mmr, self.a_imr, self.a_taker, self.a_minmargin = self.mmr[mk], self.imr[mk], self.taker[mk], self.minmargin[mk]
+        self._version = 0  # bumped by every write to positions, markets or the pool
+        self._cache_key: tuple[float, int] = (-1.0, -1)
+        self._cache: tuple[F, F, F, F, F] = (np.zeros(0),) * 5
         self.touched = np.zeros(n, dtype=bool)  # order events since the keeper last looked
         # markets
         z = np.zeros(self.nm)
@@ -207,6 +213,7 @@ class VectorEngine:
             if t > o.latest_time:
                 o = replace(o, latest=price, latest_time=t)
             self.oracle[mk] = o
+            self._version += 1
 
     def _settlement_price(self, mk: int, pub: tuple[float, float, float], lo: float, hi: float, now: float) -> Price:
         t, price, prev = pub
@@ -220,6 +227,7 @@ class VectorEngine:
         if t > o.latest_time:
             o = replace(o, latest=price, latest_time=t)
         self.oracle[mk] = o
+        self._version += 1
         return self._data(o, price, t, now)
 
     def _latest_recent(self, mk: int, now: float) -> Price:
@@ -277,34 +285,55 @@ class VectorEngine:
 
     # ------------------------------------------------------------------ every account at once
 
-    def _figures(self, idx: npt.NDArray[np.intp], prices: list[Price], indices: list[tuple[float, float]],
-                 escrow: F | None = None) -> tuple[F, F, F, F, F]:
-        """(equity, maintenance, initial, notional, capped profit) of accounts `idx` at the markets'
-        `prices` and accrued `indices` — the vectorised `engine.account_state` of one-market accounts."""
-        mk = self.market[idx]
-        size, cost, entry = self.size[idx], self.cost[idx], self.entry[idx]
+    def _figures(self, now: float) -> tuple[F, F, F, F, F]:
+        """Every account's (value less the closing fee, maintenance, initial, notional, profit the
+        cap withholds) at the markets' latest prices, accrued to `now` — the vectorised
+        `engine.account_state` of one-market accounts (equity is the margin plus the first).
+        Cached until a trade, a liquidation or the clock changes the markets."""
+        key = (now, self._version)
+        if self._cache_key == key:
+            return self._cache
+        prices, indices = self._latest_views(now)
+        mk = self.market
+        size, cost = self.size, self.cost
         p = np.array([d.price for d in prices])[mk]
         mmf = np.array([d.mm for d in prices])[mk]
         imf = np.array([d.im for d in prices])[mk]
         skew = (self.long_oi - self.short_oi)[mk]
-        K = self.K[mk]
+        K = self.a_K
         close_fill = np.maximum(0.0, p * (2 * K + 2 * skew - size) / (2 * K))
         li = np.array([i[0] for i in indices])[mk]
         si = np.array([i[1] for i in indices])[mk]
         index = np.where(size > 0, li, si)
-        raw = size * close_fill - cost - (np.abs(size) * index - entry)
-        cap = np.abs(cost) * self.mpr[mk]
+        absize = np.abs(size)
+        raw = size * close_fill - cost - (absize * index - self.entry)
+        cap = np.abs(cost) * self.a_mpr
         value = np.minimum(raw, cap)
-        reserve = self.total_reserve
-        if self.pool < reserve:
-            value = np.where(value > 0, value * self.pool / reserve, value)
-        notional = np.abs(size) * p
-        scale = 1 + np.abs(size) / self.Fs[mk]
-        mm = notional * np.minimum(self.mmr[mk] * scale * mmf, 1.0) + self.minmargin[mk]
-        im = notional * np.minimum(self.imr[mk] * scale * imf, 1.0) + self.minmargin[mk]
-        margin = self.margin[idx] + (escrow[idx] if escrow is not None else 0.0)
-        equity = margin + value - notional * self.taker[mk]
-        return equity, mm, im, notional, np.maximum(0.0, raw - cap)
+        if self.pool < self.total_reserve:
+            value = np.where(value > 0, value * self.pool / self.total_reserve, value)
+        notional = absize * p
+        scale = 1 + absize / self.a_Fs
+        mm = notional * np.minimum(self.a_mmr * scale * mmf, 1.0) + self.a_minmargin
+        im = notional * np.minimum(self.a_imr * scale * imf, 1.0) + self.a_minmargin
+        out = (value - notional * self.a_taker, mm, im, notional, np.maximum(0.0, raw - cap))
+        self._cache_key, self._cache = key, out
+        return out
+
+    def _account(self, i: int, d: Price, li: float, si: float) -> tuple[float, float, float]:
+        """(equity, maintenance, notional) of account `i` at `d` (scalar `engine.account_state`)."""
+        mk = int(self.market[i])
+        size, cost, entry = float(self.size[i]), float(self.cost[i]), float(self.entry[i])
+        K = float(self.K[mk])
+        skew = float(self.long_oi[mk] - self.short_oi[mk])
+        close_fill = max(0.0, d.price * (2 * K + 2 * skew - size) / (2 * K))
+        index = li if size > 0 else si
+        raw = size * close_fill - cost - (abs(size) * index - entry)
+        value = min(raw, abs(cost) * float(self.mpr[mk]))
+        if value > 0 and self.pool < self.total_reserve:
+            value = value * self.pool / self.total_reserve
+        notional = abs(size) * d.price
+        mm = notional * min(float(self.mmr[mk]) * (1 + abs(size) / float(self.Fs[mk])) * d.mm, 1.0) + float(self.minmargin[mk])
+        return float(self.margin[i]) + value - notional * float(self.taker[mk]), mm, notional
 
     # ------------------------------------------------------------------ a trade
 
@@ -391,9 +420,11 @@ class VectorEngine:
         if new == 0:
             self.size[i] = self.cost[i] = self.entry[i] = 0.0
         self.last_trade[i] = now
+        self._version += 1
         self.margin[i] = margin_after
         cut = fee * self.fee_share
         self.pool += -realised + fee - cut
+        self._version += 1
         self.protocol_fees += cut
         return abs(delta), withheld
 
@@ -415,10 +446,7 @@ class VectorEngine:
             return None
         pool = self.pool
         li, si = self._accrued(mk, d.price, pool, now)
-        prices = [d if m == mk else Price(1.0, 0, 1, 1, False) for m in range(self.nm)]
-        idx = np.array([i], dtype=np.intp)
-        indices = [(li, si) if m == mk else (0.0, 0.0) for m in range(self.nm)]
-        equity, mm, _, notional, _ = (float(x[0]) for x in self._figures(idx, prices, indices))
+        equity, mm, notional = self._account(i, d, li, si)
         if equity >= mm:
             return None
         share = self._close_share(equity, mm, float(self.minmargin[mk]), notional)
@@ -457,6 +485,7 @@ class VectorEngine:
         else:
             self.size[i], self.cost[i], self.entry[i] = new, new_cost, new_entry
         self.last_trade[i] = now
+        self._version += 1
         # the vault's waterfall
         closed_notional = close * d.price
         reward = min(max(closed_notional * self.reward_ratio, self.min_reward), self.max_reward)
@@ -577,8 +606,8 @@ class VectorEngine:
                     self._escrow(np.array([i]))
         live = np.flatnonzero((self.topups_left > 0) & (self.size != 0))
         if live.size:
-            prices, indices = self._latest_views(now)
-            equity, mm, *_ = self._figures(live, prices, indices)
+            vmf, mm_all, *_ = self._figures(now)
+            equity, mm = self.margin[live] + vmf[live], mm_all[live]
             hit = live[equity < mm * agents.topup_health]
             self.margin[hit] += self.topup[hit]
             self.topups_left[hit] -= 1
@@ -654,16 +683,18 @@ class VectorEngine:
         found_idx = np.zeros(0, dtype=np.intp)
         health = np.zeros(0)
         if held.size:
-            prices, indices = self._latest_views(now)
+            vmf, mm_all, *_ = self._figures(now)
             latest_t = np.array([self.pubs[mk][-1][0] if self.pubs[mk] else 0.0 for mk in range(self.nm)])
-            equity, mm, *_ = self._figures(held, prices, indices, escrow)
+            equity, mm = self.margin[held] + escrow[held] + vmf[held], mm_all[held]
             fresh = latest_t[self.market[held]] > self.last_trade[held]
             bad = (equity < mm) & fresh
             found_idx, health = held[bad], equity[bad] / mm[bad]
         live = found_idx.size
         if not up:
             return live, closed
-        self.seen[np.setdiff1d(np.flatnonzero(self.seen >= 0), found_idx)] = -1
+        live_mask = np.zeros(self.n, dtype=bool)
+        live_mask[found_idx] = True
+        self.seen[(self.seen >= 0) & ~live_mask] = -1
         new = found_idx[self.seen[found_idx] < 0]
         self.seen[new] = k
         order = np.lexsort((found_idx, health))
@@ -685,9 +716,9 @@ class VectorEngine:
     def _gate(self, idx: npt.NDArray[np.intp], gas_price: float, eth: float, now: float) -> npt.NDArray[np.intp]:
         """`decide`'s profit gate: a reward not above the gas of its liquidation is skipped, unless
         the account is underwater."""
-        prices, indices = self._latest_views(now)
         escrow = self.fee * (self.known * ((self.mo_time >= 0).astype(np.float64) + self.sl_on + self.tp_on))
-        equity, mm, _, notional, _ = self._figures(idx, prices, indices, escrow)
+        vmf, mm_all, _, notional_all, _ = self._figures(now)
+        equity, mm, notional = self.margin[idx] + escrow[idx] + vmf[idx], mm_all[idx], notional_all[idx]
         mk = self.market[idx]
         share = np.array([self._close_share(e, m_, float(self.minmargin[j]), n_) for e, m_, j, n_ in
                           zip(equity, mm, mk, notional, strict=True)])
@@ -700,10 +731,14 @@ class VectorEngine:
         per_batch = max(1, min(MAX_BATCH, (self.cell.agents.block_gas_limit * 9 // 10 - GAS_BASE) // GAS_PER_ACCOUNT))
         for start in range(0, idx.size, per_batch):
             batch = idx[start: start + per_batch]
-            saved = self._save()
+            saved_oracle = list(self.oracle)
+            saved = (self.margin[batch].copy(), self.mo_time[batch].copy(), self.sl_on[batch].copy(),
+                     self.tp_on[batch].copy(), self.touched[batch].copy(), self.order_escrow)
             events = []
             try:
                 self._update_prices(sorted({int(self.market[i]) for i in idx}), now)
+                for mk in {int(self.market[i]) for i in batch}:
+                    self._latest_recent(mk, now)  # a stale price reverts the batch (before any write)
                 for i in map(int, batch):
                     if self.size[i] != 0:
                         self._cancel_all(i)
@@ -713,7 +748,11 @@ class VectorEngine:
                 if not events:
                     raise Revert("NothingToLiquidate")
             except Revert:
-                self._load(saved)
+                # nothing was liquidated: only the oracle and the orders' cancellations to undo
+                self.oracle = saved_oracle
+                self._version += 1
+                (self.margin[batch], self.mo_time[batch], self.sl_on[batch], self.tp_on[batch],
+                 self.touched[batch], self.order_escrow) = saved
                 continue
             self.gas_cost += (GAS_BASE + GAS_PER_ACCOUNT * batch.size) * gas_price / 1e18 * eth
             for i, (full, delta, _, _, withheld) in events:
@@ -735,23 +774,6 @@ class VectorEngine:
             self.mo_time[i] = -1
             self._release(i, True)
 
-    def _save(self) -> tuple[object, ...]:
-        arrays = (self.size, self.cost, self.entry, self.last_inc, self.last_trade, self.margin, self.mo_time,
-                  self.sl_on, self.tp_on, self.touched, self.long_oi, self.short_oi, self.long_cost, self.short_cost,
-                  self.long_index, self.short_index, self.long_entry, self.short_entry, self.last_accrual)
-        scalars = (self.total_reserve, self.pool, self.insurance, self.protocol_fees, self.order_escrow,
-                   self.keeper_income, self.bad, self.bad_ins, self.bad_pool, self.rewards, list(self.oracle))
-        return tuple(a.copy() for a in arrays), scalars
-
-    def _load(self, saved: tuple[object, ...]) -> None:
-        arrays, scalars = saved  # type: ignore[misc]
-        (self.size, self.cost, self.entry, self.last_inc, self.last_trade, self.margin, self.mo_time, self.sl_on,
-         self.tp_on, self.touched, self.long_oi, self.short_oi, self.long_cost, self.short_cost, self.long_index,
-         self.short_index, self.long_entry, self.short_entry, self.last_accrual) = arrays
-        (self.total_reserve, self.pool, self.insurance, self.protocol_fees, self.order_escrow, self.keeper_income,
-         self.bad, self.bad_ins, self.bad_pool, self.rewards, oracle) = scalars
-        self.oracle = list(oracle)
-
     def _orders(self, now: float, gas_price: float, eth: float) -> None:
         """`Keeper._settle_orders` and `OrderBook.settleOrders`: due market orders at their first
         price after the delay, expired ones, triggered stop-losses and take-profits."""
@@ -769,7 +791,7 @@ class VectorEngine:
         work = (sorted((float(self.mo_time[i]), int(i), 0, 0) for i in due)
                 + sorted((float(self.mo_time[i]), int(i), 0, 1) for i in expired)
                 + [(at, i, kind, 2) for at, i, kind in fired])
-        saved = self._save()
+        saved_oracle = list(self.oracle)  # with nothing done, only the oracle changed: a revert restores it
         done, fills = 0, []
         proven: dict[tuple[int, float], Price] = {}
         try:
@@ -799,6 +821,7 @@ class VectorEngine:
                             d = self._settlement_price(mk, pub, lo, min(lo + p.order_window, now), now)
                         except Revert:
                             self.oracle[mk] = saved_o
+                            self._version += 1
                             continue
                         proven[(mk, lo)] = d
                     out = self._trade(i, float(self.mo_size[i]), d, now, False)
@@ -832,7 +855,8 @@ class VectorEngine:
             if done == 0:
                 raise Revert("NothingToSettle")
         except Revert:
-            self._load(saved)
+            self.oracle = saved_oracle
+            self._version += 1
             return
         batches = max(1, -(-len(work) // max(1, (self.cell.agents.block_gas_limit * 9 // 10 - GAS_BASE) // GAS_PER_ORDER)))
         self.gas_cost += (GAS_BASE * batches + GAS_PER_ORDER * len(work)) * gas_price / 1e18 * eth
@@ -848,26 +872,34 @@ class VectorEngine:
 
     def _triggered(self, now: float) -> list[tuple[float, int, int]]:
         """`order_work`'s conditional orders: at the price service's latest price, published at
-        least the delay after the order and the position's last increase."""
-        out: list[tuple[float, int, int]] = []
+        least the delay after the order and the position's last increase (orphans included)."""
         delay = self.cell.params.order_delay
-        latest = [self.pubs[mk][-1] if self.pubs[mk] else None for mk in range(self.nm)]
-        for kind, flag, at, trig in ((1, self.sl_on, self.sl_at, self.sl_trigger), (2, self.tp_on, self.tp_at, self.tp_trigger)):
+        has = np.array([bool(self.pubs[mk]) for mk in range(self.nm)])
+        pub_t = np.array([self.pubs[mk][-1][0] if self.pubs[mk] else 0.0 for mk in range(self.nm)])
+        pub_p = np.array([self.pubs[mk][-1][1] if self.pubs[mk] else 0.0 for mk in range(self.nm)])
+        ats, ids, kinds = [], [], []
+        for kind, flag, at, trig in ((1, self.sl_on, self.sl_at, self.sl_trigger),
+                                     (2, self.tp_on, self.tp_at, self.tp_trigger)):
             idx = np.flatnonzero(flag & self.known)
-            for i in idx:
-                pub = latest[int(self.market[i])]
-                if pub is None:
-                    continue
-                size = self.size[i]
-                if size == 0:
-                    out.append((float(at[i]), int(i), kind))  # orphan: settling cancels it
-                    continue
-                if pub[0] < max(at[i], self.last_inc[i]) + delay:
-                    continue
-                if self._fires(kind, size > 0, pub[1], float(trig[i])):
-                    out.append((float(at[i]), int(i), kind))
-        out.sort()
-        return out
+            if not idx.size:
+                continue
+            mk = self.market[idx]
+            idx = idx[has[mk]]
+            mk = self.market[idx]
+            size = self.size[idx]
+            price = pub_p[mk]
+            long = size > 0
+            fires = np.where(long == (kind == 1), price <= trig[idx], price >= trig[idx])
+            eligible = pub_t[mk] >= np.maximum(at[idx], self.last_inc[idx]) + delay
+            sel = (size == 0) | (eligible & fires)
+            ats.append(at[idx][sel])
+            ids.append(idx[sel])
+            kinds.append(np.full(int(sel.sum()), kind))
+        if not ids:
+            return []
+        a, i, k = np.concatenate(ats), np.concatenate(ids), np.concatenate(kinds)
+        order = np.lexsort((k, i, a))
+        return [(float(a[j]), int(i[j]), int(k[j])) for j in order]
 
     @staticmethod
     def _fires(kind: int, long: bool, price: float, trigger: float) -> bool:
@@ -905,7 +937,7 @@ class VectorEngine:
             if pub is None or pub[0] + p.lp_grace > now:
                 return
             pubs[mk] = pub
-        saved = self._save()
+        saved_oracle = list(self.oracle)
         try:
             prices = {}
             for mk, pub in pubs.items():
@@ -913,7 +945,8 @@ class VectorEngine:
                 d = self._settlement_price(mk, pub, lo, min(lo + p.lp_window, now), now)
                 prices[mk] = d.price
         except Revert:
-            self._load(saved)
+            self.oracle = saved_oracle
+            self._version += 1
             return
         value = self._lp_value(now, prices)
         assets = shares * (value * 1e6 + 1) / (self.supply + 1e6) / 1e6  # `pool.to_assets_down`
@@ -928,6 +961,7 @@ class VectorEngine:
             return
         self.supply -= shares
         self.pool -= assets
+        self._version += 1
         self.r.lp_redeemed += assets
 
     # ------------------------------------------------------------------ figures
@@ -955,8 +989,8 @@ class VectorEngine:
         now = float(self.t0 + self.cell.steps * DT)
         held = np.flatnonzero(self.size != 0)
         if held.size:
-            prices, indices = self._latest_views(now)
-            *_, withheld = self._figures(held, prices, indices)
+            self._version += 1
+            withheld = self._figures(now)[4][held]
             hits = withheld > 1e-9
             r.profit_cap_hits += int(hits.sum())
             r.unpaid_profit += float(withheld[hits].sum())
