@@ -983,9 +983,11 @@ class VectorEngine:
         r.keeper_fees = self.keeper_income - self.rewards
         r.keeper_gas = self.gas_cost
         r.cascade_depth = cascade_depth(r.liquidations_per_step)
-        r.insurance_dry = self.bad_pool > 1e-6
+        r.insurance_dry = bool(self.bad_pool > 1e-6)
         r.lp_drawdown = max_drawdown(r.share_price)
-        r.pool_end, r.insurance_end, r.margin_end = self.pool, self.insurance, float(self.margin.sum())
+        r.pool_end, r.insurance_end, r.margin_end = float(self.pool), float(self.insurance), float(self.margin.sum())
+        r.bad_debt, r.bad_debt_by_insurance, r.bad_debt_by_pool = float(self.bad), float(self.bad_ins), float(self.bad_pool)
+        r.keeper_rewards, r.keeper_fees = float(self.rewards), float(self.keeper_income - self.rewards)
         now = float(self.t0 + self.cell.steps * DT)
         held = np.flatnonzero(self.size != 0)
         if held.size:
