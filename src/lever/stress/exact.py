@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from lever import math as m
@@ -671,7 +671,7 @@ class ExactEngine:
         return records
 
     def _agents(self, k: int, now: int, log: StepLog) -> None:
-        cell, chain, pop = self.cell, self.chain, self.cell.population
+        chain, pop = self.chain, self.cell.population
         if k == 0:
             for i in range(pop.count):
                 account = chain.create_account()

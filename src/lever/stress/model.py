@@ -226,7 +226,8 @@ def params_of(cfg: NetworkConfig) -> Params:
 def price_path(scenario: Scenario, initial_cents: tuple[int, ...]) -> IntArray:
     """Each step's price in whole cents (at least one cent)."""
     start = np.array(initial_cents, dtype=np.float64)
-    return np.maximum(1, np.rint(scenario.mult * start)).astype(np.int64)
+    out: IntArray = np.maximum(1, np.rint(scenario.mult * start)).astype(np.int64)
+    return out
 
 
 def population(agents: Agents, params: Params, scenario: Scenario, prices: IntArray, seed: int) -> Population:

@@ -219,20 +219,20 @@ class Batch:
 
         self.http = httpx.Client(timeout=30.0)
         self.uri, self.block = uri, hex(block)
-        self.calls: list[tuple[str, Any, str]] = []  # (label, contract, function call)
+        self.calls: list[tuple[str, Any, str, tuple[Any, ...]]] = []  # (label, contract, function, arguments)
 
     def add(self, label: str, contract: Any, fn: str, *args: Any) -> None:
-        self.calls.append((label, contract, fn, *args))  # type: ignore[arg-type]
+        self.calls.append((label, contract, fn, args))
 
     def run(self) -> dict[str, Any]:
         from eth_abi.abi import decode as abi_decode
 
         body = [{"jsonrpc": "2.0", "id": i, "method": "eth_call",
                  "params": [{"to": c.address, "data": c.encode_abi(fn, args=list(args))}, self.block]}
-                for i, (_, c, fn, *args) in enumerate(self.calls)]
+                for i, (_, c, fn, args) in enumerate(self.calls)]
         answers = {a["id"]: a for a in self.http.post(self.uri, json=body).json()}
         out = {}
-        for i, (label, c, fn, *_) in enumerate(self.calls):
+        for i, (label, c, fn, _) in enumerate(self.calls):
             answer = answers[i]
             if "error" in answer:
                 raise ReplayMismatch(f"reading {label}: {answer['error'].get('message')}")
@@ -246,7 +246,7 @@ class Batch:
 def _abi_type(output: dict[str, Any]) -> str:
     if output["type"].startswith("tuple"):
         inner = ",".join(_abi_type(c) for c in output["components"])
-        return f"({inner})" + output["type"][5:]
+        return f"({inner})" + str(output["type"])[5:]
     return str(output["type"])
 
 
@@ -282,8 +282,8 @@ def _compare_step(k: int, exact: ExactEngine, reader: Any, uri: str, accounts: i
     got = batch.run()
     where = f"step {k}"
     n = 0
-    for label, (_, _, want) in wanted.items():
-        _check(where, label, int(got[label]), want)
+    for label, (_, _, value) in wanted.items():
+        _check(where, label, int(got[label]), value)
         n += 1
     _check(where, "keeper's token income", int(got["keeper balance"]) - keeper_before, led["keeper"])
     n += 1
@@ -298,11 +298,11 @@ def _compare_step(k: int, exact: ExactEngine, reader: Any, uri: str, accounts: i
                exact.chain.margin[account])
         n += 1
         for mk in range(exact.chain.n_markets):
-            pos = m.Position.from_chain(got[f"account {account} market {mk} position"])
-            want = exact.chain.positions.get((account, mk), m.Position())
-            if pos != want:
-                raise ReplayMismatch(f"{where}: account {account} market {mk} position: chain {pos} != "
-                                     f"exact engine {want}")
+            held = m.Position.from_chain(got[f"account {account} market {mk} position"])
+            expected = exact.chain.positions.get((account, mk), m.Position())
+            if held != expected:
+                raise ReplayMismatch(f"{where}: account {account} market {mk} position: chain {held} != "
+                                     f"exact engine {expected}")
             n += 4
     return n
 

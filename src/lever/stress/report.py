@@ -79,12 +79,14 @@ def _heatmap(result: SweepResult, axes: tuple[str, str]) -> bytes:
         ax.set_ylabel(y_name)
         ax.set_title(f"{scenario}: bad debt ES99 (USD)", fontsize=9)
         insurance = cells[0].insurance_start if cells else 0.0
+        lo, hi = (float(np.nanmin(z)), float(np.nanmax(z))) if not np.all(np.isnan(z)) else (0.0, 0.0)
         for i in range(len(ys)):
             for j in range(len(xs)):
                 if not np.isnan(z[i, j]):
                     over = z[i, j] > insurance
+                    dark = hi > lo and (z[i, j] - lo) / (hi - lo) > 0.6
                     ax.text(j, i, f"{z[i, j]:,.0f}" + (" !" if over else ""), ha="center", va="center", fontsize=8,
-                            color="black" if z[i, j] < np.nanmax(z) * 0.6 or np.nanmax(z) == 0 else "white")
+                            color="white" if dark else "black")
         fig.colorbar(im, ax=ax, shrink=0.8)
     for n in range(len(scenarios), rows * cols):
         axs[n // cols][n % cols].axis("off")
@@ -131,6 +133,10 @@ def _timelines(result: SweepResult) -> bytes:
             twin2.set_ylim(0, top * 1.1)
             twin2.set_yticks([])
         twin.set_ylabel("price", fontsize=8)
+        handles = ax.get_legend_handles_labels()[0] + twin.get_legend_handles_labels()[0]
+        if r.insurance:
+            handles += twin2.get_legend_handles_labels()[0]
+        ax.legend(handles=handles, loc="upper right", fontsize=7)
         ax.set_title(f"{r.cell}: {r.liquidations} liquidations, bad debt ${r.bad_debt:,.0f}, "
                      f"cascade depth {r.cascade_depth}", fontsize=8)
     axs[-1, 0].set_xlabel("block (12 s)")

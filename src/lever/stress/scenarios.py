@@ -214,6 +214,12 @@ def _crash(s: ScenarioSpec, rng: np.random.Generator, n: int, shocks: FloatArray
     log = np.empty((n + 1, MARKETS))
     log[:, 0] = det + noise[:, 0]
     log[:, 1] = beta * det + noise[:, 1]
+    if total < 0:
+        # Noise can deepen the fall: scale the log path so market 0's maximum drawdown is exactly
+        # the crash's (a drawdown in log terms scales linearly; volatility moves by the same factor).
+        drawn = float(np.max(np.maximum.accumulate(log[:, 0]) - log[:, 0]))
+        if drawn > 0:
+            log *= -total / drawn
     return log
 
 

@@ -151,13 +151,14 @@ def run_sweep(spec: SweepSpec, scheduler: str | None = None, workers: int | None
 
         if scheduler:
             try:
-                client = Client(scheduler, timeout="10s")
+                client = Client(scheduler, timeout="10s")  # type: ignore[no-untyped-call]
             except OSError as exc:
                 raise StressError(f"cannot reach the Dask scheduler at {scheduler}: {exc}") from None
         else:
             n = workers or os.cpu_count() or 1
-            own = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None)
-            client = Client(own)
+            own = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,  # type: ignore[no-untyped-call]
+                               dashboard_address=None)
+            client = Client(own)  # type: ignore[no-untyped-call]
     try:
         n_workers = max(1, len(client.scheduler_info().get("workers", {})))
         size = chunk or max(1, min(8, total // (4 * n_workers) or 1))
@@ -166,7 +167,7 @@ def run_sweep(spec: SweepSpec, scheduler: str | None = None, workers: int | None
         pieces = list(_chunks(list(enumerate(descriptors)), size))
         futures = [client.submit(_task, piece, spec.steps, agents, spec.engine, pure=False) for piece in pieces]
         results: dict[int, RunResult] = {}
-        for future in as_completed(futures):
+        for future in as_completed(futures):  # type: ignore[no-untyped-call]
             for i, r in future.result():
                 results[i] = r
             tick(len(results), total)

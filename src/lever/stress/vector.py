@@ -724,7 +724,8 @@ class VectorEngine:
                           zip(equity, mm, mk, notional, strict=True)])
         reward = np.clip(notional * share * self.reward_ratio, self.min_reward, self.max_reward)
         gas_usd = GAS_PER_ACCOUNT * gas_price / 1e18 * eth
-        return idx[(reward > gas_usd) | (equity < 0)]
+        kept: npt.NDArray[np.intp] = idx[(reward > gas_usd) | (equity < 0)]
+        return kept
 
     def _liquidations(self, k: int, idx: npt.NDArray[np.intp], now: float, gas_price: float, eth: float,
                       closed: list[float]) -> None:
