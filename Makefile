@@ -87,3 +87,14 @@ lint: setup
 
 clean:
 	rm -rf build .build contracts/.cache
+
+# The stress lab (`lever stress`): a short default sweep on local processes and its report
+# (build/stress/default/report.{json,html}), then the recommendation for the default budget.
+stress: setup
+	python -m lever.stress.cli run --name default
+	python -m lever.stress.cli recommend --report build/stress/default/report.json
+
+# Stress-lab figures -> build/bench/stress.json: engines' speed, their cross-check, the two replays
+# on Anvil, a 1,000-cell sweep and the Dask speed-up (about ten minutes; not part of make test).
+bench-stress: compile
+	python scripts/bench_stress.py

@@ -7,24 +7,21 @@ from typing import Any
 
 import pytest
 
-from lever.stress.model import Agents, make_cell
-from lever.stress.replay import replay
-
-REPLAY_AGENTS = Agents(accounts=10, leverage_median=12.0, leverage_sigma=0.5, stop_loss_share=0.35,
-                       take_profit_share=0.2, topup_share=0.3, lp_run_drawdown=0.0)
+from lever.stress.model import REPLAY_AGENTS, make_cell
+from lever.stress.replay import REPLAY_CELLS, REPLAY_STEPS, replay
 
 
 def _on_anvil(chain: Any) -> bool:
     return "anvil" in str(chain.provider.web3.provider.make_request("web3_clientVersion", [])["result"]).lower()
 
 
-@pytest.mark.parametrize(("scenario", "seed"), [("replay-crash", 8), ("replay-freeze", 3)])
+@pytest.mark.parametrize(("scenario", "seed"), REPLAY_CELLS)
 def test_replaying_a_small_cell_on_anvil_matches_the_exact_engine_to_the_wei(
     scenario: str, seed: int, chain: Any, project: Any, accounts: Any
 ) -> None:
     if not _on_anvil(chain):
         pytest.skip("the replay mines at chosen timestamps: Anvil only")
-    cell = make_cell(scenario, seed=seed, steps=16, agents=REPLAY_AGENTS, replay=True)
+    cell = make_cell(scenario, seed=seed, steps=REPLAY_STEPS, agents=REPLAY_AGENTS, replay=True)
     report = replay(cell, chain.provider, project, accounts)
     assert report.ok
     assert report.liquidations >= 3 and report.bad_debt_token > 0  # liquidations, one into bad debt

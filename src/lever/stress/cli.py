@@ -132,12 +132,10 @@ def replay_cmd(cell: str, accounts: int, steps: int, network: str) -> None:
     and check that the chain's outcome equals the exact engine's to the wei."""
     from rich.console import Console
 
-    from lever.stress.model import Agents, make_cell
+    from lever.stress.model import REPLAY_AGENTS, make_cell
 
     scenario, seed, knobs = parse_cell(cell)
-    agents = Agents(accounts=accounts, leverage_median=12.0, leverage_sigma=0.5, stop_loss_share=0.35,
-                    take_profit_share=0.2, topup_share=0.3, lp_run_drawdown=0.0)
-    built = make_cell(scenario, seed, steps, knobs, agents, replay=True)
+    built = make_cell(scenario, seed, steps, knobs, replace(REPLAY_AGENTS, accounts=accounts), replay=True)
     from lever import app
     from lever.stress.replay import replay
 
@@ -204,3 +202,7 @@ def recommend_cmd(budget: str, report_path: Path) -> None:
         table.add_row(f["scenario"], f"${f['bad_debt_es99']:,.0f}", f"${f['insurance_start']:,.0f}",
                       f"{f['insurance_dry_probability']:.0%}", f"{f['lp_drawdown_p99']:.2%}")
     console.print(table)
+
+
+if __name__ == "__main__":
+    stress()

@@ -79,6 +79,11 @@ class Agents:
         return max(1, (self.block_gas_limit * 9 // 10 - self.gas_base) // self.gas_per_liquidation)
 
 
+# The replay's agents: ten accounts, more leverage, stops and top-ups (small enough for Anvil).
+REPLAY_AGENTS = Agents(accounts=10, leverage_median=12.0, leverage_sigma=0.5, stop_loss_share=0.35,
+                       take_profit_share=0.2, topup_share=0.3, lp_run_drawdown=0.0)
+
+
 @dataclass(frozen=True)
 class Params:
     """The protocol's parameters in chain units (what `deploy_protocol` deploys)."""

@@ -27,6 +27,11 @@ from lever.stress.model import Cell, network_config
 
 Progress = Callable[[str, int, int], None]
 STEP_SECONDS = 12
+# The two cells `make test` replays (scenario, seed), `REPLAY_STEPS` blocks each, with
+# `model.REPLAY_AGENTS`: a crash with partial and full liquidations and bad debt; an oracle freeze
+# then a jump (liquidations at the gap, stops, top-ups).
+REPLAY_CELLS = (("replay-crash", 8), ("replay-freeze", 3))
+REPLAY_STEPS = 16
 
 
 @dataclass

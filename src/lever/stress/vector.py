@@ -124,6 +124,9 @@ class VectorEngine:
         self.a_K, self.a_mpr, self.a_Fs = self.K[mk], self.mpr[mk], self.Fs[mk]
         self.a_mmr, self.a_imr, self.a_taker, self.a_minmargin = self.mmr[mk], self.imr[mk], self.taker[mk], self.minmargin[mk]
         self._version = 0  # bumped by every write to positions, markets or the pool
+        steps = pop.open_step
+        self._opening = {int(k): np.flatnonzero(steps == k) for k in np.unique(steps)}
+        self._topping = np.flatnonzero(self.topups_left > 0)
         self._cache_key: tuple[float, int] = (-1.0, -1)
         self._cache: tuple[F, F, F, F, F] = (np.zeros(0),) * 5
         self.touched = np.zeros(n, dtype=bool)  # order events since the keeper last looked
@@ -545,6 +548,23 @@ class VectorEngine:
             return 1.0
         return share
 
+    def _close_shares(self, equity: F, mm: F, min_margins: F, notional: F) -> F:
+        """`_close_share` over arrays (for the keeper's profit gate)."""
+        with np.errstate(divide="ignore", invalid="ignore"):
+            gap = mm * self.target - equity
+            variable = (mm - min_margins) * self.target
+            pps, rps = notional * self.penalty, notional * self.reward_ratio
+            share = gap / (variable - pps - rps)
+            reward = rps * share
+            low = (gap + self.min_reward) / (variable - pps)
+            high = (gap + self.max_reward) / (variable - pps)
+            share = np.where(reward < self.min_reward, low, np.where(reward > self.max_reward, high, share))
+            share = np.where(variable > pps + rps, share, high)
+            full = (equity <= 0) | (variable <= pps) | (share >= self.max_partial) | (
+                notional * (1 - share) < self.min_leftover)
+        out: F = np.where(full, 1.0, share)
+        return out
+
     # ------------------------------------------------------------------ the run
 
     def run(self) -> RunResult:
@@ -594,17 +614,18 @@ class VectorEngine:
         pop, agents = self.cell.population, self.cell.agents
         if k == 0:
             self.margin += pop.margin / 1e6
-        opening = np.flatnonzero(pop.open_step == k)
-        if opening.size:
+        opening = self._opening.get(k)
+        if opening is not None:
             self.mo_time[opening] = now
             self._escrow(opening)
-        placing = np.flatnonzero((pop.open_step + 2 == k) & (self.size != 0))
-        for i in placing:
+        placing = self._opening.get(k - 2)
+        for i in placing[self.size[placing] != 0] if placing is not None else ():
             for on, at, trig in ((self.sl_on, self.sl_at, self.sl_trigger), (self.tp_on, self.tp_at, self.tp_trigger)):
                 if trig[i] > 0:
                     on[i], at[i] = True, now
                     self._escrow(np.array([i]))
-        live = np.flatnonzero((self.topups_left > 0) & (self.size != 0))
+        live = self._topping[self.topups_left[self._topping] > 0] if self._topping.size else self._topping
+        live = live[self.size[live] != 0]
         if live.size:
             vmf, mm_all, *_ = self._figures(now)
             equity, mm = self.margin[live] + vmf[live], mm_all[live]
@@ -719,9 +740,7 @@ class VectorEngine:
         escrow = self.fee * (self.known * ((self.mo_time >= 0).astype(np.float64) + self.sl_on + self.tp_on))
         vmf, mm_all, _, notional_all, _ = self._figures(now)
         equity, mm, notional = self.margin[idx] + escrow[idx] + vmf[idx], mm_all[idx], notional_all[idx]
-        mk = self.market[idx]
-        share = np.array([self._close_share(e, m_, float(self.minmargin[j]), n_) for e, m_, j, n_ in
-                          zip(equity, mm, mk, notional, strict=True)])
+        share = self._close_shares(equity, mm, self.a_minmargin[idx], notional)
         reward = np.clip(notional * share * self.reward_ratio, self.min_reward, self.max_reward)
         gas_usd = GAS_PER_ACCOUNT * gas_price / 1e18 * eth
         kept: npt.NDArray[np.intp] = idx[(reward > gas_usd) | (equity < 0)]
