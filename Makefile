@@ -98,3 +98,4 @@ stress: setup
 # on Anvil, a 1,000-cell sweep and the Dask speed-up (about ten minutes; not part of make test).
 bench-stress: compile
 	python scripts/bench_stress.py
+.PHONY: stress bench-stress

@@ -52,11 +52,12 @@ def stress() -> None:
 @click.option("--keeper-latency", type=int, default=None, help="blocks before the keeper acts")
 @click.option("--keeper-capacity", type=int, default=None, help="liquidations per block (0: from the gas limit)")
 @click.option("--out", type=click.Path(path_type=Path), default=DEFAULT_OUT, show_default=True)
+@click.option("--pictures", type=click.Path(path_type=Path), help="also save the report's pictures as PNGs here")
 @click.option("--list", "list_", is_flag=True, help="list the scenario library and exit")
 def run_cmd(name: str, scenarios: tuple[str, ...], seeds: int | None, grid: tuple[str, ...], random_points: int,
             accounts: int | None, steps: int | None, engine: str, scheduler: str | None, workers: int | None,
             impact_depth: float | None, keeper_latency: int | None, keeper_capacity: int | None, out: Path,
-            list_: bool) -> None:
+            pictures: Path | None, list_: bool) -> None:
     """Run a sweep (parameters x scenarios x seeds) and write its report."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -106,6 +107,9 @@ def run_cmd(name: str, scenarios: tuple[str, ...], seeds: int | None, grid: tupl
         json_path, html_path = report_.write(result, out / name)
     _summary(console, result)
     console.print(f"wrote {json_path} and {html_path}")
+    if pictures is not None:
+        for path in report_.save_pictures(result, pictures):
+            console.print(f"wrote {path}")
 
 
 def _summary(console: Any, result: Any) -> None:
