@@ -114,6 +114,16 @@ def test_the_cli_reports_a_user_mistake_as_one_line() -> None:
     assert missing.exit_code == 1 and missing.output.startswith("error: no report at")
 
 
+def test_recommend_without_a_match_says_so_and_fails_only_when_required(in_process: Any, tmp_path: Path) -> None:
+    path = tmp_path / "report.json"
+    path.write_text(json.dumps(in_process.to_json()))
+    runner = CliRunner()
+    soft = runner.invoke(stress, ["recommend", "--report", str(path), "--budget", "es99<=0,mean<=-1"])
+    assert soft.exit_code == 0 and "no parameter set" in soft.output
+    hard = runner.invoke(stress, ["recommend", "--report", str(path), "--budget", "es99<=0,mean<=-1", "--require"])
+    assert hard.exit_code == 3
+
+
 def test_the_cli_lists_the_scenario_library() -> None:
     out = CliRunner().invoke(stress, ["run", "--list"])
     assert out.exit_code == 0

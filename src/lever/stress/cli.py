@@ -180,7 +180,8 @@ def parse_cell(text: str) -> tuple[str, int, dict[str, str]]:
                    "drawdown99, saturated, unpaid; value: a number or `insurance`)")
 @click.option("--report", "report_path", type=click.Path(path_type=Path),
               default=DEFAULT_OUT / "default" / "report.json", show_default=True)
-def recommend_cmd(budget: str, report_path: Path) -> None:
+@click.option("--require", is_flag=True, help="exit with code 3 when no parameter set meets the budget")
+def recommend_cmd(budget: str, report_path: Path, require: bool) -> None:
     """Print the swept parameter set that meets the budget in every scenario with the lowest margin
     requirement."""
     from rich.console import Console
@@ -193,8 +194,12 @@ def recommend_cmd(budget: str, report_path: Path) -> None:
     found = recommend(data, conditions)
     console = Console()
     if found is None:
-        raise StressError(f"no parameter set in {report_path} meets {budget} in every scenario: widen the sweep "
-                          "(higher margins or penalties) or relax the budget")
+        console.print(f"[bold red]no parameter set[/] in {report_path} meets {budget} in every scenario: sweep "
+                      "stricter parameters (higher margins, lower maximum leverage) or relax the budget")
+        _closest(console, data, conditions)
+        if require:
+            raise SystemExit(3)
+        return
     knobs = ", ".join(f"{k}={v}" for k, v in sorted(found.knobs.items())) or "the shipped parameters"
     console.print(f"[bold]recommended[/]: {knobs}")
     console.print(f"maintenance margin ratio {found.maintenance_margin_ratio}, initial {found.initial_margin_ratio} "
@@ -205,6 +210,24 @@ def recommend_cmd(budget: str, report_path: Path) -> None:
     for f in found.figures:
         table.add_row(f["scenario"], f"${f['bad_debt_es99']:,.0f}", f"${f['insurance_start']:,.0f}",
                       f"{f['insurance_dry_probability']:.0%}", f"{f['lp_drawdown_p99']:.2%}")
+    console.print(table)
+
+
+def _closest(console: Any, data: dict[str, Any], conditions: list[Any]) -> None:
+    """The parameter sets that break the budget in the fewest scenarios."""
+    from rich.table import Table
+
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for f in data.get("figures", []):
+        groups.setdefault(", ".join(f"{k}={v}" for k, v in sorted(f["knobs"].items())) or "shipped", []).append(f)
+    table = Table(title="closest parameter sets")
+    for col in ("parameters", "scenarios breaking the budget", "worst bad debt ES99"):
+        table.add_column(col)
+    ranked = sorted(groups.items(), key=lambda kv: (sum(not all(c.holds(f) for c in conditions) for f in kv[1]),
+                                                    max(f["bad_debt_es99"] for f in kv[1])))
+    for knobs, figs in ranked[:5]:
+        broken = [f["scenario"] for f in figs if not all(c.holds(f) for c in conditions)]
+        table.add_row(knobs, ", ".join(broken), f"${max(f['bad_debt_es99'] for f in figs):,.0f}")
     console.print(table)
 
 

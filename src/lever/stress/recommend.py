@@ -30,7 +30,7 @@ METRICS = {
     "saturated": "saturated_blocks_mean",
     "unpaid": "unpaid_profit_mean",
 }
-CONDITION = re.compile(r"^\s*([a-z0-9]+)\s*<=\s*([A-Za-z0-9_.]+)\s*$")
+CONDITION = re.compile(r"^\s*([a-z0-9]+)\s*<=\s*(-?[A-Za-z0-9_.]+)\s*$")
 
 
 @dataclass(frozen=True)

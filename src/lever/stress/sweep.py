@@ -34,8 +34,8 @@ class SweepSpec:
     scenarios: tuple[str, ...] = ("march-2020", "luna-2022", "oracle-freeze-jump", "keeper-outage", "cascade")
     seeds: int = 4
     grid: tuple[tuple[str, tuple[str, ...]], ...] = (
-        ("maintenance_margin_ratio", ("0.01", "0.02", "0.03")),
-        ("penalty_ratio", ("0.0025", "0.005", "0.01")),
+        ("maintenance_margin_ratio", ("0.01", "0.02", "0.04")),  # the initial margin follows at twice it
+        ("max_leverage", ("10", "25", "50")),
     )
     random: int = 0  # > 0: this many random points in the grid's ranges instead of the grid
     accounts: int = 300
