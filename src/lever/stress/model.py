@@ -242,7 +242,11 @@ def population(agents: Agents, params: Params, scenario: Scenario, prices: IntAr
     n = agents.accounts
     market = (rng.random(n) >= agents.eth_share).astype(np.int64)
     long = rng.random(n) < agents.long_share
-    max_lev = np.array([p.max_leverage for p in params.markets], dtype=np.float64)[market]
+    # A trader asks for at most 90% of what the market allows: its maximum leverage, and the
+    # leverage its initial margin ratio permits (so stricter parameters mean smaller positions, not
+    # refused traders).
+    max_lev = np.array([min(p.max_leverage, 10**18 / p.initial_margin_ratio) for p in params.markets],
+                       dtype=np.float64)[market]
     leverage = np.clip(rng.lognormal(math.log(agents.leverage_median), agents.leverage_sigma, n), 1.1, 0.9 * max_lev)
     notional = np.clip(rng.lognormal(math.log(agents.notional_median_usd), agents.notional_sigma, n), 200.0, 250_000.0)
     # At most OPEN_PER_STEP market orders a step: the keeper settles a step's due orders in one
@@ -259,7 +263,7 @@ def population(agents: Agents, params: Params, scenario: Scenario, prices: IntAr
         long[wave] = True
         open_step[wave] = step
         notional[wave] = scenario.squeeze[step] * cap_usd / max(1, int(wave.sum()))
-        leverage[wave] = np.minimum(leverage[wave] * 1.5, 0.9 * params.markets[0].max_leverage)
+        leverage[wave] = np.minimum(leverage[wave] * 1.5, 0.9 * max_lev[wave])
     fill_cents = prices[np.minimum(open_step + 1, scenario.steps), market].astype(np.float64)
     units = np.rint(notional / (fill_cents / 100) * 1e6)
     min_units = np.array([p.min_position_size // SIZE_UNIT for p in params.markets], dtype=np.float64)[market]

@@ -35,7 +35,7 @@ class SweepSpec:
     seeds: int = 4
     grid: tuple[tuple[str, tuple[str, ...]], ...] = (
         ("maintenance_margin_ratio", ("0.01", "0.02", "0.04")),  # the initial margin follows at twice it
-        ("max_leverage", ("10", "25", "50")),
+        ("max_leverage", ("5", "10", "25")),
     )
     random: int = 0  # > 0: this many random points in the grid's ranges instead of the grid
     accounts: int = 300
