@@ -101,6 +101,8 @@ def sweep(quick: bool, accounts: int, steps: int, workers: int) -> dict[str, obj
     result = run_sweep(spec, workers=workers, progress=tick)
     return {"cells": len(result.runs), "cell_accounts": accounts, "cell_steps": steps,
             "sweep_seconds": round(result.seconds, 1), "sweep_workers": result.workers,
+            # the cells' own CPU time per worker: the sweep's duration on an otherwise idle machine
+            "sweep_cpu_seconds_per_worker": round(sum(r.cpu_seconds for r in result.runs) / result.workers, 1),
             "sweep_account_steps_per_s": result.account_steps / result.seconds}
 
 

@@ -603,12 +603,13 @@ class ExactEngine:
         self.peak = (self.cell.pool, self.chain.ledgers["supply"])
 
     def run(self) -> RunResult:
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         self.setup()
         for k in range(self.cell.steps + 1):
             self.step(k)
         self.finish()
         self.result.seconds = time.perf_counter() - started
+        self.result.cpu_seconds = time.process_time() - cpu
         return self.result
 
     def steps(self) -> Iterator[int]:

@@ -45,6 +45,7 @@ class RunResult:
     insurance_end: float = 0.0
     margin_end: float = 0.0
     seconds: float = 0.0
+    cpu_seconds: float = 0.0  # the process's CPU time (what other load on the machine does not inflate)
     share_price: list[float] = field(default_factory=list)
     insurance: list[float] = field(default_factory=list)
     liquidations_per_step: list[int] = field(default_factory=list)

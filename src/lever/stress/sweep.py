@@ -119,6 +119,7 @@ class SweepResult:
             "scheduler": self.scheduler,
             "seconds": round(self.seconds, 3),
             "account_steps": self.account_steps,
+            "cpu_seconds": round(sum(r.cpu_seconds for r in self.runs), 3),
             "figures": [asdict(c) for c in self.cells()],
             "runs": [r.summary() for r in self.runs],
         }

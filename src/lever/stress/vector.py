@@ -568,11 +568,12 @@ class VectorEngine:
     # ------------------------------------------------------------------ the run
 
     def run(self) -> RunResult:
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         for k in range(self.cell.steps + 1):
             self._step(k)
         self._finish()
         self.r.seconds = time.perf_counter() - started
+        self.r.cpu_seconds = time.process_time() - cpu
         return self.r
 
     def _prices(self, k: int) -> list[int]:
