@@ -13,7 +13,7 @@ export SOLCX_BINARY_PATH := $(SOLCX_DIR)
 export APE_FOUNDRY_HOST ?= auto
 
 .PHONY: help setup test unit demo node compile layouts lint format docs slither browser fuzz fuzz-nightly \
-	mutants bench-gas bench-keeper bench-fuzz bench-attacks bench-index clean
+	mutants bench-gas bench-keeper bench-fuzz bench-attacks bench-index stress bench-stress clean
 
 help: ## This list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -122,5 +122,17 @@ bench-index: compile ## The indexer and dashboard at 10,000 accounts -> build/be
 	ape run bench_index --network http://127.0.0.1:$(BENCH_INDEX_PORT); status=$$?; \
 	kill $$(cat build/.bench-index-anvil.pid); rm -f build/.bench-index-anvil.pid; exit $$status
 
+# The stress lab (`lever stress`): a short default sweep on local processes and its report
+# (build/stress/default/report.{json,html}), then the recommendation for the default budget.
+stress: setup ## A short stress sweep and the margin it recommends -> build/stress/default/
+	lever stress run --name default
+	lever stress recommend --report build/stress/default/report.json
+
+# Stress-lab figures -> build/bench/stress.json: engines' speed, their cross-check, the two replays
+# on Anvil, a 1,000-cell sweep and the Dask speed-up (about ten minutes; not part of make test).
+bench-stress: compile ## The stress lab's speed and agreement figures -> build/bench/stress.json
+	python scripts/bench_stress.py
+
 clean: ## Remove build outputs
 	rm -rf build .build contracts/.cache
+
