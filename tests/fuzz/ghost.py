@@ -15,7 +15,7 @@ from typing import Any
 
 from lever import math as m
 from lever.math import constants as k
-from lever.math.fixed import mul_div_down, mul_div_up, to_token_floor, to_token_up
+from lever.math.fixed import to_token_floor
 from lever.math.oracle import OracleConfig, OracleState, PriceData, ReferenceRound
 from lever.math.orders import Kind, Order
 from lever.math.refusal import Refused
@@ -739,18 +739,11 @@ class Ghost:
         return shares, used
 
     def free_assets(self, s: State) -> int:
-        reserve = to_token_up(s.total_reserve, self.cfg.token_scale)
-        return s.pool - reserve if s.pool > reserve else 0
+        return m.vault.free_assets(s.pool, s.total_reserve, self.cfg.token_scale)
 
     def _oi_caps_hold(self, s: State, prices: list[int], pool_wad: int) -> bool:
-        for market in self._markets_of(s.open_mask):
-            if prices[market] == 0:
-                continue
-            st = s.markets[market]
-            oi = max(st.long_oi, st.short_oi)
-            if mul_div_up(oi, prices[market], k.WAD) > mul_div_down(pool_wad, s.params[market].oi_cap_ratio, k.WAD):
-                return False
-        return True
+        markets = [(s.params[i], s.markets[i], prices[i]) for i in self._markets_of(s.open_mask)]
+        return m.engine.oi_caps_hold(markets, pool_wad)
 
     def settle_redeem(self, s: State, sender: str, controller: str, updates: list[Blob]) -> tuple[int, list[Blob]]:
         """`LeverVault.settleRedeem`; returns the assets paid (-1: refused, shares returned)."""

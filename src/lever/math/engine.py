@@ -246,6 +246,18 @@ def pool_liability(markets: Iterable[tuple[MarketParams, MarketState, int]], cov
     )
 
 
+def oi_caps_hold(markets: Iterable[tuple[MarketParams, MarketState, int]], pool_wad: int) -> bool:
+    """Mirrors `PerpEngine.oiCapsHold`: each open market's larger side, at its price (0: not
+    checked), within its cap of `pool_wad`; over (params, stored state, price)."""
+    for params, state, price in markets:
+        if price == 0 or (state.long_oi == 0 and state.short_oi == 0):
+            continue
+        oi = max(state.long_oi, state.short_oi)
+        if mul_div_up(oi, price, WAD) > mul_div_down(pool_wad, params.oi_cap_ratio, WAD):
+            return False
+    return True
+
+
 # --------------------------------------------------------------------------- a position
 
 

@@ -28,8 +28,6 @@ from typing import Any
 from lever import math as m
 from lever.chain import AccountRecord, MarketSnapshot
 from lever.keeper.core import DecideParams, LpRequest, decide, evaluate, lp_work, order_work, pack
-from lever.math.constants import WAD
-from lever.math.fixed import mul_div_down, mul_div_up, to_token_up
 from lever.math.orders import Kind, Order, earliest_publish_time, expiry, order_id, triggered
 from lever.math.refusal import Refused
 from lever.stress.metrics import USD, RunResult, cascade_depth, max_drawdown
@@ -473,21 +471,11 @@ class Protocol:
         return m.pool.pool_value(self.ledgers["pool"], m.pool_liability(markets, cov, now), TOKEN_SCALE)
 
     def free_assets(self) -> int:
-        """`LeverVault.freeAssets` (not in lever.math: see the stress lab's notes)."""
-        reserve = to_token_up(self.total_reserve, TOKEN_SCALE)
-        return self.ledgers["pool"] - reserve if self.ledgers["pool"] > reserve else 0
+        return m.vault.free_assets(self.ledgers["pool"], self.total_reserve, TOKEN_SCALE)
 
     def oi_caps_hold(self, prices: dict[int, int], pool_wad: int) -> bool:
-        """`PerpEngine.oiCapsHold` (not in lever.math: see the stress lab's notes)."""
-        for mk in self.open_markets():
-            price = prices.get(mk, 0)
-            if price == 0:
-                continue
-            s = self.market_state[mk]
-            if mul_div_up(max(s.long_oi, s.short_oi), price, WAD) > mul_div_down(
-                    pool_wad, self.params.markets[mk].oi_cap_ratio, WAD):
-                return False
-        return True
+        markets = [(self.params.markets[mk], self.market_state[mk], prices.get(mk, 0)) for mk in self.open_markets()]
+        return m.engine.oi_caps_hold(markets, pool_wad)
 
     def request_redeem(self, shares: int, now: int) -> None:
         fee = self.params.lp_executor_fee if self.pending_redeem is None else 0
