@@ -65,6 +65,11 @@ class ProtocolStatus:
         return asdict(self)
 
 
+def health(state: m.AccountState) -> Decimal | None:
+    """Equity over maintenance margin (below 1: liquidatable); None without a position."""
+    return Decimal(state.equity) / Decimal(state.maintenance_margin) if state.maintenance_margin else None
+
+
 def read_status(reader: ProtocolReader, page: int = 200) -> ProtocolStatus:
     block, now = reader.head()
     scale = reader.token_scale()
@@ -97,9 +102,8 @@ def read_status(reader: ProtocolReader, page: int = 200) -> ProtocolStatus:
             liq = m.liquidation_price(record.margin_token, scale, legs, mk, cov)
             positions.append(PositionStatus(names.get(mk, str(mk)), from_wad(pos.size),
                                             from_wad(m.figures(pos, views[mk], cov).value), from_wad(liq) if liq else None))
-        health = Decimal(state.equity) / Decimal(state.maintenance_margin) if state.maintenance_margin else None
         accounts.append(AccountStatus(account, from_scaled(record.margin_token, decimals), from_wad(state.equity),
-                                      from_wad(state.maintenance_margin), health, positions))
+                                      from_wad(state.maintenance_margin), health(state), positions))
     v = reader.vault.functions
     balance, _, solvent = reader.call(v.solvency(), block)
     book = reader.order_book.functions
@@ -161,6 +165,6 @@ def render_status(status: ProtocolStatus, console: Console | None = None) -> Non
             f"{p.market} {p.size:+,f} (value {_usd(p.value)}, liq {_usd(p.liquidation_price) if p.liquidation_price else '-'})"
             for p in a.positions
         )
-        health = f"{a.health:.3f}" if a.health is not None else "-"
-        accounts.add_row(str(a.account_id), _usd(a.margin), _usd(a.equity), health, legs)
+        shown = f"{a.health:.3f}" if a.health is not None else "-"
+        accounts.add_row(str(a.account_id), _usd(a.margin), _usd(a.equity), shown, legs)
     console.print(accounts)
