@@ -35,7 +35,7 @@ from lever.hermes import HermesClient, PriceServiceError
 from lever.keeper.settings import DEFAULT_PRICE_SERVICE
 from lever.math.orders import Kind, Order
 from lever.revert import reason, sentence
-from lever.status import health
+from lever.status import health, plain
 from lever.units import from_scaled, from_wad, to_scaled, to_wad
 
 WAD = m.WAD
@@ -111,7 +111,7 @@ def scaled(value: Decimal, decimals: int, what: str) -> int:
 
 def _human(wad: int) -> Decimal:
     """A WAD amount as a human number without trailing zeros (`2`, not `2.000000000000000000`)."""
-    return from_wad(wad).normalize() + 0  # + 0: `2E+1` prints as `20`
+    return plain(from_wad(wad))
 
 
 def checked_address(value: str, what: str = "address") -> str:
@@ -365,7 +365,7 @@ def close_trade(s: Session, market: str, account_id: int | None = None, acceptab
     pos = s.reader.account(account).positions.get(app.market_id(s.protocol, market))
     if pos is None:
         raise ConfigError(f"account {account} has no position in {market}")
-    return commit(s, market, -from_wad(pos.size), account, acceptable, executor_fee)
+    return commit(s, market, -_human(pos.size), account, acceptable, executor_fee)
 
 
 def commit(
@@ -437,7 +437,7 @@ def _preflight(s: Session, market: str, account: int, mk: int, size: int, accept
             paused=bool(r.call(r.engine.functions.paused())), token_scale=r.token_scale(), now=now,
         )
     except m.Refused as exc:
-        what = f"{market} {from_wad(size):+f} would not fill at the latest price (nothing was sent)"
+        what = f"{market} {_human(size):+f} would not fill at the latest price (nothing was sent)"
         raise Refusal(what, exc.error, sentence(exc.error, exc.args_, s.decimals)) from None
 
 
@@ -700,7 +700,7 @@ def lp_request(s: Session, deposit: bool, amount: str) -> LpRequest:
         receipt = s.send("requesting a redemption", v.requestRedeem, units, me, me)
     delay, window, grace, _ = s.reader.lp_params()
     t = int(receipt.timestamp)
-    human = s.tokens(units) if deposit else s.shares(units)
+    human = s.tokens(units) if deposit else plain(s.shares(units))
     return LpRequest(me, deposit, human, s.tokens(fee), t + delay, t + delay + grace, t + delay + window + grace)
 
 
@@ -725,10 +725,16 @@ def lp_settle(s: Session, deposit: bool, timeout: float = 60.0) -> None:
             break
         if time.monotonic() > deadline:
             raise LeverError("the request's prices and grace have not passed yet")
+        if s.reader.pending_lp(me, deposit)[0] == 0:
+            return  # a keeper was first
         _tick(s)
     updates = [(mk, found[ids[mk]].blob) for mk in markets]
     fn = s.protocol.vault.settleDeposit if deposit else s.protocol.vault.settleRedeem
-    s.send("settling the request", fn, me, updates, value=s.reader.update_fee() * len(updates))
+    try:
+        s.send("settling the request", fn, me, updates, value=s.reader.update_fee() * len(updates))
+    except LeverError:
+        if s.reader.pending_lp(me, deposit)[0] != 0:
+            raise  # else a keeper was first
 
 
 def lp_wait(s: Session, deposit: bool, timeout: float = 60.0) -> bool:
@@ -782,7 +788,7 @@ def _claim(s: Session, deposit: bool) -> LpClaim | None:
         if shares == 0:
             return None
         s.send("claiming assets", v.redeem, shares, me, me)
-    return LpClaim(deposit, s.tokens(assets), s.shares(shares))
+    return LpClaim(deposit, s.tokens(assets), plain(s.shares(shares)))
 
 
 def _raise_cancelled(s: Session, deposit: bool) -> None:

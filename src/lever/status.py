@@ -65,6 +65,12 @@ class ProtocolStatus:
         return asdict(self)
 
 
+def plain(number: Decimal) -> Decimal:
+    """Without trailing zeros, and never in exponent form (`2`, not `2.000000000000000000`; `1000`,
+    not `1E+3`)."""
+    return number.normalize() + 0
+
+
 def health(state: m.AccountState) -> Decimal | None:
     """Equity over maintenance margin (below 1: liquidatable); None without a position."""
     return Decimal(state.equity) / Decimal(state.maintenance_margin) if state.maintenance_margin else None
@@ -135,7 +141,7 @@ def render_status(status: ProtocolStatus, console: Console | None = None) -> Non
     for col in ("market", "price", "long OI", "short OI", "funding/day", "reserve"):
         markets.add_column(col, justify="right" if col != "market" else "left")
     for mk in status.markets:
-        markets.add_row(mk.name, _usd(mk.price), f"{mk.long_oi:,f}", f"{mk.short_oi:,f}",
+        markets.add_row(mk.name, _usd(mk.price), f"{plain(mk.long_oi):,f}", f"{plain(mk.short_oi):,f}",
                         f"{mk.funding_rate_per_day * 100:.4f}%", _usd(mk.reserve))
     console.print(markets)
     pool = Table(title="Pool and ledgers")
@@ -162,7 +168,7 @@ def render_status(status: ProtocolStatus, console: Console | None = None) -> Non
         accounts.add_column(col, justify="right" if col != "positions" else "left")
     for a in status.accounts:
         legs = "; ".join(
-            f"{p.market} {p.size:+,f} (value {_usd(p.value)}, liq {_usd(p.liquidation_price) if p.liquidation_price else '-'})"
+            f"{p.market} {plain(p.size):+,f} (value {_usd(p.value)}, liq {_usd(p.liquidation_price) if p.liquidation_price else '-'})"
             for p in a.positions
         )
         shown = f"{a.health:.3f}" if a.health is not None else "-"
