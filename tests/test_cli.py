@@ -129,9 +129,12 @@ def test_a_trader_follows_the_order_lifecycle_from_the_command_line(world: World
         "order", "stop", "ETH-USD", "2800", "--account", "test:2")
     assert "limit order 9: ETH-USD +0.5 at 2500" in lever(
         "order", "limit", "ETH-USD", "2500", "--size", "0.5", "--account", "test:2")
+    assert "take-profit order 10: ETH-USD -0.25 at 3500" in lever(
+        "order", "take-profit", "ETH-USD", "3500", "--size", "-0.25", "--account", "test:2")
     listed = lever("order", "list", "--account", "test:2").splitlines()
-    assert [line.split(":")[0] for line in listed] == ["8", "9"]
+    assert [line.split(":")[0] for line in listed] == ["8", "9", "10"]
     assert "stop ETH-USD -1 trigger 2,800" in listed[0] and "limit ETH-USD +0.5 trigger 2,500" in listed[1]
+    assert "take-profit ETH-USD -0.25 trigger 3,500" in listed[2]
     margin = world.margin(1)
     assert "cancelled order 9; its executor fee 0.500000 went to the margin" in lever(
         "order", "cancel", "9", "--account", "test:2")
@@ -140,7 +143,7 @@ def test_a_trader_follows_the_order_lifecycle_from_the_command_line(world: World
     out = lever("trade", "close", "ETH-USD", "--settle", "--account", "test:2")
     assert "filled: ETH-USD -1 at" in out and "no position in ETH-USD any more" in out
     assert world.reader.account(1).positions == {}
-    assert lever("order", "list", "--account", "test:2") == "no pending orders\n"  # the stop went with the position
+    assert lever("order", "list", "--account", "test:2") == "no pending orders\n"  # stop and take-profit went with it
     left = world.margin(1)
     wallet = world.wallet(2)
     assert "account 1: withdrew 100" in lever("margin", "withdraw", "100", "--account", "test:2")

@@ -459,14 +459,20 @@ def await_fill(s: Session, order_id: int, settle: bool, timeout: float, committe
     """Settles the order oneself (`settle`), or waits for a keeper to; the fill, or status
     `pending` when the wait ran out. A cancellation is a `Refusal` naming the reason.
     `committed_at` is the commit's block (an order id names a slot, which later orders reuse)."""
-    return settle_order(s, order_id, timeout) if settle else wait_for_order(s, order_id, timeout, committed_at)
+    return settle_order(s, order_id, timeout, committed_at) if settle else wait_for_order(s, order_id, timeout, committed_at)
 
 
-def settle_order(s: Session, order_id: int, timeout: float = 60.0) -> Fill:
+def settle_order(s: Session, order_id: int, timeout: float = 60.0, committed_at: int | None = None) -> Fill:
     """Settles a pending market order oneself: waits until its price is published and on the
-    chain's clock, fetches it from the price service, and sends the settlement."""
-    order = _order(s, order_id)
-    start = int(s.reader.w3.eth.block_number)
+    chain's clock, fetches it from the price service, and sends the settlement. If a keeper was
+    first, its outcome (for an order committed in block `committed_at`, when given)."""
+    order = s.reader.orders_of(m.orders.split(order_id)[0]).get(order_id)
+    if order is None:
+        done = None if committed_at is None else _outcome(s, order_id, committed_at)
+        if done is None:
+            raise ConfigError(f"no pending order {order_id}")
+        return done
+    start = int(s.reader.w3.eth.block_number) if committed_at is None else committed_at
     delay = s.reader.order_settings()[0]
     due = m.orders.earliest_publish_time(order, delay)
     pid = s.reader.addresses.price_ids[order.market_id]
