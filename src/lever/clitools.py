@@ -81,7 +81,10 @@ def on_chain(group: click.Group, name: str | None = None) -> Callable[[Callable[
 
         options = click.option("--price-service", default=DEFAULT_PRICE_SERVICE, show_default=True,
                                envvar="LEVER_PRICE_SERVICE", help="Hermes-shaped price service")(network_options(run))
-        return group.command(name or fn.__name__)(options)
+        command = group.command(name or fn.__name__)(options)
+        chain = [p for p in command.params if p.name in ("network", "account", "price_service")]
+        command.params = [p for p in command.params if p not in chain] + chain  # listed last in --help
+        return command
 
     return decorate
 
