@@ -385,7 +385,7 @@ def commit(
     size = scaled(size_delta, 18, "size")
     if size == 0:
         raise ConfigError("the size must not be zero")
-    fee = s.units(executor_fee, "executor fee")
+    fee = _executor_fee(s, f"committing {market}", executor_fee)
     acceptable_wad = scaled(acceptable, 18, "acceptable price") if acceptable is not None else 0
     owned = account_id is not None or bool(app.accounts_of(s.protocol, s.me))
     account, created = account_for(s, account_id, create=False) if owned else (0, True)
@@ -409,6 +409,17 @@ def commit(
     t = int(receipt.timestamp)
     return Committed(int(placed.orderId), account, market, size_delta, executor_fee, from_wallet, t + delay,
                      t + delay + window, int(receipt.block_number), s.tokens(deposit), created)
+
+
+def _executor_fee(s: Session, what: str, fee: Decimal) -> int:
+    """The fee in token units, within the order book's bounds (checked before anything is sent:
+    a deposit made first would otherwise stay behind)."""
+    units = s.units(fee, "executor fee")
+    _, _, low, high = s.reader.order_settings()
+    if not low <= units <= high:
+        args = {"fee": units, "minFee": low, "maxFee": high}
+        raise Refusal(what, "ExecutorFeeOutOfBounds", sentence("ExecutorFeeOutOfBounds", args, s.decimals))
+    return units
 
 
 def _preflight(s: Session, market: str, account: int, mk: int, size: int, acceptable: int, margin: int) -> m.TradeOutcome:
@@ -591,6 +602,7 @@ def place_conditional(
     if kind == "limit" and size is None:
         raise ConfigError("a limit order needs --size (positive buys, negative sells)")
     mk = app.market_id(s.protocol, market)
+    fee = _executor_fee(s, f"placing a {kind} order", executor_fee)
     account, _ = account_for(s, account_id, create=False)
     if size is None:
         pos = s.reader.account(account).positions.get(mk)
@@ -599,7 +611,6 @@ def place_conditional(
         size_wad = -pos.size
     else:
         size_wad = scaled(size, 18, "size")
-    fee = s.units(executor_fee, "executor fee")
     from_wallet = int(s.protocol.vault.marginOf(account)) < fee
     if from_wallet:
         _approve(s, fee)  # the order book escrows the fee from the wallet when the margin cannot
