@@ -179,7 +179,9 @@ def _show_fill(f: actions.Fill) -> None:
         return
     click.echo(f"order {f.order_id} filled: {f.market} {f.size:+f} at {f.fill_price:,.4f}; trade fee {f.trade_fee},"
                f" realised {f.realised}, executor fee {f.executor_fee} to {f.settled_by}")
-    if (p := f.position) is not None:
+    if (p := f.position) is None:
+        click.echo(f"no position in {f.market} any more")
+    else:
         health = "-" if p.health is None else f"{p.health:.3f}"
         liq = "-" if p.liquidation_price is None else f"{p.liquidation_price:,.2f}"
         click.echo(f"position {p.market} {p.size:+f} at {p.entry_price:,.2f}; account {p.account_id}: margin {p.margin:,f},"
