@@ -32,8 +32,11 @@ from lever.keeper.settings import DEFAULT_NETWORK
 from lever.status import read_status, render_status
 
 # Command groups that live in their own modules, loaded on first use: name -> "module:attribute".
-# Register one with a line here, e.g. "stress": "lever.stress.cli:stress".
-GROUPS: dict[str, str] = {}
+GROUPS: dict[str, str] = {
+    "stress": "lever.stress.cli:stress",
+    "index": "lever.dashboard.cli:index",
+    "dashboard": "lever.dashboard.cli:dashboard",
+}
 
 
 class _Lever(Group):
