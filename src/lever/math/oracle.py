@@ -32,8 +32,8 @@ class OracleConfig:
     @classmethod
     def from_chain(cls, raw: object) -> OracleConfig:
         v = list(raw)  # type: ignore[call-overload]
-        n = [int(x) for x in v]
-        return cls(str(v[0]), n[1], n[2], n[3], n[4], n[5], n[6], bytes(v[7]), n[8], n[9], n[10], n[11])
+        a, b, c, d, e, f, g, h, i, j = (int(x) for x in v[1:7] + v[8:])
+        return cls(str(v[0]), a, b, c, d, e, f, bytes(v[7]), g, h, i, j)
 
 
 @dataclass(frozen=True)
