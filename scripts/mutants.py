@@ -190,7 +190,9 @@ def main(names: list[str]) -> int:
         seconds = round(time.perf_counter() - started, 1)
         print(f"{'caught  ' if caught else 'SURVIVED'} {m.name:36} {seconds:6.1f} s  {reason}", flush=True)
         results.append({"name": m.name, "what": m.what, "caught": caught, "by": reason, "seconds": seconds})
-    report = {"total": len(results), "caught": sum(r["caught"] for r in results), "mutants": results}
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], check=False, cwd=ROOT, capture_output=True,
+                            text=True).stdout.strip()
+    report = {"total": len(results), "caught": sum(r["caught"] for r in results), "commit": commit, "mutants": results}
     out = ROOT / "build" / "bench" / "mutants.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")
