@@ -59,21 +59,26 @@ def _word(kind: str) -> Callable[[bytes], Any] | None:
     return lambda w: int.from_bytes(w, "big")
 
 
+def _members(kind: str) -> list[str]:
+    """A tuple type's member types, one level deep: `(a,(b,c))` -> `a`, `(b,c)`."""
+    depth, parts, cur = 0, [], ""
+    for ch in kind[1:-1]:
+        depth += ch == "("
+        depth -= ch == ")"
+        if ch == "," and depth == 0:
+            parts.append(cur)
+            cur = ""
+        else:
+            cur += ch
+    parts.append(cur)
+    return parts
+
+
 def _flat(kind: str) -> list[str] | None:
     """A static tuple's member types, flattened; a plain type as itself."""
     if kind.startswith("(") and kind.endswith(")"):
-        inner, depth, parts, cur = kind[1:-1], 0, [], ""
-        for ch in inner:
-            depth += ch == "("
-            depth -= ch == ")"
-            if ch == "," and depth == 0:
-                parts.append(cur)
-                cur = ""
-            else:
-                cur += ch
-        parts.append(cur)
         out: list[str] = []
-        for part in parts:
+        for part in _members(kind):
             sub = _flat(part)
             if sub is None:
                 return None
@@ -189,19 +194,9 @@ class Decoder:
 
 def _nest(kind: str, values: list[Any]) -> tuple[Any, ...]:
     """Flat values back into a (possibly nested) static tuple's shape."""
-    inner, depth, parts, cur = kind[1:-1], 0, [], ""
-    for ch in inner:
-        depth += ch == "("
-        depth -= ch == ")"
-        if ch == "," and depth == 0:
-            parts.append(cur)
-            cur = ""
-        else:
-            cur += ch
-    parts.append(cur)
     out: list[Any] = []
     i = 0
-    for part in parts:
+    for part in _members(kind):
         width = len(_flat(part) or [])
         out.append(_nest(part, values[i:i + width]) if part.startswith("(") else values[i])
         i += width
