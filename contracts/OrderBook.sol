@@ -21,8 +21,6 @@ contract OrderBook is IOrderBook, AccessControl, ReentrancyGuardTransient {
     IPerpEngine public immutable engine;
     ILeverVault public immutable vault;
     IOracleAdapter public immutable oracle;
-    /// @notice The liquidation module, fixed at deployment.
-    address public immutable liquidator;
 
     uint256 internal constant WAIT = 0;
     uint256 internal constant READY = 1;
@@ -38,12 +36,12 @@ contract OrderBook is IOrderBook, AccessControl, ReentrancyGuardTransient {
         IOracleAdapter.PriceData data;
     }
 
-    constructor(IPerpEngine engine_, ILeverVault vault_, IOracleAdapter oracle_, address liquidator_, address admin, Settings memory s) {
+    constructor(IPerpEngine engine_, ILeverVault vault_, IOracleAdapter oracle_, address admin, Settings memory s) {
         if (
             address(engine_) == address(0) || address(vault_) == address(0) || address(oracle_) == address(0)
-                || liquidator_ == address(0) || admin == address(0)
+                || admin == address(0)
         ) revert ZeroAddress();
-        (engine, vault, oracle, liquidator) = (engine_, vault_, oracle_, liquidator_);
+        (engine, vault, oracle) = (engine_, vault_, oracle_);
         _grantRole(DEFAULT_ADMIN_ROLE, admin);
         _grantRole(RISK_ROLE, admin);
         _setSettings(s);
@@ -322,12 +320,14 @@ contract OrderBook is IOrderBook, AccessControl, ReentrancyGuardTransient {
     }
 
     /// @inheritdoc IOrderBook
-    function onLiquidation(uint256 accountId) external nonReentrant {
-        if (msg.sender != liquidator) revert Unauthorized(msg.sender);
+    function onLiquidation(uint256 accountId) external nonReentrant returns (uint256 refunded) {
+        if (msg.sender != address(engine)) revert Unauthorized(msg.sender);
         Order[MAX_ORDERS_PER_ACCOUNT] storage orders = _orders[accountId];
         for (uint256 slot; slot < MAX_ORDERS_PER_ACCOUNT; ++slot) {
             Order memory o = orders[slot];
-            if (o.updatedAt != 0) _cancel(accountId, slot, o, AccountNotLiquidatable.selector, address(0));
+            if (o.updatedAt == 0) continue;
+            _cancel(accountId, slot, o, AccountNotLiquidatable.selector, address(0));
+            refunded += o.executorFee;
         }
     }
 

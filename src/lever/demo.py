@@ -15,10 +15,13 @@ The plan (traders, price path) is pure and seeded; `run` is the I/O.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import random
+import signal
 import statistics
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -27,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from lever.errors import ConfigError, LeverError
+from lever.units import from_wad
 
 WAD = 10**18
 
@@ -266,14 +270,16 @@ Progress = Callable[[str, int, int], None]
 
 
 class Stage:
-    """The running pieces: chain, deployment, price service, keeper."""
+    """The running pieces: chain, deployment, price service, keeper; and a session (`lever.actions`)
+    through which every LP and trader acts, as they would from the command line."""
 
-    def __init__(self, provider: Any, out: Path):
+    def __init__(self, provider: Any, out: Path, dashboard_port: int | None = None):
         from ape import accounts
 
-        from lever import app
+        from lever import actions, app
         from lever.chain import Addresses, ProtocolReader
         from lever.config import load_network_config
+        from lever.deploy import deployment_record
         from lever.hermes import HermesClient
         from lever.keeper.runner import Keeper, KeeperConfig
         from lever.priceservice import Publisher, Server, chain_clock, state_for
@@ -282,36 +288,46 @@ class Stage:
             raise ConfigError("the demo runs on a local chain (ethereum:local:foundry or :hardhat)")
         self.provider = provider
         self.config = load_network_config("local")
-        self.deployer = accounts.test_accounts[0]
-        self.protocol, _, _ = app.deploy(provider, self.deployer, self.config, fresh=True, directory=out)
-        from lever.deploy import deployment_record
-
-        record = deployment_record(self.protocol, int(provider.chain_id), "local", self.config)
+        deployer = accounts.test_accounts[0]
+        protocol, path, _ = app.deploy(provider, deployer, self.config, fresh=True, directory=out)
+        record = deployment_record(protocol, int(provider.chain_id), "local", self.config)
         self.prices = state_for(record, chain_clock(provider.uri))
         self.prices.tick()
         self.publisher = Publisher(self.prices).start()
         self.server = Server(self.prices)
         self.url = self.server.start()
-        self.reader = ProtocolReader(provider.web3, Addresses.from_deployment(record))
+        self.session = actions.attach(provider, deployer, self.url, path)
+        self.protocol, self.reader = self.session.protocol, self.session.reader
         keeper_key = accounts.test_accounts[9].private_key
         self.keeper = Keeper(ProtocolReader(provider.web3, Addresses.from_deployment(record)), HermesClient(self.url),
                              keeper_key, KeeperConfig(start_block=record.block))
+        self.keeper_address = str(accounts.test_accounts[9].address)
         self.keeper.hydrate()
+        self._extras = contextlib.ExitStack()
+        self.dashboard_url: str | None = None
+        if dashboard_port is not None:
+            self.dashboard_url = self._serve_dashboard(record, out, dashboard_port)
+
+    def _serve_dashboard(self, record: Any, out: Path, port: int) -> str:
+        """The dashboard (indexer and web app) and the keeper's /health and /metrics, served
+        while the demo runs; the index is a fresh SQLite file in `out`."""
+        from lever.dashboard import alongside
+        from lever.keeper.service import KeeperService
+
+        service = KeeperService(self.keeper)
+        service.hydrated = True
+        keeper_url = self._extras.enter_context(service.status_served())
+        db = (out / "index.sqlite").resolve()
+        for stale in out.glob("index.sqlite*"):
+            stale.unlink()
+        running = self._extras.enter_context(alongside(self.provider.uri, record, db_url=f"sqlite:///{db}", port=port,
+                                                       keeper_url=keeper_url))
+        return running.url
 
     def close(self) -> None:
+        self._extras.close()
         self.publisher.stop()
         self.server.stop()
-
-    def send(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        from lever import app
-
-        return app.send(what, fn, *args, **kwargs)
-
-    def set_price(self, market: str, usd: Decimal) -> Any:
-        feed = self.protocol.feeds[market]
-        receipt = self.send(f"setting {market}", feed.setPrice, int(usd * 10 ** int(feed.decimals())), sender=self.deployer)
-        self.prices.set(market, usd)
-        return receipt
 
     def keep(self, until: Callable[[], bool], what: str, timeout: float = 120.0) -> None:
         """Steps the keeper (the chain's clock moving with wall time) until `until()` holds."""
@@ -325,8 +341,11 @@ class Stage:
             time.sleep(0.2)
 
 
-def run(provider: Any, plan: Plan, out: Path, on_progress: Progress | None = None) -> Report:
-    """Plays the scenario on the connected local chain; writes report.json and report.png."""
+def run(provider: Any, plan: Plan, out: Path, on_progress: Progress | None = None, dashboard_port: int | None = None,
+        on_report: Callable[[Report, str | None], None] | None = None) -> Report:
+    """Plays the scenario on the connected local chain; writes report.json and report.png. With
+    `dashboard_port` (0: a free port) the dashboard follows the run; `on_report(report, url)` is
+    called before anything stops (the command line keeps the dashboard up in it)."""
     from ape import accounts, chain
 
     plan.check()
@@ -334,61 +353,63 @@ def run(provider: Any, plan: Plan, out: Path, on_progress: Progress | None = Non
     started = time.monotonic()
     out.mkdir(parents=True, exist_ok=True)
     _log_to(out / "keeper.log")
-    stage = Stage(provider, out)
+    stage = Stage(provider, out, dashboard_port)
     try:
-        return _play(stage, plan, out, progress, started, accounts, chain)
+        if stage.dashboard_url:
+            progress(f"dashboard on {stage.dashboard_url}", 1, 1)
+        report = _play(stage, plan, out, progress, started, accounts, chain)
+        if on_report is not None:
+            on_report(report, stage.dashboard_url)
+        return report
     finally:
         stage.close()
 
 
 def _play(stage: Stage, plan: Plan, out: Path, progress: Progress, started: float, accounts: Any, chain: Any) -> Report:
-    from lever.deploy import create_account
+    from lever import actions
+    from lever import math as m
 
-    p, config = stage.protocol, stage.config
-    token, vault = p.token, p.vault
-    decimals = int(token.decimals())
-    unit = 10**decimals
-    lp_fee = int(vault.lpParams().executorFee)
+    p, s = stage.protocol, stage.session
+    decimals = s.decimals
+    lp_fee = s.tokens(int(p.vault.lpParams().executorFee))
 
     # Liquidity providers request deposits; the keeper settles them; they claim.
-    lps = [accounts.test_accounts[1 + i] for i in range(plan.lps)]
+    lps = [s.as_signer(accounts.test_accounts[1 + i]) for i in range(plan.lps)]
     for lp in lps:
-        amount = plan.pool_per_lp * unit
-        stage.send("minting for an LP", token.mint, lp, amount + lp_fee, sender=lp)
-        stage.send("LP approval", token.approve, vault, amount + lp_fee, sender=lp)
-        stage.send("LP deposit request", vault.requestDeposit, amount, lp, lp, sender=lp)
-    stage.keep(lambda: all(int(vault.maxDeposit(lp)) > 0 for lp in lps), "settling LP deposits")
+        actions.mint(lp, Decimal(plan.pool_per_lp) + lp_fee)
+        actions.lp_request(lp, True, str(plan.pool_per_lp))
+    stage.keep(lambda: all(int(p.vault.maxDeposit(lp.me)) > 0 for lp in lps), "settling LP deposits")
     for i, lp in enumerate(lps):
-        stage.send("LP claim", vault.deposit, int(vault.maxDeposit(lp)), lp, sender=lp)
+        actions.lp_claim(lp)
         progress("liquidity providers fund the pool", i + 1, plan.lps)
 
-    # Traders: Lever accounts of a few owners, each committing one market order.
-    owners = [accounts.test_accounts[4 + i] for i in range(4)]
-    max_leverage = {name: int(m.max_leverage) for name, m in config.markets.items()}
-    book = trader_book(plan, max_leverage)
+    # Traders: Lever accounts of a few owners, each committing one market order with the margin
+    # its leverage needs (`actions.margin_for_leverage`, the command line's `--leverage`).
+    owners = [s.as_signer(accounts.test_accounts[4 + i]) for i in range(4)]
+    book = trader_book(plan, {name: int(market.max_leverage) for name, market in stage.config.markets.items()})
     ids: list[int] = []
     orders: list[int] = []
-    executor_fee = unit // 2
+    scale = stage.reader.token_scale()
     for n, trader in enumerate(book):
         owner = owners[n % len(owners)]
-        market_id = p.markets[trader.market]
-        price = Decimal(str(stage.prices.current[trader.market]))
-        size = int(Decimal(trader.notional) / price * WAD)
-        fee = trader.notional * int(config.markets[trader.market].taker_fee * 10**6) // 10**6
-        margin = int(Decimal(trader.notional) / trader.leverage * unit) + 2 * fee * unit + executor_fee
-        stage.send("minting for a trader", token.mint, owner, margin, sender=owner)
-        stage.send("trader approval", token.approve, vault, margin, sender=owner)
-        account_id = create_account(p.engine, owner)
-        stage.send("depositing margin", vault.depositMargin, account_id, margin, sender=owner)
-        delta = size if trader.long else -size
-        receipt = stage.send(f"committing {trader.leverage}x {trader.market}", p.order_book.commitOrder, account_id,
-                             market_id, delta, 0, executor_fee, sender=owner)
-        orders.append(int(receipt.events.filter(p.order_book.OrderPlaced)[0].orderId))
+        mk = p.markets[trader.market]
+        snap = stage.reader.market(mk)
+        price = actions.latest_price(owner, mk)
+        size = m.fixed.mul_div_down(trader.notional * WAD, WAD, price)
+        deposit = actions.margin_for_leverage(size, price, snap.state.skew, snap.params, trader.leverage, scale)
+        deposit += s.units(actions.DEFAULT_EXECUTOR_FEE)  # escrowed from the margin at the commit
+        actions.mint(owner, s.tokens(deposit))
+        account_id = actions.create_account(owner)
+        signed = from_wad(size) if trader.long else -from_wad(size)
+        committed = actions.commit(owner, trader.market, signed, account_id, deposit=deposit)
+        orders.append(committed.order_id)
         ids.append(account_id)
         progress("traders commit orders", n + 1, len(book))
     stage.keep(lambda: all(not p.order_book.order(o).updatedAt for o in orders), "settling the traders' orders")
-    settled = len(list(p.order_book.OrderSettled.range(p.deploy_block, int(chain.blocks.head.number) + 1)))
-    cancelled = len(list(p.order_book.OrderCancelled.range(p.deploy_block, int(chain.blocks.head.number) + 1)))
+    head = int(chain.blocks.head.number) + 1
+    settled = list(p.order_book.OrderSettled.range(p.deploy_block, head))
+    cancelled = len(list(p.order_book.OrderCancelled.range(p.deploy_block, head)))
+    by_keeper = sum(1 for log in settled if str(log.keeper) == stage.keeper_address)
     progress("the keeper settles every order", len(orders), len(orders))
 
     # The crash: each tick moves time, then both oracles; the keeper steps after every block.
@@ -398,8 +419,8 @@ def _play(stage: Stage, plan: Plan, out: Path, progress: Progress, started: floa
     for n, tick in enumerate(path):
         stage.provider.web3.provider.make_request("evm_increaseTime", [tick.seconds])
         for name, usd in tick.prices.items():
-            receipt = stage.set_price(name, usd)
-            phases.setdefault(tick.phase, int(receipt.block_number))
+            actions.set_price(s, name, usd)
+            phases.setdefault(tick.phase, int(chain.blocks.head.number))
         stage.provider.web3.provider.make_request("evm_mine", [])
         stage.keeper.step()
         progress(f"{tick.phase}: ETH {tick.prices['ETH-USD']:,.0f}", n + 1, len(path))
@@ -416,7 +437,8 @@ def _play(stage: Stage, plan: Plan, out: Path, progress: Progress, started: floa
         progress("checking every block", n + 1, len(blocks))
     solvent_before = all(_solvent(stage.reader, b) for b in range(p.deploy_block, first_block))
     liquidations = _liquidations(stage.reader, first_block, last_block)
-    order_counts = {"committed": len(orders), "settled": settled, "cancelled": cancelled}
+    order_counts = {"committed": len(orders), "settled": len(settled), "settled_by_keeper": by_keeper,
+                    "cancelled": cancelled}
     report = build_report(plan, rows, liquidations, order_counts, decimals, rows[0], rows[-1],
                           time.monotonic() - started, phases)
     report.solvent_every_block = report.solvent_every_block and solvent_before
@@ -465,35 +487,60 @@ def _liquidations(reader: Any, first: int, last: int) -> list[LiquidationRow]:
     return rows
 
 
-def main(plan: Plan, out: Path, network: str) -> None:
-    """`lever demo`: the run with progress bars, then the report as a table."""
+def main(plan: Plan, out: Path, network: str, dashboard_port: int | None = None) -> None:
+    """`lever demo`: the run with progress bars, then the report as a table; with a dashboard port,
+    the dashboard follows the run and stays up after it until Ctrl-C."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-    from rich.table import Table
 
     from lever import app
 
     plan.check()
     console = Console()
-    with app.connected(network) as provider, Progress(
-        TextColumn("{task.description:<40}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        console=console,
-    ) as bar:
+    with app.connected(network) as provider:
+        bar = Progress(TextColumn("{task.description:<40}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                       console=console)
         tasks: dict[str, Any] = {}
 
         def on_progress(phase: str, done: int, total: int) -> None:
+            if phase.startswith("dashboard on "):
+                console.print(f"{phase}: watch the crash there (the keeper's panel included)")
+                return
             key = phase.split(":")[0]
             if key not in tasks:
                 tasks[key] = bar.add_task(phase, total=total)
             bar.update(tasks[key], completed=done, description=phase)
 
-        with app._quiet_traces():
-            r = run(provider, plan, out, on_progress)
+        def on_report(r: Report, url: str | None) -> None:
+            bar.stop()
+            _print_report(console, r, out)
+            if url is None:
+                return
+            # Until Ctrl-C (or SIGTERM), then a clean stop: ape's own SIGINT handler would exit 130.
+            stop = threading.Event()
+            previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+            try:
+                console.print(f"the dashboard stays up on {url}; Ctrl-C stops it", highlight=False)
+                while not stop.wait(0.5):
+                    pass
+                console.print("stopped")
+            finally:
+                for sig, handler in previous.items():
+                    signal.signal(sig, handler)
+
+        with bar:
+            run(provider, plan, out, on_progress, dashboard_port, on_report)
+
+
+def _print_report(console: Any, r: Report, out: Path) -> None:
+    from rich.table import Table
+
     table = Table(title=f"Crash of {Decimal(r.crash) * 100:.0f}% with {r.traders} traders (seed {r.seed})")
     table.add_column("")
     table.add_column("", justify="right")
     for label, value in (
-        ("orders committed / settled / cancelled", f"{r.orders['committed']} / {r.orders['settled']} / {r.orders['cancelled']}"),
+        ("orders committed / settled (by the keeper) / cancelled",
+         f"{r.orders['committed']} / {r.orders['settled']} ({r.orders['settled_by_keeper']}) / {r.orders['cancelled']}"),
         ("liquidations (partial / full)", f"{r.liquidations['total']} ({r.liquidations['partial']} / {r.liquidations['full']})"),
         ("accounts liquidated", str(r.liquidated_accounts)),
         ("blocks unhealthy -> liquidated (max / median)", f"{r.max_blocks_unhealthy} / {r.median_blocks_unhealthy:g}"),
