@@ -347,3 +347,7 @@ def main() -> None:
     except click.ClickException as exc:
         OneLine(exc.format_message()).show()
         sys.exit(exc.exit_code)
+
+
+if __name__ == "__main__":  # python -m lever.cli (the keeper tests run the process this way)
+    main()
