@@ -62,8 +62,13 @@ ACCOUNTS = int(os.environ.get("LEVER_BENCH_ACCOUNTS", "10000"))
 MARKET_ORDERS = int(os.environ.get("LEVER_BENCH_MARKET_ORDERS", "2000"))
 CONDITIONAL_ORDERS = int(os.environ.get("LEVER_BENCH_CONDITIONAL_ORDERS", "1000"))
 SCENES = os.environ.get("LEVER_BENCH_SCENES", "liquidations,naive,orders").split(",")
-RISKY_SHARE = Decimal("0.15")  # 18x longs ($100 on 0.6 ETH); the rest 2x ($300 on 0.2 ETH), long and short
-CRASH_USD, MOVE_USD = Decimal(2860), Decimal(2940)  # -4.7%: the 18x longs fall; -2%: the stop-losses fire
+# 18x longs ($100 on 0.6 ETH); the rest 2x ($300 on 0.2 ETH), long and short
+RISKY_SHARE = Decimal("0.15")
+# -4.7%: the 18x longs fall; -2%: the stop-losses fire
+CRASH_USD, MOVE_USD = (
+    Decimal(2860),
+    Decimal(2940),
+)
 STOP_TRIGGER = Decimal(2950)
 SEED_FEE = USDC // 20  # the smallest executor fee ($0.05)
 BLOCK_SECONDS = 1
@@ -143,10 +148,17 @@ class Chain:
     def send(self, fn: Any, gas: int = SEND_GAS, value: int = 0) -> bytes:
         """Signs and broadcasts `fn` (no gas estimate, no wait); returns its hash."""
         base = int(self.w3.eth.get_block("latest").get("baseFeePerGas", 0))
-        tx = fn.build_transaction({
-            "from": self.account.address, "nonce": self.nonce, "gas": gas, "value": value,
-            "maxFeePerGas": 2 * base + 10**9, "maxPriorityFeePerGas": 10**9, "chainId": self.chain_id,
-        })
+        tx = fn.build_transaction(
+            {
+                "from": self.account.address,
+                "nonce": self.nonce,
+                "gas": gas,
+                "value": value,
+                "maxFeePerGas": 2 * base + 10**9,
+                "maxPriorityFeePerGas": 10**9,
+                "chainId": self.chain_id,
+            }
+        )
         self.nonce += 1
         signed = self.account.sign_transaction(tx)
         self.sent[bytes(signed.hash)] = bytes(signed.raw_transaction)
@@ -172,13 +184,17 @@ class Chain:
                     try:
                         self.w3.eth.get_transaction(h)
                     except TransactionNotFound:
-                        log.warning("transaction 0x%s dropped by the node: sending it again", h.hex())
+                        log.warning(
+                            "transaction 0x%s dropped by the node: sending it again", h.hex()
+                        )
                         print(f"  (node dropped 0x{h.hex()[:12]}; sent again)", flush=True)
                         self.w3.eth.send_raw_transaction(self.sent[h])
                 time.sleep(0.05)
         failed = [r for r in receipts if r["status"] != 1]
         if failed:
-            raise RuntimeError(f"seeding transaction reverted: {failed[0]['transactionHash'].hex()}")
+            raise RuntimeError(
+                f"seeding transaction reverted: {failed[0]['transactionHash'].hex()}"
+            )
         return receipts
 
     def do(self, fn: Any, gas: int = SEND_GAS, value: int = 0) -> Any:
@@ -212,9 +228,22 @@ class World:
     """The deployed protocol, the seeded accounts, the price service. (Plain classes in this
     script: `ape run` loads it without a module entry, which dataclasses need.)"""
 
-    def __init__(self, chain: Chain, reader: ProtocolReader, addresses: Addresses, deploy_block: int,
-                 prices: PriceState, service_url: str, seeder: Any):
-        self.chain, self.reader, self.addresses, self.deploy_block = chain, reader, addresses, deploy_block
+    def __init__(
+        self,
+        chain: Chain,
+        reader: ProtocolReader,
+        addresses: Addresses,
+        deploy_block: int,
+        prices: PriceState,
+        service_url: str,
+        seeder: Any,
+    ):
+        self.chain, self.reader, self.addresses, self.deploy_block = (
+            chain,
+            reader,
+            addresses,
+            deploy_block,
+        )
         self.prices, self.service_url, self.seeder = prices, service_url, seeder
         self.risky: list[int] = []
         self.safe_longs: list[int] = []
@@ -255,13 +284,21 @@ def seed(project: Any, accounts: Any) -> World:
     config = load_network_config("local")
     deployer, lp = accounts.test_accounts[BENCH_KEY_INDEX], accounts.test_accounts[LP_KEY_INDEX]
     protocol = deploy_protocol(project, deployer, config)
-    seeder = project.BulkSeeder.deploy(protocol.engine, protocol.vault, protocol.order_book, protocol.token, sender=deployer)
+    seeder = project.BulkSeeder.deploy(
+        protocol.engine, protocol.vault, protocol.order_book, protocol.token, sender=deployer
+    )
     rpc_url = str(ape_chain.provider.uri)
     node = Chain(rpc_url, str(deployer.private_key))
     addresses = Addresses(
-        token=protocol.token.address, oracle=protocol.oracle.address, vault=protocol.vault.address,
-        engine=protocol.engine.address, order_book=protocol.order_book.address, liquidator=protocol.liquidator.address,
-        timelock=protocol.timelock.address, pyth=protocol.pyth.address, markets=dict(protocol.markets),
+        token=protocol.token.address,
+        oracle=protocol.oracle.address,
+        vault=protocol.vault.address,
+        engine=protocol.engine.address,
+        order_book=protocol.order_book.address,
+        liquidator=protocol.liquidator.address,
+        timelock=protocol.timelock.address,
+        pyth=protocol.pyth.address,
+        markets=dict(protocol.markets),
         feeds={mk: protocol.feeds[name].address for name, mk in protocol.markets.items()},
         price_ids={mk: protocol.price_ids[name] for name, mk in protocol.markets.items()},
     )
@@ -297,7 +334,9 @@ def _fund_pool(world: World, lp: Any, config: Any) -> None:
     lp_chain = Chain(node.url, str(lp.private_key))
     lp_chain.do(r.token.functions.mint(lp.address, amount + fee), gas=200_000)
     lp_chain.do(r.token.functions.approve(r.vault.address, 2**256 - 1), gas=200_000)
-    receipt = lp_chain.do(r.vault.functions.requestDeposit(amount, lp.address, lp.address), gas=500_000)
+    receipt = lp_chain.do(
+        r.vault.functions.requestDeposit(amount, lp.address, lp.address), gas=500_000
+    )
     t = int(node.w3.eth.get_block(receipt["blockNumber"])["timestamp"])
     node.mine(t + config.lp.settlement_delay + config.lp.liquidation_grace)
     node.do(r.vault.functions.settleDeposit(lp.address, []), gas=1_000_000)
@@ -307,16 +346,25 @@ def _fund_pool(world: World, lp: Any, config: Any) -> None:
 def _open_accounts(world: World, count: int, margin: int, per_tx: int = 200) -> list[int]:
     node, r = world.chain, world.reader
     node.do(r.token.functions.mint(world.seeder.address, count * margin), gas=200_000)
-    hashes = [node.send(world.seeder.functions.openAccounts(min(per_tx, count - done), margin))
-              for done in range(0, count, per_tx)]
+    hashes = [
+        node.send(world.seeder.functions.openAccounts(min(per_tx, count - done), margin))
+        for done in range(0, count, per_tx)
+    ]
     receipts = node.wait(hashes)
-    world.seeding.setdefault("gas_per_account_opened", max(r["gasUsed"] for r in receipts) // per_tx)
+    world.seeding.setdefault(
+        "gas_per_account_opened", max(r["gasUsed"] for r in receipts) // per_tx
+    )
     total = int(r.engine.functions.accountCount().call())
     return list(range(total - count + 1, total + 1))
 
 
-def _open_positions(world: World, sizes: dict[int, int], round_size: int = 1_000, per_commit: int = 250,
-                    per_settle: int = 140) -> None:
+def _open_positions(
+    world: World,
+    sizes: dict[int, int],
+    round_size: int = 1_000,
+    per_commit: int = 250,
+    per_settle: int = 140,
+) -> None:
     """Commits a market order for each account (the seeder owns them), then settles them like a
     keeper would: each batch proves the price published at its orders' commit time + delay once."""
     node, r = world.chain, world.reader
@@ -325,8 +373,14 @@ def _open_positions(world: World, sizes: dict[int, int], round_size: int = 1_000
     accounts = sorted(sizes)
     for start in range(0, len(accounts), round_size):
         chunk = accounts[start : start + round_size]
-        hashes = [node.send(world.seeder.functions.commitOrders(part, ETH_ID, [sizes[a] for a in part], SEED_FEE))
-                  for part in _chunks(chunk, per_commit)]
+        hashes = [
+            node.send(
+                world.seeder.functions.commitOrders(
+                    part, ETH_ID, [sizes[a] for a in part], SEED_FEE
+                )
+            )
+            for part in _chunks(chunk, per_commit)
+        ]
         receipts = node.wait(hashes)
         placed = _placed(world, receipts)
         committed = {order_id // 8: t for order_id, t in placed.items()}
@@ -340,17 +394,29 @@ def _open_positions(world: World, sizes: dict[int, int], round_size: int = 1_000
             blobs, proven = [], set()
             for a in part:
                 t = committed[a] + delay
-                blobs.append(b"" if t in proven else world.prices.book.feeds[ETH].update_at_or_after(t))
+                blobs.append(
+                    b"" if t in proven else world.prices.book.feeds[ETH].update_at_or_after(t)
+                )
                 proven.add(t)
             ids = [a * 8 for a in part]  # each account's first order slot
             value = fee * sum(1 for b in blobs if b)
-            settle_hashes.append(node.send(r.order_book.functions.settleOrders(ids, blobs, []), value=value))
+            settle_hashes.append(
+                node.send(r.order_book.functions.settleOrders(ids, blobs, []), value=value)
+            )
         settled = node.wait(settle_hashes)
-        world.seeding["gas_per_position_opened"] = max(rc["gasUsed"] for rc in settled) // per_settle
-        world.seeding["gas_per_order_committed"] = max(rc["gasUsed"] for rc in receipts) // per_commit
-        left = [a for a in chunk if int(r.engine.functions.position(a, ETH_ID).call()[0]) != sizes[a]]
+        world.seeding["gas_per_position_opened"] = (
+            max(rc["gasUsed"] for rc in settled) // per_settle
+        )
+        world.seeding["gas_per_order_committed"] = (
+            max(rc["gasUsed"] for rc in receipts) // per_commit
+        )
+        left = [
+            a for a in chunk if int(r.engine.functions.position(a, ETH_ID).call()[0]) != sizes[a]
+        ]
         if left:
-            raise RuntimeError(f"{len(left)} seeded positions did not open (e.g. account {left[0]})")
+            raise RuntimeError(
+                f"{len(left)} seeded positions did not open (e.g. account {left[0]})"
+            )
 
 
 def _placed(world: World, receipts: list[Any]) -> dict[int, int]:
@@ -383,9 +449,17 @@ class Runner:
     def build(cls, world: World, key: str) -> Runner:
         session = CountingSession()
         w3 = connect(world.chain.url, timeout=120, session=session)
-        keeper = Keeper(ProtocolReader(w3, world.addresses), HermesClient(world.service_url, timeout=30), key,
-                        KeeperConfig(start_block=world.deploy_block))
-        return cls(keeper, KeeperService(keeper, poll_interval=POLL_SECONDS, max_consecutive_errors=5), session)
+        keeper = Keeper(
+            ProtocolReader(w3, world.addresses),
+            HermesClient(world.service_url, timeout=30),
+            key,
+            KeeperConfig(start_block=world.deploy_block),
+        )
+        return cls(
+            keeper,
+            KeeperService(keeper, poll_interval=POLL_SECONDS, max_consecutive_errors=5),
+            session,
+        )
 
     def start(self) -> None:
         def run() -> None:
@@ -416,7 +490,8 @@ def wait_until(done: Callable[[], bool], timeout: float, pause: float = 0.25) ->
 def idle_requests_per_block(world: World, runner: Runner) -> float:
     """Requests to the node per block while nothing happens (the service polling as it runs)."""
     node = world.chain
-    wait_until(lambda: not runner.keeper.state.check_all, 300)  # the first step re-checks everything
+    # the first step re-checks everything
+    wait_until(lambda: not runner.keeper.state.check_all, 300)
     start_block, _ = node.head()
     wait_until(lambda: node.head()[0] > start_block, 10)
     first_block, _ = node.head()
@@ -428,21 +503,34 @@ def idle_requests_per_block(world: World, runner: Runner) -> float:
 
 def _logs(world: World, contract: str, event: str, from_block: int, address: str) -> list[Any]:
     topic = world.reader.arts.topic(contract, event)
-    return list(world.chain.w3.eth.get_logs({"fromBlock": from_block, "toBlock": "latest", "address": address,
-                                             "topics": ["0x" + topic.hex()]}))
+    return list(
+        world.chain.w3.eth.get_logs(
+            {
+                "fromBlock": from_block,
+                "toBlock": "latest",
+                "address": address,
+                "topics": ["0x" + topic.hex()],
+            }
+        )
+    )
 
 
 def _gas_of(world: World, logs: list[Any]) -> tuple[int, int]:
     """(transactions, total gas used) of the transactions that emitted `logs`."""
     hashes = {bytes(lg["transactionHash"]) for lg in logs}
-    return len(hashes), sum(int(world.chain.w3.eth.get_transaction_receipt(h)["gasUsed"]) for h in hashes)
+    return len(hashes), sum(
+        int(world.chain.w3.eth.get_transaction_receipt(h)["gasUsed"]) for h in hashes
+    )
 
 
 def _reverted(world: World, sender: str, from_block: int) -> int:
     w3, count = world.chain.w3, 0
     for number in range(from_block, int(w3.eth.block_number) + 1):
         for tx in w3.eth.get_block(number, full_transactions=True)["transactions"]:
-            if tx["from"].lower() == sender.lower() and w3.eth.get_transaction_receipt(tx["hash"])["status"] != 1:
+            if (
+                tx["from"].lower() == sender.lower()
+                and w3.eth.get_transaction_receipt(tx["hash"])["status"] != 1
+            ):
                 count += 1
     return count
 
@@ -465,7 +553,10 @@ def liquidations(world: World, key: str, naive: bool) -> dict[str, Any]:
         runner.keeper.hydrate()
         runner.service.hydrated = True
         hydrate_seconds = time.monotonic() - started
-    print(f"  {len(unhealthy)} accounts unhealthy after the crash; hydrated in {hydrate_seconds:.1f} s", flush=True)
+    print(
+        f"  {len(unhealthy)} accounts unhealthy after the crash; hydrated in {hydrate_seconds:.1f} s",
+        flush=True,
+    )
     node.interval_mining(True)
     idle = 0.0
     try:
@@ -473,13 +564,17 @@ def liquidations(world: World, key: str, naive: bool) -> dict[str, Any]:
             runner.start()
             idle = idle_requests_per_block(world, runner)
             print(f"  idle: {idle} requests a block", flush=True)
-        crash_block = int(node.wait([node.send(world.reference(CRASH_USD), gas=300_000)])[0]["blockNumber"])
+        crash_block = int(
+            node.wait([node.send(world.reference(CRASH_USD), gas=300_000)])[0]["blockNumber"]
+        )
         world.set_price(CRASH_USD)
         started = time.monotonic()
         liquidated: list[int] = []
 
         def covered() -> bool:
-            logs = _logs(world, "Liquidator", "Liquidation", crash_block, world.addresses.liquidator)
+            logs = _logs(
+                world, "Liquidator", "Liquidation", crash_block, world.addresses.liquidator
+            )
             liquidated[:] = [int.from_bytes(bytes(lg["topics"][1]), "big") for lg in logs]
             return set(unhealthy) <= set(liquidated)
 
@@ -535,8 +630,16 @@ def _unhealthy_after(world: World, price: Decimal) -> list[int]:
         node.mine(now + 1)
         feed = world.prices.book.feeds[ETH]
         latest = feed.latest()
-        blob = encode_update(feed.price_id, Publication(now + 1, to_pyth_price(price)), latest.publish_time if latest else 0)
-        node.do(r.oracle.functions.updatePrices([(ETH_ID, blob)]), gas=1_000_000, value=int(r.update_fee()))
+        blob = encode_update(
+            feed.price_id,
+            Publication(now + 1, to_pyth_price(price)),
+            latest.publish_time if latest else 0,
+        )
+        node.do(
+            r.oracle.functions.updatePrices([(ETH_ID, blob)]),
+            gas=1_000_000,
+            value=int(r.update_fee()),
+        )
         health = r.health(world.accounts)
     finally:
         node.revert(snapshot)
@@ -565,11 +668,15 @@ def _run_naive(world: World, runner: Runner, covered: Callable[[], bool]) -> flo
     deadline = time.monotonic() + 1200
     while not covered() and time.monotonic() < deadline:
         updates = keeper._latest_updates([ETH_ID])
-        keeper._transact(r.oracle.functions.updatePrices(updates), r.update_fee(), 1_000_000, "push the price")
+        keeper._transact(
+            r.oracle.functions.updatePrices(updates), r.update_fee(), 1_000_000, "push the price"
+        )
         found = scan()
         print(f"  naive: {len(found)} found by a scan", flush=True)
         gas = [(a, keeper.config.gas_per_account) for a in found]
-        for batch in pack(gas, keeper.config.gas_base, keeper.config.max_batch, r.head_gas_limit * 9 // 10):
+        for batch in pack(
+            gas, keeper.config.gas_base, keeper.config.max_batch, r.head_gas_limit * 9 // 10
+        ):
             keeper._send_liquidations(list(batch.items), updates, batch.gas_limit)
     return float(scans[0])
 
@@ -586,9 +693,19 @@ def orders(world: World, key: str) -> dict[str, Any]:
     if len(stops) < CONDITIONAL_ORDERS or len(traders) < MARKET_ORDERS:
         raise RuntimeError("not enough seeded accounts for the orders scene")
     # The stop-losses (closing each long whole), placed well before the move.
-    hashes = [node.send(world.seeder.functions.placeOrders(part, ETH_ID, int(Kind.STOP_LOSS), [-wad("0.2")] * len(part),
-                                                           wad(STOP_TRIGGER), SEED_FEE))
-              for part in _chunks(stops, 250)]
+    hashes = [
+        node.send(
+            world.seeder.functions.placeOrders(
+                part,
+                ETH_ID,
+                int(Kind.STOP_LOSS),
+                [-wad("0.2")] * len(part),
+                wad(STOP_TRIGGER),
+                SEED_FEE,
+            )
+        )
+        for part in _chunks(stops, 250)
+    ]
     stop_ids = set(_placed(world, node.wait(hashes)))
     runner = Runner.build(world, key)
     started = time.monotonic()
@@ -603,9 +720,13 @@ def orders(world: World, key: str) -> dict[str, Any]:
         # block: 2,000 orders in four blocks), the reference feed's move with them; the pull
         # price moves when the last of them falls due: all the work is due at one moment.
         sizes = [wad("0.05") if i % 2 else -wad("0.05") for i in range(len(traders))]
-        hashes = [node.send(world.seeder.functions.commitOrders(ids, ETH_ID, sizes[i : i + 250], SEED_FEE),
-                            gas=COMMIT_GAS)
-                  for i, ids in zip(range(0, len(traders), 250), _chunks(traders, 250), strict=True)]
+        hashes = [
+            node.send(
+                world.seeder.functions.commitOrders(ids, ETH_ID, sizes[i : i + 250], SEED_FEE),
+                gas=COMMIT_GAS,
+            )
+            for i, ids in zip(range(0, len(traders), 250), _chunks(traders, 250), strict=True)
+        ]
         hashes.append(node.send(world.reference(MOVE_USD), gas=300_000))
         receipts = node.wait(hashes)
         market_ids = _placed(world, receipts[:-1])  # order id -> commit time
@@ -630,11 +751,18 @@ def orders(world: World, key: str) -> dict[str, Any]:
     settled = {i: lg for i, lg in logs.items() if bytes(lg["topics"][0]) == settled_topic}
     cancelled = {i: lg for i, lg in logs.items() if i not in settled}
     expired = r.arts.error_selector("OrderNotCancellable")
-    late = {i for i, lg in cancelled.items() if i in market_ids and _decode(world, "OrderCancelled", lg)["reason"] == expired}
+    late = {
+        i
+        for i, lg in cancelled.items()
+        if i in market_ids and _decode(world, "OrderCancelled", lg)["reason"] == expired
+    }
     feed = world.prices.book.feeds[ETH]
     wrong_price = sum(
-        1 for i, t in market_ids.items()
-        if i in settled and _decode(world, "OrderSettled", settled[i])["publishTime"] != feed.at_or_after(t + delay)[0].publish_time  # type: ignore[index]
+        1
+        for i, t in market_ids.items()
+        if i in settled
+        and _decode(world, "OrderSettled", settled[i])["publishTime"]
+        != feed.at_or_after(t + delay)[0].publish_time  # type: ignore[index]
     )
     transactions, gas = _gas_of(world, list(logs.values()))
     limit = int(node.w3.eth.get_block("latest")["gasLimit"])
@@ -716,11 +844,17 @@ def main() -> None:
     key = str(accounts.test_accounts[KEEPER_KEY_INDEX].private_key)
     snapshot = world.chain.snapshot()
     saved = world.save_prices()
-    report: dict[str, Any] = {"accounts": len(world.accounts), "block_seconds": BLOCK_SECONDS,
-                              "keeper_poll_seconds": POLL_SECONDS, "seeding": world.seeding}
-    scenes = (("liquidations", lambda: liquidations(world, key, naive=False)),
-              ("naive", lambda: liquidations(world, key, naive=True)),
-              ("orders", lambda: orders(world, key)))
+    report: dict[str, Any] = {
+        "accounts": len(world.accounts),
+        "block_seconds": BLOCK_SECONDS,
+        "keeper_poll_seconds": POLL_SECONDS,
+        "seeding": world.seeding,
+    }
+    scenes = (
+        ("liquidations", lambda: liquidations(world, key, naive=False)),
+        ("naive", lambda: liquidations(world, key, naive=True)),
+        ("orders", lambda: orders(world, key)),
+    )
     for name, run in scenes:
         if name not in SCENES:
             continue
@@ -734,18 +868,30 @@ def main() -> None:
     if "liquidations" in report and "naive" in report:
         lever, naive = report["liquidations"], report.pop("naive")
         lever["naive"] = naive
-        lever["speedup_vs_naive"] = round(naive["seconds_to_clear"] / max(lever["seconds_to_clear"], 0.01), 1)
+        lever["speedup_vs_naive"] = round(
+            naive["seconds_to_clear"] / max(lever["seconds_to_clear"], 0.01), 1
+        )
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps(report, indent=2) + "\n")
-    missed = [f"{section}.{key}" for section in ("liquidations", "orders") if section in report
-              for key, t in report[section]["targets"].items() if not t["met"]]
-    print(f"wrote {OUT}" + (f"; targets missed: {', '.join(missed)}" if missed else "; every target met"))
+    missed = [
+        f"{section}.{key}"
+        for section in ("liquidations", "orders")
+        if section in report
+        for key, t in report[section]["targets"].items()
+        if not t["met"]
+    ]
+    print(
+        f"wrote {OUT}"
+        + (f"; targets missed: {', '.join(missed)}" if missed else "; every target met")
+    )
 
 
 def _catch_up_clock(world: World) -> None:
     """After a revert the node's clock may trail what the price service already published: mine a
     block past the latest publication so no price is in the chain's future."""
-    latest = max((f.latest().publish_time for f in world.prices.book.feeds.values() if f.latest()), default=0)
+    latest = max(
+        (f.latest().publish_time for f in world.prices.book.feeds.values() if f.latest()), default=0
+    )
     _, now = world.chain.head()
     if now <= latest:
         world.chain.mine(latest + 1)

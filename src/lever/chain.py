@@ -26,7 +26,11 @@ from lever.math.orders import Order
 
 # Errors of the transport, worth retrying; a revert is not one of them.
 TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (
-    RequestsConnectionError, HTTPError, Timeout, ConnectionError, TimeoutError,
+    RequestsConnectionError,
+    HTTPError,
+    Timeout,
+    ConnectionError,
+    TimeoutError,
 )
 Block = int | str
 View = tuple[str, str, str, tuple[Any, ...]]  # (contract name, address, function, arguments)
@@ -61,11 +65,20 @@ class Addresses:
     def from_deployment(cls, d: Deployment) -> Addresses:
         c = d.contracts
         return cls(
-            token=c["token"], oracle=c["oracle"], vault=c["vault"], engine=c["engine"],
-            order_book=c["order_book"], liquidator=c["liquidator"], timelock=c["timelock"], pyth=c["pyth"],
+            token=c["token"],
+            oracle=c["oracle"],
+            vault=c["vault"],
+            engine=c["engine"],
+            order_book=c["order_book"],
+            liquidator=c["liquidator"],
+            timelock=c["timelock"],
+            pyth=c["pyth"],
             markets=dict(d.markets),
             feeds={d.markets[name]: feed for name, feed in d.feeds.items()},
-            price_ids={d.markets[name]: bytes.fromhex(pid.removeprefix("0x")) for name, pid in d.price_ids.items()},
+            price_ids={
+                d.markets[name]: bytes.fromhex(pid.removeprefix("0x"))
+                for name, pid in d.price_ids.items()
+            },
         )
 
     @property
@@ -83,7 +96,8 @@ class MarketSnapshot:
     state: m.MarketState
     oracle: m.OracleConfig
     oracle_state: m.OracleState
-    reference: tuple[int, int, int, int]  # the reference feed's latest (round id, answer, updatedAt, answeredIn)
+    # the reference feed's latest (round id, answer, updatedAt, answeredIn)
+    reference: tuple[int, int, int, int]
     reference_decimals: int
 
     @property
@@ -92,24 +106,39 @@ class MarketSnapshot:
 
     def reference_price(self, now: int) -> int:
         """The reference feed's price as the adapter reads it at `now` (0 if unusable)."""
-        return m.oracle.reference_price(self.market_id, self.round, self.oracle.reference_max_age, now, strict=False)
+        return m.oracle.reference_price(
+            self.market_id, self.round, self.oracle.reference_max_age, now, strict=False
+        )
 
     def recorded(self, now: int) -> m.OracleState:
         """The oracle state once the reference feed's latest round is recorded (if usable), as a
         transaction at `now` would record it."""
-        return m.oracle.record_round(self.oracle, self.oracle_state, self.market_id, self.round, now, strict=False)[0]
+        return m.oracle.record_round(
+            self.oracle, self.oracle_state, self.market_id, self.round, now, strict=False
+        )[0]
 
-    def price_data(self, now: int, price: int | None = None, publish_time: int | None = None) -> m.PriceData:
+    def price_data(
+        self, now: int, price: int | None = None, publish_time: int | None = None
+    ) -> m.PriceData:
         """The oracle's `PriceData` at `now` for a pull price (default: the stored latest one)."""
         if price is None:
             return m.oracle.latest(self.oracle, self.oracle_state, self.round, now)
-        s, reference = m.oracle.record_round(self.oracle, self.oracle_state, self.market_id, self.round, now, strict=False)
+        s, reference = m.oracle.record_round(
+            self.oracle, self.oracle_state, self.market_id, self.round, now, strict=False
+        )
         return m.oracle.price_data(self.oracle, s, price, publish_time or 0, now, reference)
 
-    def view(self, now: int, pool_wad: int, price: int | None = None, publish_time: int | None = None) -> m.MarketView:
+    def view(
+        self, now: int, pool_wad: int, price: int | None = None, publish_time: int | None = None
+    ) -> m.MarketView:
         """The market as an entry point at `now` sees it, at `price` (default: the stored latest)."""
         return m.market_view(
-            self.market_id, self.params, self.state, self.price_data(now, price, publish_time), pool_wad, now,
+            self.market_id,
+            self.params,
+            self.state,
+            self.price_data(now, price, publish_time),
+            pool_wad,
+            now,
             prev=self.prev,
         )
 
@@ -138,15 +167,23 @@ class Ledgers:
 class ProtocolReader:
     """Reads through one web3 connection; `calls` counts every RPC request."""
 
-    def __init__(self, web3: Web3, addresses: Addresses, arts: Artifacts | None = None, retries: int = 4,
-                 backoff: float = 0.05):
+    def __init__(
+        self,
+        web3: Web3,
+        addresses: Addresses,
+        arts: Artifacts | None = None,
+        retries: int = 4,
+        backoff: float = 0.05,
+    ):
         self.arts = arts or artifacts()
         self.w3 = web3
         self.addresses = addresses
         self.retries, self.backoff = retries, backoff
 
         def contract(name: str, address: str) -> Any:
-            return web3.eth.contract(address=Web3.to_checksum_address(address), abi=self.arts.abi(name))
+            return web3.eth.contract(
+                address=Web3.to_checksum_address(address), abi=self.arts.abi(name)
+            )
 
         a = addresses
         self.token = contract("MockToken", a.token)
@@ -211,7 +248,9 @@ class ProtocolReader:
         e, o = self.engine.functions, self.oracle.functions
         config = m.OracleConfig.from_chain(self.call(o.config(market), block))
         if market not in self._reference_decimals:
-            self._reference_decimals[market] = int(self.call(self.feeds[market].functions.decimals(), block))
+            self._reference_decimals[market] = int(
+                self.call(self.feeds[market].functions.decimals(), block)
+            )
         ref = self.call(self.feeds[market].functions.latestRoundData(), block)
         return MarketSnapshot(
             market_id=market,
@@ -237,13 +276,23 @@ class ProtocolReader:
     def account_count(self, block: Block = "latest") -> int:
         return int(self.call(self.engine.functions.accountCount(), block))
 
-    def accounts_with_positions(self, from_id: int, count: int, block: Block = "latest") -> list[int]:
-        return [int(a) for a in self.call(self.liquidator.functions.accountsWithPositions(from_id, count), block)]
+    def accounts_with_positions(
+        self, from_id: int, count: int, block: Block = "latest"
+    ) -> list[int]:
+        return [
+            int(a)
+            for a in self.call(
+                self.liquidator.functions.accountsWithPositions(from_id, count), block
+            )
+        ]
 
     def account(self, account: int, block: Block = "latest") -> AccountRecord:
         e = self.engine.functions
         markets = self.call(e.accountMarkets(account), block)
-        positions = {int(mk): m.Position.from_chain(self.call(e.position(account, mk), block)) for mk in markets}
+        positions = {
+            int(mk): m.Position.from_chain(self.call(e.position(account, mk), block))
+            for mk in markets
+        }
         margin = int(self.call(self.vault.functions.marginOf(account), block))
         last = int(self.call(e.accountLastTradeTime(account), block))
         return AccountRecord(margin, positions, last)
@@ -252,24 +301,46 @@ class ProtocolReader:
         """`account` of many accounts, in batched requests (two rounds: markets, margins and last
         trades; then positions)."""
         e, v = ("PerpEngine", self.engine.address), ("LeverVault", self.vault.address)
-        first = self.views([call for a in ids for call in (
-            (*e, "accountMarkets", (a,)), (*v, "marginOf", (a,)), (*e, "accountLastTradeTime", (a,))
-        )], block)
-        records = {a: AccountRecord(int(first[3 * i + 1][0]), {}, int(first[3 * i + 2][0])) for i, a in enumerate(ids)}
+        first = self.views(
+            [
+                call
+                for a in ids
+                for call in (
+                    (*e, "accountMarkets", (a,)),
+                    (*v, "marginOf", (a,)),
+                    (*e, "accountLastTradeTime", (a,)),
+                )
+            ],
+            block,
+        )
+        records = {
+            a: AccountRecord(int(first[3 * i + 1][0]), {}, int(first[3 * i + 2][0]))
+            for i, a in enumerate(ids)
+        }
         legs = [(a, int(mk)) for i, a in enumerate(ids) for mk in first[3 * i][0]]
-        for (a, mk), (raw,) in zip(legs, self.views([(*e, "position", leg) for leg in legs], block), strict=True):
+        for (a, mk), (raw,) in zip(
+            legs, self.views([(*e, "position", leg) for leg in legs], block), strict=True
+        ):
             records[a].positions[mk] = m.Position.from_chain(raw)
         return records
 
-    def orders_of_accounts(self, ids: Sequence[int], block: Block = "latest") -> dict[int, dict[int, Order]]:
+    def orders_of_accounts(
+        self, ids: Sequence[int], block: Block = "latest"
+    ) -> dict[int, dict[int, Order]]:
         """`orders_of` of many accounts, in batched requests."""
-        rows = self.views([("OrderBook", self.order_book.address, "ordersOf", (a,)) for a in ids], block)
-        return {a: {int(i): Order.from_chain(a, int(i), o) for i, o in zip(*row, strict=True)}
-                for a, row in zip(ids, rows, strict=True)}
+        rows = self.views(
+            [("OrderBook", self.order_book.address, "ordersOf", (a,)) for a in ids], block
+        )
+        return {
+            a: {int(i): Order.from_chain(a, int(i), o) for i, o in zip(*row, strict=True)}
+            for a, row in zip(ids, rows, strict=True)
+        }
 
     def orders_of(self, account: int, block: Block = "latest") -> dict[int, Order]:
         ids, orders = self.call(self.order_book.functions.ordersOf(account), block)
-        return {int(i): Order.from_chain(account, int(i), o) for i, o in zip(ids, orders, strict=True)}
+        return {
+            int(i): Order.from_chain(account, int(i), o) for i, o in zip(ids, orders, strict=True)
+        }
 
     def order_settings(self, block: Block = "latest") -> tuple[int, int, int, int]:
         return tuple(int(v) for v in self.call(self.order_book.functions.settings(), block))  # type: ignore[return-value]
@@ -277,9 +348,13 @@ class ProtocolReader:
     def lp_params(self, block: Block = "latest") -> tuple[int, int, int, int]:
         return tuple(int(v) for v in self.call(self.vault.functions.lpParams(), block))  # type: ignore[return-value]
 
-    def pending_lp(self, controller: str, is_deposit: bool, block: Block = "latest") -> tuple[int, int, int]:
+    def pending_lp(
+        self, controller: str, is_deposit: bool, block: Block = "latest"
+    ) -> tuple[int, int, int]:
         """(amount, request time, fee) of a controller's pending request."""
-        amount, t, fee = self.call(self.vault.functions.pendingRequest(controller, is_deposit), block)
+        amount, t, fee = self.call(
+            self.vault.functions.pendingRequest(controller, is_deposit), block
+        )
         return int(amount), int(t), int(fee)
 
     def open_markets(self, block: Block = "latest") -> list[int]:
@@ -289,7 +364,9 @@ class ProtocolReader:
     def update_fee(self) -> int:
         return int(self.call(self.oracle.functions.updateFee()))
 
-    def health(self, accounts: list[int], block: Block = "latest", chunk: int = 400) -> dict[int, bool]:
+    def health(
+        self, accounts: list[int], block: Block = "latest", chunk: int = 400
+    ) -> dict[int, bool]:
         """Batched view calls (`chunk` accounts each, to stay under the node's eth_call gas cap):
         which accounts the contract considers liquidatable at its stored prices."""
         from eth_abi.abi import decode as abi_decode
@@ -305,7 +382,9 @@ class ProtocolReader:
             result.update({int(row[0]): bool(row[5]) for row in rows})
         return result
 
-    def views(self, calls: Sequence[View], block: Block = "latest", chunk: int = 500) -> list[tuple[Any, ...]]:
+    def views(
+        self, calls: Sequence[View], block: Block = "latest", chunk: int = 500
+    ) -> list[tuple[Any, ...]]:
         """Many view calls, each decoded: `chunk` calls per JSON-RPC batch (one HTTP request, each
         retried whole), encoded with eth_abi from the compiled ABIs (web3's contract objects cost
         ~10 ms a call to encode and decode; a batch of 500 reads costs about one request). A
@@ -313,14 +392,17 @@ class ProtocolReader:
         tag = hex(block) if isinstance(block, int) else block
         requests = []
         for contract, address, fn, args in calls:
-            data = self.arts.selector(contract, fn) + abi_encode(self.arts.input_types(contract, fn), list(args))
+            data = self.arts.selector(contract, fn) + abi_encode(
+                self.arts.input_types(contract, fn), list(args)
+            )
             requests.append(("eth_call", [{"to": address, "data": "0x" + data.hex()}, tag]))
         batch = getattr(self.w3.provider, "make_batch_request", None)
         responses: list[Any] = []
         for i in range(0, len(requests), chunk):
             part = requests[i : i + chunk]
             if batch is None:
-                responses += [self.retry(lambda r=r: self.w3.provider.make_request(*r)) for r in part]  # type: ignore[misc]
+                one = self.w3.provider.make_request
+                responses += [self.retry(lambda r=r, one=one: one(*r)) for r in part]  # type: ignore[misc]
                 continue
             answer = self.retry(lambda part=part: batch(part))  # type: ignore[misc]
             if not isinstance(answer, list):  # the node refused the whole batch
@@ -331,7 +413,11 @@ class ProtocolReader:
             if "error" in response:
                 raise ContractLogicError(f"{contract}.{fn}: {response['error']}")
             result = response["result"]
-            raw = bytes(result) if not isinstance(result, str) else bytes.fromhex(result.removeprefix("0x"))
+            raw = (
+                bytes(result)
+                if not isinstance(result, str)
+                else bytes.fromhex(result.removeprefix("0x"))
+            )
             out.append(tuple(abi_decode(self.arts.output_types(contract, fn), raw)))
         return out
 
@@ -340,8 +426,19 @@ class ProtocolReader:
     def logs(self, from_block: int, to_block: int) -> list[Any]:
         """Every log of the protocol's contracts and reference feeds in [from_block, to_block], in
         one `eth_getLogs` request."""
-        addresses = [c.address for c in (self.engine, self.vault, self.liquidator, self.oracle, self.order_book)]
+        addresses = [
+            c.address
+            for c in (self.engine, self.vault, self.liquidator, self.oracle, self.order_book)
+        ]
         addresses += [f.address for f in self.feeds.values()]
-        return list(self.retry(lambda: self.w3.eth.get_logs({
-            "fromBlock": from_block, "toBlock": to_block, "address": addresses,
-        })))
+        return list(
+            self.retry(
+                lambda: self.w3.eth.get_logs(
+                    {
+                        "fromBlock": from_block,
+                        "toBlock": to_block,
+                        "address": addresses,
+                    }
+                )
+            )
+        )

@@ -32,8 +32,11 @@ from lever.keeper.settings import DEFAULT_NETWORK
 from lever.status import read_status, render_status
 
 # Command groups that live in their own modules, loaded on first use: name -> "module:attribute".
-GROUPS = {"stress": "lever.stress.cli:stress", "index": "lever.dashboard.cli:index",
-          "dashboard": "lever.dashboard.cli:dashboard"}
+GROUPS = {
+    "stress": "lever.stress.cli:stress",
+    "index": "lever.dashboard.cli:index",
+    "dashboard": "lever.dashboard.cli:dashboard",
+}
 
 
 class _Lever(Group):
@@ -58,15 +61,24 @@ def cli() -> None:
 
 
 @cli.command()
-@click.option("--params", type=click.Path(path_type=Path), help="parameter file (default: config/<network>.toml)")
-@click.option("--fresh", is_flag=True, help="deploy even if a deployment is recorded for this chain")
+@click.option(
+    "--params",
+    type=click.Path(path_type=Path),
+    help="parameter file (default: config/<network>.toml)",
+)
+@click.option(
+    "--fresh", is_flag=True, help="deploy even if a deployment is recorded for this chain"
+)
 @network_options
 def deploy(params: Path | None, fresh: bool, network: str, account: str | None) -> None:
     """Deploy the protocol and record it in deployments/<chain id>.json."""
     with app.connected(network) as provider:
         config, deployer = app.config_for(provider, params), app.signer(account, provider)
         protocol, path, note = app.deploy(provider, deployer, config, fresh=fresh)
-        click.echo(note or f"deployed to chain {provider.chain_id} at block {protocol.deploy_block}; recorded in {path}")
+        click.echo(
+            note
+            or f"deployed to chain {provider.chain_id} at block {protocol.deploy_block}; recorded in {path}"
+        )
 
 
 @on_chain(cli)
@@ -90,14 +102,27 @@ cli.add_command(price)
 def price_set(s: Session, market: str, value: Decimal) -> None:
     """Set MARKET's price to VALUE (USD): a reference round and a price-service publication."""
     r = actions.set_price(s, market, value)
-    where = f"published at {r.publish_time}" if r.publish_time else f"price service {s.prices_url} not reachable"
+    where = (
+        f"published at {r.publish_time}"
+        if r.publish_time
+        else f"price service {s.prices_url} not reachable"
+    )
     click.echo(f"{r.market} set to {r.usd} USD (reference answer {r.reference_answer}; {where})")
 
 
 @price.command("serve")
 @click.option("--port", type=int, default=8547, show_default=True)
-@click.option("--rpc-url", default="http://127.0.0.1:8545", show_default=True, help="the node whose clock it follows")
-@click.option("--deployment", type=click.Path(path_type=Path), help="deployment record (default: the node's chain id)")
+@click.option(
+    "--rpc-url",
+    default="http://127.0.0.1:8545",
+    show_default=True,
+    help="the node whose clock it follows",
+)
+@click.option(
+    "--deployment",
+    type=click.Path(path_type=Path),
+    help="deployment record (default: the node's chain id)",
+)
 def price_serve(port: int, rpc_url: str, deployment: Path | None) -> None:
     """Run a Hermes-shaped price service for a local deployment (foreground)."""
     priceservice.serve(rpc_url, port, deployment)
@@ -122,7 +147,9 @@ cli.add_command(margin)
 
 @on_chain(margin, "deposit")
 @click.argument("amount", type=AMOUNT)
-@click.option("--account-id", type=int, help="Lever account (default: the signer's first; created if none)")
+@click.option(
+    "--account-id", type=int, help="Lever account (default: the signer's first; created if none)"
+)
 def margin_deposit(s: Session, amount: Decimal, account_id: int | None) -> None:
     """Deposit AMOUNT of collateral into a Lever account."""
     r = actions.deposit_margin(s, amount, account_id)
@@ -139,7 +166,10 @@ def margin_withdraw(s: Session, amount: Decimal, account_id: int | None, to: str
     click.echo(f"account {r.account_id}: withdrew {r.amount}")
 
 
-trade = Group("trade", help="Market orders: commit, then a keeper (or you, --settle) settles at the next price.")
+trade = Group(
+    "trade",
+    help="Market orders: commit, then a keeper (or you, --settle) settles at the next price.",
+)
 cli.add_command(trade)
 
 
@@ -150,7 +180,9 @@ cli.add_command(trade)
 @click.option("--margin", type=AMOUNT, help="deposit this much collateral first")
 @click.option("--leverage", type=AMOUNT, help="deposit the margin for this leverage first")
 @order_options(wait=True)
-def trade_open(s: Session, market: str, side: str, size: Decimal, settle: bool, wait: float, **order: Any) -> None:
+def trade_open(
+    s: Session, market: str, side: str, size: Decimal, settle: bool, wait: float, **order: Any
+) -> None:
     """Open or increase a SIDE position of SIZE (base units) in MARKET."""
     c = _show_commit(actions.open_trade(s, market, side, size, **order))
     _show_fill(actions.await_fill(s, c.order_id, settle, wait, c.block))
@@ -166,29 +198,41 @@ def trade_close(s: Session, market: str, settle: bool, wait: float, **order: Any
 
 
 def _show_commit(c: actions.Committed) -> actions.Committed:
-    pre = (f"created account {c.account_id}; " if c.created else "") + (f"deposited {c.deposited}; " if c.deposited else "")
-    click.echo(f"{pre}order {c.order_id}: {c.market} {c.size:+f} on account {c.account_id}, executor fee {c.executor_fee}"
-               f" (from the {'wallet' if c.fee_from_wallet else 'margin'}); fills at the first price published at or"
-               f" after {c.due_time}, expires after {c.expiry}")
+    pre = (f"created account {c.account_id}; " if c.created else "") + (
+        f"deposited {c.deposited}; " if c.deposited else ""
+    )
+    click.echo(
+        f"{pre}order {c.order_id}: {c.market} {c.size:+f} on account {c.account_id}, executor fee {c.executor_fee}"
+        f" (from the {'wallet' if c.fee_from_wallet else 'margin'}); fills at the first price published at or"
+        f" after {c.due_time}, expires after {c.expiry}"
+    )
     return c
 
 
 def _show_fill(f: actions.Fill) -> None:
     if f.status == "pending":
-        click.echo(f"order {f.order_id} is pending: a keeper settles it, or `lever order settle {f.order_id}`")
+        click.echo(
+            f"order {f.order_id} is pending: a keeper settles it, or `lever order settle {f.order_id}`"
+        )
         return
-    click.echo(f"order {f.order_id} filled: {f.market} {f.size:+f} at {f.fill_price:,.4f}; trade fee {f.trade_fee},"
-               f" realised {f.realised}, executor fee {f.executor_fee} to {f.settled_by}")
+    click.echo(
+        f"order {f.order_id} filled: {f.market} {f.size:+f} at {f.fill_price:,.4f}; trade fee {f.trade_fee},"
+        f" realised {f.realised}, executor fee {f.executor_fee} to {f.settled_by}"
+    )
     if (p := f.position) is None:
         click.echo(f"no position in {f.market} any more")
     else:
         health = "-" if p.health is None else f"{p.health:.3f}"
         liq = "-" if p.liquidation_price is None else f"{p.liquidation_price:,.2f}"
-        click.echo(f"position {p.market} {p.size:+f} at {p.entry_price:,.2f}; account {p.account_id}: margin {p.margin:,f},"
-                   f" equity {p.equity:,.2f}, health {health}, liquidation price {liq}")
+        click.echo(
+            f"position {p.market} {p.size:+f} at {p.entry_price:,.2f}; account {p.account_id}: margin {p.margin:,f},"
+            f" equity {p.equity:,.2f}, health {health}, liquidation price {liq}"
+        )
 
 
-order = Group("order", help="Pending orders: list, cancel, settle; limit, stop-loss and take-profit orders.")
+order = Group(
+    "order", help="Pending orders: list, cancel, settle; limit, stop-loss and take-profit orders."
+)
 cli.add_command(order)
 
 
@@ -198,9 +242,14 @@ def order_list(s: Session, account_id: int | None) -> None:
     """The signer's pending orders."""
     rows = actions.list_orders(s, account_id)
     for o in rows:
-        trigger, expiry = f" trigger {o.trigger:,f}" if o.trigger else "", f", expires after {o.expiry}" if o.expiry else ""
-        click.echo(f"{o.order_id}: account {o.account_id} {o.kind} {o.market} {o.size:+f}{trigger} (executor fee"
-                   f" {o.executor_fee}, placed at {o.placed_at}{expiry})")
+        trigger, expiry = (
+            f" trigger {o.trigger:,f}" if o.trigger else "",
+            f", expires after {o.expiry}" if o.expiry else "",
+        )
+        click.echo(
+            f"{o.order_id}: account {o.account_id} {o.kind} {o.market} {o.size:+f}{trigger} (executor fee"
+            f" {o.executor_fee}, placed at {o.placed_at}{expiry})"
+        )
     if not rows:
         click.echo("no pending orders")
 
@@ -210,12 +259,16 @@ def order_list(s: Session, account_id: int | None) -> None:
 def order_cancel(s: Session, order_id: int) -> None:
     """Cancel ORDER_ID: a conditional order any time, a market order once expired."""
     r = actions.cancel_order(s, order_id)
-    click.echo(f"cancelled order {r.order_id}; its executor fee {r.executor_fee} went to the {r.fee_to}")
+    click.echo(
+        f"cancelled order {r.order_id}; its executor fee {r.executor_fee} went to the {r.fee_to}"
+    )
 
 
 @on_chain(order, "settle")
 @click.argument("order_id", type=int)
-@click.option("--wait", type=float, default=60.0, show_default=True, help="seconds to wait for its price")
+@click.option(
+    "--wait", type=float, default=60.0, show_default=True, help="seconds to wait for its price"
+)
 def order_settle(s: Session, order_id: int, wait: float) -> None:
     """Settle a market order yourself, with its price from the price service."""
     _show_fill(actions.settle_order(s, order_id, wait))
@@ -225,12 +278,20 @@ def _conditional(kind: str) -> None:
     @on_chain(order, kind)
     @click.argument("market")
     @click.argument("trigger", type=AMOUNT)
-    @click.option("--size", type=Decimal, help="signed size (default for stop/take-profit: the whole position)")
+    @click.option(
+        "--size",
+        type=Decimal,
+        help="signed size (default for stop/take-profit: the whole position)",
+    )
     @order_options(wait=False)
-    def command(s: Session, market: str, trigger: Decimal, size: Decimal | None, **order: Any) -> None:
+    def command(
+        s: Session, market: str, trigger: Decimal, size: Decimal | None, **order: Any
+    ) -> None:
         r = actions.place_conditional(s, kind, market, trigger, size, **order)
-        click.echo(f"{r.kind} order {r.order_id}: {r.market} {r.size:+f} at {r.trigger} (executor fee {r.executor_fee}"
-                   f" from the {'wallet' if r.fee_from_wallet else 'margin'})")
+        click.echo(
+            f"{r.kind} order {r.order_id}: {r.market} {r.size:+f} at {r.trigger} (executor fee {r.executor_fee}"
+            f" from the {'wallet' if r.fee_from_wallet else 'margin'})"
+        )
 
     command.help = f"Place a {kind} order on MARKET at TRIGGER (USD)."
 
@@ -239,7 +300,10 @@ for _kind in actions.KINDS:
     _conditional(_kind)
 
 
-lp = Group("lp", help="The liquidity pool (ERC-7540: request, then a settlement at the next prices, then claim).")
+lp = Group(
+    "lp",
+    help="The liquidity pool (ERC-7540: request, then a settlement at the next prices, then claim).",
+)
 cli.add_command(lp)
 
 
@@ -249,15 +313,20 @@ def _lp_request(deposit: bool) -> None:
     @wait_options
     def command(s: Session, amount: str, settle: bool, wait: float) -> None:
         r = actions.lp_request(s, deposit, amount)
-        click.echo(f"requested {'a deposit' if r.deposit else 'a redemption'} of {r.amount} (executor fee"
-                   f" {r.executor_fee}); settles at prices published from {r.price_from}, after {r.due_time}")
+        click.echo(
+            f"requested {'a deposit' if r.deposit else 'a redemption'} of {r.amount} (executor fee"
+            f" {r.executor_fee}); settles at prices published from {r.price_from}, after {r.due_time}"
+        )
         if (claim := actions.lp_complete(s, r, settle, wait)) is not None:
             _show_claim(claim)
         else:
             click.echo("pending: a keeper settles it (or --settle), then `lever lp claim`")
 
-    command.help = ("Request a deposit of AMOUNT collateral; claim the shares once settled." if deposit else
-                    "Request a redemption of AMOUNT lvLP (a number, or `all`); claim the assets once settled.")
+    command.help = (
+        "Request a deposit of AMOUNT collateral; claim the shares once settled."
+        if deposit
+        else "Request a redemption of AMOUNT lvLP (a number, or `all`); claim the assets once settled."
+    )
 
 
 _lp_request(True)
@@ -272,7 +341,9 @@ def lp_claim(s: Session) -> None:
 
 
 def _show_claim(c: actions.LpClaim) -> None:
-    click.echo(f"claimed: {'deposited' if c.deposit else 'redeemed'} {c.assets:,f} for {c.shares:,f} lvLP")
+    click.echo(
+        f"claimed: {'deposited' if c.deposit else 'redeemed'} {c.assets:,f} for {c.shares:,f} lvLP"
+    )
 
 
 admin = Group("admin", help="Parameter changes through the timelock.")
@@ -312,15 +383,23 @@ cli.add_command(keeper)
 @click.option("--network", help="ape network choice, e.g. ethereum:local:foundry")
 @click.option("--rpc-url", help="connect straight to this RPC instead of through ape")
 @click.option("--price-service", help="Hermes-shaped price service URL")
-@click.option("--deployment", type=click.Path(path_type=Path), help="deployment record (default: deployments/<chain id>.json)")
-@click.option("--config", "config_file", type=click.Path(path_type=Path), help="TOML file of keeper settings")
+@click.option(
+    "--deployment",
+    type=click.Path(path_type=Path),
+    help="deployment record (default: deployments/<chain id>.json)",
+)
+@click.option(
+    "--config", "config_file", type=click.Path(path_type=Path), help="TOML file of keeper settings"
+)
 @click.option("--account", help=ACCOUNT_HELP + " (default: LEVER_PRIVATE_KEY, else a dry run)")
 @click.option("--dry-run", is_flag=True, default=None, help="log what would be sent, send nothing")
 @click.option("--poll-interval", type=float)
 @click.option("--max-batch", type=int)
 @click.option("--metrics-port", type=int, help="serve /metrics and /health on 127.0.0.1 (0: off)")
 @click.option("--max-steps", type=int, hidden=True)
-def keeper_run(config_file: Path | None, account: str | None, max_steps: int | None, **flags: Any) -> None:
+def keeper_run(
+    config_file: Path | None, account: str | None, max_steps: int | None, **flags: Any
+) -> None:
     """Watch every account and order; liquidate, settle, execute."""
     sys.exit(run_keeper(flags, config_file, account, max_steps))
 
@@ -328,12 +407,38 @@ def keeper_run(config_file: Path | None, account: str | None, max_steps: int | N
 @cli.command()
 @click.option("--traders", type=int, default=60, show_default=True)
 @click.option("--seed", type=int, default=7, show_default=True)
-@click.option("--crash", type=AMOUNT, default="0.35", show_default=True, help="ETH's fall at the bottom, as a share")
-@click.option("--out", type=click.Path(path_type=Path), default=Path("build/demo"), show_default=True)
+@click.option(
+    "--crash",
+    type=AMOUNT,
+    default="0.35",
+    show_default=True,
+    help="ETH's fall at the bottom, as a share",
+)
+@click.option(
+    "--out", type=click.Path(path_type=Path), default=Path("build/demo"), show_default=True
+)
 @click.option("--network", default=DEFAULT_NETWORK, show_default=True)
-@click.option("--dashboard", is_flag=True, help="serve the dashboard during the crash (and after it, until Ctrl-C)")
-@click.option("--dashboard-port", type=click.IntRange(0, 65535), default=8050, show_default=True, help="0: a free port")
-def demo(traders: int, seed: int, crash: Decimal, out: Path, network: str, dashboard: bool, dashboard_port: int) -> None:
+@click.option(
+    "--dashboard",
+    is_flag=True,
+    help="serve the dashboard during the crash (and after it, until Ctrl-C)",
+)
+@click.option(
+    "--dashboard-port",
+    type=click.IntRange(0, 65535),
+    default=8050,
+    show_default=True,
+    help="0: a free port",
+)
+def demo(
+    traders: int,
+    seed: int,
+    crash: Decimal,
+    out: Path,
+    network: str,
+    dashboard: bool,
+    dashboard_port: int,
+) -> None:
     """A market crash on a local chain: LPs, traders, a crash, the keeper; writes a report."""
     plan = scenario.Plan(seed=seed, traders=traders, crash=crash)
     scenario.main(plan, out, network, dashboard_port if dashboard else None)

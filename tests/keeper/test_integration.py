@@ -19,7 +19,9 @@ ZERO = "0x0000000000000000000000000000000000000000"
 
 
 def place(h: Harness, owner: Any, account: int, kind: Kind, size: str, trigger: str) -> int:
-    receipt = h.p.order_book.placeOrder(account, 0, int(kind), wad(size), wad(trigger), 0, usdc(1), sender=owner)
+    receipt = h.p.order_book.placeOrder(
+        account, 0, int(kind), wad(size), wad(trigger), 0, usdc(1), sender=owner
+    )
     return int(receipt.events.filter(h.p.order_book.OrderPlaced)[0].orderId)
 
 
@@ -53,17 +55,23 @@ def test_the_keeper_liquidates_an_unhealthy_account_bringing_the_pyth_update_its
     [event] = h.p.liquidator.Liquidation.range(start + 1, h.chain.blocks.head.number + 1)
     assert int(event.accountId) == risky
     stored = h.reader.market(0).oracle_state
-    assert (stored.latest_price, stored.latest_publish_time) == (2_860 * m.WAD, published.publish_time)
+    assert (stored.latest_price, stored.latest_publish_time) == (
+        2_860 * m.WAD,
+        published.publish_time,
+    )
     prediction, settlement = predicted_liquidation(h, risky, event.block_number)
     assert int(event.closeShareWad) == prediction.share
     assert int(event.rewardToken) == settlement.reward_paid > 0
-    assert balance(h, keeper.address) - before == settlement.reward_paid  # token units, to the keeper
+    # token units, to the keeper
+    assert balance(h, keeper.address) - before == settlement.reward_paid
     assert h.margin(risky) == settlement.margin
     assert h.position(safe, ETH) == safe_position
     assert statuses(h, keeper, start) == [1]
 
 
-def test_the_keeper_sends_nothing_while_every_account_is_healthy(h: Harness, alice: Any, make_keeper: Any) -> None:
+def test_the_keeper_sends_nothing_while_every_account_is_healthy(
+    h: Harness, alice: Any, make_keeper: Any
+) -> None:
     account = h.open_account(alice, 10_000)
     h.trade(alice, account, ETH, "1")
     keeper = make_keeper()
@@ -107,7 +115,11 @@ def test_the_keeper_settles_orders_of_both_markets_in_one_transaction(
 ) -> None:
     first = h.open_account(alice, 10_000)
     second = h.open_account(bob, 10_000)
-    orders = [h.commit(alice, first, ETH, "1")[0], h.commit(bob, second, BTC, "-0.1")[0], h.commit(alice, first, ETH, "1")[0]]
+    orders = [
+        h.commit(alice, first, ETH, "1")[0],
+        h.commit(bob, second, BTC, "-0.1")[0],
+        h.commit(alice, first, ETH, "1")[0],
+    ]
     keeper = make_keeper()
     keeper.hydrate()
     start = h.chain.blocks.head.number
@@ -122,8 +134,11 @@ def test_the_keeper_settles_orders_of_both_markets_in_one_transaction(
     assert statuses(h, keeper, start) == [1]
 
 
-@pytest.mark.parametrize("split", [{"max_batch": 1}, {"gas_base": 30_000, "gas_per_order": 20_000}],
-                         ids=["by-batch-size", "by-gas"])
+@pytest.mark.parametrize(
+    "split",
+    [{"max_batch": 1}, {"gas_base": 30_000, "gas_per_order": 20_000}],
+    ids=["by-batch-size", "by-gas"],
+)
 def test_orders_sharing_one_proven_price_each_get_its_proof_when_split_into_several_batches(
     h: Harness, alice: Any, project: Any, make_keeper: Any, split: dict[str, int]
 ) -> None:
@@ -131,7 +146,9 @@ def test_orders_sharing_one_proven_price_each_get_its_proof_when_split_into_seve
     publish time): the contract proves it once per batch and lets the batch's later orders of
     that key reuse it. Split into two batches (by the batch size, or by the out-of-gas split),
     each batch's first order of the key must carry the proof, or that batch settles nothing."""
-    seeder = project.BulkSeeder.deploy(h.p.engine, h.p.vault, h.p.order_book, h.p.token, sender=alice)
+    seeder = project.BulkSeeder.deploy(
+        h.p.engine, h.p.vault, h.p.order_book, h.p.token, sender=alice
+    )
     h.p.token.mint(seeder, usdc(20_000), sender=alice)
     seeder.openAccounts(2, usdc(10_000), sender=alice)
     first = int(h.p.engine.accountCount()) - 1
@@ -256,7 +273,8 @@ def test_the_keeper_executes_a_triggered_stop_loss_and_its_take_profit_is_cancel
     keeper.step()
     [settled], [cancelled] = order_events(h, start)
     assert (int(settled.orderId), int(settled.sizeDeltaWad)) == (stop, -wad(2))
-    assert int(settled.publishTime) == h.book.feeds[ETH].latest().publish_time  # the price it brought
+    # the price it brought
+    assert int(settled.publishTime) == h.book.feeds[ETH].latest().publish_time
     assert int(cancelled.orderId) == take and cancelled.feeTo == ZERO  # its fee back to the margin
     assert h.position(account, ETH).size == 0
     assert balance(h, keeper.address) - before == usdc(1)  # the stop's fee, and only it
@@ -338,8 +356,12 @@ def test_the_keeper_settles_a_deposit_and_a_redemption_at_prices_it_brings(
     [redeemed] = v.RedeemSettled.range(start + 1, h.chain.blocks.head.number + 1)
     # Each at the pool's value and supply when it settled (the other one may have come first).
     redeem_first = redeemed.block_number < deposited.block_number
-    minted = m.pool.to_shares_down(usdc(1_000), int(deposited.poolValue), supply - shares * redeem_first)
-    paid = m.pool.to_assets_down(shares, int(redeemed.poolValue), supply + minted * (not redeem_first))
+    minted = m.pool.to_shares_down(
+        usdc(1_000), int(deposited.poolValue), supply - shares * redeem_first
+    )
+    paid = m.pool.to_assets_down(
+        shares, int(redeemed.poolValue), supply + minted * (not redeem_first)
+    )
     assert (int(v.maxDeposit(bob)), int(v.maxMint(bob))) == (usdc(1_000), minted)
     assert int(v.maxWithdraw(lp)) == paid > 0
     assert balance(h, keeper.address) - before == 2 * fee  # both requests' executor fees

@@ -31,7 +31,9 @@ from lever.math.orders import (
 WAD = m.WAD
 
 
-def legs(record: AccountRecord, views: Mapping[int, m.MarketView]) -> list[tuple[m.Position, m.MarketView]]:
+def legs(
+    record: AccountRecord, views: Mapping[int, m.MarketView]
+) -> list[tuple[m.Position, m.MarketView]]:
     return [(pos, views[market]) for market, pos in sorted(record.positions.items())]
 
 
@@ -58,17 +60,27 @@ class LiquidationIndex:
             if i < len(book) and book[i] == entry:
                 book.pop(i)
 
-    def update(self, account: int, record: AccountRecord, views: Mapping[int, m.MarketView], token_scale: int,
-               cov: m.Coverage) -> None:
+    def update(
+        self,
+        account: int,
+        record: AccountRecord,
+        views: Mapping[int, m.MarketView],
+        token_scale: int,
+        cov: m.Coverage,
+    ) -> None:
         """(Re)indexes an account from its current record and market views."""
         self.remove(account)
         entries: list[tuple[str, int, tuple[int, int]]] = []
         if len(record.positions) == 1:
             [(market, pos)] = record.positions.items()
-            price = m.liquidation_price(record.margin_token, token_scale, legs(record, views), market, cov)
+            price = m.liquidation_price(
+                record.margin_token, token_scale, legs(record, views), market, cov
+            )
             kind = "long" if pos.size > 0 else "short"
             entry = (price, account)
-            bisect.insort((self._longs if kind == "long" else self._shorts).setdefault(market, []), entry)
+            bisect.insort(
+                (self._longs if kind == "long" else self._shorts).setdefault(market, []), entry
+            )
             entries.append((kind, market, entry))
         else:
             for market in record.positions:
@@ -89,10 +101,14 @@ class LiquidationIndex:
         found = set(self._multi.get(market, ()))
         low = m.fixed.mul_div_down(price, WAD - band_wad, WAD)
         longs = self._longs.get(market, [])
-        found.update(account for liq, account in longs[bisect.bisect_left(longs, (low, -1)) :] if liq > 0)
+        found.update(
+            account for liq, account in longs[bisect.bisect_left(longs, (low, -1)) :] if liq > 0
+        )
         high = m.fixed.mul_div_up(price, WAD + band_wad, WAD)
         shorts = self._shorts.get(market, [])
-        found.update(account for _, account in shorts[: bisect.bisect_right(shorts, (high, 2**256))])
+        found.update(
+            account for _, account in shorts[: bisect.bisect_right(shorts, (high, 2**256))]
+        )
         return found
 
 
@@ -164,29 +180,44 @@ def evaluate(
         state = m.account_state(margin, params.token_scale, account_legs, cov)
         if not state.liquidatable:
             continue
-        prediction = m.predict_liquidation(margin, params.token_scale, account_legs, params.liquidation, cov)
+        prediction = m.predict_liquidation(
+            margin, params.token_scale, account_legs, params.liquidation, cov
+        )
         found.append(Candidate(account, state, prediction))
     return found
 
 
-def decide(candidates: Iterable[Candidate], params: DecideParams, in_flight: frozenset[int] = frozenset()) -> list[Batch]:
+def decide(
+    candidates: Iterable[Candidate], params: DecideParams, in_flight: frozenset[int] = frozenset()
+) -> list[Batch]:
     """Batches to send: most underwater first, at most `max_batch` accounts each, skipping
     accounts already in flight. The profit gate drops accounts whose reward does not cover their
     share of gas, except underwater accounts when `clear_bad_debt` is set."""
-    ordered = sorted((c for c in candidates if c.account not in in_flight), key=lambda c: (c.health_wad, c.account))
+    ordered = sorted(
+        (c for c in candidates if c.account not in in_flight),
+        key=lambda c: (c.health_wad, c.account),
+    )
     kept = []
     for c in ordered:
         if params.token_per_eth and not (c.underwater and params.clear_bad_debt):
-            gas_cost_token = account_gas(c, params) * params.gas_price_wei * params.token_per_eth // 10**18
+            gas_cost_token = (
+                account_gas(c, params) * params.gas_price_wei * params.token_per_eth // 10**18
+            )
             if c.prediction.reward_request <= gas_cost_token:
                 continue
         kept.append(c)
-    return pack([(c.account, account_gas(c, params)) for c in kept], params.gas_base, params.max_batch,
-                params.batch_gas_budget)
+    return pack(
+        [(c.account, account_gas(c, params)) for c in kept],
+        params.gas_base,
+        params.max_batch,
+        params.batch_gas_budget,
+    )
 
 
 def account_gas(c: Candidate, params: DecideParams) -> int:
-    return params.gas_per_account + params.gas_per_extra_position * max(0, c.state.position_count - 1)
+    return params.gas_per_account + params.gas_per_extra_position * max(
+        0, c.state.position_count - 1
+    )
 
 
 def pack(items: list[tuple[int, int]], gas_base: int, max_batch: int, budget: int) -> list[Batch]:
@@ -241,14 +272,17 @@ def order_work(
         price, publish_time = prices[o.market_id]
         pos = records.get(o.account, AccountRecord(0)).positions.get(o.market_id, m.Position())
         if o.reduce_only and pos.size == 0:
-            expired.append(o)  # its position is gone: settling it cancels it, fee back to the trader
+            # its position is gone: settling it cancels it, fee back to the trader
+            expired.append(o)
             continue
         if publish_time < conditional_since(o, pos.last_increase_time) + delay:
             continue
         if triggered(o, pos.size > 0, price):
             fired.append(o)
     key = lambda o: (o.updated_at, o.order_id)
-    return OrderWork(tuple(sorted(due, key=key)), tuple(sorted(expired, key=key)), tuple(sorted(fired, key=key)))
+    return OrderWork(
+        tuple(sorted(due, key=key)), tuple(sorted(expired, key=key)), tuple(sorted(fired, key=key))
+    )
 
 
 @dataclass(frozen=True)
@@ -259,7 +293,9 @@ class LpRequest:
     time: int
 
 
-def lp_work(requests: Iterable[LpRequest], now: int, delay: int, window: int, grace: int) -> tuple[list[LpRequest], list[LpRequest]]:
+def lp_work(
+    requests: Iterable[LpRequest], now: int, delay: int, window: int, grace: int
+) -> tuple[list[LpRequest], list[LpRequest]]:
     """(due, expired) LP requests: due once their price and the liquidation grace have passed."""
     due, expired = [], []
     for r in requests:

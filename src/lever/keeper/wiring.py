@@ -21,9 +21,14 @@ def connect(rpc_url: str, timeout: float = 10.0, session: requests.Session | Non
     for the chain id twice per `eth_call`: three requests per read instead of one, and three
     chances for a flaky connection to fail it. `session`: a `requests.Session` of the caller's
     (the benchmark counts requests through one)."""
-    provider = Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": timeout}, session=session,
-                                 exception_retry_configuration=None, cache_allowed_requests=True,
-                                 cacheable_requests={RPCEndpoint("eth_chainId")})
+    provider = Web3.HTTPProvider(
+        rpc_url,
+        request_kwargs={"timeout": timeout},
+        session=session,
+        exception_retry_configuration=None,
+        cache_allowed_requests=True,
+        cacheable_requests={RPCEndpoint("eth_chainId")},
+    )
     return Web3(provider)
 
 
