@@ -168,6 +168,32 @@ def test_orders_sharing_one_proven_price_each_get_its_proof_when_split_into_seve
     assert set(statuses(h, keeper, start)) == {1}
 
 
+def test_a_backlog_is_batched_by_the_gas_the_node_estimates_not_the_configured_guess(
+    h: Harness, alice: Any, project: Any, make_keeper: Any
+) -> None:
+    """Six orders at a configured 5M gas each would need two batches of a 30M block; the node's
+    estimate of a batch says far less, so they go in one transaction."""
+    seeder = project.BulkSeeder.deploy(
+        h.p.engine, h.p.vault, h.p.order_book, h.p.token, sender=alice
+    )
+    h.p.token.mint(seeder, usdc(60_000), sender=alice)
+    seeder.openAccounts(6, usdc(10_000), sender=alice)
+    first = int(h.p.engine.accountCount()) - 5
+    ids = list(range(first, first + 6))
+    receipt = seeder.commitOrders(ids, 0, [wad(1), -wad(1)] * 3, usdc(1), sender=alice)
+    orders = [int(e.orderId) for e in receipt.events.filter(h.p.order_book.OrderPlaced)]
+    keeper = make_keeper(gas_per_order=5_000_000)
+    keeper.hydrate()
+    start = h.chain.blocks.head.number
+    h.advance(h.delay)
+    h.publish_all()
+    keeper.step()
+    settled, cancelled = order_events(h, start)
+    assert sorted(int(e.orderId) for e in settled) == sorted(orders) and not cancelled
+    assert len({e.block_number for e in settled}) == 1  # one transaction
+    assert statuses(h, keeper, start) == [1]
+
+
 def test_an_order_a_batch_leaves_pending_stays_known_and_is_settled_once_it_can_be(
     h: Harness, alice: Any, bob: Any, make_keeper: Any
 ) -> None:

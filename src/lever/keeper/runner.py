@@ -186,6 +186,8 @@ class Keeper:
         self._pool_wad = 0
         # the vault's coverage, re-read after any protocol event
         self._cov: m.Coverage | None = None
+        # (block, gas per order) measured by eth_estimateGas for a backlog of orders
+        self._measured_gas: tuple[int, int] | None = None
 
     @property
     def address(self) -> str:
@@ -593,20 +595,74 @@ class Keeper:
         # Every market's latest price rides along: conditional orders execute at it, and a fill's
         # margin check needs the account's other markets fresh (a stale one must not stall it).
         latest = self._latest_updates(sorted(self.state.markets))
-        gas_items = [
-            (o.order_id, self.config.gas_per_order)
-            for o in ready
-            if o.order_id not in self.state.in_flight
-        ]
+        todo = [o.order_id for o in ready if o.order_id not in self.state.in_flight]
+        budget = self.reader.head_gas_limit * 9 // 10
+        per_order = self._gas_per_order(todo, keys, proofs, latest, budget)
         settled = 0
         for batch in pack(
-            gas_items,
-            self.config.gas_base,
-            self.config.max_batch,
-            self.reader.head_gas_limit * 9 // 10,
+            [(i, per_order) for i in todo], self.config.gas_base, self.config.max_batch, budget
         ):
             settled += self._send_orders(list(batch.items), keys, proofs, latest, batch.gas_limit)
         return settled
+
+    def _gas_per_order(
+        self,
+        order_ids: list[int],
+        keys: dict[int, tuple[int, int]],
+        proofs: dict[tuple[int, int], bytes],
+        latest: list[tuple[int, bytes]],
+        budget: int,
+    ) -> int:
+        """The gas to budget per order: `gas_per_order`, or less when the work needs several
+        batches and `eth_estimateGas` of the first and the last of them (two requests) says less,
+        plus 5% (kept for 20 blocks: a backlog takes several steps). Fewer, fuller batches: fewer
+        blocks to settle a backlog. An estimate too low costs a split (the simulation runs out
+        of gas), never a failed transaction."""
+        configured = self.config.gas_per_order
+        batches = pack(
+            [(i, configured) for i in order_ids],
+            self.config.gas_base,
+            self.config.max_batch,
+            budget,
+        )
+        if len(batches) < 2 or self.config.dry_run or self.account is None:
+            return configured
+        block = self.state.last_block
+        if self._measured_gas is not None and block - self._measured_gas[0] < 20:
+            return self._measured_gas[1]  # measured a few blocks ago: the same backlog
+        measured = 0
+        for batch in (batches[0], batches[-1]):
+            fn, value = self._settle_call(list(batch.items), keys, proofs, latest)
+            call: dict[str, Any] = {"from": self.address, "value": value, "gas": batch.gas_limit}
+
+            def estimate(fn: Any = fn, call: dict[str, Any] = call) -> int:
+                return int(fn.estimate_gas(call, "pending"))
+
+            try:
+                need = self.reader.retry(estimate)
+            except (ContractLogicError, Web3RPCError, ValueError) as exc:
+                log.info("estimating a batch of %d orders: %s", len(batch.items), exc)
+                return configured
+            measured = max(measured, -(-need * 21 // (20 * len(batch.items))))
+        self._measured_gas = (block, min(configured, measured))
+        return self._measured_gas[1]
+
+    def _settle_call(
+        self,
+        order_ids: list[int],
+        keys: dict[int, tuple[int, int]],
+        proofs: dict[tuple[int, int], bytes],
+        latest: list[tuple[int, bytes]],
+    ) -> tuple[Any, int]:
+        """`settleOrders` for `order_ids` and the value it carries: the first order of each
+        (market, minTime) key in this batch carries that key's proof, the others reuse it."""
+        blobs, proven = [], set()
+        for i in order_ids:
+            key = keys.get(i)
+            blobs.append(proofs[key] if key is not None and key not in proven else b"")
+            proven.add(key)
+        fn = self.reader.order_book.functions.settleOrders(order_ids, blobs, latest)
+        return fn, self.reader.update_fee() * (len(latest) + sum(1 for b in blobs if b))
 
     def _send_orders(
         self,
@@ -616,13 +672,7 @@ class Keeper:
         latest: list[tuple[int, bytes]],
         gas: int,
     ) -> int:
-        blobs, proven = [], set()
-        for i in order_ids:  # the first order of each key in this batch carries its proof
-            key = keys.get(i)
-            blobs.append(proofs[key] if key is not None and key not in proven else b"")
-            proven.add(key)
-        fn = self.reader.order_book.functions.settleOrders(order_ids, blobs, latest)
-        value = self.reader.update_fee() * (len(latest) + sum(1 for b in blobs if b))
+        fn, value = self._settle_call(order_ids, keys, proofs, latest)
         self.state.in_flight.update(order_ids)
         try:
             receipt = self._transact(fn, value, gas, "settle orders")
