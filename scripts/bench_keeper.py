@@ -784,6 +784,8 @@ def orders(world: World, key: str) -> dict[str, Any]:
         "gas_limit_batches": forced,
         "blocks_to_settle": last - due_block,
         "blocks_to_settle_bound": forced + 1,
+        # each transaction that settled or cancelled some: (block after the due block, orders)
+        "transactions_by_block": _by_transaction(logs.values(), due_block),
         "seconds_to_settle": round(seconds, 2),
         "finished": finished,
         "idle_rpc_per_block": idle,
@@ -809,6 +811,17 @@ def _order_logs(world: World, from_block: int) -> dict[int, Any]:
         for lg in _logs(world, "OrderBook", event, from_block, world.addresses.order_book):
             out[int.from_bytes(bytes(lg["topics"][1]), "big")] = lg
     return out
+
+
+def _by_transaction(logs: Iterable[Any], due_block: int) -> list[tuple[int, int]]:
+    """(block - `due_block`, logs) of each transaction that emitted `logs`, in order."""
+    found: dict[bytes, list[int]] = {}
+    for lg in logs:
+        entry = found.setdefault(
+            bytes(lg["transactionHash"]), [int(lg["blockNumber"]) - due_block, 0]
+        )
+        entry[1] += 1
+    return sorted((block, count) for block, count in found.values())
 
 
 def _first_block_at(world: World, t: int) -> int:
