@@ -673,6 +673,9 @@ def _run_naive(world: World, runner: Runner, covered: Callable[[], bool]) -> flo
         )
         found = scan()
         print(f"  naive: {len(found)} found by a scan", flush=True)
+        # The scan takes longer than a liquidation's maximum price age (30 s at 10,000
+        # accounts): the liquidations bring the latest price again.
+        updates = keeper._latest_updates([ETH_ID])
         gas = [(a, keeper.config.gas_per_account) for a in found]
         for batch in pack(
             gas, keeper.config.gas_base, keeper.config.max_batch, r.head_gas_limit * 9 // 10
