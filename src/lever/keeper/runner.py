@@ -47,7 +47,7 @@ from lever.keeper.core import (
     order_work,
     pack,
 )
-from lever.math.orders import Order, earliest_publish_time
+from lever.math.orders import Kind, Order, earliest_publish_time
 
 log = logging.getLogger("lever.keeper")
 RECEIPT_NOT_YET: tuple[type[BaseException], ...] = (TransactionNotFound, *TRANSPORT_ERRORS)
@@ -186,8 +186,8 @@ class Keeper:
         self._pool_wad = 0
         # the vault's coverage, re-read after any protocol event
         self._cov: m.Coverage | None = None
-        # (block, gas per order) measured by eth_estimateGas for a backlog of orders
-        self._measured_gas: tuple[int, int] | None = None
+        # market orders (True) or not -> (block, gas per order) measured by eth_estimateGas
+        self._measured_gas: dict[bool, tuple[int, int]] = {}
 
     @property
     def address(self) -> str:
@@ -595,43 +595,54 @@ class Keeper:
         # Every market's latest price rides along: conditional orders execute at it, and a fill's
         # margin check needs the account's other markets fresh (a stale one must not stall it).
         latest = self._latest_updates(sorted(self.state.markets))
-        todo = [o.order_id for o in ready if o.order_id not in self.state.in_flight]
+        todo = [o for o in ready if o.order_id not in self.state.in_flight]
         budget = self.reader.head_gas_limit * 9 // 10
-        per_order = self._gas_per_order(todo, keys, proofs, latest, budget)
+        gas = self._gas_per_order(todo, keys, proofs, latest, budget)
+        items = [(o.order_id, gas[o.kind == Kind.MARKET]) for o in todo]
         settled = 0
-        for batch in pack(
-            [(i, per_order) for i in todo], self.config.gas_base, self.config.max_batch, budget
-        ):
+        for batch in pack(items, self.config.gas_base, self.config.max_batch, budget):
             settled += self._send_orders(list(batch.items), keys, proofs, latest, batch.gas_limit)
         return settled
 
     def _gas_per_order(
         self,
-        order_ids: list[int],
+        orders: list[Order],
         keys: dict[int, tuple[int, int]],
         proofs: dict[tuple[int, int], bytes],
         latest: list[tuple[int, bytes]],
         budget: int,
-    ) -> int:
-        """The gas to budget per order: `gas_per_order`, or less when the work needs several
-        batches and `eth_estimateGas` of the first and the last of them (two requests) says less,
-        plus 5% (kept for 20 blocks: a backlog takes several steps). Fewer, fuller batches: fewer
-        blocks to settle a backlog. An estimate too low costs a split (the simulation runs out
-        of gas), never a failed transaction."""
+    ) -> dict[bool, int]:
+        """The gas to budget per order, market orders (True) and the others (False) apart:
+        `gas_per_order`, or less when the work needs several batches and `eth_estimateGas` of a
+        full batch of that kind (one request a kind) says less, plus 5%; kept for 20 blocks (a
+        backlog takes several steps). A conditional order closing a position costs more before
+        refunds than a market order. Fewer, fuller batches: fewer blocks to settle a backlog. An
+        estimate too low costs a split (the simulation runs out of gas), never a failed
+        transaction."""
         configured = self.config.gas_per_order
-        batches = pack(
-            [(i, configured) for i in order_ids],
+        out = {True: configured, False: configured}
+        if self.config.dry_run or self.account is None:
+            return out
+        first = pack(
+            [(o.order_id, configured) for o in orders],
             self.config.gas_base,
             self.config.max_batch,
             budget,
         )
-        if len(batches) < 2 or self.config.dry_run or self.account is None:
-            return configured
+        if len(first) < 2:
+            return out
         block = self.state.last_block
-        if self._measured_gas is not None and block - self._measured_gas[0] < 20:
-            return self._measured_gas[1]  # measured a few blocks ago: the same backlog
-        measured = 0
-        for batch in (batches[0], batches[-1]):
+        for market in (True, False):
+            kind = [o.order_id for o in orders if (o.kind == Kind.MARKET) == market]
+            cached = self._measured_gas.get(market)
+            if cached is not None and block - cached[0] < 20:
+                out[market] = cached[1]
+                continue
+            if len(kind) < 2:
+                continue
+            batch = pack(
+                [(i, configured) for i in kind], self.config.gas_base, self.config.max_batch, budget
+            )[0]
             fn, value = self._settle_call(list(batch.items), keys, proofs, latest)
             call: dict[str, Any] = {"from": self.address, "value": value, "gas": batch.gas_limit}
 
@@ -642,10 +653,10 @@ class Keeper:
                 need = self.reader.retry(estimate)
             except (ContractLogicError, Web3RPCError, ValueError) as exc:
                 log.info("estimating a batch of %d orders: %s", len(batch.items), exc)
-                return configured
-            measured = max(measured, -(-need * 21 // (20 * len(batch.items))))
-        self._measured_gas = (block, min(configured, measured))
-        return self._measured_gas[1]
+                continue
+            out[market] = min(configured, -(-need * 21 // (20 * len(batch.items))))
+            self._measured_gas[market] = (block, out[market])
+        return out
 
     def _settle_call(
         self,
