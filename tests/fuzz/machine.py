@@ -8,7 +8,7 @@ market and oracle states and everything the step touched are compared word for w
 state every `FULL_CHECK_EVERY` steps and at the end).
 
 **Economics.** The invariants in `ECONOMIC_INVARIANTS` are computed from first principles - token
-balances before and after, the publication history, event data - never from `lever.math`. Eight
+balances before and after, the publication history, event data - never from `lever.math`. Nine
 adversaries (`ADVERSARIES`) each follow a strategy against them.
 
 **Swarm.** Each run enables a random subset of the actions (drawn once, by `@initialize`), then
@@ -69,7 +69,7 @@ ECONOMIC_INVARIANTS = {
 
 ADVERSARIES = (
     "latency_arbitrageur", "jit_lp", "cross_margin_dumper", "funding_sniper", "cap_blocker", "choosy_keeper",
-    "self_liquidator", "redeemer_ahead_of_liquidation",
+    "self_liquidator", "redeemer_ahead_of_liquidation", "stop_straddler",
 )
 
 
@@ -990,6 +990,40 @@ def choosy_keeper(machine: Driver, a: int, b: int, c: int) -> None:
     machine.settle([order_id], [blob], [], machine.w.keepers[1], label="choosyKeeper.settle")
 
 
+def stop_straddler(machine: Driver, a: int, b: int, c: int) -> None:
+    """Holds a stop-loss whose trigger the prices already meet, increases the position, then asks
+    for the stop at once, at the price stored by the increase's own fill. The stop must wait for a
+    price published the delay after the increase (`fill_at_first_eligible_price`; the ghost predicts
+    the refusal): otherwise the increase could be closed at a price from before it."""
+    account, market = machine.account_of(a), machine.market_of(b)
+    pos = machine.g.s.positions.get((account, market))
+    if pos is None or pos.size == 0 or any(acc == account for acc, _ in machine.g.s.orders):
+        return
+    owner, long = machine.owner(account), pos.size > 0
+    trigger = machine.price_wad(market) * (10_200 if long else 9_800) // 10_000  # met at today's price
+    fee = USDC // 10
+    placed = machine.act("straddler.placeStop", owner, machine.w.book,
+                         machine.tx("OrderBook", "placeOrder", account, market, int(Kind.STOP_LOSS), -pos.size, trigger,
+                                    0, fee),
+                         lambda s: machine.g.place(s, owner, account, market, Kind.STOP_LOSS, -pos.size, trigger, 0, fee))
+    if placed is None:
+        return
+    stops = [o.order_id for o in machine.g.s.orders.values() if o.account == account and o.kind == Kind.STOP_LOSS]
+    machine.wait_seconds(machine.w.settings.order_delay + c % 3)
+    machine.publish_all()
+    grow = abs(sized(machine, account, market, (b >> 1) | 0b11)) // 4 or 1
+    if machine.commit(account, market, grow if long else -grow, label="straddler.increase") is None:
+        return
+    increase = [o for o in machine.g.s.orders.values() if o.account == account and o.kind == Kind.MARKET]
+    machine.wait_seconds(machine.w.settings.order_delay)
+    machine.publish_all()
+    for o in increase:
+        start = o.updated_at + machine.w.settings.order_delay
+        machine.settle([o.order_id], [machine.prices.at_or_after(o.market_id, start)], [], machine.w.keepers[0],
+                       label="straddler.settleIncrease")
+    machine.settle(stops, [None] * len(stops), machine.latest_blobs(), machine.w.keepers[1], label="straddler.settleStop")
+
+
 def self_liquidator(machine: Driver, a: int, b: int, c: int) -> None:
     """An owner liquidating its own unhealthy account. `self_liquidation_unprofitable`: its
     wallet plus what the account is worth (its equity, at the same prices; a negative one counts
@@ -1160,7 +1194,7 @@ ACTIONS: tuple[Callable[[Driver, int, int, int], None], ...] = (
     lp_claim, lp_cancel_expired, publish_price, publish_price, publish_price, reference_round, reference_round,
     wait, wait, confirm_shock, accrue, fund_insurance, set_market_params, set_liquidation_params, pause,
     latency_arbitrageur, jit_lp, cross_margin_dumper, funding_sniper, cap_blocker, choosy_keeper, self_liquidator,
-    redeemer_ahead_of_liquidation,
+    redeemer_ahead_of_liquidation, stop_straddler,
 )
 assert {a.__name__ for a in ACTIONS} >= set(ADVERSARIES)
 
