@@ -8,7 +8,7 @@ market and oracle states and everything the step touched are compared word for w
 state every `FULL_CHECK_EVERY` steps and at the end).
 
 **Economics.** The invariants in `ECONOMIC_INVARIANTS` are computed from first principles - token
-balances before and after, the publication history, event data - never from `lever.math`. Nine
+balances before and after, the publication history, event data - never from `lever.math`. Ten
 adversaries (`ADVERSARIES`) each follow a strategy against them.
 
 **Swarm.** Each run enables a random subset of the actions (drawn once, by `@initialize`), then
@@ -69,7 +69,7 @@ ECONOMIC_INVARIANTS = {
 
 ADVERSARIES = (
     "latency_arbitrageur", "jit_lp", "cross_margin_dumper", "funding_sniper", "cap_blocker", "choosy_keeper",
-    "self_liquidator", "redeemer_ahead_of_liquidation", "stop_straddler",
+    "self_liquidator", "redeemer_ahead_of_liquidation", "stop_straddler", "lp_run",
 )
 
 
@@ -553,6 +553,12 @@ def settle_lp(machine: Driver, lp: str, deposit: bool, blobs: list[Blob], keeper
                       lambda s: ghost_fn(s, keeper, lp, blobs), value=VALUE)
     if out is None or q is None:
         return None
+    if not deposit:  # a refused redemption names its reason: the reserve first, then the caps
+        topic = machine.w.art.topic("LeverVault", "LpRequestCancelled")
+        reasons = [machine.w.art.error_name(log.data[96:100]) for log in machine.chain.logs
+                   if log.topics and log.topics[0] == topic]
+        assert reasons == ([machine.g.redeem_refusal] if machine.g.redeem_refusal else []), (
+            f"settleRedeem refused for {reasons}, the ghost for {machine.g.redeem_refusal!r}")
     _, used = out
     start = q.time + machine.w.settings.lp_delay
     for blob in used:
@@ -1081,6 +1087,30 @@ def redeemer_ahead_of_liquidation(machine: Driver, a: int, b: int, c: int) -> No
             lambda: f"{shares} shares redeemed for {assets}, the pool is worth {value} for {supply} shares after")
 
 
+def lp_run(machine: Driver, a: int, b: int, c: int) -> None:
+    """A run on the pool while positions are open: every LP asks to redeem all its shares at once
+    (a balanced book's LPs leaving before a move). What exceeds the pool's free assets must be
+    refused for the reserve (the ghost names the reason; the chain's event must agree), and
+    `reserves_cover_profits` holds after each settlement: the winners stay payable."""
+    if not machine.g.s.total_reserve:
+        return
+    asked = []
+    for lp in machine.w.lps:
+        shares = machine.g.s.shares.get(lp, 0)
+        if shares and not machine.g.s.pending_redeem.get(lp) and machine.act(
+                "run.requestRedeem", lp, machine.w.vault, machine.tx("LeverVault", "requestRedeem", shares, lp, lp),
+                lambda s, lp=lp, shares=shares: machine.g.request_redeem(s, lp, shares)) is not None:
+            asked.append((lp, machine.now()))
+    if not asked:
+        return
+    machine.wait_seconds(machine.w.settings.lp_delay + c % 3)
+    machine.publish_all()
+    keeper_liquidates_all(machine)
+    machine.wait_seconds(machine.w.settings.lp_grace)
+    for lp, t in asked[a % len(asked):] + asked[:a % len(asked)]:  # in an order the run chooses
+        settle_lp(machine, lp, False, lp_blobs(machine, t, 0), machine.w.keepers[b % 2])
+
+
 def keeper_liquidates_all(machine: Driver) -> None:
     """The honest keeper's liquidation job: every account below maintenance, with the latest prices."""
     candidates = []
@@ -1194,7 +1224,7 @@ ACTIONS: tuple[Callable[[Driver, int, int, int], None], ...] = (
     lp_claim, lp_cancel_expired, publish_price, publish_price, publish_price, reference_round, reference_round,
     wait, wait, confirm_shock, accrue, fund_insurance, set_market_params, set_liquidation_params, pause,
     latency_arbitrageur, jit_lp, cross_margin_dumper, funding_sniper, cap_blocker, choosy_keeper, self_liquidator,
-    redeemer_ahead_of_liquidation, stop_straddler,
+    redeemer_ahead_of_liquidation, stop_straddler, lp_run,
 )
 assert {a.__name__ for a in ACTIONS} >= set(ADVERSARIES)
 
