@@ -84,7 +84,8 @@ def main() -> int:
         "economic_invariants": len(ECONOMIC_INVARIANTS),
         "economic_checks_made": checks,
         "adversaries": len(ADVERSARIES),
-        "mutants": {"total": score["total"], "caught": score["caught"], "commit": score.get("commit")} if score else None,
+        "mutants": {"total": score["total"], "caught": score["caught"],
+                    "commits": sorted({r.get("commit", "?") for r in score["mutants"]})} if score else None,
         "targets": TARGETS,
     }
     OUT.mkdir(parents=True, exist_ok=True)

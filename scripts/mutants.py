@@ -147,6 +147,9 @@ MUTANTS = (
 )
 
 
+NAMES = {m.name for m in MUTANTS}
+
+
 def build_mutant(m: Mutant, workdir: Path) -> Path:
     if workdir.exists():
         shutil.rmtree(workdir)
@@ -182,6 +185,8 @@ def fuzz(artifacts: Path) -> tuple[bool, str]:
 
 def main(names: list[str]) -> int:
     chosen = [m for m in MUTANTS if not names or m.name in names]
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], check=False, cwd=ROOT, capture_output=True,
+                            text=True).stdout.strip()
     results = []
     for m in chosen:
         started = time.perf_counter()
@@ -189,11 +194,15 @@ def main(names: list[str]) -> int:
         caught, reason = fuzz(artifacts)
         seconds = round(time.perf_counter() - started, 1)
         print(f"{'caught  ' if caught else 'SURVIVED'} {m.name:36} {seconds:6.1f} s  {reason}", flush=True)
-        results.append({"name": m.name, "what": m.what, "caught": caught, "by": reason, "seconds": seconds})
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], check=False, cwd=ROOT, capture_output=True,
-                            text=True).stdout.strip()
-    report = {"total": len(results), "caught": sum(r["caught"] for r in results), "commit": commit, "mutants": results}
+        results.append({"name": m.name, "what": m.what, "caught": caught, "by": reason, "seconds": seconds,
+                        "commit": commit})
     out = ROOT / "build" / "bench" / "mutants.json"
+    if names and out.exists():  # a rerun of some: the others keep their last result (and its commit)
+        rerun = {r["name"] for r in results}
+        kept = [r for r in json.loads(out.read_text())["mutants"] if r["name"] in NAMES and r["name"] not in rerun]
+        order = [m.name for m in MUTANTS]
+        results = sorted(kept + results, key=lambda r: order.index(r["name"]))
+    report = {"total": len(results), "caught": sum(r["caught"] for r in results), "mutants": results}
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")
     print(f"{report['caught']}/{report['total']} mutants caught -> {out.relative_to(ROOT)}")
