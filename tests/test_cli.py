@@ -292,7 +292,7 @@ def test_account_means_one_signer_for_the_commands_and_the_keeper(accounts: Any,
 
 
 def test_groups_registered_by_name_load_on_first_use(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(cli_module.GROUPS, "governance", "lever.cli:admin")
+    monkeypatch.setitem(cli_module.GROUPS, "governance", "lever.cli_admin:admin")
     monkeypatch.setattr(cli, "commands", dict(cli.commands))
     assert "governance" not in cli.commands
     result = CliRunner().invoke(cli, ["--help"])

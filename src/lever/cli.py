@@ -13,11 +13,9 @@ from typing import Any
 
 import click
 
-from lever import actions, app, priceservice
+from lever import actions, app
 from lever import demo as scenario
-from lever import governance as g
 from lever.actions import Session
-from lever.app import ACCOUNT_HELP
 from lever.clitools import (
     AMOUNT,
     Group,
@@ -27,12 +25,15 @@ from lever.clitools import (
     order_options,
     wait_options,
 )
-from lever.keeper.service import run_keeper
 from lever.keeper.settings import DEFAULT_NETWORK
 from lever.status import read_status, render_status
 
 # Command groups that live in their own modules, loaded on first use: name -> "module:attribute".
 GROUPS = {
+    "price": "lever.cli_local:price",
+    "token": "lever.cli_local:token",
+    "admin": "lever.cli_admin:admin",
+    "keeper": "lever.keeper.cli:keeper",
     "stress": "lever.stress.cli:stress",
     "index": "lever.dashboard.cli:index",
     "dashboard": "lever.dashboard.cli:dashboard",
@@ -90,55 +91,6 @@ def status(s: Session, as_json: bool) -> None:
         click.echo(json.dumps(state.to_dict(), indent=2, default=str))
     else:
         render_status(state)
-
-
-price = Group("price", help="Prices on local chains: the reference feeds and the price service.")
-cli.add_command(price)
-
-
-@on_chain(price, "set")
-@click.argument("market")
-@click.argument("value", type=AMOUNT)
-def price_set(s: Session, market: str, value: Decimal) -> None:
-    """Set MARKET's price to VALUE (USD): a reference round and a price-service publication."""
-    r = actions.set_price(s, market, value)
-    where = (
-        f"published at {r.publish_time}"
-        if r.publish_time
-        else f"price service {s.prices_url} not reachable"
-    )
-    click.echo(f"{r.market} set to {r.usd} USD (reference answer {r.reference_answer}; {where})")
-
-
-@price.command("serve")
-@click.option("--port", type=int, default=8547, show_default=True)
-@click.option(
-    "--rpc-url",
-    default="http://127.0.0.1:8545",
-    show_default=True,
-    help="the node whose clock it follows",
-)
-@click.option(
-    "--deployment",
-    type=click.Path(path_type=Path),
-    help="deployment record (default: the node's chain id)",
-)
-def price_serve(port: int, rpc_url: str, deployment: Path | None) -> None:
-    """Run a Hermes-shaped price service for a local deployment (foreground)."""
-    priceservice.serve(rpc_url, port, deployment)
-
-
-token = Group("token", help="The mock collateral token (local chains).")
-cli.add_command(token)
-
-
-@on_chain(token, "mint")
-@click.argument("amount", type=AMOUNT)
-@click.option("--to", help="recipient address (default: the signer)")
-def token_mint(s: Session, amount: Decimal, to: str | None) -> None:
-    """Mint AMOUNT of the mock collateral token."""
-    r = actions.mint(s, amount, to)
-    click.echo(f"minted {r.amount} {r.symbol} to {r.recipient}")
 
 
 margin = Group("margin", help="Collateral in a Lever account.")
@@ -344,64 +296,6 @@ def _show_claim(c: actions.LpClaim) -> None:
     click.echo(
         f"claimed: {'deposited' if c.deposit else 'redeemed'} {c.assets:,f} for {c.shares:,f} lvLP"
     )
-
-
-admin = Group("admin", help="Parameter changes through the timelock.")
-cli.add_command(admin)
-
-
-@on_chain(admin, "schedule")
-@click.argument("what", type=click.Choice(["market", "liquidation"]))
-@click.argument("assignments", nargs=-1, required=True)
-@click.option("--delay", type=int, help="seconds (default: the timelock's minimum)")
-def admin_schedule(s: Session, what: str, assignments: tuple[str, ...], delay: int | None) -> None:
-    """Schedule a change: `market ETH-USD taker_fee=0.0006 ...` or `liquidation penalty_ratio=0.01`."""
-    op = g.schedule_change(s.protocol, s.signer, what, assignments, delay)
-    click.echo(f"scheduled 0x{op.id.hex()} on {op.module}; {op.state}, ready at {op.ready_at}")
-
-
-@on_chain(admin, "execute")
-@click.argument("operation")
-def admin_execute(s: Session, operation: str) -> None:
-    """Execute a scheduled OPERATION (its id) once its delay has passed."""
-    op = g.execute(s.protocol, s.signer, g.operation_id(operation))
-    click.echo(f"executed 0x{op.id.hex()} on {op.module}")
-
-
-@on_chain(admin, "status")
-def admin_status(s: Session) -> None:
-    """Every scheduled operation and its state."""
-    for op in g.status(s.protocol):
-        click.echo(f"0x{op.id.hex()} {op.module}: {op.state} (ready at {op.ready_at})")
-
-
-keeper = Group("keeper", help="The keeper: liquidations, orders and LP requests.")
-cli.add_command(keeper)
-
-
-@keeper.command("run")
-@click.option("--network", help="ape network choice, e.g. ethereum:local:foundry")
-@click.option("--rpc-url", help="connect straight to this RPC instead of through ape")
-@click.option("--price-service", help="Hermes-shaped price service URL")
-@click.option(
-    "--deployment",
-    type=click.Path(path_type=Path),
-    help="deployment record (default: deployments/<chain id>.json)",
-)
-@click.option(
-    "--config", "config_file", type=click.Path(path_type=Path), help="TOML file of keeper settings"
-)
-@click.option("--account", help=ACCOUNT_HELP + " (default: LEVER_PRIVATE_KEY, else a dry run)")
-@click.option("--dry-run", is_flag=True, default=None, help="log what would be sent, send nothing")
-@click.option("--poll-interval", type=float)
-@click.option("--max-batch", type=int)
-@click.option("--metrics-port", type=int, help="serve /metrics and /health on 127.0.0.1 (0: off)")
-@click.option("--max-steps", type=int, hidden=True)
-def keeper_run(
-    config_file: Path | None, account: str | None, max_steps: int | None, **flags: Any
-) -> None:
-    """Watch every account and order; liquidate, settle, execute."""
-    sys.exit(run_keeper(flags, config_file, account, max_steps))
 
 
 @cli.command()
