@@ -13,6 +13,30 @@ from lever.deploy import Protocol, deploy_protocol
 POOL_USDC = 1_000_000 * 10**6
 
 
+def _hardhat_reads_custom_errors() -> None:
+    """ape-hardhat 0.8.5 (the latest) with web3 7 cannot decode a custom error from a reverted
+    transaction: web3 7's `Web3RPCError` carries the node's error as a string, from which the
+    plugin cuts the revert data with everything after it (`binascii.Error: Non-hexadecimal
+    digit`), so `ape.reverts(SomeError)` fails on Hardhat. Give the plugin the error object it
+    expects (the node's JSON-RPC error, a dict); nothing else changes."""
+    try:
+        from ape_hardhat.provider import HardhatProvider
+    except ImportError:
+        return
+    original = HardhatProvider.get_virtual_machine_error
+
+    def get_virtual_machine_error(self: Any, exception: Exception, **kwargs: Any) -> Any:
+        response = getattr(exception, "rpc_response", None)
+        if isinstance(response, dict) and isinstance(response.get("error"), dict):
+            exception = Exception(response["error"])
+        return original(self, exception, **kwargs)
+
+    HardhatProvider.get_virtual_machine_error = get_virtual_machine_error  # type: ignore[method-assign]
+
+
+_hardhat_reads_custom_errors()
+
+
 @pytest.fixture(scope="session")
 def deployer(accounts: Any) -> Any:
     return accounts[0]
