@@ -69,8 +69,10 @@ demo: compile
 node: setup
 	anvil --port 8545
 
+# Gas per operation on a live market -> build/bench/gas.json (a minute). Anvil on a free port
+# (other nodes may hold 8545); LEVER_GAS_PROFILE=1 adds build/bench/gas-profile.json.
 bench-gas: compile
-	ape run bench_gas --network ethereum:local:foundry
+	APE_FOUNDRY_HOST=$${APE_FOUNDRY_HOST:-auto} ape run bench_gas --network ethereum:local:foundry
 
 # 10,000 accounts and a naive baseline: several minutes, not part of make test. It runs on its
 # own Anvil, started without the step tracing ape's launcher enables (which slows big batches).
