@@ -108,7 +108,7 @@ contract OrderBook is IOrderBook, AccessControl, ReentrancyGuardTransient {
             _expire(accountId, slot, o);
         } else {
             _owned(accountId);
-            _cancel(accountId, slot, o, OrderNotFound.selector, address(0));
+            _cancel(accountId, slot, o.executorFee, OrderNotFound.selector, address(0));
         }
     }
 
@@ -202,7 +202,7 @@ contract OrderBook is IOrderBook, AccessControl, ReentrancyGuardTransient {
                 uint256 status;
                 (status, price) = _conditionalPrice(accountId, o);
                 if (status == ORPHAN) {
-                    _cancel(accountId, slot, o, NoPosition.selector, address(0)); // its position is gone
+                    _cancel(accountId, slot, o.executorFee, NoPosition.selector, address(0)); // its position is gone
                     ++done;
                     continue;
                 }
@@ -306,7 +306,7 @@ contract OrderBook is IOrderBook, AccessControl, ReentrancyGuardTransient {
             if (reason.length < 4 || bytes4(reason) == 0x4e487b71) _bubble(reason);
             bytes4 selector = bytes4(reason);
             if (_retryable(selector, conditional)) return (false, false);
-            _cancel(accountId, slot, o, selector, msg.sender);
+            _cancel(accountId, slot, o.executorFee, selector, msg.sender);
             return (false, true);
         }
     }
@@ -322,22 +322,25 @@ contract OrderBook is IOrderBook, AccessControl, ReentrancyGuardTransient {
     }
 
     /// @inheritdoc IOrderBook
+    /// @dev The scans below read each slot's first word only (size, fee, time, market, kind): an
+    ///      empty slot costs one storage read, not two.
     function onLiquidation(uint256 accountId) external nonReentrant {
         if (msg.sender != liquidator) revert Unauthorized(msg.sender);
         Order[MAX_ORDERS_PER_ACCOUNT] storage orders = _orders[accountId];
         for (uint256 slot; slot < MAX_ORDERS_PER_ACCOUNT; ++slot) {
-            Order memory o = orders[slot];
-            if (o.updatedAt != 0) _cancel(accountId, slot, o, AccountNotLiquidatable.selector, address(0));
+            Order storage o = orders[slot];
+            if (o.updatedAt != 0) _cancel(accountId, slot, o.executorFee, AccountNotLiquidatable.selector, address(0));
         }
     }
 
     function _cancelReduceOnly(uint256 accountId, uint256 marketMask) internal {
         Order[MAX_ORDERS_PER_ACCOUNT] storage orders = _orders[accountId];
         for (uint256 slot; slot < MAX_ORDERS_PER_ACCOUNT; ++slot) {
-            Order memory o = orders[slot];
-            if (o.updatedAt == 0 || marketMask & (1 << o.marketId) == 0) continue;
-            if (o.kind == uint8(OrderKind.StopLoss) || o.kind == uint8(OrderKind.TakeProfit)) {
-                _cancel(accountId, slot, o, NoPosition.selector, address(0));
+            Order storage o = orders[slot];
+            (uint256 updatedAt, uint256 marketId, uint8 kind) = (o.updatedAt, o.marketId, o.kind);
+            if (updatedAt == 0 || marketMask & (1 << marketId) == 0) continue;
+            if (kind == uint8(OrderKind.StopLoss) || kind == uint8(OrderKind.TakeProfit)) {
+                _cancel(accountId, slot, o.executorFee, NoPosition.selector, address(0));
             }
         }
     }
@@ -353,10 +356,10 @@ contract OrderBook is IOrderBook, AccessControl, ReentrancyGuardTransient {
     }
 
     /// @dev Removes the order; its fee goes to `feeTo` (zero: back to the margin).
-    function _cancel(uint256 accountId, uint256 slot, Order memory o, bytes4 reason, address feeTo) internal {
+    function _cancel(uint256 accountId, uint256 slot, uint256 executorFee, bytes4 reason, address feeTo) internal {
         delete _orders[accountId][slot];
         emit OrderCancelled(accountId * MAX_ORDERS_PER_ACCOUNT + slot, accountId, reason, msg.sender, feeTo);
-        vault.releaseExecutorFee(accountId, o.executorFee, feeTo);
+        vault.releaseExecutorFee(accountId, executorFee, feeTo);
     }
 
     // ------------------------------------------------------------------ settings and views
