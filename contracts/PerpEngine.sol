@@ -18,8 +18,9 @@ import "./libraries/Errors.sol";
 ///         open interest and reserves, margin requirements, and the position side of
 ///         liquidations. Trades arrive only from the order book and the liquidation module.
 /// @dev Entry points follow checks -> accrue -> math -> storage -> emit -> vault settlement. The
-///      one exception: an increase checks margin *after* `vault.settle`, which returns the
-///      settled margin; the vault is a trusted module and a failed check reverts all.
+///      exceptions: an increase checks margin, and closing the last position checks for a debt,
+///      *after* `vault.settle`, which returns the settled margin (one call instead of two); the
+///      vault is a trusted module and a failed check reverts all.
 contract PerpEngine is IPerpEngine, AccessControl, Pausable {
     using FixedPointMath for uint256;
     using FixedPointMath for int256;
@@ -135,11 +136,9 @@ contract PerpEngine is IPerpEngine, AccessControl, Pausable {
         uint256 sideOi = _applyToMarket(c.s, pos, t);
         uint256 totalReserve = totalReserveWad + _marketReserve(c.s, c.p) - reserveBefore;
         if (t.increasing) _checkCaps(c, sideOi, totalReserve, cov.poolWad);
-        r.marginAfterToken = vault.marginOf(q.accountId) + t.realisedWad.toTokenFloor(_tokenScale)
-            - int256(t.feeWad.toTokenUp(_tokenScale));
-        if (t.newSizeWad == 0 && account.marketMask == uint32(1 << q.marketId) && r.marginAfterToken < 0) {
-            revert AccountUnderwater(q.accountId, r.marginAfterToken);
-        }
+        // Closing the account's last position must not leave a debt (checked on the margin the
+        // settlement below returns: the vault's margin plus the credit minus the fee).
+        bool closesLast = t.newSizeWad == 0 && account.marketMask == uint32(1 << q.marketId);
 
         // Storage.
         _writeMarket(c);
@@ -154,6 +153,7 @@ contract PerpEngine is IPerpEngine, AccessControl, Pausable {
         // Settlement: credits round down to token units, debts round up.
         r.marginAfterToken =
             vault.settle(q.accountId, t.realisedWad.toTokenFloor(_tokenScale), t.feeWad.toTokenUp(_tokenScale));
+        if (closesLast && r.marginAfterToken < 0) revert AccountUnderwater(q.accountId, r.marginAfterToken);
         if (t.increasing) _checkIncrease(q.accountId, account.marketMask, r.marginAfterToken, c, t.newSizeWad, cov);
         (r.sizeDeltaWad, r.sizeAfterWad, r.fillPriceWad, r.realisedWad, r.feeWad) =
             (delta, t.newSizeWad, t.fillWad, t.realisedWad, t.feeWad);
