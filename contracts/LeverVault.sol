@@ -257,6 +257,21 @@ contract LeverVault is ILeverVault, IERC4626, ERC20, AccessControl, ReentrancyGu
         }
     }
 
+    /// @inheritdoc ILeverVault
+    function releaseExecutorFees(uint256[] calldata accountIds, uint256[] calldata amounts, address to)
+        external
+        only(orderBook)
+        nonReentrant
+    {
+        uint256 total;
+        for (uint256 i; i < accountIds.length; ++i) {
+            total += amounts[i];
+            emit ExecutorFeeReleased(accountIds[i], to, amounts[i]);
+        }
+        _orderEscrow -= total.toUint128();
+        if (total > 0) _token.safeTransfer(to, total);
+    }
+
     // ------------------------------------------------------------------ LP requests (ERC-7540)
 
     /// @notice Escrows `assets` (plus the LP executor fee for a new request) from `owner` and

@@ -185,6 +185,9 @@ contract OrderBook is IOrderBook, AccessControl, ReentrancyGuardTransient {
         Proven[] memory proven = new Proven[](orderIds.length);
         uint256 nProven;
         uint256 done;
+        // The filled orders' executor fees, paid to the settler in one vault call after the loop.
+        uint256[] memory paidAccounts = new uint256[](orderIds.length);
+        uint256[] memory paidFees = new uint256[](orderIds.length);
         for (uint256 i; i < orderIds.length; ++i) {
             (uint256 accountId, uint256 slot) = _split(orderIds[i]);
             Order memory o = _orders[accountId][slot];
@@ -210,10 +213,19 @@ contract OrderBook is IOrderBook, AccessControl, ReentrancyGuardTransient {
             }
             if (!ready) continue;
             (bool filled, bool cancelled) = _execute(accountId, slot, orderIds[i], o, price);
-            if (filled) ++settled;
+            if (filled) (paidAccounts[settled], paidFees[settled], settled) = (accountId, o.executorFee, settled + 1);
             if (filled || cancelled) ++done;
         }
         if (done == 0) revert NothingToSettle();
+        if (settled == 1) {
+            vault.releaseExecutorFee(paidAccounts[0], paidFees[0], msg.sender);
+        } else if (settled > 1) {
+            assembly ("memory-safe") {
+                mstore(paidAccounts, settled)
+                mstore(paidFees, settled)
+            }
+            vault.releaseExecutorFees(paidAccounts, paidFees, msg.sender);
+        }
         uint256 left = address(this).balance;
         if (left > 0) Address.sendValue(payable(msg.sender), left);
     }
@@ -277,7 +289,8 @@ contract OrderBook is IOrderBook, AccessControl, ReentrancyGuardTransient {
         return positionIsLong == stop ? below : above;
     }
 
-    /// @dev Fills the order through the engine, or cancels it if the engine refuses it for good.
+    /// @dev Fills the order through the engine (the caller pays its executor fee), or cancels it
+    ///      if the engine refuses it for good.
     function _execute(uint256 accountId, uint256 slot, uint256 orderId, Order memory o, IOracleAdapter.PriceData memory price)
         internal
         returns (bool filled, bool cancelled)
@@ -297,7 +310,7 @@ contract OrderBook is IOrderBook, AccessControl, ReentrancyGuardTransient {
             emit OrderSettled(
                 orderId, accountId, o.marketId, o.kind, r.sizeDeltaWad, r.fillPriceWad, price.publishTime, msg.sender, o.executorFee
             );
-            vault.releaseExecutorFee(accountId, o.executorFee, msg.sender);
+            // Its executor fee is paid with the batch's (settleOrders).
             if (r.sizeAfterWad == 0) _cancelReduceOnly(accountId, 1 << o.marketId);
             return (true, false);
         } catch (bytes memory reason) {
