@@ -121,8 +121,9 @@ contract OrderBook is IOrderBook, AccessControl, ReentrancyGuardTransient {
         uint256 acceptablePriceWad,
         uint256 executorFee
     ) internal returns (uint256 orderId) {
-        _owned(accountId);
-        if (marketId >= engine.marketCount()) revert UnknownMarket(marketId);
+        (address owner, uint256 markets) = engine.accountOwnerAndMarketCount(accountId);
+        _checkOwner(accountId, owner);
+        if (marketId >= markets) revert UnknownMarket(marketId);
         if (sizeDeltaWad == 0) revert ZeroSize();
         Settings memory s = _settings;
         if (executorFee < s.minExecutorFee || executorFee > s.maxExecutorFee) {
@@ -423,7 +424,10 @@ contract OrderBook is IOrderBook, AccessControl, ReentrancyGuardTransient {
     }
 
     function _owned(uint256 accountId) internal view {
-        address owner = engine.accountOwner(accountId);
+        _checkOwner(accountId, engine.accountOwner(accountId));
+    }
+
+    function _checkOwner(uint256 accountId, address owner) internal view {
         if (owner == address(0)) revert UnknownAccount(accountId);
         if (owner != msg.sender) revert NotAccountOwner(accountId, msg.sender);
     }

@@ -476,6 +476,11 @@ contract PerpEngine is IPerpEngine, AccessControl {
         return _accounts[accountId].owner;
     }
 
+    /// @inheritdoc IPerpEngine
+    function accountOwnerAndMarketCount(uint256 accountId) external view returns (address, uint256) {
+        return (_accounts[accountId].owner, marketCount);
+    }
+
     function accountMarketMask(uint256 accountId) external view returns (uint256) {
         return _accounts[accountId].marketMask;
     }
