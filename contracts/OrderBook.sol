@@ -103,7 +103,7 @@ contract OrderBook is IOrderBook, AccessControl, ReentrancyGuardTransient {
         Order memory o = _orders[accountId][slot];
         if (o.updatedAt == 0) revert OrderNotFound(orderId);
         if (o.kind == uint8(OrderKind.Market)) {
-            uint256 expiry = _expiry(o);
+            uint256 expiry = _expiry(o, _settings);
             if (block.timestamp <= expiry) revert OrderNotCancellable(orderId, expiry);
             _expire(accountId, slot, o);
         } else {
@@ -183,6 +183,7 @@ contract OrderBook is IOrderBook, AccessControl, ReentrancyGuardTransient {
         if (updates.length != orderIds.length) revert ParameterOutOfBounds("updates", updates.length);
         uint256 fee = oracle.updateFee();
         if (latest.length > 0) oracle.updatePrices{value: fee * latest.length}(latest);
+        Settings memory st = _settings; // read once for the batch
         Proven[] memory proven = new Proven[](orderIds.length);
         uint256 nProven;
         uint256 done;
@@ -196,15 +197,15 @@ contract OrderBook is IOrderBook, AccessControl, ReentrancyGuardTransient {
             IOracleAdapter.PriceData memory price;
             bool ready;
             if (o.kind == uint8(OrderKind.Market)) {
-                if (block.timestamp > _expiry(o)) {
+                if (block.timestamp > _expiry(o, st)) {
                     _expire(accountId, slot, o);
                     ++done;
                     continue;
                 }
-                (ready, price, nProven) = _marketPrice(o, updates[i], proven, nProven, fee);
+                (ready, price, nProven) = _marketPrice(o, st, updates[i], proven, nProven, fee);
             } else {
                 uint256 status;
-                (status, price) = _conditionalPrice(accountId, o);
+                (status, price) = _conditionalPrice(accountId, o, st);
                 if (status == ORPHAN) {
                     _cancel(accountId, slot, o.executorFee, NoPosition.selector, address(0)); // its position is gone
                     ++done;
@@ -234,17 +235,21 @@ contract OrderBook is IOrderBook, AccessControl, ReentrancyGuardTransient {
     /// @dev The earliest price at or after the commit plus the delay, proven by `update` (or by an
     ///      earlier order of the batch). Not ready if the delay has not passed or the update is
     ///      not that price.
-    function _marketPrice(Order memory o, bytes calldata update, Proven[] memory proven, uint256 n, uint256 fee)
-        internal
-        returns (bool ready, IOracleAdapter.PriceData memory price, uint256)
-    {
-        uint256 minTime = uint256(o.updatedAt) + _settings.settlementDelay;
+    function _marketPrice(
+        Order memory o,
+        Settings memory st,
+        bytes calldata update,
+        Proven[] memory proven,
+        uint256 n,
+        uint256 fee
+    ) internal returns (bool ready, IOracleAdapter.PriceData memory price, uint256) {
+        uint256 minTime = uint256(o.updatedAt) + st.settlementDelay;
         if (block.timestamp < minTime) return (false, price, n);
         for (uint256 j; j < n; ++j) {
             if (proven[j].marketId == o.marketId && proven[j].minPublishTime == minTime) return (true, proven[j].data, n);
         }
         if (update.length == 0) return (false, price, n);
-        uint256 maxTime = minTime + _settings.settlementWindow;
+        uint256 maxTime = minTime + st.settlementWindow;
         if (maxTime > block.timestamp) maxTime = block.timestamp; // nothing is published in the future
         try oracle.settlementPrice{value: fee}(o.marketId, update, uint64(minTime), uint64(maxTime))
         returns (IOracleAdapter.PriceData memory d) {
@@ -258,7 +263,7 @@ contract OrderBook is IOrderBook, AccessControl, ReentrancyGuardTransient {
     /// @dev The market's stored latest price, if fresh, published at least the delay after the
     ///      order's last update (and, for stop-loss and take-profit, after the position's last
     ///      increase), and meeting the trigger.
-    function _conditionalPrice(uint256 accountId, Order memory o)
+    function _conditionalPrice(uint256 accountId, Order memory o, Settings memory st)
         internal
         view
         returns (uint256 status, IOracleAdapter.PriceData memory price)
@@ -274,7 +279,7 @@ contract OrderBook is IOrderBook, AccessControl, ReentrancyGuardTransient {
         } catch {
             return (WAIT, price);
         }
-        if (price.publishTime < since + _settings.settlementDelay) return (WAIT, price);
+        if (price.publishTime < since + st.settlementDelay) return (WAIT, price);
         return (_triggered(o, pos.sizeWad > 0, price.priceWad) ? READY : WAIT, price);
     }
 
@@ -410,13 +415,13 @@ contract OrderBook is IOrderBook, AccessControl, ReentrancyGuardTransient {
     /// @notice When a market order expires: after it, it can only be cancelled.
     function expiryOf(uint256 orderId) external view returns (uint256) {
         (uint256 accountId, uint256 slot) = _split(orderId);
-        return _expiry(_orders[accountId][slot]);
+        return _expiry(_orders[accountId][slot], _settings);
     }
 
     // ------------------------------------------------------------------ internals
 
-    function _expiry(Order memory o) internal view returns (uint256) {
-        return uint256(o.updatedAt) + _settings.settlementDelay + _settings.settlementWindow;
+    function _expiry(Order memory o, Settings memory st) internal pure returns (uint256) {
+        return uint256(o.updatedAt) + st.settlementDelay + st.settlementWindow;
     }
 
     function _split(uint256 orderId) internal pure returns (uint256 accountId, uint256 slot) {
