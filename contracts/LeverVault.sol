@@ -45,6 +45,16 @@ contract LeverVault is ILeverVault, IERC4626, ERC20, AccessControl, ReentrancyGu
         uint128 shares;
     }
 
+    /// @dev An account's margin (signed: a debt is negative) and how many of its orders hold an
+    ///      escrowed fee, in one slot: placing and removing an order write the slot they write
+    ///      anyway, and the order book skips scanning the order slots of an account without pending
+    ///      orders (a liquidation, a closed position). int248 is wider than the margin ledger's
+    ///      int128, which bounds every deposit.
+    struct MarginSlot {
+        int248 margin;
+        uint8 pendingOrders; // at most MAX_ORDERS_PER_ACCOUNT
+    }
+
     /// @dev The order escrow beside the LP parameters: one slot that is never zero (the window is
     ///      at least MIN_SETTLEMENT_WINDOW), so escrowing a fee never writes a fresh slot. The
     ///      parameters are `LpParams` in narrower types, exact under `_setLpParams`'s bounds
@@ -65,7 +75,7 @@ contract LeverVault is ILeverVault, IERC4626, ERC20, AccessControl, ReentrancyGu
     address public immutable orderBook;
     IOracleAdapter public immutable oracle;
 
-    mapping(uint256 accountId => int256) internal _margin;
+    mapping(uint256 accountId => MarginSlot) internal _margin;
     /// @dev Every margin plus the order escrow: escrowing an order's fee from its margin moves
     ///      money inside this sum and writes only the escrow. `totalMargin()` subtracts it.
     int128 internal _marginAndEscrow;
@@ -123,7 +133,7 @@ contract LeverVault is ILeverVault, IERC4626, ERC20, AccessControl, ReentrancyGu
         if (amount == 0) revert ZeroAmount();
         if (engine.accountOwner(accountId) == address(0)) revert UnknownAccount(accountId);
         _pull(msg.sender, amount);
-        _margin[accountId] += int256(amount);
+        _margin[accountId].margin = (_margin[accountId].margin + int256(amount)).toInt248();
         _marginAndEscrow += amount.toInt256().toInt128();
         emit MarginDeposited(accountId, msg.sender, amount);
     }
@@ -132,11 +142,11 @@ contract LeverVault is ILeverVault, IERC4626, ERC20, AccessControl, ReentrancyGu
     function withdrawMargin(uint256 accountId, uint256 amount, address to) external nonReentrant {
         if (amount == 0) revert ZeroAmount();
         if (to == address(0)) revert ZeroAddress();
-        int256 margin = _margin[accountId];
+        int256 margin = _margin[accountId].margin;
         if (margin < 0 || amount > uint256(margin)) revert WithdrawExceedsMargin(accountId, amount, margin);
         margin -= int256(amount);
         engine.checkWithdrawal(accountId, msg.sender, margin);
-        _margin[accountId] = margin;
+        _margin[accountId].margin = int248(margin); // in [0, the margin before]
         _marginAndEscrow -= amount.toInt256().toInt128();
         emit MarginWithdrawn(accountId, to, amount);
         _token.safeTransfer(to, amount);
@@ -181,8 +191,8 @@ contract LeverVault is ILeverVault, IERC4626, ERC20, AccessControl, ReentrancyGu
         nonReentrant
         returns (int256 margin)
     {
-        margin = _margin[accountId] + pnlToken - int256(feeToken);
-        _margin[accountId] = margin;
+        margin = _margin[accountId].margin + pnlToken - int256(feeToken);
+        _margin[accountId].margin = margin.toInt248();
         _marginAndEscrow = (_marginAndEscrow + pnlToken - int256(feeToken)).toInt128();
         uint256 protocolCut = _collectFee(feeToken);
         _poolAssets = (int256(uint256(_poolAssets)) - pnlToken + int256(feeToken - protocolCut)).toUint256().toUint128();
@@ -199,7 +209,7 @@ contract LeverVault is ILeverVault, IERC4626, ERC20, AccessControl, ReentrancyGu
         uint256 rewardFloorToken,
         address keeper
     ) external only(address(engine)) nonReentrant returns (uint256 rewardPaid, uint256 penaltyPaid, uint256 badDebt) {
-        int256 before = _margin[accountId];
+        int256 before = _margin[accountId].margin;
         int256 margin = before + pnlToken;
         int256 pool = int256(uint256(_poolAssets)) - pnlToken;
         // Each charge is capped by what the margin still holds.
@@ -229,7 +239,7 @@ contract LeverVault is ILeverVault, IERC4626, ERC20, AccessControl, ReentrancyGu
             emit BadDebt(accountId, badDebt, byInsurance, badDebt - byInsurance);
             margin = 0;
         }
-        _margin[accountId] = margin;
+        _margin[accountId].margin = margin.toInt248();
         _marginAndEscrow = (_marginAndEscrow + margin - before).toInt128();
         _poolAssets = pool.toUint256().toUint128();
         _insuranceFund = insurance.toUint96();
@@ -238,15 +248,17 @@ contract LeverVault is ILeverVault, IERC4626, ERC20, AccessControl, ReentrancyGu
 
     /// @inheritdoc ILeverVault
     function escrowExecutorFee(uint256 accountId, uint256 amount, address payer) external only(orderBook) nonReentrant {
-        int256 margin = _margin[accountId];
-        if (margin >= int256(amount)) {
-            _margin[accountId] = margin - int256(amount); // within margin + escrow
+        MarginSlot memory a = _margin[accountId];
+        if (a.margin >= int256(amount)) {
+            a.margin -= int248(int256(amount)); // within margin + escrow; amount <= margin < 2^247
         } else {
             // An account whose margin cannot cover the fee (one in debt, say) pays it from the
             // owner's wallet: an order must never be paid for by the pool.
             _pull(payer, amount);
             _marginAndEscrow += amount.toInt256().toInt128();
         }
+        ++a.pendingOrders;
+        _margin[accountId] = a;
         _e.orderEscrow += amount.toUint128();
         emit ExecutorFeeEscrowed(accountId, amount);
     }
@@ -255,6 +267,7 @@ contract LeverVault is ILeverVault, IERC4626, ERC20, AccessControl, ReentrancyGu
     function forfeitExecutorFee(uint256 accountId, uint256 amount) external only(orderBook) {
         _e.orderEscrow -= amount.toUint128();
         _marginAndEscrow -= amount.toInt256().toInt128();
+        --_margin[accountId].pendingOrders;
         _insuranceFund += amount.toUint96();
         emit ExecutorFeeReleased(accountId, address(this), amount);
     }
@@ -263,9 +276,11 @@ contract LeverVault is ILeverVault, IERC4626, ERC20, AccessControl, ReentrancyGu
     function releaseExecutorFee(uint256 accountId, uint256 amount, address to) external only(orderBook) nonReentrant {
         _e.orderEscrow -= amount.toUint128();
         emit ExecutorFeeReleased(accountId, to, amount);
-        if (to == address(0)) {
-            _margin[accountId] += int256(amount); // within margin + escrow
-        } else {
+        MarginSlot memory a = _margin[accountId];
+        --a.pendingOrders;
+        if (to == address(0)) a.margin = (a.margin + amount.toInt256()).toInt248(); // within margin + escrow
+        _margin[accountId] = a;
+        if (to != address(0)) {
             _marginAndEscrow -= amount.toInt256().toInt128();
             if (amount > 0) _token.safeTransfer(to, amount);
         }
@@ -280,6 +295,7 @@ contract LeverVault is ILeverVault, IERC4626, ERC20, AccessControl, ReentrancyGu
         uint256 total;
         for (uint256 i; i < accountIds.length; ++i) {
             total += amounts[i];
+            --_margin[accountIds[i]].pendingOrders;
             emit ExecutorFeeReleased(accountIds[i], to, amounts[i]);
         }
         _e.orderEscrow -= total.toUint128();
@@ -594,7 +610,12 @@ contract LeverVault is ILeverVault, IERC4626, ERC20, AccessControl, ReentrancyGu
     // ------------------------------------------------------------------ ledger views
 
     function marginOf(uint256 accountId) external view returns (int256) {
-        return _margin[accountId];
+        return _margin[accountId].margin;
+    }
+
+    /// @inheritdoc ILeverVault
+    function pendingOrders(uint256 accountId) external view returns (uint256) {
+        return _margin[accountId].pendingOrders;
     }
 
     function totalMargin() external view returns (int256) {

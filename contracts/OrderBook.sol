@@ -317,7 +317,9 @@ contract OrderBook is IOrderBook, AccessControl, ReentrancyGuardTransient {
                 orderId, accountId, o.marketId, o.kind, r.sizeDeltaWad, r.fillPriceWad, price.publishTime, msg.sender, o.executorFee
             );
             // Its executor fee is paid with the batch's (settleOrders).
-            if (r.sizeAfterWad == 0) _cancelReduceOnly(accountId, 1 << o.marketId);
+            // The vault still counts this order (its fee is paid after the batch): more than one
+            // pending order means there may be a stop-loss or take-profit to cancel.
+            if (r.sizeAfterWad == 0 && vault.pendingOrders(accountId) > 1) _cancelReduceOnly(accountId, 1 << o.marketId);
             return (true, false);
         } catch (bytes memory reason) {
             // An empty reason is an out-of-gas sub-call (a settler must not cancel by starving it);
@@ -345,6 +347,7 @@ contract OrderBook is IOrderBook, AccessControl, ReentrancyGuardTransient {
     ///      empty slot costs one storage read, not two.
     function onLiquidation(uint256 accountId) external nonReentrant {
         if (msg.sender != liquidator) revert Unauthorized(msg.sender);
+        if (vault.pendingOrders(accountId) == 0) return; // nothing to scan
         Order[MAX_ORDERS_PER_ACCOUNT] storage orders = _orders[accountId];
         for (uint256 slot; slot < MAX_ORDERS_PER_ACCOUNT; ++slot) {
             Order storage o = orders[slot];

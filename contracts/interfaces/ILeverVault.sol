@@ -110,6 +110,10 @@ interface ILeverVault {
     /// @notice Sends an expired order's escrowed executor fee to the insurance fund. Only the order book.
     function forfeitExecutorFee(uint256 accountId, uint256 amount) external;
 
+    /// @notice How many of the account's orders hold an escrowed fee (each escrow counts one, each
+    ///         release or forfeit takes one off): its pending orders.
+    function pendingOrders(uint256 accountId) external view returns (uint256);
+
     // --- LP settlements ---
 
     /// @notice Prices a controller's pending deposit with pull prices (one update per market with
