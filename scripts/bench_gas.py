@@ -19,8 +19,9 @@ first order a freshly deployed protocol settles (every market and oracle slot st
 A target applies to the variant named in `applies_to`: a mainnet user's typical settle finds the
 market's storage warm and their own cold.
 
-LEVER_GAS_PROFILE=1 also writes build/bench/gas-profile.json: for each measured transaction, the
-gas of every call frame (callTracer) and of its storage reads and writes and logs (struct logs).
+LEVER_GAS_PROFILE=1 also writes build/bench/gas-profile.json: for each measured transaction, where
+its gas goes per contract (storage reads and writes, logs, calls, execution, from Anvil's struct
+logs) beside the transaction's intrinsic gas, calldata and refund.
 """
 
 from __future__ import annotations
@@ -380,42 +381,81 @@ def main() -> None:
 
 # ---------------------------------------------------------------------- profiling (optional)
 
+CALLS = ("CALL", "STATICCALL", "DELEGATECALL", "CALLCODE")
+PRECOMPILES = {f"0x{i:040x}" for i in range(1, 11)}
+
 
 def profile(bench: Bench) -> dict[str, Any]:
+    """Where each measured transaction's gas goes, from Anvil's struct logs: per contract, storage
+    reads (cold 2,100 / warm 100) and writes (fresh slot 20,000 (+2,100 cold), update 2,900
+    (+2,100), no-op or dirty 100), logs, calls (cold account 2,600, value 9,000, the rest), and
+    execution (everything else: arithmetic, memory, ABI coding); plus the transaction's intrinsic
+    21,000, its calldata and the refund (cleared slots, at most a fifth of the gas)."""
     names = {str(getattr(bench.p, n).address).lower(): n for n in
              ("token", "pyth", "oracle", "vault", "engine", "order_book", "liquidator")}
     names[str(bench.p.feeds[ETH].address).lower()] = "eth_feed"
     w3 = chain.provider.web3
-    out: dict[str, Any] = {"contracts": names}
+    out: dict[str, Any] = {}
     for label, tx in bench.txs.items():
-        calls = w3.provider.make_request("debug_traceTransaction", [tx, {"tracer": "callTracer"}])["result"]
-        frames: Counter[str] = Counter()
-        _frames(calls, names, frames)
-        steps = w3.provider.make_request("debug_traceTransaction", [tx, {"disableStorage": True, "disableMemory": True,
-                                                                         "disableStack": True}])["result"]
-        ops: Counter[str] = Counter()
-        counts: Counter[str] = Counter()
-        for s in steps["structLogs"]:
-            op = s["op"]
-            if op in ("SLOAD", "SSTORE") or op.startswith("LOG"):
-                ops[op] += int(s["gasCost"])
-                counts[op] += 1
-        out[label] = {
-            "tx": tx,
-            "gas_used": int(w3.eth.get_transaction_receipt(tx)["gasUsed"]),
-            "frames_exclusive": dict(frames.most_common()),
-            "storage_and_logs": {op: {"gas": ops[op], "count": counts[op]} for op in sorted(ops)},
-        }
+        out[label] = _breakdown(w3, tx, names)
     return out
 
 
-def _frames(call: dict[str, Any], names: dict[str, str], acc: Counter[str], path: str = "") -> None:
-    """Exclusive gas per call path (a frame's gas minus its children's)."""
-    name = names.get(call.get("to", "").lower(), call.get("to", "?")[:10])
-    here = f"{path}>{name}.{call.get('input', '')[:10]}" if path else name
-    used = int(call.get("gasUsed", "0x0"), 16)
-    children = call.get("calls", [])
-    inner = sum(int(c.get("gasUsed", "0x0"), 16) for c in children)
-    acc[here] += used - inner
-    for c in children:
-        _frames(c, names, acc, here)
+def _breakdown(w3: Any, tx: str, names: dict[str, str]) -> dict[str, Any]:
+    t = w3.eth.get_transaction(tx)
+    receipt = w3.eth.get_transaction_receipt(tx)
+    data = bytes(t["input"])
+    calldata = sum(16 if b else 4 for b in data)
+    logs = w3.provider.make_request(
+        "debug_traceTransaction", [tx, {"disableStorage": True, "disableMemory": True}])["result"]["structLogs"]
+    per: dict[str, Counter[str]] = defaultdict(Counter)
+    warm = {str(t["from"]).lower(), str(t["to"]).lower()} | PRECOMPILES
+    stack = [str(t["to"]).lower()]
+    total = 0
+    for i, step in enumerate(logs):
+        depth, op = step["depth"], step["op"]
+        del stack[depth:]
+        who = names.get(stack[-1], stack[-1][:10])
+        cost = int(step["gasCost"])
+        if op in CALLS and i + 1 < len(logs) and logs[i + 1]["depth"] == depth + 1:
+            j = i + 1
+            while j < len(logs) and logs[j]["depth"] > depth:
+                j += 1
+            last = logs[j - 1]
+            callee = int(logs[i + 1]["gas"]) - (int(last["gas"]) - int(last["gasCost"]))
+            cost = int(step["gas"]) - int(logs[j]["gas"]) - callee if j < len(logs) else cost
+            target = ("0x" + step["stack"][-2][-40:]).lower()
+            stack.append(stack[-1] if op == "DELEGATECALL" else target)
+        elif op in CALLS:
+            cost = int(step["gas"]) - int(logs[i + 1]["gas"]) if i + 1 < len(logs) else cost
+            target = ("0x" + step["stack"][-2][-40:]).lower()
+        if op in CALLS:
+            if target not in warm:
+                warm.add(target)
+                per[who]["call: cold account"] += 2600
+                cost -= 2600
+            if op == "CALL" and int(step["stack"][-3], 16) != 0:
+                per[who]["call: value transfer"] += 9000
+                cost -= 9000
+            per[who]["call: other"] += cost
+        elif op in ("EXTCODESIZE", "EXTCODEHASH", "BALANCE", "EXTCODECOPY"):
+            warm.add(("0x" + step["stack"][-1][-40:]).lower())
+            per[who]["call: cold account" if cost >= 2600 else "execution"] += cost
+        elif op == "SLOAD":
+            per[who]["storage read: cold" if cost >= 2100 else "storage read: warm"] += cost
+        elif op == "SSTORE":
+            kind = ("write: fresh slot" if cost >= 20000 else "write: update" if cost >= 2900 else "write: warm/no-op")
+            per[who]["storage " + kind] += cost
+        elif op.startswith("LOG"):
+            per[who]["log"] += cost
+        else:
+            per[who]["execution"] += cost
+        total += cost
+    intrinsic = 21000
+    refund = intrinsic + calldata + total - int(receipt["gasUsed"])
+    return {
+        "tx": tx,
+        "gas_used": int(receipt["gasUsed"]),
+        "transaction": {"intrinsic": intrinsic, "calldata": calldata, "refund": -refund},
+        "contracts": {who: dict(c.most_common()) for who, c in sorted(per.items(), key=lambda kv: -sum(kv[1].values()))},
+    }
