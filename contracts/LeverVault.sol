@@ -324,7 +324,10 @@ contract LeverVault is ILeverVault, IERC4626, ERC20, AccessControl, ReentrancyGu
     }
 
     /// @notice Locks `shares` of `owner` in the vault (and escrows the LP executor fee, in
-    ///         tokens, for a new request) as `controller`'s pending redemption. Returns request id 0.
+    ///         tokens, from the caller, for a new request) as `controller`'s pending redemption.
+    ///         Returns request id 0.
+    /// @dev The fee is the caller's: a spender of `owner`'s shares must not reach `owner`'s token
+    ///      approval (many one-share requests, settled by the spender, would drain it).
     function requestRedeem(uint256 shares, address controller, address owner) external nonReentrant returns (uint256) {
         if (shares == 0) revert ZeroAmount();
         if (controller == address(0)) revert ZeroAddress();
@@ -333,7 +336,7 @@ contract LeverVault is ILeverVault, IERC4626, ERC20, AccessControl, ReentrancyGu
         if (q.amount != 0) _requireOperator(controller);
         uint256 fee = q.amount == 0 ? _e.lpExecutorFee : 0;
         if (fee > 0) {
-            _pull(owner, fee);
+            _pull(msg.sender, fee);
             _lpEscrow += fee.toUint128();
         }
         _transfer(owner, address(this), shares);

@@ -6,7 +6,6 @@ import {Address} from "@openzeppelin/contracts/utils/Address.sol";
 import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
 import {ILiquidator} from "./interfaces/ILiquidator.sol";
 import {IPerpEngine} from "./interfaces/IPerpEngine.sol";
-import {IOrderBook} from "./interfaces/IOrderBook.sol";
 import {IOracleAdapter} from "./interfaces/IOracleAdapter.sol";
 import {LiquidationMath} from "./libraries/LiquidationMath.sol";
 import "./libraries/Constants.sol";
@@ -19,16 +18,12 @@ contract Liquidator is ILiquidator, AccessControl, ReentrancyGuardTransient {
     bytes32 public constant RISK_ROLE = keccak256("RISK_ROLE");
 
     IPerpEngine public immutable engine;
-    IOrderBook public immutable orderBook;
     IOracleAdapter public immutable oracle;
     LiquidationMath.Params internal _params;
 
-    constructor(IPerpEngine engine_, IOrderBook orderBook_, IOracleAdapter oracle_, address admin, LiquidationMath.Params memory params_) {
-        if (
-            address(engine_) == address(0) || address(orderBook_) == address(0) || address(oracle_) == address(0)
-                || admin == address(0)
-        ) revert ZeroAddress();
-        (engine, orderBook, oracle) = (engine_, orderBook_, oracle_);
+    constructor(IPerpEngine engine_, IOracleAdapter oracle_, address admin, LiquidationMath.Params memory params_) {
+        if (address(engine_) == address(0) || address(oracle_) == address(0) || admin == address(0)) revert ZeroAddress();
+        (engine, oracle) = (engine_, oracle_);
         _grantRole(DEFAULT_ADMIN_ROLE, admin);
         _grantRole(RISK_ROLE, admin);
         _setParams(params_);
@@ -114,9 +109,6 @@ contract Liquidator is ILiquidator, AccessControl, ReentrancyGuardTransient {
         internal
         returns (IPerpEngine.LiquidationResult memory r)
     {
-        // Pending orders' fees go back to the margin first, so the liquidation reaches them. An
-        // account that this makes healthy again is not liquidated.
-        if (engine.accountMarketMask(accountId) != 0) orderBook.onLiquidation(accountId);
         r = engine.liquidate(accountId, msg.sender, p);
         if (!r.liquidated) return r;
         emit Liquidation(

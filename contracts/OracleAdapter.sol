@@ -193,6 +193,7 @@ contract OracleAdapter is IOracleAdapter, AccessControl {
     }
 
     function _within(uint256 marketId, uint256 maxAge) internal view returns (PriceData memory d) {
+        _checkSequencer(); // nothing executes at a stored price while the sequencer is down or in its grace
         d = latest(marketId);
         if (d.publishTime + maxAge < block.timestamp) revert OracleStalePrice(marketId, d.publishTime, maxAge);
     }

@@ -21,8 +21,6 @@ contract OrderBook is IOrderBook, AccessControl, ReentrancyGuardTransient {
     IPerpEngine public immutable engine;
     ILeverVault public immutable vault;
     IOracleAdapter public immutable oracle;
-    /// @notice The liquidation module, fixed at deployment.
-    address public immutable liquidator;
 
     uint256 internal constant WAIT = 0;
     uint256 internal constant READY = 1;
@@ -38,12 +36,12 @@ contract OrderBook is IOrderBook, AccessControl, ReentrancyGuardTransient {
         IOracleAdapter.PriceData data;
     }
 
-    constructor(IPerpEngine engine_, ILeverVault vault_, IOracleAdapter oracle_, address liquidator_, address admin, Settings memory s) {
+    constructor(IPerpEngine engine_, ILeverVault vault_, IOracleAdapter oracle_, address admin, Settings memory s) {
         if (
             address(engine_) == address(0) || address(vault_) == address(0) || address(oracle_) == address(0)
-                || liquidator_ == address(0) || admin == address(0)
+                || admin == address(0)
         ) revert ZeroAddress();
-        (engine, vault, oracle, liquidator) = (engine_, vault_, oracle_, liquidator_);
+        (engine, vault, oracle) = (engine_, vault_, oracle_);
         _grantRole(DEFAULT_ADMIN_ROLE, admin);
         _grantRole(RISK_ROLE, admin);
         _setSettings(s);
@@ -345,13 +343,16 @@ contract OrderBook is IOrderBook, AccessControl, ReentrancyGuardTransient {
     /// @inheritdoc IOrderBook
     /// @dev The scans below read each slot's first word only (size, fee, time, market, kind): an
     ///      empty slot costs one storage read, not two.
-    function onLiquidation(uint256 accountId) external nonReentrant {
-        if (msg.sender != liquidator) revert Unauthorized(msg.sender);
-        if (vault.pendingOrders(accountId) == 0) return; // nothing to scan
+    function onLiquidation(uint256 accountId) external nonReentrant returns (uint256 refunded) {
+        if (msg.sender != address(engine)) revert Unauthorized(msg.sender);
+        if (vault.pendingOrders(accountId) == 0) return 0; // nothing to scan
         Order[MAX_ORDERS_PER_ACCOUNT] storage orders = _orders[accountId];
         for (uint256 slot; slot < MAX_ORDERS_PER_ACCOUNT; ++slot) {
             Order storage o = orders[slot];
-            if (o.updatedAt != 0) _cancel(accountId, slot, o.executorFee, AccountNotLiquidatable.selector, address(0));
+            if (o.updatedAt == 0) continue;
+            uint256 fee = o.executorFee;
+            _cancel(accountId, slot, fee, AccountNotLiquidatable.selector, address(0));
+            refunded += fee;
         }
     }
 

@@ -6,6 +6,7 @@ import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
 import {IPerpEngine} from "./interfaces/IPerpEngine.sol";
 import {ILeverVault} from "./interfaces/ILeverVault.sol";
 import {IOracleAdapter} from "./interfaces/IOracleAdapter.sol";
+import {IOrderBook} from "./interfaces/IOrderBook.sol";
 import {FixedPointMath} from "./libraries/FixedPointMath.sol";
 import {PerpMath} from "./libraries/PerpMath.sol";
 import {LiquidationMath} from "./libraries/LiquidationMath.sol";
@@ -335,6 +336,13 @@ contract PerpEngine is IPerpEngine, AccessControl {
         AccountState memory a = _sum(ctxs, positions, vault.marginOf(accountId), cov);
         (r.equityWad, r.maintenanceMarginWad) = (a.equityWad, a.maintenanceMarginWad);
         if (a.equityWad >= int256(a.maintenanceMarginWad)) return r;
+        // Below maintenance: its pending orders are cancelled and their fees return to the margin,
+        // so the liquidation reaches them (an account they make healthy again is not liquidated).
+        if (IOrderBook(orderBook).onLiquidation(accountId) != 0) {
+            a = _sum(ctxs, positions, vault.marginOf(accountId), cov);
+            (r.equityWad, r.maintenanceMarginWad) = (a.equityWad, a.maintenanceMarginWad);
+            if (a.equityWad >= int256(a.maintenanceMarginWad)) return r;
+        }
 
         r.liquidated = true;
         r.closeShareWad = LiquidationMath.closeShareWad(a.equityWad, a.maintenanceMarginWad, a.minMarginWad, a.notionalWad, lp);
@@ -435,9 +443,11 @@ contract PerpEngine is IPerpEngine, AccessControl {
         _prevParams[marketId] = c.p;
         c.p = params;
         c.s.rampStart = uint32(block.timestamp);
-        uint256 totalReserve = _g.totalReserveWad + _marketReserve(c.s, params) - reserveBefore;
+        uint256 totalBefore = _g.totalReserveWad;
+        uint256 totalReserve = totalBefore + _marketReserve(c.s, params) - reserveBefore;
+        // A change that raises the reserves is refused beyond the pool; one that does not always passes.
         uint256 poolWad = _coverage().poolWad;
-        if (totalReserve > reserveBefore && totalReserve > poolWad) revert ReserveExceeded(totalReserve, poolWad);
+        if (totalReserve > totalBefore && totalReserve > poolWad) revert ReserveExceeded(totalReserve, poolWad);
         _g.totalReserveWad = totalReserve.toUint192();
         _writeMarket(c);
         _params[marketId] = params;

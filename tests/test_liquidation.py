@@ -135,3 +135,21 @@ def test_a_batch_skips_healthy_accounts_and_liquidates_the_rest(h: Harness, alic
     h.set_price(ETH, 2_850)
     receipt = h.liquidate([safe, risky, risky, 999])
     assert [int(e.accountId) for e in receipt.events.filter(h.p.liquidator.Liquidation)] == [risky]
+
+
+def test_a_batch_liquidation_leaves_a_healthy_accounts_orders_alone(h: Harness, alice: Any, bob: Any) -> None:
+    """Naming a healthy account in a batch beside an unhealthy one must not cancel its orders: a
+    stop-loss that anyone could cancel that way would be no protection."""
+    weak = h.open_account(alice, 1_000)
+    h.trade(alice, weak, ETH, "6")
+    healthy = h.open_account(bob, 10_000)
+    h.trade(bob, healthy, ETH, "1")
+    fee = usdc("0.5")
+    h.p.order_book.placeOrder(healthy, 0, int(Kind.STOP_LOSS), -wad(1), wad(2_500), 0, fee, sender=bob)
+    h.set_price(ETH, 2_850)
+    margin = h.margin(healthy)
+    h.liquidate([weak, healthy])
+    assert int(h.p.engine.accountMarketMask(weak)) == 0
+    ids, orders = h.p.order_book.ordersOf(healthy)
+    assert [m.orders.Order.from_chain(healthy, int(i), o).kind for i, o in zip(ids, orders, strict=True)] == [Kind.STOP_LOSS]
+    assert h.margin(healthy) == margin  # its escrowed fee stayed in escrow

@@ -90,6 +90,27 @@ def test_no_fills_while_the_sequencer_is_down_and_for_its_grace_period(h: Harnes
     settle_price(h, blob(h, 3000 * 10**8, t), t)
 
 
+def test_nothing_executes_at_a_stored_price_while_the_sequencer_is_down(h: Harness, project: Any, alice: Any) -> None:
+    """Stored prices stop pricing liquidations and withdrawals too: they may be from before the
+    sequencer went down, and no newer one can enter."""
+    p = h.p
+    account = h.open_account(alice, 1_000)
+    h.trade(alice, account, ETH, "6")
+    sequencer = project.MockPriceFeed.deploy(0, "sequencer", 0, p.deployer, sender=p.deployer)
+    governance.apply(p, p.deployer, governance.call_change(p.oracle, "setSequencerFeed", sequencer.address, 600))
+    h.advance(601)
+    h.set_price(ETH, 2_850)
+    h.refresh()  # an unhealthy account at a fresh stored price
+    sequencer.setPrice(1, sender=p.deployer)  # down
+    with ape.reverts(p.oracle.SequencerDown):
+        p.liquidator.liquidate(account, [], sender=h.keeper)
+    with ape.reverts(p.oracle.SequencerDown):
+        p.vault.withdrawMargin(account, 1, alice, sender=alice)
+    sequencer.setPrice(0, sender=p.deployer)  # back up, in its grace period
+    with ape.reverts(p.oracle.SequencerGracePeriod):
+        p.liquidator.liquidate(account, [], sender=h.keeper)
+
+
 def test_a_shocked_reference_round_stops_increases_until_confirmed(h: Harness, alice: Any) -> None:
     account = h.open_account(alice, 10_000)
     h.trade(alice, account, ETH, "1")

@@ -15,8 +15,10 @@ import {LiquidationMath} from "../libraries/LiquidationMath.sol";
 ///         account too poor to pay the minimum reward has it topped up from the insurance fund);
 ///         bad debt goes to the insurance fund first and the pool second.
 /// @dev A liquidation can be front-run by another keeper; `liquidateBatch` skips accounts that
-///      are healthy, empty, already liquidated, or without a newer price, and reverts only when
-///      it liquidated none, so a keeper that loses a race wastes no more than the batch's reads.
+///      are healthy, empty, already liquidated, or without a newer price, so a keeper that loses a
+///      race wastes no more than the batch's reads. It reverts `NothingToLiquidate` when it
+///      liquidated none, and `OracleStalePrice` when a listed account holds a market whose price
+///      is older than `maxExecutionAge` (bring that market's update).
 interface ILiquidator {
     /// @notice Health of one account at the stored latest prices (WAD, USD).
     struct AccountHealth {

@@ -68,7 +68,8 @@ interface IOracleAdapter {
     /// @notice The earliest price published at or after `minPublishTime`, no later than
     ///         `maxPublishTime`, from `update` (it must be that price: the pull oracle checks that
     ///         the previous publication was before `minPublishTime`). Validated, recorded with the
-    ///         reference round, stored as the latest if newer. Only the protocol's modules.
+    ///         reference round, stored as the latest if newer. Anyone may call it (the order book and
+    ///         the vault do, to price settlements): like `updatePrices`, it stores only a newer price.
     /// @dev Pays the pull oracle's update fee from `msg.value`; reverts with the pull oracle's
     ///      `PriceFeedNotFoundWithinRange` when `update` is not that price.
     function settlementPrice(uint256 marketId, bytes calldata update, uint64 minPublishTime, uint64 maxPublishTime)
@@ -91,12 +92,13 @@ interface IOracleAdapter {
     function latest(uint256 marketId) external view returns (PriceData memory);
 
     /// @notice Like `latest`, but reverts `OracleStalePrice` if the price is older than the
-    ///         market's `maxPriceAge`.
+    ///         market's `maxPriceAge`, and `SequencerDown` / `SequencerGracePeriod` while an L2
+    ///         sequencer is down or just back (margin checks that let value out use it).
     function latestFresh(uint256 marketId) external view returns (PriceData memory);
 
-    /// @notice Like `latest`, but reverts `OracleStalePrice` if the price is older than the
-    ///         market's `maxExecutionAge`: what liquidations and conditional orders execute at,
-    ///         so that a keeper cannot pick a favourable price from the past.
+    /// @notice Like `latestFresh`, with the market's `maxExecutionAge`: what liquidations and
+    ///         conditional orders execute at, so that a keeper cannot pick a favourable price
+    ///         from the past (nor one stored before the sequencer went down).
     function latestRecent(uint256 marketId) external view returns (PriceData memory);
 
     /// @notice Clears a shock on `marketId` so opening is allowed again. Only `ORACLE_ROLE`.

@@ -9,7 +9,8 @@ import {IOracleAdapter} from "./IOracleAdapter.sol";
 ///           anyone settles the order at the earliest pull price published at or after the
 ///           commit plus the delay (the pull oracle proves it is the earliest), within
 ///           `settlementWindow`. The owner cannot cancel a pending market order (it would be a free
-///           option on that price); once expired, anyone may cancel it for the executor fee.
+///           option on that price); once expired, anyone may cancel it, and its executor fee goes to
+///           the insurance fund (letting an order lapse is never free).
 ///         - **Conditional orders** (limit, stop-loss, take-profit; the last two reduce-only):
 ///           wait until a keeper executes them at the market's latest stored price, which must be
 ///           at most the market's `maxExecutionAge` old and published at least `settlementDelay`
@@ -99,7 +100,8 @@ interface IOrderBook {
         external;
 
     /// @notice Cancels an order. The owner may cancel a conditional order at any time (its fee goes
-    ///         back to the margin); a market order only once expired, and then anyone may (for its fee).
+    ///         back to the margin); a market order only once expired, and then anyone may (its fee
+    ///         goes to the insurance fund).
     function cancelOrder(uint256 orderId) external;
 
     /// @notice Settles or executes orders. `updates[i]` is the pull-price update for `orderIds[i]`
@@ -115,9 +117,11 @@ interface IOrderBook {
         IOracleAdapter.PriceUpdate[] calldata latest
     ) external payable returns (uint256 settled);
 
-    /// @notice Cancels every pending order of an account about to be liquidated, their fees back
-    ///         to its margin (so a liquidation reaches them). Only the liquidation module.
-    function onLiquidation(uint256 accountId) external;
+    /// @notice Cancels every pending order of an account below its maintenance margin, their fees
+    ///         back to its margin (so the liquidation reaches them). Only the engine, in a
+    ///         liquidation: a healthy account's orders are never touched.
+    /// @return refunded the fees returned to the margin (token units)
+    function onLiquidation(uint256 accountId) external returns (uint256 refunded);
 
     /// @notice Settlement timing and fee bounds. Only `RISK_ROLE`; bounds are checked.
     function setSettings(Settings calldata settings) external;

@@ -132,10 +132,12 @@ interface IPerpEngine {
     /// @notice Closes part or all of an unhealthy account's positions at the stored latest
     ///         prices (skew-adjusted) and settles reward, penalty and any bad debt. Only the
     ///         liquidation module.
-    /// @dev Returns `liquidated == false` (and changes nothing but accrued funding) when the
-    ///      account has no position, is healthy, or a market's latest price is not newer than the
-    ///      account's last trade, so a batch can skip it. Reverts `OracleStalePrice` if a price is
-    ///      older than its market's `maxExecutionAge`.
+    /// @dev Returns `liquidated == false` and writes nothing when the account has no position, is
+    ///      healthy, or a market's latest price is not newer than the account's last trade, so a
+    ///      batch can skip it. An account below maintenance first has its pending orders cancelled
+    ///      (their fees back to its margin); if that makes it healthy, it is not liquidated and its
+    ///      orders stay cancelled. Reverts `OracleStalePrice` if a price is older than its market's
+    ///      `maxExecutionAge` (and the sequencer errors while an L2 sequencer is down).
     function liquidate(uint256 accountId, address keeper, LiquidationMath.Params calldata params)
         external
         returns (LiquidationResult memory);

@@ -97,11 +97,6 @@ error ExecutorFeeOutOfBounds(uint256 fee, uint256 minFee, uint256 maxFee);
 error OrderNotCancellable(uint256 orderId, uint256 expiry);
 /// @notice A reduce-only order finds no position to reduce, or would increase it.
 error ReduceOnlyViolated(uint256 accountId, uint256 marketId);
-/// @notice A conditional order's trigger is not met at the given price.
-error TriggerNotMet(uint256 orderId, uint256 priceWad, uint256 triggerPriceWad);
-/// @notice The price given is not newer than the order, the position's last increase plus the
-///         settlement delay, or the market's latest recorded price.
-error PriceTooOld(uint256 marketId, uint256 publishTime, uint256 minPublishTime);
 /// @notice Nothing in the batch could be settled.
 error NothingToSettle();
 /// @notice The ETH sent does not cover the price updates' fees.
@@ -125,7 +120,8 @@ error OracleExponentInvalid(uint256 marketId, int32 expo);
 error OracleConfidenceTooWide(uint256 marketId, uint256 confWad, uint256 priceWad);
 /// @notice The pull price deviates from the reference feed by more than the market allows.
 error OracleReferenceDeviation(uint256 marketId, uint256 priceWad, uint256 referenceWad);
-/// @notice The L2 sequencer is down: no fills, no liquidations.
+/// @notice The L2 sequencer is down: no prices enter the oracle, and nothing executes at a
+///         stored one (fills, liquidations, withdrawals from accounts with positions).
 error SequencerDown();
 /// @notice The L2 sequencer came back up less than the grace period ago.
 error SequencerGracePeriod(uint256 until);

@@ -13,7 +13,7 @@ library LiquidationMath {
     /// @notice Liquidation settings (global, changed only by the risk role within bounds).
     struct Params {
         uint64 targetHealthWad; // health a partial liquidation restores, e.g. 1.25e18
-        uint64 maxPartialShareWad; // a partial liquidation closes at most this share; beyond it, all
+        uint64 maxPartialShareWad; // a partial liquidation closes less than this share; from it on, all
         uint64 penaltyRatioWad; // share of closed notional paid to the insurance fund
         uint64 rewardRatioWad; // share of closed notional paid to the keeper (before bounds)
         uint80 minRewardWad; // keeper reward floor (USD): worth a keeper's gas
@@ -22,7 +22,7 @@ library LiquidationMath {
     }
 
     /// @notice The share of every position to close (WAD; 1e18 = all of it).
-    /// @dev Partial when the share that restores `targetHealth` is at most `maxPartialShare` and
+    /// @dev Partial when the share that restores `targetHealth` is below `maxPartialShare` and
     ///      leaves at least `minLeftoverNotional`; otherwise the account is closed in full
     ///      ("deeply underwater", or dust would remain). The share f solves
     ///        E - penalty(f) - reward(f) >= H * ((1 - f) * (MM - MMmin) + MMmin)

@@ -1,13 +1,17 @@
-"""The operator's shell over ape: connect to a network, find the recorded deployment, pick a
+"""The operator's shell over ape: connect to a network, find the recorded deployment, resolve a
 signer, send a transaction — and turn every failure a user can cause into one `LeverError` line.
 
-The `lever` commands, `ape run deploy` and the demo all go through here.
+The `lever` commands, `ape run deploy`, the demo and the keeper's `--account` all go through here;
+`send` is the one way to send a transaction outside the keeper's runner (which signs for bots).
 """
 
 from __future__ import annotations
 
 import contextlib
+import getpass
+import os
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from unittest import mock
@@ -15,9 +19,9 @@ from unittest import mock
 from lever.config import NetworkConfig, load_network_config
 from lever.deploy import Protocol, deploy_protocol, deployment_record
 from lever.deployments import Deployment, load_deployment, record_path, save_deployment
-from lever.errors import ConfigError, DeploymentError, LeverError
+from lever.errors import ConfigError, DeploymentError, LeverError, Reverted
 from lever.paths import REPO
-from lever.revert import explain
+from lever.revert import describe
 
 LOCAL_NETWORKS = ("local",)  # ape's name for Anvil, Hardhat and the in-process test chain
 
@@ -59,41 +63,74 @@ def is_local(provider: Any) -> bool:
     return str(provider.network.name) in LOCAL_NETWORKS or int(provider.chain_id) in (31337, 1337)
 
 
-def signer(spec: str | None, provider: Any) -> Any:
-    """`test:N` is ape's N-th test account (local chains); any other value is an ape account
-    alias (`ape accounts import ...`); none means `test:0` on local chains."""
+@dataclass(frozen=True)
+class Signer:
+    """Who signs, resolved once from `--account` for every command, the deploy script and the
+    keeper: `account` signs through ape (the commands), `private_key()` gives a bot its key."""
+
+    spec: str
+    account: Any  # an ape account
+
+    @property
+    def address(self) -> str:
+        return str(self.account.address)
+
+    def private_key(self) -> str:
+        """The raw key. A test account's is public; a keyfile account's is decrypted with the
+        passphrase in `APE_ACCOUNTS_<alias>_PASSPHRASE` (ape's own convention), else asked for."""
+        key = getattr(self.account, "private_key", None)
+        if key is not None:
+            return str(key)
+        from eth_account import Account
+
+        alias = str(self.account.alias)
+        passphrase = os.environ.get(f"APE_ACCOUNTS_{alias}_PASSPHRASE") or getpass.getpass(f"passphrase of {alias}: ")
+        try:
+            return "0x" + bytes(Account.decrypt(self.account.keyfile, passphrase)).hex()
+        except ValueError:
+            raise ConfigError(f"wrong passphrase for the ape account {alias!r}") from None
+
+
+ACCOUNT_HELP = "signer: test:N (ape's N-th test account, local chains) or an ape account alias"
+
+
+def resolve_signer(spec: str | None, local: bool = True) -> Signer:
+    """What `--account` means, everywhere: `test:N` is ape's N-th test account (local chains only);
+    any other value is an ape account alias (`ape accounts import ...`). Without one, local chains
+    use `test:0`; a live network needs an alias."""
     from ape import accounts
     from ape.exceptions import AccountsError
 
     if spec is None:
-        if not is_local(provider):
+        if not local:
             raise ConfigError("pass --account ALIAS (an ape account) on a live network")
         spec = "test:0"
     if spec.startswith("test:"):
         if not spec[5:].isdigit():
             raise ConfigError(f"bad --account {spec!r}: use test:N")
-        if not is_local(provider):
+        if not local:
             raise ConfigError("test accounts exist only on local chains")
-        return accounts.test_accounts[int(spec[5:])]
+        return Signer(spec, accounts.test_accounts[int(spec[5:])])
     try:
-        return accounts.load(spec)
+        return Signer(spec, accounts.load(spec))
     except (AccountsError, IndexError, KeyError):
         raise ConfigError(f"no ape account named {spec!r} (see `ape accounts list`)") from None
 
 
-def private_key(spec: str) -> str:
-    """The raw key for a bot (the keeper): `test:N` is ape's N-th test account (local chains);
-    on a live network the key comes from LEVER_PRIVATE_KEY, never from a flag."""
-    from ape import accounts
+def signer(spec: str | None, provider: Any) -> Any:
+    """The ape account that signs for `--account` on the connected chain."""
+    return resolve_signer(spec, is_local(provider)).account
 
-    if spec.startswith("test:") and spec[5:].isdigit():
-        return str(accounts.test_accounts[int(spec[5:])].private_key)
-    raise ConfigError(f"unknown --account {spec!r}: use test:N, or set LEVER_PRIVATE_KEY")
+
+def private_key(spec: str) -> str:
+    """A bot's key for `--account` (the keeper's flag means what every command's does)."""
+    return resolve_signer(spec).private_key()
 
 
 def send(action: str, fn: Callable[..., Any], *args: Any, decimals: int = 6, **kwargs: Any) -> Any:
-    """Sends one transaction (or makes one view call); a revert (ape finds it while estimating gas, before anything is
-    sent) becomes one line: `<action>: <the contract's error in words>`."""
+    """Sends one transaction (or makes one call): the one way to send outside the keeper's runner.
+    A revert (ape finds it while estimating gas, before anything is sent) becomes `Reverted`:
+    `<action>: <the contract's error>: <its meaning>`."""
     from ape.exceptions import ApeException, ContractLogicError
 
     try:
@@ -104,7 +141,8 @@ def send(action: str, fn: Callable[..., Any], *args: Any, decimals: int = 6, **k
                 kwargs["gas"] = int(fn.estimate_gas_cost(*args, **kwargs)) * 5 // 4
             return fn(*args, **kwargs)
     except ContractLogicError as exc:
-        raise LeverError(f"{action}: {explain(exc, decimals)}") from None
+        name, error_args, meaning = describe(exc, decimals)
+        raise Reverted(action, name, meaning, error_args) from None
     except ApeException as exc:
         raise LeverError(f"{action}: {_first_line(exc)}") from None
 

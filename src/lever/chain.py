@@ -83,33 +83,25 @@ class MarketSnapshot:
     reference: tuple[int, int, int, int]  # the reference feed's latest (round id, answer, updatedAt, answeredIn)
     reference_decimals: int
 
+    @property
+    def round(self) -> m.oracle.ReferenceRound:
+        return m.oracle.ReferenceRound(*self.reference, decimals=self.reference_decimals)
+
     def reference_price(self, now: int) -> int:
         """The reference feed's price as the adapter reads it at `now` (0 if unusable)."""
-        round_id, answer, updated_at, answered_in = self.reference
-        scale = 10 ** (18 - self.reference_decimals)
-        usable = (
-            answer > 0
-            and answer * scale <= m.oracle.MAX_PRICE_WAD
-            and updated_at != 0
-            and answered_in >= round_id
-            and not (updated_at < now and now - updated_at > self.oracle.reference_max_age)
-        )
-        return answer * scale if usable else 0
+        return m.oracle.reference_price(self.market_id, self.round, self.oracle.reference_max_age, now, strict=False)
 
     def recorded(self, now: int) -> m.OracleState:
         """The oracle state once the reference feed's latest round is recorded (if usable), as a
         transaction at `now` would record it."""
-        reference = self.reference_price(now)
-        if not reference:
-            return self.oracle_state
-        return m.oracle.record_reference(self.oracle, self.oracle_state, self.reference[0], reference, now)
+        return m.oracle.record_round(self.oracle, self.oracle_state, self.market_id, self.round, now, strict=False)[0]
 
     def price_data(self, now: int, price: int | None = None, publish_time: int | None = None) -> m.PriceData:
         """The oracle's `PriceData` at `now` for a pull price (default: the stored latest one)."""
-        s = self.recorded(now)
         if price is None:
-            price, publish_time = s.latest_price, s.latest_publish_time
-        return m.oracle.price_data(self.oracle, s, price, publish_time or 0, now, self.reference_price(now))
+            return m.oracle.latest(self.oracle, self.oracle_state, self.round, now)
+        s, reference = m.oracle.record_round(self.oracle, self.oracle_state, self.market_id, self.round, now, strict=False)
+        return m.oracle.price_data(self.oracle, s, price, publish_time or 0, now, reference)
 
     def view(self, now: int, pool_wad: int, price: int | None = None, publish_time: int | None = None) -> m.MarketView:
         """The market as an entry point at `now` sees it, at `price` (default: the stored latest)."""

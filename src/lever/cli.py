@@ -1,78 +1,55 @@
-"""The `lever` command line: options and rendering around one call to `lever.actions` (or the
-keeper, the demo, the price service). A user's mistake is one line on stderr and a non-zero exit."""
+"""The `lever` command line: options and rendering around one call each to `lever.actions` (or the
+keeper, the demo, the price service, governance). Every `LeverError` becomes one `error:` line and
+a non-zero exit (`lever.clitools`); every number shown is a field of an action's typed result."""
 
 from __future__ import annotations
 
+import importlib
 import json
 import sys
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import click
 
-from lever.errors import ConfigError, LeverError
-from lever.keeper.settings import DEFAULT_NETWORK, DEFAULT_PRICE_SERVICE
+from lever import actions, app, priceservice
+from lever import demo as scenario
+from lever import governance as g
+from lever.actions import Session
+from lever.app import ACCOUNT_HELP
+from lever.clitools import (
+    AMOUNT,
+    Group,
+    OneLine,
+    network_options,
+    on_chain,
+    order_options,
+    wait_options,
+)
+from lever.keeper.service import run_keeper
+from lever.keeper.settings import DEFAULT_NETWORK
+from lever.status import read_status, render_status
+
+# Command groups that live in their own modules, loaded on first use: name -> "module:attribute".
+# Register one with a line here, e.g. "stress": "lever.stress.cli:stress".
+GROUPS: dict[str, str] = {}
 
 
-class AmountType(click.ParamType):
-    """A non-negative decimal number, kept exact."""
+class _Lever(Group):
+    """The top group; the groups in `GROUPS` load on first use."""
 
-    name = "amount"
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *GROUPS})
 
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Decimal:
-        if isinstance(value, Decimal):
-            return value
-        try:
-            number = Decimal(str(value).replace("_", ""))
-        except InvalidOperation:
-            self.fail(f"not a number: {value!r}", param, ctx)
-        if not number.is_finite() or number < 0:
-            self.fail(f"must be a non-negative number: {value!r}", param, ctx)
-        return number
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in GROUPS and name not in self.commands:
+            module, _, attribute = GROUPS[name].partition(":")
+            self.add_command(getattr(importlib.import_module(module), attribute), name)
+        return super().get_command(ctx, name)
 
 
-AMOUNT = AmountType()
-
-
-def common(fn: Any) -> Any:
-    """--network, --account and --price-service, shared by every command that talks to a chain."""
-    fn = click.option("--network", default=DEFAULT_NETWORK, show_default=True, envvar="LEVER_NETWORK",
-                      help="ape network choice (ecosystem:network:provider) or an RPC URL")(fn)
-    fn = click.option("--account", help="signer: an ape account alias, or test:N (local chains; default test:0)")(fn)
-    return click.option("--price-service", default=DEFAULT_PRICE_SERVICE, show_default=True,
-                        envvar="LEVER_PRICE_SERVICE", help="Hermes-shaped price service")(fn)
-
-
-def order_options(fn: Any) -> Any:
-    fn = click.option("--account-id", type=int, help="Lever account (default: the signer's first)")(fn)
-    fn = click.option("--acceptable-price", type=AMOUNT, help="cancel the order if it would fill worse than this")(fn)
-    return click.option("--executor-fee", type=AMOUNT, default="0.5", show_default=True,
-                        help="paid to whoever settles the order")(fn)
-
-
-class OneLine(click.ClickException):
-    """A user's mistake: printed as one `error: ...` line."""
-
-    def show(self, file: Any = None) -> None:
-        click.echo(f"error: {self.format_message()}", err=True)
-
-
-class _Group(click.Group):
-    """Every `LeverError` raised below becomes one line and exit code 1 (a usage error: 2)."""
-
-    def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except LeverError as exc:
-            raise OneLine(str(exc)) from None
-        except click.UsageError as exc:
-            error = OneLine(exc.format_message())
-            error.exit_code = 2
-            raise error from None
-
-
-@click.group(cls=_Group)
+@click.group(cls=_Lever)
 def cli() -> None:
     """Lever: leveraged perpetuals — deploy, inspect, trade, provide liquidity, keep."""
     from ape.logging import logger
@@ -80,61 +57,41 @@ def cli() -> None:
     logger.set_level("WARNING")  # ape's per-transaction INFO lines would drown the output
 
 
-def _session(network: str, account: str | None, price_service: str) -> Any:
-    from lever import actions
-
-    return actions.session(network, account, price_service)
-
-
-# --------------------------------------------------------------------------- deploy, status
-
-
 @cli.command()
-@common
 @click.option("--params", type=click.Path(path_type=Path), help="parameter file (default: config/<network>.toml)")
 @click.option("--fresh", is_flag=True, help="deploy even if a deployment is recorded for this chain")
-def deploy(network: str, account: str | None, price_service: str, params: Path | None, fresh: bool) -> None:
+@network_options
+def deploy(params: Path | None, fresh: bool, network: str, account: str | None) -> None:
     """Deploy the protocol and record it in deployments/<chain id>.json."""
-    from lever import app
-
     with app.connected(network) as provider:
-        protocol, path, note = app.deploy(provider, app.signer(account, provider), app.config_for(provider, params),
-                                          fresh=fresh)
+        config, deployer = app.config_for(provider, params), app.signer(account, provider)
+        protocol, path, note = app.deploy(provider, deployer, config, fresh=fresh)
         click.echo(note or f"deployed to chain {provider.chain_id} at block {protocol.deploy_block}; recorded in {path}")
 
 
-@cli.command()
-@common
+@on_chain(cli)
 @click.option("--json", "as_json", is_flag=True, help="print JSON instead of tables")
-def status(network: str, account: str | None, price_service: str, as_json: bool) -> None:
+def status(s: Session, as_json: bool) -> None:
     """Markets, pool, insurance fund, solvency, and every account with a position."""
-    from lever.status import read_status, render_status
-
-    with _session(network, account, price_service) as s:
-        state = read_status(s.reader)
-    click.echo(json.dumps(state.to_dict(), indent=2, default=str)) if as_json else render_status(state)
-
-
-# --------------------------------------------------------------------------- prices, token
+    state = read_status(s.reader)
+    if as_json:
+        click.echo(json.dumps(state.to_dict(), indent=2, default=str))
+    else:
+        render_status(state)
 
 
-@cli.group()
-def price() -> None:
-    """Prices on local chains: the reference feeds and the price service."""
+price = Group("price", help="Prices on local chains: the reference feeds and the price service.")
+cli.add_command(price)
 
 
-@price.command("set")
+@on_chain(price, "set")
 @click.argument("market")
 @click.argument("value", type=AMOUNT)
-@common
-def price_set(market: str, value: Decimal, network: str, account: str | None, price_service: str) -> None:
+def price_set(s: Session, market: str, value: Decimal) -> None:
     """Set MARKET's price to VALUE (USD): a reference round and a price-service publication."""
-    from lever import actions
-
-    with _session(network, account, price_service) as s:
-        r = actions.set_price(s, market, value)
-    where = f"published at {r.publish_time}" if r.publish_time else f"[price service {price_service} not reachable]"
-    click.echo(f"{market} set to {value} USD (reference answer {r.reference_answer}; {where})")
+    r = actions.set_price(s, market, value)
+    where = f"published at {r.publish_time}" if r.publish_time else f"price service {s.prices_url} not reachable"
+    click.echo(f"{r.market} set to {r.usd} USD (reference answer {r.reference_answer}; {where})")
 
 
 @price.command("serve")
@@ -143,310 +100,212 @@ def price_set(market: str, value: Decimal, network: str, account: str | None, pr
 @click.option("--deployment", type=click.Path(path_type=Path), help="deployment record (default: the node's chain id)")
 def price_serve(port: int, rpc_url: str, deployment: Path | None) -> None:
     """Run a Hermes-shaped price service for a local deployment (foreground)."""
-    from lever import priceservice
-
     priceservice.serve(rpc_url, port, deployment)
 
 
-@cli.group()
-def token() -> None:
-    """The mock collateral token (local chains)."""
+token = Group("token", help="The mock collateral token (local chains).")
+cli.add_command(token)
 
 
-@token.command("mint")
+@on_chain(token, "mint")
 @click.argument("amount", type=AMOUNT)
-@click.option("--to", "recipient", help="recipient (default: the signer)")
-@common
-def token_mint(amount: Decimal, recipient: str | None, network: str, account: str | None, price_service: str) -> None:
+@click.option("--to", help="recipient address (default: the signer)")
+def token_mint(s: Session, amount: Decimal, to: str | None) -> None:
     """Mint AMOUNT of the mock collateral token."""
-    from lever import actions
-
-    with _session(network, account, price_service) as s:
-        click.echo(f"minted {amount} to {actions.mint(s, amount, recipient)}")
+    r = actions.mint(s, amount, to)
+    click.echo(f"minted {r.amount} {r.symbol} to {r.recipient}")
 
 
-# --------------------------------------------------------------------------- margin, trades, orders
+margin = Group("margin", help="Collateral in a Lever account.")
+cli.add_command(margin)
 
 
-@cli.group("margin")
-def margin_group() -> None:
-    """Collateral in a Lever account."""
-
-
-@margin_group.command("deposit")
+@on_chain(margin, "deposit")
 @click.argument("amount", type=AMOUNT)
 @click.option("--account-id", type=int, help="Lever account (default: the signer's first; created if none)")
-@common
-def margin_deposit(amount: Decimal, account_id: int | None, network: str, account: str | None, price_service: str) -> None:
+def margin_deposit(s: Session, amount: Decimal, account_id: int | None) -> None:
     """Deposit AMOUNT of collateral into a Lever account."""
-    from lever import actions
-
-    with _session(network, account, price_service) as s:
-        target, _ = actions.account_for(s, account_id)
-        actions.deposit_margin(s, target, actions.scaled(amount, s.decimals, "amount"))
-    click.echo(f"deposited {amount} into account {target}")
+    r = actions.deposit_margin(s, amount, account_id)
+    click.echo(("created " if r.created else "") + f"account {r.account_id}: deposited {r.amount}")
 
 
-@margin_group.command("withdraw")
+@on_chain(margin, "withdraw")
 @click.argument("amount", type=AMOUNT)
 @click.option("--account-id", type=int, help="Lever account (default: the signer's first)")
-@common
-def margin_withdraw(amount: Decimal, account_id: int | None, network: str, account: str | None, price_service: str) -> None:
-    """Withdraw AMOUNT of collateral from a Lever account to the signer."""
-    from lever import actions
-
-    with _session(network, account, price_service) as s:
-        target, _ = actions.account_for(s, account_id, create=False)
-        actions.withdraw_margin(s, target, actions.scaled(amount, s.decimals, "amount"))
-    click.echo(f"withdrew {amount} from account {target}")
+@click.option("--to", help="recipient address (default: the signer)")
+def margin_withdraw(s: Session, amount: Decimal, account_id: int | None, to: str | None) -> None:
+    """Withdraw AMOUNT of collateral from a Lever account."""
+    r = actions.withdraw_margin(s, amount, account_id, to)
+    click.echo(f"account {r.account_id}: withdrew {r.amount}")
 
 
-@cli.group()
-def trade() -> None:
-    """Open and close positions: commit an order, then a keeper (or you, --settle) settles it."""
+trade = Group("trade", help="Market orders: commit, then a keeper (or you, --settle) settles at the next price.")
+cli.add_command(trade)
 
 
-@trade.command("open")
+@on_chain(trade, "open")
 @click.argument("market")
 @click.argument("side", type=click.Choice(["long", "short"]))
 @click.argument("size", type=AMOUNT)
 @click.option("--margin", type=AMOUNT, help="deposit this much collateral first")
-@click.option("--leverage", type=AMOUNT, help="deposit notional / leverage + fees first")
-@click.option("--settle", is_flag=True, help="settle it yourself once its price is published")
-@click.option("--wait", type=float, default=60.0, show_default=True, help="seconds to wait for the fill")
-@order_options
-@common
-def trade_open(market: str, side: str, size: Decimal, margin: Decimal | None, leverage: Decimal | None, settle: bool,
-               wait: float, account_id: int | None, acceptable_price: Decimal | None, executor_fee: Decimal,
-               network: str, account: str | None, price_service: str) -> None:
+@click.option("--leverage", type=AMOUNT, help="deposit the margin for this leverage first")
+@order_options(wait=True)
+def trade_open(s: Session, market: str, side: str, size: Decimal, settle: bool, wait: float, **order: Any) -> None:
     """Open or increase a SIDE position of SIZE (base units) in MARKET."""
-    from lever import actions
-
-    if margin is not None and leverage is not None:
-        raise ConfigError("pass --margin or --leverage, not both")
-    if size == 0 or (leverage is not None and leverage <= 0):
-        raise ConfigError("the size and the leverage must be above zero")
-    with _session(network, account, price_service) as s:
-        signed = size if side == "long" else -size
-        fee = actions.scaled(executor_fee, s.decimals, "executor fee")
-        deposit = actions.scaled(margin, s.decimals, "margin") if margin is not None else 0
-        if leverage is not None:
-            deposit = actions.margin_for_leverage(s, market, actions.scaled(size, 18, "size"), leverage, fee)
-        committed = actions.commit(s, market, signed, account_id, acceptable_price, executor_fee, deposit)
-        _report(s, committed, settle, wait)
+    c = _show_commit(actions.open_trade(s, market, side, size, **order))
+    _show_fill(actions.await_fill(s, c.order_id, settle, wait, c.block))
 
 
-@trade.command("close")
+@on_chain(trade, "close")
 @click.argument("market")
-@click.option("--settle", is_flag=True, help="settle it yourself once its price is published")
-@click.option("--wait", type=float, default=60.0, show_default=True, help="seconds to wait for the fill")
-@order_options
-@common
-def trade_close(market: str, settle: bool, wait: float, account_id: int | None, acceptable_price: Decimal | None,
-                executor_fee: Decimal, network: str, account: str | None, price_service: str) -> None:
+@order_options(wait=True)
+def trade_close(s: Session, market: str, settle: bool, wait: float, **order: Any) -> None:
     """Close the whole position in MARKET."""
-    from lever import actions
-
-    with _session(network, account, price_service) as s:
-        _report(s, actions.close(s, market, account_id, acceptable_price, executor_fee), settle, wait)
+    c = _show_commit(actions.close_trade(s, market, **order))
+    _show_fill(actions.await_fill(s, c.order_id, settle, wait, c.block))
 
 
-def _report(s: Any, c: Any, settle: bool, wait: float) -> None:
-    from lever import actions
+def _show_commit(c: actions.Committed) -> actions.Committed:
+    pre = (f"created account {c.account_id}; " if c.created else "") + (f"deposited {c.deposited}; " if c.deposited else "")
+    click.echo(f"{pre}order {c.order_id}: {c.market} {c.size:+f} on account {c.account_id}, executor fee {c.executor_fee}"
+               f" (from the {'wallet' if c.fee_from_wallet else 'margin'}); fills at the first price published at or"
+               f" after {c.due_time}, expires after {c.expiry}")
+    return c
 
-    click.echo(f"order {c.order_id}: {c.market} {c.size:+,f} on account {c.account_id}; fills at the first price"
-               f" published at or after {c.due_time} (expires {c.expiry})")
-    fill = actions.settle_order(s, c.order_id, wait) if settle else actions.wait_for_order(s, c.order_id, wait)
-    if fill.status == "pending":
-        click.echo(f"order {c.order_id} is pending: a keeper settles it, or `lever order settle {c.order_id}`")
+
+def _show_fill(f: actions.Fill) -> None:
+    if f.status == "pending":
+        click.echo(f"order {f.order_id} is pending: a keeper settles it, or `lever order settle {f.order_id}`")
         return
-    if fill.status == "cancelled":
-        raise LeverError(f"order {c.order_id} was cancelled: {fill.reason}")
-    pos = actions.position_summary(s, c.account_id, c.market)
-    line = f"filled at {fill.fill_price:,.4f}"
-    if pos is not None:
-        liq = f"{pos.liquidation_price:,.2f}" if pos.liquidation_price else "-"
-        health = f"{pos.health:.3f}" if pos.health is not None else "-"
-        line += f"; position {pos.size:+,f} at {pos.entry_price:,.2f}, equity {pos.equity:,.2f}, health {health}, liquidation price {liq}"
-    click.echo(line)
+    click.echo(f"order {f.order_id} filled: {f.market} {f.size:+f} at {f.fill_price:,.4f}; trade fee {f.trade_fee},"
+               f" realised {f.realised}, executor fee {f.executor_fee} to {f.settled_by}")
+    if (p := f.position) is None:
+        click.echo(f"no position in {f.market} any more")
+    else:
+        health = "-" if p.health is None else f"{p.health:.3f}"
+        liq = "-" if p.liquidation_price is None else f"{p.liquidation_price:,.2f}"
+        click.echo(f"position {p.market} {p.size:+f} at {p.entry_price:,.2f}; account {p.account_id}: margin {p.margin:,f},"
+                   f" equity {p.equity:,.2f}, health {health}, liquidation price {liq}")
 
 
-@cli.group()
-def order() -> None:
-    """Pending orders: list, cancel, settle; limit, stop-loss and take-profit orders."""
+order = Group("order", help="Pending orders: list, cancel, settle; limit, stop-loss and take-profit orders.")
+cli.add_command(order)
 
 
-@order.command("list")
-@click.option("--account-id", type=int)
-@common
-def order_list(account_id: int | None, network: str, account: str | None, price_service: str) -> None:
+@on_chain(order, "list")
+@click.option("--account-id", type=int, help="one account (default: every account of the signer)")
+def order_list(s: Session, account_id: int | None) -> None:
     """The signer's pending orders."""
-    from lever import actions
+    rows = actions.list_orders(s, account_id)
+    for o in rows:
+        trigger, expiry = f" trigger {o.trigger:,f}" if o.trigger else "", f", expires after {o.expiry}" if o.expiry else ""
+        click.echo(f"{o.order_id}: account {o.account_id} {o.kind} {o.market} {o.size:+f}{trigger} (executor fee"
+                   f" {o.executor_fee}, placed at {o.placed_at}{expiry})")
+    if not rows:
+        click.echo("no pending orders")
 
-    with _session(network, account, price_service) as s:
-        names = {v: k for k, v in s.protocol.markets.items()}
-        for o in actions.list_orders(s, account_id):
-            trigger = f" trigger {Decimal(o.trigger_price) / 10**18:,f}" if o.trigger_price else ""
-            click.echo(f"{o.order_id}: account {o.account} {o.kind.name.lower()} {names[o.market_id]}"
-                       f" {Decimal(o.size_delta) / 10**18:+,f}{trigger} (placed {o.updated_at})")
 
-
-@order.command("cancel")
+@on_chain(order, "cancel")
 @click.argument("order_id", type=int)
-@common
-def order_cancel(order_id: int, network: str, account: str | None, price_service: str) -> None:
-    """Cancel ORDER_ID (a market order only once it expired)."""
-    from lever import actions
-
-    with _session(network, account, price_service) as s:
-        actions.cancel_order(s, order_id)
-    click.echo(f"cancelled order {order_id}")
+def order_cancel(s: Session, order_id: int) -> None:
+    """Cancel ORDER_ID: a conditional order any time, a market order once expired."""
+    r = actions.cancel_order(s, order_id)
+    click.echo(f"cancelled order {r.order_id}; its executor fee {r.executor_fee} went to the {r.fee_to}")
 
 
-@order.command("settle")
+@on_chain(order, "settle")
 @click.argument("order_id", type=int)
-@click.option("--wait", type=float, default=60.0, show_default=True)
-@common
-def order_settle(order_id: int, wait: float, network: str, account: str | None, price_service: str) -> None:
+@click.option("--wait", type=float, default=60.0, show_default=True, help="seconds to wait for its price")
+def order_settle(s: Session, order_id: int, wait: float) -> None:
     """Settle a market order yourself, with its price from the price service."""
-    from lever import actions
-
-    with _session(network, account, price_service) as s:
-        fill = actions.settle_order(s, order_id, wait)
-    click.echo(f"order {order_id}: {fill.status}" + (f" at {fill.fill_price:,.4f}" if fill.fill_price else f" ({fill.reason})"))
+    _show_fill(actions.settle_order(s, order_id, wait))
 
 
-def _conditional(kind: str) -> Any:
+def _conditional(kind: str) -> None:
+    @on_chain(order, kind)
     @click.argument("market")
     @click.argument("trigger", type=AMOUNT)
     @click.option("--size", type=Decimal, help="signed size (default for stop/take-profit: the whole position)")
-    @order_options
-    @common
-    def command(market: str, trigger: Decimal, size: Decimal | None, account_id: int | None,
-                acceptable_price: Decimal | None, executor_fee: Decimal, network: str, account: str | None,
-                price_service: str) -> None:
-        from lever import actions
+    @order_options(wait=False)
+    def command(s: Session, market: str, trigger: Decimal, size: Decimal | None, **order: Any) -> None:
+        r = actions.place_conditional(s, kind, market, trigger, size, **order)
+        click.echo(f"{r.kind} order {r.order_id}: {r.market} {r.size:+f} at {r.trigger} (executor fee {r.executor_fee}"
+                   f" from the {'wallet' if r.fee_from_wallet else 'margin'})")
 
-        if kind == "limit" and size is None:
-            raise ConfigError("a limit order needs --size (positive buys, negative sells)")
-        with _session(network, account, price_service) as s:
-            order_id = actions.place_conditional(s, kind, market, size, trigger, account_id, acceptable_price, executor_fee)
-        click.echo(f"{kind} order {order_id} on {market} at {trigger}")
-
-    command.__doc__ = f"Place a {kind} order on MARKET at TRIGGER (USD)."
-    return command
+    command.help = f"Place a {kind} order on MARKET at TRIGGER (USD)."
 
 
-for _kind in ("limit", "stop", "take-profit"):
-    order.command(_kind)(_conditional(_kind))
+for _kind in actions.KINDS:
+    _conditional(_kind)
 
 
-# --------------------------------------------------------------------------- liquidity pool
+lp = Group("lp", help="The liquidity pool (ERC-7540: request, then a settlement at the next prices, then claim).")
+cli.add_command(lp)
 
 
-@cli.group()
-def lp() -> None:
-    """The liquidity pool (ERC-7540: request, then settle, then claim)."""
-
-
-def _lp(deposit: bool, amount: str, settle: bool, wait: float, network: str, account: str | None, price_service: str) -> None:
-    from lever import actions
-
-    with _session(network, account, price_service) as s:
-        v = s.protocol.vault
-        if deposit:
-            units = actions.scaled(AMOUNT.convert(amount, None, None), s.decimals, "amount")
+def _lp_request(deposit: bool) -> None:
+    @on_chain(lp, "deposit" if deposit else "redeem")
+    @click.argument("amount")
+    @wait_options
+    def command(s: Session, amount: str, settle: bool, wait: float) -> None:
+        r = actions.lp_request(s, deposit, amount)
+        click.echo(f"requested {'a deposit' if r.deposit else 'a redemption'} of {r.amount} (executor fee"
+                   f" {r.executor_fee}); settles at prices published from {r.price_from}, after {r.due_time}")
+        if (claim := actions.lp_complete(s, r, settle, wait)) is not None:
+            _show_claim(claim)
         else:
-            held = int(v.balanceOf(s.signer.address))
-            units = held if amount == "all" else actions.scaled(AMOUNT.convert(amount, None, None), s.decimals + 6, "shares")
-        r = actions.lp_request(s, deposit, units)
-        click.echo(f"requested; settles at prices published from {r.due_time - s.reader.lp_params()[2]}")
-        if settle:
-            actions.lp_settle(s, deposit, wait)
-        elif not actions.lp_wait(s, deposit, wait):
-            click.echo("pending: a keeper settles it (or `--settle`), then `lever lp claim`")
-            return
-        claimed = actions.lp_claim(s, deposit)
-    click.echo(f"claimed {claimed.shares / Decimal(10 ** (s.decimals + 6)):,f} lvLP for {s.tokens(claimed.assets):,f}")
+            click.echo("pending: a keeper settles it (or --settle), then `lever lp claim`")
+
+    command.help = ("Request a deposit of AMOUNT collateral; claim the shares once settled." if deposit else
+                    "Request a redemption of AMOUNT lvLP (a number, or `all`); claim the assets once settled.")
 
 
-@lp.command("deposit")
-@click.argument("amount")
-@click.option("--settle", is_flag=True, help="settle it yourself")
-@click.option("--wait", type=float, default=60.0, show_default=True)
-@common
-def lp_deposit(amount: str, settle: bool, wait: float, network: str, account: str | None, price_service: str) -> None:
-    """Request a deposit of AMOUNT collateral, and claim the shares once settled."""
-    _lp(True, amount, settle, wait, network, account, price_service)
+_lp_request(True)
+_lp_request(False)
 
 
-@lp.command("redeem")
-@click.argument("shares")
-@click.option("--settle", is_flag=True, help="settle it yourself")
-@click.option("--wait", type=float, default=60.0, show_default=True)
-@common
-def lp_redeem(shares: str, settle: bool, wait: float, network: str, account: str | None, price_service: str) -> None:
-    """Request a redemption of SHARES lvLP (a number, or `all`), and claim the assets once settled."""
-    _lp(False, shares, settle, wait, network, account, price_service)
+@on_chain(lp, "claim")
+def lp_claim(s: Session) -> None:
+    """Claim what settled requests left claimable (shares of deposits, assets of redemptions)."""
+    for claim in actions.lp_claim(s):
+        _show_claim(claim)
 
 
-# --------------------------------------------------------------------------- governance
+def _show_claim(c: actions.LpClaim) -> None:
+    click.echo(f"claimed: {'deposited' if c.deposit else 'redeemed'} {c.assets:,f} for {c.shares:,f} lvLP")
 
 
-@cli.group()
-def admin() -> None:
-    """Parameter changes through the timelock."""
+admin = Group("admin", help="Parameter changes through the timelock.")
+cli.add_command(admin)
 
 
-@admin.command("schedule")
+@on_chain(admin, "schedule")
 @click.argument("what", type=click.Choice(["market", "liquidation"]))
-@click.argument("target_or_assignment")
-@click.argument("assignments", nargs=-1)
+@click.argument("assignments", nargs=-1, required=True)
 @click.option("--delay", type=int, help="seconds (default: the timelock's minimum)")
-@common
-def admin_schedule(what: str, target_or_assignment: str, assignments: tuple[str, ...], delay: int | None,
-                   network: str, account: str | None, price_service: str) -> None:
+def admin_schedule(s: Session, what: str, assignments: tuple[str, ...], delay: int | None) -> None:
     """Schedule a change: `market ETH-USD taker_fee=0.0006 ...` or `liquidation penalty_ratio=0.01`."""
-    from lever import governance as g
-
-    with _session(network, account, price_service) as s:
-        if what == "market":
-            change = g.market_params_change(s.protocol, target_or_assignment, g.parse_assignments(assignments))
-        else:
-            change = g.liquidation_params_change(s.protocol, g.parse_assignments((target_or_assignment, *assignments)))
-        op = g.schedule(s.protocol, s.signer, change, delay)
-    click.echo(f"scheduled 0x{op.id.hex()} ({change.description}); {op.state}, ready at {op.ready_at}")
+    op = g.schedule_change(s.protocol, s.signer, what, assignments, delay)
+    click.echo(f"scheduled 0x{op.id.hex()} on {op.module}; {op.state}, ready at {op.ready_at}")
 
 
-@admin.command("execute")
+@on_chain(admin, "execute")
 @click.argument("operation")
-@common
-def admin_execute(operation: str, network: str, account: str | None, price_service: str) -> None:
+def admin_execute(s: Session, operation: str) -> None:
     """Execute a scheduled OPERATION (its id) once its delay has passed."""
-    from lever import governance as g
-
-    with _session(network, account, price_service) as s:
-        op = g.execute(s.protocol, s.signer, bytes.fromhex(operation.removeprefix("0x")))
+    op = g.execute(s.protocol, s.signer, g.operation_id(operation))
     click.echo(f"executed 0x{op.id.hex()} on {op.module}")
 
 
-@admin.command("status")
-@common
-def admin_status(network: str, account: str | None, price_service: str) -> None:
+@on_chain(admin, "status")
+def admin_status(s: Session) -> None:
     """Every scheduled operation and its state."""
-    from lever import governance as g
-
-    with _session(network, account, price_service) as s:
-        for op in g.status(s.protocol):
-            click.echo(f"0x{op.id.hex()} {op.module}: {op.state} (ready at {op.ready_at})")
+    for op in g.status(s.protocol):
+        click.echo(f"0x{op.id.hex()} {op.module}: {op.state} (ready at {op.ready_at})")
 
 
-# --------------------------------------------------------------------------- keeper, demo
-
-
-@cli.group()
-def keeper() -> None:
-    """The keeper: liquidations, orders and LP requests."""
+keeper = Group("keeper", help="The keeper: liquidations, orders and LP requests.")
+cli.add_command(keeper)
 
 
 @keeper.command("run")
@@ -455,7 +314,7 @@ def keeper() -> None:
 @click.option("--price-service", help="Hermes-shaped price service URL")
 @click.option("--deployment", type=click.Path(path_type=Path), help="deployment record (default: deployments/<chain id>.json)")
 @click.option("--config", "config_file", type=click.Path(path_type=Path), help="TOML file of keeper settings")
-@click.option("--account", help="signer: `test:N` for ape's N-th test account; else LEVER_PRIVATE_KEY")
+@click.option("--account", help=ACCOUNT_HELP + " (default: LEVER_PRIVATE_KEY, else a dry run)")
 @click.option("--dry-run", is_flag=True, default=None, help="log what would be sent, send nothing")
 @click.option("--poll-interval", type=float)
 @click.option("--max-batch", type=int)
@@ -463,8 +322,6 @@ def keeper() -> None:
 @click.option("--max-steps", type=int, hidden=True)
 def keeper_run(config_file: Path | None, account: str | None, max_steps: int | None, **flags: Any) -> None:
     """Watch every account and order; liquidate, settle, execute."""
-    from lever.keeper.service import run_keeper
-
     sys.exit(run_keeper(flags, config_file, account, max_steps))
 
 
@@ -476,8 +333,6 @@ def keeper_run(config_file: Path | None, account: str | None, max_steps: int | N
 @click.option("--network", default=DEFAULT_NETWORK, show_default=True)
 def demo(traders: int, seed: int, crash: Decimal, out: Path, network: str) -> None:
     """A market crash on a local chain: LPs, traders, a crash, the keeper; writes a report."""
-    from lever import demo as scenario
-
     scenario.main(scenario.Plan(seed=seed, traders=traders, crash=crash), out, network)
 
 
@@ -487,9 +342,5 @@ def main() -> None:
     except click.exceptions.Abort:
         sys.exit(130)
     except click.ClickException as exc:
-        click.echo(f"error: {exc.format_message()}", err=True)
+        OneLine(exc.format_message()).show()
         sys.exit(exc.exit_code)
-
-
-if __name__ == "__main__":
-    main()

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from lever.errors import ConfigError, LeverError
+from lever.units import from_wad
 
 WAD = 10**18
 
@@ -266,14 +267,16 @@ Progress = Callable[[str, int, int], None]
 
 
 class Stage:
-    """The running pieces: chain, deployment, price service, keeper."""
+    """The running pieces: chain, deployment, price service, keeper; and a session (`lever.actions`)
+    through which every LP and trader acts, as they would from the command line."""
 
     def __init__(self, provider: Any, out: Path):
         from ape import accounts
 
-        from lever import app
+        from lever import actions, app
         from lever.chain import Addresses, ProtocolReader
         from lever.config import load_network_config
+        from lever.deploy import deployment_record
         from lever.hermes import HermesClient
         from lever.keeper.runner import Keeper, KeeperConfig
         from lever.priceservice import Publisher, Server, chain_clock, state_for
@@ -282,36 +285,25 @@ class Stage:
             raise ConfigError("the demo runs on a local chain (ethereum:local:foundry or :hardhat)")
         self.provider = provider
         self.config = load_network_config("local")
-        self.deployer = accounts.test_accounts[0]
-        self.protocol, _, _ = app.deploy(provider, self.deployer, self.config, fresh=True, directory=out)
-        from lever.deploy import deployment_record
-
-        record = deployment_record(self.protocol, int(provider.chain_id), "local", self.config)
+        deployer = accounts.test_accounts[0]
+        protocol, path, _ = app.deploy(provider, deployer, self.config, fresh=True, directory=out)
+        record = deployment_record(protocol, int(provider.chain_id), "local", self.config)
         self.prices = state_for(record, chain_clock(provider.uri))
         self.prices.tick()
         self.publisher = Publisher(self.prices).start()
         self.server = Server(self.prices)
         self.url = self.server.start()
-        self.reader = ProtocolReader(provider.web3, Addresses.from_deployment(record))
+        self.session = actions.attach(provider, deployer, self.url, path)
+        self.protocol, self.reader = self.session.protocol, self.session.reader
         keeper_key = accounts.test_accounts[9].private_key
         self.keeper = Keeper(ProtocolReader(provider.web3, Addresses.from_deployment(record)), HermesClient(self.url),
                              keeper_key, KeeperConfig(start_block=record.block))
+        self.keeper_address = str(accounts.test_accounts[9].address)
         self.keeper.hydrate()
 
     def close(self) -> None:
         self.publisher.stop()
         self.server.stop()
-
-    def send(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        from lever import app
-
-        return app.send(what, fn, *args, **kwargs)
-
-    def set_price(self, market: str, usd: Decimal) -> Any:
-        feed = self.protocol.feeds[market]
-        receipt = self.send(f"setting {market}", feed.setPrice, int(usd * 10 ** int(feed.decimals())), sender=self.deployer)
-        self.prices.set(market, usd)
-        return receipt
 
     def keep(self, until: Callable[[], bool], what: str, timeout: float = 120.0) -> None:
         """Steps the keeper (the chain's clock moving with wall time) until `until()` holds."""
@@ -342,53 +334,50 @@ def run(provider: Any, plan: Plan, out: Path, on_progress: Progress | None = Non
 
 
 def _play(stage: Stage, plan: Plan, out: Path, progress: Progress, started: float, accounts: Any, chain: Any) -> Report:
-    from lever.deploy import create_account
+    from lever import actions
+    from lever import math as m
 
-    p, config = stage.protocol, stage.config
-    token, vault = p.token, p.vault
-    decimals = int(token.decimals())
-    unit = 10**decimals
-    lp_fee = int(vault.lpParams().executorFee)
+    p, s = stage.protocol, stage.session
+    decimals = s.decimals
+    lp_fee = s.tokens(int(p.vault.lpParams().executorFee))
 
     # Liquidity providers request deposits; the keeper settles them; they claim.
-    lps = [accounts.test_accounts[1 + i] for i in range(plan.lps)]
+    lps = [s.as_signer(accounts.test_accounts[1 + i]) for i in range(plan.lps)]
     for lp in lps:
-        amount = plan.pool_per_lp * unit
-        stage.send("minting for an LP", token.mint, lp, amount + lp_fee, sender=lp)
-        stage.send("LP approval", token.approve, vault, amount + lp_fee, sender=lp)
-        stage.send("LP deposit request", vault.requestDeposit, amount, lp, lp, sender=lp)
-    stage.keep(lambda: all(int(vault.maxDeposit(lp)) > 0 for lp in lps), "settling LP deposits")
+        actions.mint(lp, Decimal(plan.pool_per_lp) + lp_fee)
+        actions.lp_request(lp, True, str(plan.pool_per_lp))
+    stage.keep(lambda: all(int(p.vault.maxDeposit(lp.me)) > 0 for lp in lps), "settling LP deposits")
     for i, lp in enumerate(lps):
-        stage.send("LP claim", vault.deposit, int(vault.maxDeposit(lp)), lp, sender=lp)
+        actions.lp_claim(lp)
         progress("liquidity providers fund the pool", i + 1, plan.lps)
 
-    # Traders: Lever accounts of a few owners, each committing one market order.
-    owners = [accounts.test_accounts[4 + i] for i in range(4)]
-    max_leverage = {name: int(m.max_leverage) for name, m in config.markets.items()}
-    book = trader_book(plan, max_leverage)
+    # Traders: Lever accounts of a few owners, each committing one market order with the margin
+    # its leverage needs (`actions.margin_for_leverage`, the command line's `--leverage`).
+    owners = [s.as_signer(accounts.test_accounts[4 + i]) for i in range(4)]
+    book = trader_book(plan, {name: int(market.max_leverage) for name, market in stage.config.markets.items()})
     ids: list[int] = []
     orders: list[int] = []
-    executor_fee = unit // 2
+    scale = stage.reader.token_scale()
     for n, trader in enumerate(book):
         owner = owners[n % len(owners)]
-        market_id = p.markets[trader.market]
-        price = Decimal(str(stage.prices.current[trader.market]))
-        size = int(Decimal(trader.notional) / price * WAD)
-        fee = trader.notional * int(config.markets[trader.market].taker_fee * 10**6) // 10**6
-        margin = int(Decimal(trader.notional) / trader.leverage * unit) + 2 * fee * unit + executor_fee
-        stage.send("minting for a trader", token.mint, owner, margin, sender=owner)
-        stage.send("trader approval", token.approve, vault, margin, sender=owner)
-        account_id = create_account(p.engine, owner)
-        stage.send("depositing margin", vault.depositMargin, account_id, margin, sender=owner)
-        delta = size if trader.long else -size
-        receipt = stage.send(f"committing {trader.leverage}x {trader.market}", p.order_book.commitOrder, account_id,
-                             market_id, delta, 0, executor_fee, sender=owner)
-        orders.append(int(receipt.events.filter(p.order_book.OrderPlaced)[0].orderId))
+        mk = p.markets[trader.market]
+        snap = stage.reader.market(mk)
+        price = actions.latest_price(owner, mk)
+        size = m.fixed.mul_div_down(trader.notional * WAD, WAD, price)
+        deposit = actions.margin_for_leverage(size, price, snap.state.skew, snap.params, trader.leverage, scale)
+        deposit += s.units(actions.DEFAULT_EXECUTOR_FEE)  # escrowed from the margin at the commit
+        actions.mint(owner, s.tokens(deposit))
+        account_id = actions.create_account(owner)
+        signed = from_wad(size) if trader.long else -from_wad(size)
+        committed = actions.commit(owner, trader.market, signed, account_id, deposit=deposit)
+        orders.append(committed.order_id)
         ids.append(account_id)
         progress("traders commit orders", n + 1, len(book))
     stage.keep(lambda: all(not p.order_book.order(o).updatedAt for o in orders), "settling the traders' orders")
-    settled = len(list(p.order_book.OrderSettled.range(p.deploy_block, int(chain.blocks.head.number) + 1)))
-    cancelled = len(list(p.order_book.OrderCancelled.range(p.deploy_block, int(chain.blocks.head.number) + 1)))
+    head = int(chain.blocks.head.number) + 1
+    settled = list(p.order_book.OrderSettled.range(p.deploy_block, head))
+    cancelled = len(list(p.order_book.OrderCancelled.range(p.deploy_block, head)))
+    by_keeper = sum(1 for log in settled if str(log.keeper) == stage.keeper_address)
     progress("the keeper settles every order", len(orders), len(orders))
 
     # The crash: each tick moves time, then both oracles; the keeper steps after every block.
@@ -398,8 +387,8 @@ def _play(stage: Stage, plan: Plan, out: Path, progress: Progress, started: floa
     for n, tick in enumerate(path):
         stage.provider.web3.provider.make_request("evm_increaseTime", [tick.seconds])
         for name, usd in tick.prices.items():
-            receipt = stage.set_price(name, usd)
-            phases.setdefault(tick.phase, int(receipt.block_number))
+            actions.set_price(s, name, usd)
+            phases.setdefault(tick.phase, int(chain.blocks.head.number))
         stage.provider.web3.provider.make_request("evm_mine", [])
         stage.keeper.step()
         progress(f"{tick.phase}: ETH {tick.prices['ETH-USD']:,.0f}", n + 1, len(path))
@@ -416,7 +405,8 @@ def _play(stage: Stage, plan: Plan, out: Path, progress: Progress, started: floa
         progress("checking every block", n + 1, len(blocks))
     solvent_before = all(_solvent(stage.reader, b) for b in range(p.deploy_block, first_block))
     liquidations = _liquidations(stage.reader, first_block, last_block)
-    order_counts = {"committed": len(orders), "settled": settled, "cancelled": cancelled}
+    order_counts = {"committed": len(orders), "settled": len(settled), "settled_by_keeper": by_keeper,
+                    "cancelled": cancelled}
     report = build_report(plan, rows, liquidations, order_counts, decimals, rows[0], rows[-1],
                           time.monotonic() - started, phases)
     report.solvent_every_block = report.solvent_every_block and solvent_before
@@ -487,13 +477,13 @@ def main(plan: Plan, out: Path, network: str) -> None:
                 tasks[key] = bar.add_task(phase, total=total)
             bar.update(tasks[key], completed=done, description=phase)
 
-        with app._quiet_traces():
-            r = run(provider, plan, out, on_progress)
+        r = run(provider, plan, out, on_progress)
     table = Table(title=f"Crash of {Decimal(r.crash) * 100:.0f}% with {r.traders} traders (seed {r.seed})")
     table.add_column("")
     table.add_column("", justify="right")
     for label, value in (
-        ("orders committed / settled / cancelled", f"{r.orders['committed']} / {r.orders['settled']} / {r.orders['cancelled']}"),
+        ("orders committed / settled (by the keeper) / cancelled",
+         f"{r.orders['committed']} / {r.orders['settled']} ({r.orders['settled_by_keeper']}) / {r.orders['cancelled']}"),
         ("liquidations (partial / full)", f"{r.liquidations['total']} ({r.liquidations['partial']} / {r.liquidations['full']})"),
         ("accounts liquidated", str(r.liquidated_accounts)),
         ("blocks unhealthy -> liquidated (max / median)", f"{r.max_blocks_unhealthy} / {r.median_blocks_unhealthy:g}"),

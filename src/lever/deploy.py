@@ -68,9 +68,8 @@ def deploy_core(project: Any, deployer: Any, token: Any, oracle: Any, config: Ne
         sender=deployer,
     )
     engine = project.PerpEngine.deploy(vault, oracle, book_at, liquidator_at, deployer, sender=deployer)
-    book = project.OrderBook.deploy(engine, vault, oracle, liquidator_at, deployer, config.orders.settings(decimals),
-                                    sender=deployer)
-    liquidator = project.Liquidator.deploy(engine, book, oracle, deployer, config.liquidation.params(), sender=deployer)
+    book = project.OrderBook.deploy(engine, vault, oracle, deployer, config.orders.settings(decimals), sender=deployer)
+    liquidator = project.Liquidator.deploy(engine, oracle, deployer, config.liquidation.params(), sender=deployer)
     if (engine.address, book.address, liquidator.address) != (engine_at, book_at, liquidator_at):
         raise DeploymentError("the deployer sent another transaction during deployment; deploy again")
     return vault, engine, book, liquidator
@@ -125,10 +124,11 @@ def deploy_protocol(
             feed = project.MockPriceFeed.deploy(market.feed_decimals, name, market.feed_answer(), deployer, **tx)
         market_id = len(protocol.markets)
         oracle.configure(market_id, config.oracle.config(feed.address, market.pyth_id()), **tx)
+        # The engine numbers markets in creation order; it refuses one whose oracle is not configured.
         receipt = engine.createMarket(market_key(name), market.params(), **tx)
         protocol.feeds[name] = feed
         protocol.price_ids[name] = market.pyth_id()
-        protocol.markets[name] = int(receipt.events.filter(engine.MarketCreated)[0].marketId)
+        protocol.markets[name] = market_id
     if config.oracle.sequencer_feed:
         oracle.setSequencerFeed(config.oracle.sequencer_feed, config.oracle.sequencer_grace, **tx)
     step("timelock")

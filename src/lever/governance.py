@@ -141,6 +141,30 @@ def _head() -> int:
     return int(chain.blocks.head.number)
 
 
+def schedule_change(protocol: Any, sender: Any, what: str, items: tuple[str, ...], delay: int | None = None) -> Operation:
+    """`lever admin schedule`: `market MARKET name=value ...` or `liquidation name=value ...`."""
+    if what == "market":
+        if not items:
+            raise ConfigError("name the market, then name=value pairs")
+        change = market_params_change(protocol, items[0], parse_assignments(items[1:]))
+    elif what == "liquidation":
+        change = liquidation_params_change(protocol, parse_assignments(items))
+    else:
+        raise ConfigError(f"a change is of market or liquidation parameters, not {what!r}")
+    return schedule(protocol, sender, change, delay)
+
+
+def operation_id(text: str) -> bytes:
+    """An operation id typed by a person (hex, with or without 0x)."""
+    try:
+        raw = bytes.fromhex(text.removeprefix("0x"))
+    except ValueError:
+        raw = b""
+    if len(raw) != 32:
+        raise ConfigError(f"bad operation id {text!r}: 32 bytes of hex")
+    return raw
+
+
 def parse_assignments(items: tuple[str, ...]) -> dict[str, str]:
     """`name=value` pairs (names with dashes or underscores)."""
     out = {}

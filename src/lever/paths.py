@@ -6,3 +6,4 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 BUILD_MANIFEST = REPO / ".build" / "__local__.json"
+FORGE_OUT = REPO / "build" / "forge" / "out"  # forge build (foundry.toml): storage layouts

@@ -30,9 +30,17 @@ class Publication:
 
 
 def encode_update(price_id: bytes, pub: Publication, prev_publish_time: int) -> bytes:
-    """The update blob `MockPyth` parses (the EMA price is the price itself)."""
-    price = (pub.price, pub.conf, pub.expo, pub.publish_time)
-    return abi_encode([PRICE_FEED, "uint64"], [(price_id, price, price), prev_publish_time])
+    """The update blob `MockPyth` parses (the EMA price is the price itself): `abi.encode` of
+    `(PRICE_FEED, uint64)`, every field static, so ten 32-byte words written directly (a test
+    holds it equal to eth-abi's encoding)."""
+    if len(price_id) != 32:
+        raise ValueError("a price id is 32 bytes")
+    price = b"".join(_word(v) for v in (pub.price, pub.conf, pub.expo, pub.publish_time))
+    return price_id + price + price + _word(prev_publish_time)
+
+
+def _word(value: int) -> bytes:
+    return (value % 2**256).to_bytes(32, "big")
 
 
 def decode_update(blob: bytes) -> tuple[bytes, Publication, int]:

@@ -14,6 +14,7 @@ from typing import Any
 from eth_abi.abi import decode as abi_decode
 
 from lever.artifacts import artifacts
+from lever.math.constants import MAX_ORDERS_PER_ACCOUNT
 from lever.units import from_scaled, from_wad
 
 Args = dict[str, Any]
@@ -117,7 +118,9 @@ MESSAGES: dict[str, Callable[[Args, _Tokens], str]] = {
     "LpPriceMissing": lambda a, t: f"market {a['marketId']} has open interest but no price for this request",
     "PoolWorthless": lambda a, t: "the pool is worth nothing: deposits are returned",
     "OrderNotFound": lambda a, t: f"no pending order {a['orderId']}",
-    "OrderSlotsFull": lambda a, t: f"account {a['accountId']} already has the maximum of 8 pending orders",
+    "OrderSlotsFull": lambda a, t: (
+        f"account {a['accountId']} already has the maximum of {MAX_ORDERS_PER_ACCOUNT} pending orders"
+    ),
     "InvalidOrderKind": lambda a, t: f"order kind {a['kind']} is not valid here",
     "ExecutorFeeOutOfBounds": lambda a, t: (
         f"the executor fee {t(a['fee'])} must be between {t(a['minFee'])} and {t(a['maxFee'])}"
@@ -173,6 +176,9 @@ MESSAGES: dict[str, Callable[[Args, _Tokens], str]] = {
     "ReentrancyGuardReentrantCall": lambda a, t: "re-entrant call refused",
     "TimelockUnexpectedOperationState": lambda a, t: "the timelock operation is not in the state this needs",
     "TimelockInsufficientDelay": lambda a, t: f"the delay {a['delay']} is below the timelock's minimum {a['minDelay']}",
+    "TimelockUnauthorizedCaller": lambda a, t: f"{a['caller']} may not change the timelock itself",
+    "ExpectedPause": lambda a, t: "the protocol is not paused",
+    "SafeERC20FailedOperation": lambda a, t: f"the token {a['token']} refused the transfer",
 }
 
 
@@ -204,19 +210,53 @@ def decode(data: bytes) -> tuple[str, Args] | None:
 _HEX = re.compile(r"0x[0-9a-fA-F]{8,}")
 
 
-def explain(exc: BaseException, decimals: int = 6) -> str:
-    """A failed call or transaction in words: a decoded custom error if there is one, else the
-    node's message (first line)."""
+def describe(exc: BaseException, decimals: int = 6) -> tuple[str | None, Args, str]:
+    """A failed call or transaction: the custom error's name (None if none is known), its
+    arguments, and its meaning in words (else the node's message, first line)."""
     abi = getattr(exc, "abi", None)
     inputs = getattr(exc, "inputs", None)
     if abi is not None and isinstance(inputs, dict):  # ape's CustomError
-        return sentence(abi.name, inputs, decimals)
+        return str(abi.name), inputs, sentence(abi.name, inputs, decimals)
     for candidate in (getattr(exc, "data", None), getattr(exc, "revert_message", None), str(exc)):
         raw = _raw_bytes(candidate)
         if raw is not None and (found := decode(raw)) is not None:
-            return sentence(*found, decimals=decimals)
+            return found[0], found[1], sentence(*found, decimals=decimals)
     text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
+    return None, {}, text[0] if text else type(exc).__name__
+
+
+def explain(exc: BaseException, decimals: int = 6) -> str:
+    """A failed call or transaction in words (see `describe`)."""
+    return describe(exc, decimals)[2]
+
+
+def reason(selector: bytes) -> tuple[str, str]:
+    """The name and meaning of a bare error selector (an `OrderCancelled` or `LpRequestCancelled`
+    event's `reason`); the meaning is the error's sentence with its arguments unknown."""
+    shape = artifacts().errors.get(bytes(selector[:4]))
+    if shape is None:
+        return f"0x{bytes(selector).hex()}", "an unknown reason"
+    return shape.name, REASONS.get(shape.name, _words(shape.name))
+
+
+# What a cancellation for each reason means (the event carries the selector, not the arguments).
+REASONS: dict[str, str] = {
+    "OrderNotCancellable": "the order expired unsettled: its executor fee went to the insurance fund",
+    "NoPosition": "the position it protected is gone",
+    "AccountNotLiquidatable": "the account was liquidated: its orders are cancelled, their fees back to its margin",
+    "InsufficientMargin": "the account's equity would be below the initial margin after the fill",
+    "LeverageTooHigh": "the position would exceed the market's maximum leverage",
+    "AcceptablePriceExceeded": "the fill price was worse than the order's acceptable price",
+    "OpenInterestCapExceeded": "the market's open-interest cap would be exceeded",
+    "ReserveExceeded": "the pool cannot reserve for the position's capped profit",
+    "EnforcedPause": "the protocol is paused: opening and increasing are stopped",
+    "OracleShockUnconfirmed": "the market's reference moved beyond the shock threshold: increases wait",
+    "PositionTooSmall": "the position would be below the market's minimum size",
+    "PositionFlip": "the order would flip the position's side",
+    "ReduceOnlyViolated": "there is no position for this reduce-only order to reduce",
+    "PoolWorthless": "the pool is worth nothing: the deposit was returned",
+    "RequestExpired": "the request expired unsettled: its fee went to the insurance fund",
+}
 
 
 def _raw_bytes(candidate: Any) -> bytes | None:

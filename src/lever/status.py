@@ -65,6 +65,17 @@ class ProtocolStatus:
         return asdict(self)
 
 
+def plain(number: Decimal) -> Decimal:
+    """Without trailing zeros, and never in exponent form (`2`, not `2.000000000000000000`; `1000`,
+    not `1E+3`)."""
+    return number.normalize() + 0
+
+
+def health(state: m.AccountState) -> Decimal | None:
+    """Equity over maintenance margin (below 1: liquidatable); None without a position."""
+    return Decimal(state.equity) / Decimal(state.maintenance_margin) if state.maintenance_margin else None
+
+
 def read_status(reader: ProtocolReader, page: int = 200) -> ProtocolStatus:
     block, now = reader.head()
     scale = reader.token_scale()
@@ -97,9 +108,8 @@ def read_status(reader: ProtocolReader, page: int = 200) -> ProtocolStatus:
             liq = m.liquidation_price(record.margin_token, scale, legs, mk, cov)
             positions.append(PositionStatus(names.get(mk, str(mk)), from_wad(pos.size),
                                             from_wad(m.figures(pos, views[mk], cov).value), from_wad(liq) if liq else None))
-        health = Decimal(state.equity) / Decimal(state.maintenance_margin) if state.maintenance_margin else None
         accounts.append(AccountStatus(account, from_scaled(record.margin_token, decimals), from_wad(state.equity),
-                                      from_wad(state.maintenance_margin), health, positions))
+                                      from_wad(state.maintenance_margin), health(state), positions))
     v = reader.vault.functions
     balance, _, solvent = reader.call(v.solvency(), block)
     book = reader.order_book.functions
@@ -131,7 +141,7 @@ def render_status(status: ProtocolStatus, console: Console | None = None) -> Non
     for col in ("market", "price", "long OI", "short OI", "funding/day", "reserve"):
         markets.add_column(col, justify="right" if col != "market" else "left")
     for mk in status.markets:
-        markets.add_row(mk.name, _usd(mk.price), f"{mk.long_oi:,f}", f"{mk.short_oi:,f}",
+        markets.add_row(mk.name, _usd(mk.price), f"{plain(mk.long_oi):,f}", f"{plain(mk.short_oi):,f}",
                         f"{mk.funding_rate_per_day * 100:.4f}%", _usd(mk.reserve))
     console.print(markets)
     pool = Table(title="Pool and ledgers")
@@ -158,9 +168,9 @@ def render_status(status: ProtocolStatus, console: Console | None = None) -> Non
         accounts.add_column(col, justify="right" if col != "positions" else "left")
     for a in status.accounts:
         legs = "; ".join(
-            f"{p.market} {p.size:+,f} (value {_usd(p.value)}, liq {_usd(p.liquidation_price) if p.liquidation_price else '-'})"
+            f"{p.market} {plain(p.size):+,f} (value {_usd(p.value)}, liq {_usd(p.liquidation_price) if p.liquidation_price else '-'})"
             for p in a.positions
         )
-        health = f"{a.health:.3f}" if a.health is not None else "-"
-        accounts.add_row(str(a.account_id), _usd(a.margin), _usd(a.equity), health, legs)
+        shown = f"{a.health:.3f}" if a.health is not None else "-"
+        accounts.add_row(str(a.account_id), _usd(a.margin), _usd(a.equity), shown, legs)
     console.print(accounts)

@@ -2,8 +2,9 @@
 
 The one home of every formula the tooling uses: the keeper, the command line, the demo, the
 stress lab and the fuzz model all call it. Each function's docstring names the Solidity function
-it mirrors (`tests/test_mirror_coverage.py` checks that every library function has one), and
-`tests/test_mirror_differential.py` runs both on the same inputs.
+it mirrors (`tests/unit/test_mirror_coverage.py` checks that every library function has one);
+the fuzz suite's ghost (`tests/fuzz/ghost.py`) runs the mirror beside the contracts on every step
+and compares them word for word.
 
 - `fixed`: FixedPointMath; `perp`: PerpMath; `pool`: PoolMath; `volatility`: VolatilityMath;
   `liquidation`: LiquidationMath; `oracle`: OracleAdapter's arithmetic; `engine`: PerpEngine's;
@@ -36,7 +37,12 @@ from lever.math.engine import (
     predict_liquidation,
     trade_math,
 )
-from lever.math.liquidation import LiquidationParams, close_share, keeper_reward, liquidation_penalty
+from lever.math.liquidation import (
+    LiquidationParams,
+    close_share,
+    keeper_reward,
+    liquidation_penalty,
+)
 from lever.math.oracle import OracleConfig, OracleState, PriceData
 from lever.math.refusal import Refused
 

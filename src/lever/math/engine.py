@@ -6,10 +6,16 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 
+from lever.math import constants as k
 from lever.math import perp
 from lever.math.constants import MAX_POSITIONS_PER_ACCOUNT, PARAM_RAMP_DURATION, WAD
 from lever.math.fixed import mul_div_down, mul_div_up, to_token_floor, to_token_up
-from lever.math.liquidation import LiquidationParams, close_share, keeper_reward, liquidation_penalty
+from lever.math.liquidation import (
+    LiquidationParams,
+    close_share,
+    keeper_reward,
+    liquidation_penalty,
+)
 from lever.math.oracle import PriceData
 from lever.math.refusal import Refused
 
@@ -125,6 +131,40 @@ class AccountState:
 # --------------------------------------------------------------------------- a market
 
 
+def validate(p: MarketParams) -> None:
+    """Mirrors `PerpEngine._validate`: every bound of `Constants.sol`, in the contract's order."""
+
+    def out(name: str, value: int) -> Refused:
+        return Refused("ParameterOutOfBounds", name=name, value=value)
+
+    if p.max_leverage == 0 or p.max_leverage > k.MAX_LEVERAGE:
+        raise out("maxLeverage", p.max_leverage)
+    if p.taker_fee > k.MAX_TRADING_FEE_WAD:
+        raise out("takerFee", p.taker_fee)
+    if p.maker_fee > p.taker_fee:
+        raise out("makerFee", p.maker_fee)
+    if p.maintenance_margin_ratio < k.MIN_MARGIN_RATIO_WAD:
+        raise out("maintenanceMarginRatio", p.maintenance_margin_ratio)
+    if p.initial_margin_ratio <= p.maintenance_margin_ratio or p.initial_margin_ratio > k.MAX_MARGIN_RATIO_WAD:
+        raise out("initialMarginRatio", p.initial_margin_ratio)
+    if p.max_funding_rate_per_day > k.MAX_FUNDING_RATE_PER_DAY_WAD:
+        raise out("maxFundingRatePerDay", p.max_funding_rate_per_day)
+    if p.borrow_rate_per_day > k.MAX_BORROW_RATE_PER_DAY_WAD:
+        raise out("borrowRatePerDay", p.borrow_rate_per_day)
+    if p.max_profit_ratio < k.MIN_PROFIT_RATIO_WAD or p.max_profit_ratio > k.MAX_PROFIT_RATIO_WAD:
+        raise out("maxProfitRatio", p.max_profit_ratio)
+    if p.skew_scale == 0 or p.skew_scale > k.MAX_SKEW_SCALE_WAD:
+        raise out("skewScale", p.skew_scale)
+    if p.funding_scale == 0 or p.funding_scale > k.MAX_SKEW_SCALE_WAD:
+        raise out("fundingScale", p.funding_scale)
+    if p.min_position_size == 0:
+        raise out("minPositionSize", 0)
+    if p.min_margin > k.MAX_MIN_MARGIN_WAD:
+        raise out("minMargin", p.min_margin)
+    if p.oi_cap_ratio == 0 or p.oi_cap_ratio > k.MAX_OI_CAP_RATIO_WAD:
+        raise out("oiCapRatio", p.oi_cap_ratio)
+
+
 def ramp_share(ramp_start: int, now: int) -> int:
     """Mirrors `PerpEngine._rampShare`: share of the ramp elapsed, rounded up; WAD when done."""
     if ramp_start == 0:
@@ -204,6 +244,18 @@ def pool_liability(markets: Iterable[tuple[MarketParams, MarketState, int]], cov
     return sum(
         market_liability(p, s, price, cov, now) for p, s, price in markets if s.long_oi != 0 or s.short_oi != 0
     )
+
+
+def oi_caps_hold(markets: Iterable[tuple[MarketParams, MarketState, int]], pool_wad: int) -> bool:
+    """Mirrors `PerpEngine.oiCapsHold`: each open market's larger side, at its price (0: not
+    checked), within its cap of `pool_wad`; over (params, stored state, price)."""
+    for params, state, price in markets:
+        if price == 0 or (state.long_oi == 0 and state.short_oi == 0):
+            continue
+        oi = max(state.long_oi, state.short_oi)
+        if mul_div_up(oi, price, WAD) > mul_div_down(pool_wad, params.oi_cap_ratio, WAD):
+            return False
+    return True
 
 
 # --------------------------------------------------------------------------- a position
@@ -403,10 +455,13 @@ def execute_trade(
     paused: bool,
     token_scale: int,
     now: int,
+    stale_market: int | None = None,
 ) -> TradeOutcome:
     """Mirrors `PerpEngine.executeTrade`, its checks in the contract's order (raises `Refused`).
     `view` is the traded market at the fill's price, accrued to `now`; `other_legs` the account's
-    other positions at fresh prices (the caller refuses `OracleStalePrice` when one is stale)."""
+    other positions at fresh prices, each valued at the worse of its pull and reference prices;
+    `stale_market`: the first of those markets whose stored price is too old (an increase is then
+    refused where the engine reads it)."""
     market = view.market_id
     if reduce_only:
         delta = reduce_only_delta(account_id, market, pos.size, delta)
@@ -442,11 +497,13 @@ def execute_trade(
     else:
         mask_after = mask
         if pos.size == 0:
-            if bin(mask).count("1") >= MAX_POSITIONS_PER_ACCOUNT:
+            if mask.bit_count() >= MAX_POSITIONS_PER_ACCOUNT:
                 raise Refused("TooManyPositions", accountId=account_id)
             mask_after = mask | bit
         position = Position(t.new_size, t.new_cost, t.new_entry_charge, now if t.increasing else pos.last_increase_time)
     if t.increasing:
+        if stale_market is not None:
+            raise Refused("OracleStalePrice", marketId=stale_market)
         traded = replace(view, state=state)
         legs = [*other_legs, (position, traded)]
         a = account_state(margin_after, token_scale, sorted_legs(legs), cov)
@@ -494,7 +551,6 @@ def liquidation_price(
     [(pos, view)] = [(p, v) for p, v in legs if v.market_id == market]
     f = figures(pos, view, cov)
     params, s = view.params, view.state
-    price = view.price.price
     mm_ratio = perp.scaled_ratio(params.maintenance_margin_ratio, pos.size, params.funding_scale, view.price.mm_factor)
     # A = (equity - maintenance) without this position's price-dependent terms.
     a0 = (

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from lever.math import constants as k
 from lever.math.constants import WAD
 from lever.math.fixed import mul_div_down, mul_div_up
+from lever.math.refusal import Refused
 
 
 @dataclass(frozen=True)
@@ -60,3 +62,25 @@ def keeper_reward(closed_notional: int, p: LiquidationParams) -> int:
 def liquidation_penalty(closed_notional: int, p: LiquidationParams) -> int:
     """Mirrors `LiquidationMath.penaltyWad`: rounded up."""
     return mul_div_up(closed_notional, p.penalty_ratio, WAD)
+
+
+def validate(p: LiquidationParams) -> None:
+    """Mirrors `Liquidator._setParams`: the bounds of `Constants.sol`, in the contract's order."""
+
+    def out(name: str, value: int) -> Refused:
+        return Refused("ParameterOutOfBounds", name=name, value=value)
+
+    if p.target_health < WAD or p.target_health > k.MAX_TARGET_HEALTH_WAD:
+        raise out("targetHealth", p.target_health)
+    if p.max_partial_share == 0 or p.max_partial_share > WAD:
+        raise out("maxPartialShare", p.max_partial_share)
+    if p.penalty_ratio > k.MAX_PENALTY_RATIO_WAD:
+        raise out("penaltyRatio", p.penalty_ratio)
+    if p.reward_ratio > k.MAX_REWARD_RATIO_WAD:
+        raise out("rewardRatio", p.reward_ratio)
+    if p.max_reward > k.MAX_KEEPER_REWARD_WAD:
+        raise out("maxReward", p.max_reward)
+    if p.min_reward > p.max_reward:
+        raise out("minReward", p.min_reward)
+    if p.min_leftover_notional > k.MAX_MIN_LEFTOVER_WAD:
+        raise out("minLeftoverNotional", p.min_leftover_notional)

@@ -66,6 +66,37 @@ class PriceData:
     reference: int = 0  # the reference feed's price now (0 if unusable)
 
 
+@dataclass(frozen=True)
+class ReferenceRound:
+    """A reference feed's latest round as `latestRoundData` returns it, with the feed's decimals."""
+
+    round_id: int
+    answer: int
+    updated_at: int
+    answered_in_round: int
+    decimals: int
+
+
+def reference_price(market_id: int, r: ReferenceRound, max_age: int, now: int, strict: bool) -> int:
+    """Mirrors `OracleAdapter._reference`: the round's price as WAD. An unusable round (not
+    positive, too high, incomplete, stale) is refused if `strict`, else priced 0. A timestamp in
+    the future counts as fresh."""
+    scale = 10 ** (18 - r.decimals)
+    if r.answer <= 0:
+        refusal = Refused("OracleNonPositivePrice", marketId=market_id, answer=r.answer)
+    elif r.answer > MAX_PRICE_WAD // scale:
+        refusal = Refused("OraclePriceTooHigh", marketId=market_id, priceWad=r.answer * scale)
+    elif r.updated_at == 0 or r.answered_in_round < r.round_id:
+        refusal = Refused("OracleIncompleteRound", marketId=market_id, roundId=r.round_id)
+    elif r.updated_at < now and now - r.updated_at > max_age:
+        refusal = Refused("OracleStalePrice", marketId=market_id, publishTime=r.updated_at, maxAge=max_age)
+    else:
+        return r.answer * scale
+    if strict:
+        raise refusal
+    return 0
+
+
 def pull_price_wad(market_id: int, price: int, conf: int, expo: int, max_conf_ratio: int) -> int:
     """Mirrors `OracleAdapter._toWad`: a Pyth (price, conf, expo) as a validated WAD price."""
     if price <= 0:
@@ -111,6 +142,22 @@ def record_reference(c: OracleConfig, s: OracleState, round_id: int, price: int,
         last_reference=price,
         last_round_id=round_id,
     )
+
+
+def record_round(c: OracleConfig, s: OracleState, market_id: int, r: ReferenceRound, now: int, strict: bool) -> tuple[OracleState, int]:
+    """Mirrors `OracleAdapter._recordReference`: the state with the round recorded (if usable and
+    new), and the reference price (0 if unusable and not `strict`)."""
+    price = reference_price(market_id, r, c.reference_max_age, now, strict)
+    if price == 0:
+        return s, 0
+    return record_reference(c, s, r.round_id, price, now), price
+
+
+def latest(c: OracleConfig, s: OracleState, r: ReferenceRound, now: int) -> PriceData:
+    """Mirrors `OracleAdapter.latest`: the stored pull price with the margin factors and shock
+    flag of the state as if the reference's latest round were recorded (`_viewReference`)."""
+    viewed, reference = record_round(c, s, 0, r, now, strict=False)
+    return price_data(c, viewed, viewed.latest_price, viewed.latest_publish_time, now, reference)
 
 
 def store_if_newer(s: OracleState, price: int, publish_time: int) -> OracleState:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from lever.math.constants import WAD
-from lever.math.fixed import mul_div_down
+from lever.math.fixed import mul_div_down, to_token_up
 
 
 @dataclass(frozen=True)
@@ -89,3 +89,9 @@ def settle_liquidation(
         bad_debt,
         by_insurance,
     )
+
+
+def free_assets(pool: int, total_reserve_wad: int, token_scale: int) -> int:
+    """Mirrors `LeverVault.freeAssets`: the pool less every side's reserve (rounded up), never below 0."""
+    reserve = to_token_up(total_reserve_wad, token_scale)
+    return pool - reserve if pool > reserve else 0

@@ -1,0 +1,62 @@
+"""The protocol against its ghost and its economic invariants, over random action sequences with
+adversaries, on revm in process and on Anvil.
+
+The in-process run is split into shards, each with its own seed, that `pytest -n 2` hands to the
+two cores. A failure prints the seed and Hypothesis' blob to reproduce it (docs/fuzzing.md).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from functools import cache
+from pathlib import Path
+
+import pytest
+from backends import NodeChain, RevmChain
+from hypothesis import seed as hypothesis_seed
+from hypothesis.stateful import run_state_machine_as_test
+from machine import STATS, machine_for, seed
+from profiles import SHARDS, Budget, hypothesis_settings, profile, run_seed, under_ape
+from world import World, deploy
+
+
+@cache
+def _fast_world() -> World:
+    """One deployed world per process; every example restores its snapshot."""
+    return seed(deploy(RevmChain()))
+
+
+def _run(world: World, backend: str, budget: Budget, run: int) -> None:
+    machine = hypothesis_seed(run)(machine_for(world))
+    print(f"\n{backend}: seed {run} (rerun with LEVER_FUZZ_SEED={run})")
+    steps0, started, wall = STATS.steps, time.perf_counter(), time.time()
+    run_state_machine_as_test(machine, settings=hypothesis_settings(budget))
+    steps, seconds = STATS.steps - steps0, time.perf_counter() - started
+    print(f"{backend}: {steps} steps in {seconds:.1f} s ({steps / seconds:,.0f} steps/s)\n{STATS.coverage()}")
+    if directory := os.environ.get("LEVER_FUZZ_STATS_DIR"):
+        Path(directory).mkdir(parents=True, exist_ok=True)
+        record = {"backend": backend, "seed": run, "steps": steps, "seconds": round(seconds, 3), "process": os.getpid(),
+                  "started": wall, "ended": time.time(), "checks": dict(STATS.checks)}
+        (Path(directory) / f"{backend}-{run}.json").write_text(json.dumps(record))
+    assert steps >= budget.min_steps, f"the profile promises {budget.min_steps} steps, the run made {steps}"
+
+
+@pytest.mark.parametrize("shard", range(SHARDS))
+def test_invariants_in_process(request: pytest.FixtureRequest, shard: int) -> None:
+    if under_ape(request.config):
+        pytest.skip("the in-process backend runs under plain pytest (make fuzz)")
+    p = profile()
+    budget = Budget(p.fast.examples // SHARDS, p.fast.steps_per_example, p.fast.min_steps // SHARDS)
+    _run(_fast_world(), "fast", budget, run_seed(shard))
+
+
+def test_invariants_on_anvil(request: pytest.FixtureRequest) -> None:
+    if not under_ape(request.config):
+        pytest.skip("the node backend runs under `ape test` on Anvil")
+    from ape import chain
+
+    if chain.provider.name != "foundry":
+        pytest.skip("the node backend runs on Anvil (ethereum:local:foundry)")
+    _run(seed(deploy(NodeChain(chain.provider.web3))), "anvil", profile().anvil, run_seed(0))

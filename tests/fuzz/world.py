@@ -1,0 +1,433 @@
+"""The protocol deployed on a fuzz backend, its actors, their prices, and how the machine reads
+the chain.
+
+Deployment is `lever.deploy.deploy_protocol` itself (through `direct`, a few lines of ape's
+contract interface over raw calldata), with `config/local.toml`'s parameters. The chain is read
+straight from storage (`lever.artifacts.storage_layout`: slots from the compiler, not typed here),
+0.7 us a slot in revm instead of 20-60 us a view call; `test_storage_reads_match_the_views`
+keeps the two equal.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from functools import cached_property, lru_cache
+from pathlib import Path
+from typing import Any
+
+from backends import Chain, RevmChain
+from direct import DirectAccount, DirectProject
+from eth_utils.address import to_checksum_address
+from ghost import Account, Blob, Claim, Request, Settings, State
+
+from lever import math as m
+from lever.artifacts import Artifacts, Field, StorageLayout, abi_type, mapping_slot, selector_of, storage_layout
+from lever.config import NetworkConfig, load_network_config
+from lever.deploy import Protocol, deploy_protocol
+from lever.math.oracle import OracleConfig, OracleState, ReferenceRound
+from lever.math.orders import Kind, Order
+from lever.paths import BUILD_MANIFEST
+from lever.pyth import FeedHistory, Publication, encode_update
+
+USDC = 10**6
+WAD = 10**18
+MAX_UINT = 2**256 - 1
+TRADER_FUNDS = 10**8 * USDC
+LP_FUNDS = 10**8 * USDC
+ACCOUNT_MARGIN = 5_000 * USDC
+ACCOUNTS_PER_TRADER = 2
+N_TRADERS = 4
+# The fuzz world's liquidation parameters: config/local.toml's with a $20 keeper reward cap, so
+# the cap binds in most liquidations.
+MAX_REWARD = 20 * WAD
+
+
+def fuzz_config() -> NetworkConfig:
+    config = load_network_config("local")
+    return config.model_copy(update={"liquidation": config.liquidation.model_copy(update={"max_reward": 20})})
+
+
+def artifacts() -> Artifacts:
+    """The compiled contracts: the project's, or a mutant's (`LEVER_FUZZ_ARTIFACTS`)."""
+    return Artifacts(Path(os.environ.get("LEVER_FUZZ_ARTIFACTS", BUILD_MANIFEST)))
+
+
+# --------------------------------------------------------------------------- calldata
+
+
+class Calls:
+    """Calldata from the compiled ABIs: `calls.encode("LeverVault", "depositMargin", 1, 100)`."""
+
+    def __init__(self, art: Artifacts):
+        self.art = art
+        self._shapes: dict[tuple[str, str, int], tuple[bytes, list[str], bool]] = {}
+
+    def encode(self, contract: str, function: str, *args: Any) -> bytes:
+        key = (contract, function, len(args))
+        shape = self._shapes.get(key)
+        if shape is None:
+            [entry] = [e for e in self.art.abi(contract)
+                       if e.get("type") == "function" and e["name"] == function and len(e["inputs"]) == len(args)]
+            types = [abi_type(i) for i in entry["inputs"]]
+            shape = self._shapes[key] = (selector_of(entry), types, all(t in _STATIC for t in types))
+        selector, types, static = shape
+        if static:  # one 32-byte word an argument: no need for eth-abi's general encoder
+            return selector + b"".join(_word(a) for a in args)
+        return selector + encode_args(types, list(args))
+
+
+_STATIC = {"uint256", "int256", "address", "bool", "uint8", "uint64", "uint80", "bytes32"}
+
+
+def _word(value: Any) -> bytes:
+    if isinstance(value, str):
+        return bytes(12) + bytes.fromhex(value[2:])
+    if isinstance(value, bytes):
+        return value.ljust(32, b"\0")
+    return (int(value) % 2**256).to_bytes(32, "big")
+
+
+def _split_tuple(kind: str) -> list[str]:
+    """`(a,(b,c)[],d)` -> [`a`, `(b,c)[]`, `d`]."""
+    parts, depth, start = [], 0, 1
+    for i, ch in enumerate(kind[1:-1], start=1):
+        if ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            parts.append(kind[start:i])
+            start = i + 1
+    parts.append(kind[start:-1])
+    return parts
+
+
+def _dynamic(kind: str) -> bool:
+    if kind.endswith("[]") or kind in ("bytes", "string"):
+        return True
+    return kind.startswith("(") and any(_dynamic(k) for k in _split_tuple(kind))
+
+
+def encode_args(types: list[str], values: list[Any]) -> bytes:
+    """ABI encoding of a tuple of values (the head/tail layout), for the shapes the machine sends:
+    value types, bytes, arrays and tuples. eth-abi validates every value first, five times slower;
+    `test_calldata_matches_eth_abi` keeps the two equal."""
+    heads, tails = [], []
+    offset = 32 * len(types)
+    for kind, value in zip(types, values, strict=True):
+        if _dynamic(kind):
+            heads.append(_word(offset))
+            tail = _encode_one(kind, value)
+            tails.append(tail)
+            offset += len(tail)
+        else:
+            heads.append(_encode_one(kind, value))
+    return b"".join(heads) + b"".join(tails)
+
+
+def _encode_one(kind: str, value: Any) -> bytes:
+    if kind.endswith("[]"):
+        inner = kind[:-2]
+        return _word(len(value)) + encode_args([inner] * len(value), list(value))
+    if kind == "bytes":
+        return _word(len(value)) + value + bytes(-len(value) % 32)
+    if kind.startswith("("):
+        return encode_args(_split_tuple(kind), list(value))
+    return _word(value)
+
+
+# --------------------------------------------------------------------------- prices
+
+
+
+@lru_cache(maxsize=8192)
+def _blob(price_id: bytes, market: int, pub: Publication, prev: int) -> Blob:
+    """A publication's blob (it never changes once the next publication exists)."""
+    data = encode_update(price_id, pub, prev)
+    return Blob(market, pub.publish_time, pub.price, pub.conf, pub.expo, prev, data)
+
+
+
+@dataclass
+class Prices:
+    """Every market's publications on the pull oracle (what Hermes would serve), as blobs."""
+
+    price_ids: list[bytes]
+    feeds: list[FeedHistory] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not self.feeds:
+            self.feeds = [FeedHistory(pid) for pid in self.price_ids]
+
+    def copy(self) -> Prices:
+        return Prices(self.price_ids, [FeedHistory(f.price_id, list(f.publications)) for f in self.feeds])
+
+    def publish(self, market: int, price: int, t: int, conf: int = 0) -> Blob:
+        """Publishes `price` (Pyth units, expo -8) at `t`, later than every earlier publication."""
+        feed = self.feeds[market]
+        last = feed.latest()
+        assert last is None or last.publish_time < t, "publications move forward in time"
+        feed.publish(Publication(t, price, conf))
+        return self.blob(market, feed.publications[-1], last.publish_time if last else 0)
+
+    def blob(self, market: int, pub: Publication, prev: int) -> Blob:
+        return _blob(self.price_ids[market], market, pub, prev)
+
+    def at_or_after(self, market: int, t: int) -> Blob | None:
+        found = self.feeds[market].at_or_after(t)
+        return None if found is None else self.blob(market, *found)
+
+    def latest(self, market: int) -> Blob | None:
+        pubs = self.feeds[market].publications
+        if not pubs:
+            return None
+        return self.blob(market, pubs[-1], pubs[-2].publish_time if len(pubs) > 1 else 0)
+
+    def published(self, market: int) -> list[Publication]:
+        return self.feeds[market].publications
+
+    def nth_after(self, market: int, t: int, n: int) -> Blob | None:
+        """The n-th publication at or after `t` (0: the earliest), for keepers that try others."""
+        pubs = self.feeds[market].publications
+        later = [i for i, p in enumerate(pubs) if p.publish_time >= t]
+        if n >= len(later):
+            return None
+        i = later[n]
+        return self.blob(market, pubs[i], pubs[i - 1].publish_time if i > 0 else 0)
+
+    def before(self, market: int, t: int) -> Blob | None:
+        """The last publication before `t` (an earlier price a keeper might try)."""
+        pubs = [i for i, p in enumerate(self.feeds[market].publications) if p.publish_time < t]
+        if not pubs:
+            return None
+        i = pubs[-1]
+        all_ = self.feeds[market].publications
+        return self.blob(market, all_[i], all_[i - 1].publish_time if i > 0 else 0)
+
+
+# --------------------------------------------------------------------------- reading the chain
+
+
+class Observer:
+    """The chain's state in the ghost's shapes, read from storage."""
+
+    def __init__(self, chain: Chain, p: Protocol):
+        self.chain = chain
+        self.token, self.vault, self.engine = p.token.address, p.vault.address, p.engine.address
+        self.book, self.oracle, self.liquidator = p.order_book.address, p.oracle.address, p.liquidator.address
+        self.n_markets = len(p.markets)
+        v, e, b, o, lq = (storage_layout(c) for c in ("LeverVault", "PerpEngine", "OrderBook", "OracleAdapter", "Liquidator"))
+        self.v, self.e, self.b, self.o, self.lq = v, e, b, o, lq
+        self._token_balances = storage_layout("MockToken").var("_balances").slot
+        self._shares = v.var("_balances").slot
+        self._scalars = {
+            (self.vault, name): v.var(label) for name, label in (
+                ("total_margin", "_totalMargin"), ("pool", "_poolAssets"), ("insurance", "_insuranceFund"),
+                ("fees", "_protocolFees"), ("order_escrow", "_orderEscrow"), ("lp_escrow", "_lpEscrow"),
+                ("supply", "_totalSupply"), ("bad_debt", "badDebtTotal"), ("bad_by_insurance", "badDebtCoveredByInsurance"),
+                ("bad_by_pool", "badDebtCoveredByPool"))
+        } | {
+            (self.engine, name): e.var(label) for name, label in (
+                ("total_reserve", "totalReserveWad"), ("open_mask", "_openMask"), ("paused", "_paused"),
+                ("account_count", "accountCount"))
+        }
+        self._plans: dict[str, tuple[list[int], list[tuple[int, int, int, int]]]] = {}
+        evm = getattr(chain, "evm", None)
+        self.storage = evm.storage if evm is not None else chain.storage  # revm's own method: no wrapper
+
+
+    def _struct(self, layout: StorageLayout, address: str, base: int, kind: str) -> list[int]:
+        plan = self._plans.get(kind)
+        if plan is None:
+            plan = self._plans[kind] = _plan(layout.members(kind))
+        storage = self.storage
+        slots, fields = plan
+        words = [storage(address, base + slot) for slot in slots]
+        out = []
+        for index, shift, mask, sign in fields:
+            v = words[index] >> shift & mask
+            if sign and v & sign:
+                v -= sign << 1
+            out.append(v)
+        return out
+
+    def scalars(self) -> dict[str, int]:
+        storage = self.storage
+        words = {key: storage(*key) for key in self._scalar_slots}
+        return {name: f.read(words[(address, f.slot)]) for (address, name), f in self._scalars.items()}
+
+    @cached_property
+    def _scalar_slots(self) -> list[tuple[str, int]]:
+        return sorted({(address, f.slot) for (address, _), f in self._scalars.items()})
+
+    def balance(self, who: str) -> int:
+        return self.storage(self.token, mapping_slot(who, self._token_balances))
+
+    def shares(self, who: str) -> int:
+        return self.storage(self.vault, mapping_slot(who, self._shares))
+
+    def margin(self, account: int) -> int:
+        word = self.storage(self.vault, mapping_slot(account, self.v.var("_margin").slot))
+        return word - 2**256 if word >> 255 else word
+
+    def account(self, account: int) -> Account | None:
+        owner, mask, last = self._struct(self.e, self.engine, mapping_slot(account, self.e.var("_accounts").slot),
+                                         self.e.value_type("_accounts"))
+        if owner == 0:
+            return None
+        return Account(to_checksum_address(owner.to_bytes(20, "big")), mask, last)
+
+    def position(self, account: int, market: int) -> m.Position:
+        inner = mapping_slot(account, self.e.var("_positions").slot)
+        return m.Position(*self._struct(self.e, self.engine, mapping_slot(market, inner), self.e.value_type("_positions")))
+
+    def market(self, market: int) -> m.MarketState:
+        return m.MarketState(*self._struct(self.e, self.engine, mapping_slot(market, self.e.var("_state").slot),
+                                           self.e.value_type("_state")))
+
+    def params(self, market: int, previous: bool = False) -> m.MarketParams:
+        label = "_prevParams" if previous else "_params"
+        return m.MarketParams(*self._struct(self.e, self.engine, mapping_slot(market, self.e.var(label).slot),
+                                            self.e.value_type(label)))
+
+    def oracle_state(self, market: int) -> OracleState:
+        kind = self.o.value_type("_markets")
+        v = self._struct(self.o, self.oracle, mapping_slot(market, self.o.var("_markets").slot), kind)
+        i = self._oracle_fields
+        return OracleState(v[i[0]], v[i[1]], v[i[2]], v[i[3]], v[i[4]], bool(v[i[5]]), v[i[6]], v[i[7]])
+
+    @cached_property
+    def _oracle_fields(self) -> list[int]:
+        """Where each `OracleState` field sits in the adapter's `Market` struct."""
+        labels = [f.label for f in self.o.members(self.o.value_type("_markets"))]
+        return [labels.index(x) for x in ("lastReferenceWad", "lastRoundId", "varianceWad", "mmFactorCheckpointWad",
+                                          "checkpointTime", "shocked", "latestPriceWad", "latestPublishTime")]
+
+    def orders(self, account: int) -> dict[int, Order]:
+        kind = self.b.value_type("_orders")
+        size = self.b.struct_slots(kind)
+        base = mapping_slot(account, self.b.var("_orders").slot)
+        out = {}
+        for slot in range(m.orders.MAX_ORDERS_PER_ACCOUNT):
+            raw = self._struct(self.b, self.book, base + slot * size, kind)
+            if raw[2] != 0:  # updatedAt
+                out[slot] = Order.from_chain(account, m.orders.order_id(account, slot), raw)
+        return out
+
+    def request(self, controller: str, deposit: bool) -> Request | None:
+        label = "_pendingDeposit" if deposit else "_pendingRedeem"
+        amount, time, fee = self._struct(self.v, self.vault, mapping_slot(controller, self.v.var(label).slot),
+                                         self.v.value_type(label))
+        return Request(amount, time, fee) if amount else None
+
+    def claim(self, controller: str, deposit: bool) -> Claim:
+        label = "_claimableDeposit" if deposit else "_claimableRedeem"
+        return Claim(*self._struct(self.v, self.vault, mapping_slot(controller, self.v.var(label).slot),
+                                   self.v.value_type(label)))
+
+    def liquidation_params(self) -> m.LiquidationParams:
+        f = self.lq.var("_params")
+        return m.LiquidationParams(*self._struct(self.lq, self.liquidator, f.slot, f.type))
+
+
+def _plan(fields: list[Field]) -> tuple[list[int], list[tuple[int, int, int, int]]]:
+    """How to decode a struct: the slots to read, and per field (slot index, shift, mask, sign bit)."""
+    slots = sorted({f.slot for f in fields})
+    return slots, [
+        (slots.index(f.slot), 8 * f.offset, (1 << 8 * f.size) - 1, 1 << (8 * f.size - 1) if f.signed else 0)
+        for f in fields
+    ]
+
+
+# --------------------------------------------------------------------------- the world
+
+
+@dataclass
+class World:
+    """A deployed protocol with its actors; `ghost0` / `prices0` are the ghost and publications at
+    the chain's snapshot."""
+
+    chain: Chain
+    art: Artifacts
+    protocol: Protocol
+    config: NetworkConfig
+    admin: str
+    traders: list[str]
+    lps: list[str]
+    keepers: list[str]
+    stranger: str
+    settings: Settings
+    state0: State
+    prices0: Prices
+    time0: int
+    calls: Calls = field(init=False)
+    observer: Observer = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.calls = Calls(self.art)
+        self.observer = Observer(self.chain, self.protocol)
+        p = self.protocol
+        self.token, self.vault, self.engine = p.token.address, p.vault.address, p.engine.address
+        self.book, self.oracle, self.liquidator = p.order_book.address, p.oracle.address, p.liquidator.address
+        self.timelock = p.timelock.address
+        self.feeds = [p.feeds[name].address for name in sorted(p.markets, key=p.markets.__getitem__)]
+        self.n_markets = len(p.markets)
+
+    @property
+    def in_process(self) -> bool:
+        return isinstance(self.chain, RevmChain)
+
+    @cached_property
+    def accounts(self) -> list[int]:
+        return list(range(1, N_TRADERS * ACCOUNTS_PER_TRADER + 1))
+
+    def owner_of(self, account: int) -> str:
+        return self.traders[(account - 1) // ACCOUNTS_PER_TRADER]
+
+    @property
+    def actors(self) -> list[str]:
+        return [self.admin, *self.traders, *self.lps, *self.keepers, self.stranger]
+
+
+def deploy(chain: Chain) -> World:
+    """Deploys the protocol with `lever.deploy` and builds the ghost beside it (nothing seeded)."""
+    art = artifacts()
+    config = fuzz_config()
+    accounts = chain.accounts
+    admin = to_checksum_address(accounts[0])
+    chain.set_time(chain.now())
+    protocol = deploy_protocol(DirectProject(chain, art), DirectAccount(chain, admin), config)
+    t0 = chain.now()
+    decimals = config.collateral.decimals
+    oracles, rounds = [], []
+    names = sorted(protocol.markets, key=protocol.markets.__getitem__)
+    for name in names:
+        market = config.markets[name]
+        oracles.append(OracleConfig(*config.oracle.config(protocol.feeds[name].address, market.pyth_id())))
+        round_id, answer, _, updated_at, answered_in = protocol.feeds[name].latestRoundData()
+        rounds.append(ReferenceRound(round_id, answer, updated_at, answered_in, market.feed_decimals))
+    lp = config.lp.params(decimals)
+    orders = config.orders.settings(decimals)
+    settings = Settings(
+        vault=protocol.vault.address, token_scale=10 ** (18 - decimals),
+        fee_share=int(config.vault.protocol_fee_share * WAD), oracle=oracles,
+        lp_delay=lp[0], lp_window=lp[1], lp_grace=lp[2], lp_fee=lp[3],
+        order_delay=orders[0], order_window=orders[1], min_executor_fee=orders[2], max_executor_fee=orders[3],
+        pyth_fee=config.pyth.update_fee_wei,
+    )
+    observer = Observer(chain, protocol)
+    params = [m.MarketParams(*config.markets[name].params()) for name in names]
+    state = State(
+        balances={}, margin={}, accounts={}, positions={}, orders={}, params=params, prev=[None] * len(names),
+        markets=[observer.market(i) for i in range(len(names))],  # created at the deployment's block times
+        oracle=[observer.oracle_state(i) for i in range(len(names))], rounds=rounds, pending_deposit={}, pending_redeem={},
+        claim_deposit={}, claim_redeem={}, shares={}, liquidation=m.LiquidationParams(*config.liquidation.params()),
+    )
+    n = len(accounts)
+    traders = [to_checksum_address(a) for a in accounts[1 : 1 + N_TRADERS]]
+    lps = [to_checksum_address(a) for a in accounts[1 + N_TRADERS : 4 + N_TRADERS]]
+    keepers = [to_checksum_address(a) for a in accounts[4 + N_TRADERS : 6 + N_TRADERS]]
+    stranger = to_checksum_address(accounts[min(6 + N_TRADERS, n - 1)])
+    prices = Prices([config.markets[name].pyth_id() for name in names])
+    return World(chain, art, protocol, config, admin, traders, lps, keepers, stranger, settings, state, prices, t0)
