@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -82,3 +83,64 @@ def test_a_short_demo_runs_to_completion_and_the_keeper_settles_every_trade(anvi
     assert report["insurance_after"] == usd(insurance)
     assert report["solvent_every_block"] is True and solvent and report["unhealthy_at_end"] == 0
     assert "solvency identity at every block" in result.stdout and "held" in result.stdout
+
+
+def test_demo_with_the_dashboard_serves_it_during_the_crash_and_until_ctrl_c(anvil_session: None,
+                                                                            tmp_path: Path) -> None:
+    import queue
+    import signal
+    import threading
+
+    import httpx
+    import sqlalchemy as sa
+    from nodes import free_port
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    with anvil() as node:
+        out = tmp_path / "demo"
+        env = {**os.environ, "LEVER_DEPLOYMENTS_DIR": str(tmp_path), "APE_FOUNDRY_HOST": "auto"}
+        process = subprocess.Popen([str(BIN / "lever"), "demo", "--traders", "4", "--seed", "5", "--out", str(out),
+                                    "--network", node, "--dashboard", "--dashboard-port", str(port)],
+                                   cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        lines: queue.Queue[str] = queue.Queue()
+        assert process.stdout is not None
+        stdout = process.stdout
+        threading.Thread(target=lambda: [lines.put(line) for line in stdout], daemon=True).start()
+        seen, blocks_during_run = [], set()
+        try:
+            deadline = time.monotonic() + 900
+            while not any("stays up on" in line for line in seen):
+                assert time.monotonic() < deadline and process.poll() is None, "".join(seen)[-3000:]
+                try:
+                    seen.append(lines.get(timeout=0.5))
+                except queue.Empty:
+                    pass
+                if any(line.startswith("dashboard on ") for line in seen):
+                    block = httpx.get(f"{url}/api/status", timeout=5).json()["block"]
+                    blocks_during_run.add(block)
+            assert f"dashboard on {url}" in "".join(seen)
+            # The page followed the chain while the demo ran: it showed more than one block.
+            assert len(blocks_during_run - {None}) > 1, blocks_during_run
+            head = Web3(Web3.HTTPProvider(node)).eth.block_number
+            wait_for_block = time.monotonic() + 30
+            while httpx.get(f"{url}/api/status", timeout=5).json()["block"] < head:
+                assert time.monotonic() < wait_for_block, "the index did not reach the head"
+                time.sleep(0.2)
+            report = json.loads((out / "report.json").read_text())
+            for page in ("/", "/markets", "/pool", "/accounts", "/activity", "/keeper"):
+                assert httpx.get(url + page, timeout=10).status_code == 200, page
+            keeper_page = httpx.get(url + "/keeper", timeout=10).text
+            assert "lever_keeper" in keeper_page  # the demo's keeper serves its metrics to the panel
+            engine = sa.create_engine(f"sqlite:///{out / 'index.sqlite'}")
+            with engine.connect() as conn:
+                indexed = conn.execute(sa.text("select count(*) from liquidations")).scalar()
+                traded = conn.execute(sa.text("select count(distinct account_id) from trades")).scalar()
+            engine.dispose()
+            assert indexed == report["liquidations"]["total"]
+            assert traded == report["traders"] == 4
+            process.send_signal(signal.SIGINT)
+            assert process.wait(timeout=60) == 0
+        finally:
+            if process.poll() is None:
+                process.kill()

@@ -161,7 +161,7 @@ def test_a_settler_starving_the_trade_of_gas_cannot_get_the_order_cancelled(h: H
         except Exception:  # noqa: BLE001 - the transaction failed: nothing cancelled
             outcomes.add("reverted")
             continue
-        settled, cancelled = _fill_events(h, receipt)
+        _, cancelled = _fill_events(h, receipt)
         assert not cancelled, f"cancelled at {gas} gas"
         outcomes.add("filled")
         break

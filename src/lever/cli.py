@@ -32,8 +32,8 @@ from lever.keeper.settings import DEFAULT_NETWORK
 from lever.status import read_status, render_status
 
 # Command groups that live in their own modules, loaded on first use: name -> "module:attribute".
-# Register one with a line here, e.g. "stress": "lever.stress.cli:stress".
-GROUPS: dict[str, str] = {}
+GROUPS = {"stress": "lever.stress.cli:stress", "index": "lever.dashboard.cli:index",
+          "dashboard": "lever.dashboard.cli:dashboard"}
 
 
 class _Lever(Group):
@@ -331,9 +331,12 @@ def keeper_run(config_file: Path | None, account: str | None, max_steps: int | N
 @click.option("--crash", type=AMOUNT, default="0.35", show_default=True, help="ETH's fall at the bottom, as a share")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("build/demo"), show_default=True)
 @click.option("--network", default=DEFAULT_NETWORK, show_default=True)
-def demo(traders: int, seed: int, crash: Decimal, out: Path, network: str) -> None:
+@click.option("--dashboard", is_flag=True, help="serve the dashboard during the crash (and after it, until Ctrl-C)")
+@click.option("--dashboard-port", type=click.IntRange(0, 65535), default=8050, show_default=True, help="0: a free port")
+def demo(traders: int, seed: int, crash: Decimal, out: Path, network: str, dashboard: bool, dashboard_port: int) -> None:
     """A market crash on a local chain: LPs, traders, a crash, the keeper; writes a report."""
-    scenario.main(scenario.Plan(seed=seed, traders=traders, crash=crash), out, network)
+    plan = scenario.Plan(seed=seed, traders=traders, crash=crash)
+    scenario.main(plan, out, network, dashboard_port if dashboard else None)
 
 
 def main() -> None:

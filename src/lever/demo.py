@@ -15,10 +15,13 @@ The plan (traders, price path) is pure and seeded; `run` is the I/O.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import random
+import signal
 import statistics
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -270,7 +273,7 @@ class Stage:
     """The running pieces: chain, deployment, price service, keeper; and a session (`lever.actions`)
     through which every LP and trader acts, as they would from the command line."""
 
-    def __init__(self, provider: Any, out: Path):
+    def __init__(self, provider: Any, out: Path, dashboard_port: int | None = None):
         from ape import accounts
 
         from lever import actions, app
@@ -300,8 +303,29 @@ class Stage:
                              keeper_key, KeeperConfig(start_block=record.block))
         self.keeper_address = str(accounts.test_accounts[9].address)
         self.keeper.hydrate()
+        self._extras = contextlib.ExitStack()
+        self.dashboard_url: str | None = None
+        if dashboard_port is not None:
+            self.dashboard_url = self._serve_dashboard(record, out, dashboard_port)
+
+    def _serve_dashboard(self, record: Any, out: Path, port: int) -> str:
+        """The dashboard (indexer and web app) and the keeper's /health and /metrics, served
+        while the demo runs; the index is a fresh SQLite file in `out`."""
+        from lever.dashboard import alongside
+        from lever.keeper.service import KeeperService
+
+        service = KeeperService(self.keeper)
+        service.hydrated = True
+        keeper_url = self._extras.enter_context(service.status_served())
+        db = (out / "index.sqlite").resolve()
+        for stale in out.glob("index.sqlite*"):
+            stale.unlink()
+        running = self._extras.enter_context(alongside(self.provider.uri, record, db_url=f"sqlite:///{db}", port=port,
+                                                       keeper_url=keeper_url))
+        return running.url
 
     def close(self) -> None:
+        self._extras.close()
         self.publisher.stop()
         self.server.stop()
 
@@ -317,8 +341,11 @@ class Stage:
             time.sleep(0.2)
 
 
-def run(provider: Any, plan: Plan, out: Path, on_progress: Progress | None = None) -> Report:
-    """Plays the scenario on the connected local chain; writes report.json and report.png."""
+def run(provider: Any, plan: Plan, out: Path, on_progress: Progress | None = None, dashboard_port: int | None = None,
+        on_report: Callable[[Report, str | None], None] | None = None) -> Report:
+    """Plays the scenario on the connected local chain; writes report.json and report.png. With
+    `dashboard_port` (0: a free port) the dashboard follows the run; `on_report(report, url)` is
+    called before anything stops (the command line keeps the dashboard up in it)."""
     from ape import accounts, chain
 
     plan.check()
@@ -326,9 +353,14 @@ def run(provider: Any, plan: Plan, out: Path, on_progress: Progress | None = Non
     started = time.monotonic()
     out.mkdir(parents=True, exist_ok=True)
     _log_to(out / "keeper.log")
-    stage = Stage(provider, out)
+    stage = Stage(provider, out, dashboard_port)
     try:
-        return _play(stage, plan, out, progress, started, accounts, chain)
+        if stage.dashboard_url:
+            progress(f"dashboard on {stage.dashboard_url}", 1, 1)
+        report = _play(stage, plan, out, progress, started, accounts, chain)
+        if on_report is not None:
+            on_report(report, stage.dashboard_url)
+        return report
     finally:
         stage.close()
 
@@ -455,29 +487,54 @@ def _liquidations(reader: Any, first: int, last: int) -> list[LiquidationRow]:
     return rows
 
 
-def main(plan: Plan, out: Path, network: str) -> None:
-    """`lever demo`: the run with progress bars, then the report as a table."""
+def main(plan: Plan, out: Path, network: str, dashboard_port: int | None = None) -> None:
+    """`lever demo`: the run with progress bars, then the report as a table; with a dashboard port,
+    the dashboard follows the run and stays up after it until Ctrl-C."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-    from rich.table import Table
 
     from lever import app
 
     plan.check()
     console = Console()
-    with app.connected(network) as provider, Progress(
-        TextColumn("{task.description:<40}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        console=console,
-    ) as bar:
+    with app.connected(network) as provider:
+        bar = Progress(TextColumn("{task.description:<40}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                       console=console)
         tasks: dict[str, Any] = {}
 
         def on_progress(phase: str, done: int, total: int) -> None:
+            if phase.startswith("dashboard on "):
+                console.print(f"{phase}: watch the crash there (the keeper's panel included)")
+                return
             key = phase.split(":")[0]
             if key not in tasks:
                 tasks[key] = bar.add_task(phase, total=total)
             bar.update(tasks[key], completed=done, description=phase)
 
-        r = run(provider, plan, out, on_progress)
+        def on_report(r: Report, url: str | None) -> None:
+            bar.stop()
+            _print_report(console, r, out)
+            if url is None:
+                return
+            # Until Ctrl-C (or SIGTERM), then a clean stop: ape's own SIGINT handler would exit 130.
+            stop = threading.Event()
+            previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+            try:
+                console.print(f"the dashboard stays up on {url}; Ctrl-C stops it", highlight=False)
+                while not stop.wait(0.5):
+                    pass
+                console.print("stopped")
+            finally:
+                for sig, handler in previous.items():
+                    signal.signal(sig, handler)
+
+        with bar:
+            run(provider, plan, out, on_progress, dashboard_port, on_report)
+
+
+def _print_report(console: Any, r: Report, out: Path) -> None:
+    from rich.table import Table
+
     table = Table(title=f"Crash of {Decimal(r.crash) * 100:.0f}% with {r.traders} traders (seed {r.seed})")
     table.add_column("")
     table.add_column("", justify="right")

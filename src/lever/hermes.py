@@ -42,7 +42,8 @@ class HermesClient:
         return self._get(f"/v2/updates/price/{publish_time}", price_ids)
 
     def _get(self, path: str, price_ids: list[bytes]) -> dict[bytes, Update]:
-        params = [("ids[]", "0x" + pid.hex()) for pid in price_ids] + [("encoding", "hex"), ("parsed", "true")]
+        params: list[tuple[str, str | int | float | bool | None]] = [("ids[]", "0x" + pid.hex()) for pid in price_ids]
+        params += [("encoding", "hex"), ("parsed", "true")]
         try:
             response = self.http.get(self.base_url + path, params=params)
         except httpx.HTTPError as exc:

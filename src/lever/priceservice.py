@@ -10,11 +10,12 @@ publication at or after that time, as its update blob and parsed).
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
-from pathlib import Path
 from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
+from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
@@ -25,6 +26,8 @@ from starlette.routing import Route
 from lever.deployments import Deployment, load_deployment
 from lever.errors import LeverError
 from lever.pyth import FeedHistory, PriceBook, Publication, decode_update, encode_update
+
+log = logging.getLogger(__name__)
 
 Clock = Callable[[], int]
 
@@ -115,7 +118,7 @@ def app(state: PriceState) -> Starlette:
     async def feeds(request: Request) -> JSONResponse:
         with state.lock:
             out = {m: {"id": f.price_id.hex(), "price": str(state.current.get(m)),
-                       "publish_time": (f.latest().publish_time if f.latest() else None)}
+                       "publish_time": (last.publish_time if (last := f.latest()) else None)}
                    for m, f in state.book.feeds.items()}
         return JSONResponse(out)
 
@@ -133,7 +136,7 @@ def chain_clock(rpc_url: str) -> Clock:
     import httpx
 
     client = httpx.Client(timeout=5.0)
-    offset = {"value": 0, "read": 0.0}
+    offset: dict[str, float] = {"value": 0, "read": 0.0}
 
     def now() -> int:
         wall = time.time()
@@ -143,9 +146,9 @@ def chain_clock(rpc_url: str) -> Clock:
                                                    "params": ["latest", False]}).json()["result"]
                 offset["value"] = max(0, int(block["timestamp"], 16) - int(wall))
                 offset["read"] = wall
-            except Exception:  # noqa: BLE001 - a node hiccup: keep the last offset
-                pass
-        return int(wall) + offset["value"]
+            except Exception as exc:  # noqa: BLE001 - a node hiccup: keep the last offset
+                log.debug("chain clock: %s (keeping the last offset)", exc)
+        return int(wall) + int(offset["value"])
 
     return now
 

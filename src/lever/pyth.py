@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from eth_abi.abi import decode as abi_decode
-from eth_abi.abi import encode as abi_encode
 
 PRICE_FEED = "(bytes32,(int64,uint64,int32,uint256),(int64,uint64,int32,uint256))"
 DEFAULT_EXPO = -8

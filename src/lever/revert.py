@@ -132,10 +132,6 @@ MESSAGES: dict[str, Callable[[Args, _Tokens], str]] = {
     "ReduceOnlyViolated": lambda a, t: (
         f"account {a['accountId']} has no position in market {a['marketId']} that this order reduces"
     ),
-    "TriggerNotMet": lambda a, t: f"order {a['orderId']}'s trigger is not met at {_usd(a['priceWad'])}",
-    "PriceTooOld": lambda a, t: (
-        f"market {a['marketId']}'s price was published at {a['publishTime']}, before {a['minPublishTime']}"
-    ),
     "NothingToSettle": lambda a, t: "none of these orders could be settled or cancelled now",
     "UpdateFeeUnpaid": lambda a, t: f"the price updates cost {a['required']} wei, {a['paid']} was sent",
     "OracleNotConfigured": lambda a, t: f"market {a['marketId']} has no oracle",

@@ -91,7 +91,7 @@ def read_status(reader: ProtocolReader, page: int = 200) -> ProtocolStatus:
         markets.append(MarketStatus(
             names.get(mk, str(mk)), mk, from_wad(view.price.price), view.price.publish_time,
             from_wad(s.long_oi), from_wad(s.short_oi),
-            from_wad(m.perp.funding_rate_per_day(s.skew, p.skew_scale, p.max_funding_rate_per_day)),
+            from_wad(m.perp.funding_rate_per_day(s.skew, p.funding_scale, p.max_funding_rate_per_day)),
             from_wad(m.market_reserve(s, p)),
         ))
     accounts = []

@@ -56,12 +56,8 @@ def keeper_url(h: Harness, deployment: Deployment, chain: Any) -> Iterator[str]:
     keeper.hydrate()
     service = KeeperService(keeper, metrics_port=free_port())
     service.hydrated = True
-    service._serve_metrics()
-    try:
-        yield f"http://127.0.0.1:{service.metrics_port}"
-    finally:
-        assert service._server is not None
-        service._server.shutdown()
+    with service.status_served() as url:
+        yield url
 
 
 @pytest.fixture

@@ -1285,5 +1285,15 @@ def machine_for(world: World) -> type[Machine]:
     return Bound
 
 
-__all__ = ["ACTIONS", "ADVERSARIES", "ECONOMIC_INVARIANTS", "LP_FUNDS", "MAX_UINT", "STATS", "TRADER_FUNDS",
-           "ACCOUNT_MARGIN", "Machine", "machine_for"]
+__all__ = [
+    "ACCOUNT_MARGIN",
+    "ACTIONS",
+    "ADVERSARIES",
+    "ECONOMIC_INVARIANTS",
+    "LP_FUNDS",
+    "MAX_UINT",
+    "STATS",
+    "TRADER_FUNDS",
+    "Machine",
+    "machine_for",
+]

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import pytest
 from eth_abi import encode as abi_encode
-from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine
 from world import encode_args
 
 

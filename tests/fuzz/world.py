@@ -22,11 +22,19 @@ from eth_utils.address import to_checksum_address
 from ghost import Account, Blob, Claim, Request, Settings, State
 
 from lever import math as m
-from lever.artifacts import Artifacts, Field, StorageLayout, abi_type, mapping_slot, selector_of, storage_layout
+from lever.artifacts import (
+    Artifacts,
+    Field,
+    StorageLayout,
+    abi_type,
+    mapping_slot,
+    selector_of,
+    storage_layout,
+)
 from lever.config import NetworkConfig, load_network_config
 from lever.deploy import Protocol, deploy_protocol
 from lever.math.oracle import OracleConfig, OracleState, ReferenceRound
-from lever.math.orders import Kind, Order
+from lever.math.orders import Order
 from lever.paths import BUILD_MANIFEST
 from lever.pyth import FeedHistory, Publication, encode_update
 

@@ -9,11 +9,13 @@ reports 503, the keeper waits `breaker_cooldown` seconds, then re-hydrates from 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import signal
 import threading
 import time
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import FrameType
 from typing import Any
@@ -136,6 +138,18 @@ class KeeperService:
             "lp_requests": len(self.keeper.state.lp),
         }
 
+    @contextlib.contextmanager
+    def status_served(self) -> Iterator[str]:
+        """`/health` and `/metrics` served (on `metrics_port`, or a free port if 0) while the block
+        runs, for a keeper stepped by someone else (the demo); yields their base URL."""
+        self._serve_metrics()
+        assert self._server is not None
+        try:
+            yield f"http://127.0.0.1:{self._server.server_address[1]}"
+        finally:
+            self._server.shutdown()
+            self._server = None
+
     def _serve_metrics(self) -> None:
         service = self
 
@@ -164,7 +178,6 @@ class KeeperService:
 
 def run_keeper(flags: dict[str, Any], config_file: Any, account: str | None, max_steps: int | None) -> int:
     """`lever keeper run`: settings, a connection, the signer, then the service loop."""
-    import contextlib
 
     from web3 import Web3
 

@@ -32,7 +32,8 @@ class OracleConfig:
     @classmethod
     def from_chain(cls, raw: object) -> OracleConfig:
         v = list(raw)  # type: ignore[call-overload]
-        return cls(str(v[0]), *[int(x) for x in v[1:7]], bytes(v[7]), *[int(x) for x in v[8:]])
+        a, b, c, d, e, f, g, h, i, j = (int(x) for x in v[1:7] + v[8:])
+        return cls(str(v[0]), a, b, c, d, e, f, bytes(v[7]), g, h, i, j)
 
 
 @dataclass(frozen=True)
@@ -91,7 +92,7 @@ def reference_price(market_id: int, r: ReferenceRound, max_age: int, now: int, s
     elif r.updated_at < now and now - r.updated_at > max_age:
         refusal = Refused("OracleStalePrice", marketId=market_id, publishTime=r.updated_at, maxAge=max_age)
     else:
-        return r.answer * scale
+        return int(r.answer * scale)
     if strict:
         raise refusal
     return 0
@@ -103,7 +104,7 @@ def pull_price_wad(market_id: int, price: int, conf: int, expo: int, max_conf_ra
         raise Refused("OracleNonPositivePrice", marketId=market_id, answer=price)
     if expo > 0 or expo < -18:
         raise Refused("OracleExponentInvalid", marketId=market_id, expo=expo)
-    scale = 10 ** (18 + expo)
+    scale = int(10 ** (18 + expo))
     price_wad = price * scale
     if price_wad > MAX_PRICE_WAD:
         raise Refused("OraclePriceTooHigh", marketId=market_id, priceWad=price_wad)
