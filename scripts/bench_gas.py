@@ -388,7 +388,8 @@ PRECOMPILES = {f"0x{i:040x}" for i in range(1, 11)}
 def profile(bench: Bench) -> dict[str, Any]:
     """Where each measured transaction's gas goes, from Anvil's struct logs: per contract, storage
     reads (cold 2,100 / warm 100) and writes (fresh slot 20,000 (+2,100 cold), update 2,900
-    (+2,100), no-op or dirty 100), logs, calls (cold account 2,600, value 9,000, the rest), and
+    (+2,100), no-op or dirty 100), logs, calls (cold account 2,600, value 9,000 less the 2,300
+    stipend the callee gets and gives back unused, the rest), and
     execution (everything else: arithmetic, memory, ABI coding); plus the transaction's intrinsic
     21,000, its calldata and the refund (cleared slots, at most a fifth of the gas)."""
     names = {str(getattr(bench.p, n).address).lower(): n for n in
@@ -429,14 +430,15 @@ def _breakdown(w3: Any, tx: str, names: dict[str, str]) -> dict[str, Any]:
         elif op in CALLS:
             cost = int(step["gas"]) - int(logs[i + 1]["gas"]) if i + 1 < len(logs) else cost
             target = ("0x" + step["stack"][-2][-40:]).lower()
+        total += cost
         if op in CALLS:
             if target not in warm:
                 warm.add(target)
                 per[who]["call: cold account"] += 2600
                 cost -= 2600
             if op == "CALL" and int(step["stack"][-3], 16) != 0:
-                per[who]["call: value transfer"] += 9000
-                cost -= 9000
+                per[who]["call: value transfer"] += 9000 - 2300  # the stipend comes back to the caller
+                cost -= 9000 - 2300
             per[who]["call: other"] += cost
         elif op in ("EXTCODESIZE", "EXTCODEHASH", "BALANCE", "EXTCODECOPY"):
             warm.add(("0x" + step["stack"][-1][-40:]).lower())
@@ -450,7 +452,6 @@ def _breakdown(w3: Any, tx: str, names: dict[str, str]) -> dict[str, Any]:
             per[who]["log"] += cost
         else:
             per[who]["execution"] += cost
-        total += cost
     intrinsic = 21000
     refund = intrinsic + calldata + total - int(receipt["gasUsed"])
     return {
