@@ -22,7 +22,7 @@ setup: $(VENV)/.installed node_modules/.installed $(SOLC_BIN) ## Python venv, np
 
 # Python: a venv with the package and its pinned dependency tree (constraints.txt).
 $(VENV)/.installed: pyproject.toml constraints.txt
-	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	test -x $(VENV)/bin/pip || $(PYTHON) -m venv --clear $(VENV)
 	$(VENV)/bin/pip install -q --disable-pip-version-check -c constraints.txt -e ".[dev]"
 	tools/venv-hook.sh $(CURDIR) >> $(VENV)/bin/activate
 	touch $@

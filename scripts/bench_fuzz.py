@@ -1,7 +1,8 @@
 """Fuzz throughput on both backends, what the suite checks, and the mutation score:
 `build/bench/fuzz.json`.
 
-    python scripts/bench_fuzz.py            (make bench-fuzz; LEVER_BENCH_SKIP_MUTANTS=1 skips them)
+    python scripts/bench_fuzz.py            (make bench-fuzz; LEVER_BENCH_SKIP_MUTANTS=1 reports the last
+    `make mutants` run instead, with the commit it ran on)
 
 - fast: the `bench` profile in process, its shards shared out over the two cores (`pytest -n 2`),
   adversaries on; steps/s is all steps over the time from the first shard's start to the last
@@ -46,7 +47,9 @@ def main() -> int:
     from machine import ADVERSARIES, ECONOMIC_INVARIANTS
 
     score = None
-    if not os.environ.get("LEVER_BENCH_SKIP_MUTANTS"):
+    if os.environ.get("LEVER_BENCH_SKIP_MUTANTS") and (OUT / "mutants.json").exists():
+        score = json.loads((OUT / "mutants.json").read_text())  # `make mutants`' last run, with its commit
+    elif not os.environ.get("LEVER_BENCH_SKIP_MUTANTS"):
         (OUT / "mutants.json").unlink(missing_ok=True)  # never report an earlier run's score
         subprocess.run([sys.executable, "scripts/mutants.py"], check=False, cwd=ROOT)
         if not (OUT / "mutants.json").exists():
@@ -81,7 +84,8 @@ def main() -> int:
         "economic_invariants": len(ECONOMIC_INVARIANTS),
         "economic_checks_made": checks,
         "adversaries": len(ADVERSARIES),
-        "mutants": {"total": score["total"], "caught": score["caught"]} if score else None,
+        "mutants": {"total": score["total"], "caught": score["caught"],
+                    "commits": sorted({r.get("commit", "?") for r in score["mutants"]})} if score else None,
         "targets": TARGETS,
     }
     OUT.mkdir(parents=True, exist_ok=True)

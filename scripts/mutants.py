@@ -32,53 +32,122 @@ class Mutant:
 
 
 MUTANTS = (
+    # Orders and the pull oracle: who chooses the price.
+    Mutant("market-fill-skips-delay", "a market order fills at a price published before its commit plus the delay",
+           "contracts/OrderBook.sol",
+           "uint256 minTime = uint256(o.updatedAt) + st.settlementDelay;",
+           "uint256 minTime = uint256(o.updatedAt);"),
+    Mutant("fill-price-not-unique", "the settler may prove any price in the window, not the earliest one",
+           "contracts/OracleAdapter.sol",
+           "_parse(marketId, m, update, minPublishTime, maxPublishTime, true);",
+           "_parse(marketId, m, update, minPublishTime, maxPublishTime, false);"),
+    Mutant("stop-by-price-before-increase", "a stop-loss or take-profit fills at a price from before the position's last increase",
+           "contracts/OrderBook.sol",
+           "if (pos.lastIncreaseTime > since) since = pos.lastIncreaseTime;",
+           "if (pos.lastIncreaseTime > since) since = since;"),
+    Mutant("conditional-skips-delay", "a conditional order fills at a price published right after its update",
+           "contracts/OrderBook.sol",
+           "if (price.publishTime < since + st.settlementDelay) return (WAIT, price);",
+           "if (price.publishTime < since) return (WAIT, price);"),
+    Mutant("expired-fee-refunded", "an expired market order's executor fee goes back to the trader (free options)",
+           "contracts/OrderBook.sol",
+           "        vault.forfeitExecutorFee(accountId, o.executorFee);\n",
+           "        vault.releaseExecutorFee(accountId, o.executorFee, address(0));\n"),
+    Mutant("owner-cancels-market-order", "a trader may cancel a committed market order before it expires",
+           "contracts/OrderBook.sol",
+           "if (block.timestamp <= expiry) revert OrderNotCancellable(orderId, expiry);",
+           "if (block.timestamp <= expiry) {}"),
+    Mutant("worst-price-ignored", "margin on other markets is valued at the pull price, not the worse of pull and reference",
+           "contracts/PerpEngine.sol",
+           "if (ref != 0 && (sizeWad > 0 ? ref < d.priceWad : ref > d.priceWad)) d.priceWad = ref;",
+           "if (ref != 0 && (sizeWad > 0 ? ref > d.priceWad : ref < d.priceWad)) d.priceWad = ref;"),
+    # The pool: its price, its reserve, its LPs.
+    Mutant("lp-deposit-no-delay", "an LP request settles at a price published before the request plus the delay",
+           "contracts/LeverVault.sol",
+           "uint256 earliest = time + lp.settlementDelay;",
+           "uint256 earliest = time;"),
+    Mutant("lp-no-liquidation-grace", "an LP request settles before pending liquidations could clear",
+           "contracts/LeverVault.sol",
+           "if (block.timestamp < d.publishTime + lp.liquidationGrace) {",
+           "if (block.timestamp < d.publishTime) {"),
+    Mutant("lp-redeem-ignores-reserve", "LPs can redeem the reserve that backs open positions",
+           "contracts/LeverVault.sol",
+           "return pool > reserve ? pool - reserve : 0;",
+           "return pool;"),
+    Mutant("reserve-for-skew-only", "the pool reserves for the longs' profit only (a balanced book reserves half)",
+           "contracts/PerpEngine.sol",
+           "return PerpMath.reserveWad(s.longCostWad, p.maxProfitRatioWad) + PerpMath.reserveWad(s.shortCostWad, p.maxProfitRatioWad);",
+           "return PerpMath.reserveWad(s.longCostWad, p.maxProfitRatioWad);"),
+    Mutant("side-value-uncapped", "the pool counts a side's profit beyond its reserve",
+           "contracts/libraries/PerpMath.sol",
+           "        if (value > cap) value = cap;\n",
+           "\n"),
+    Mutant("profit-cap-removed", "a position's profit is not capped at maxProfitRatio of its cost",
+           "contracts/libraries/PerpMath.sol",
+           "return raw < cap ? raw : cap;",
+           "return raw;"),
+    Mutant("profit-not-scaled-by-coverage", "profits are paid in full when the pool holds less than the reserve (first closer wins)",
+           "contracts/libraries/PerpMath.sol",
+           "if (valueWad_ <= 0 || poolWad >= totalReserveWad) return valueWad_;",
+           "return valueWad_;"),
+    # Funding, fees, parameters.
+    Mutant("funding-to-dust", "a dust receiver earns more per unit than the payers pay",
+           "contracts/libraries/PerpMath.sol",
+           "if (receiverOiWad <= payerOiWad) return payerDeltaWad;",
+           "if (receiverOiWad == 0) return payerDeltaWad;"),
+    Mutant("funding-sign-inverted", "the paying side's index falls instead of rising",
+           "contracts/PerpEngine.sol",
+           "s.longIndexWad += payer.toInt256().toInt128();",
+           "s.longIndexWad -= payer.toInt256().toInt128();"),
+    Mutant("param-change-at-once", "a risk parameter change applies at once instead of ramping in",
+           "contracts/PerpEngine.sol",
+           "if (elapsed >= PARAM_RAMP_DURATION) return WAD;",
+           "if (elapsed >= 0) return WAD;"),
     Mutant("credit-rounds-up", "a trader's realised profit rounds up to token units instead of down",
-           "contracts/PerpEngine.sol",
-           "if (valueWad >= 0) return int256(uint256(valueWad) / _tokenScale);",
-           "if (valueWad >= 0) return int256(uint256(valueWad).divUp(_tokenScale));"),
-    Mutant("funding-sign-inverted", "longs receive funding when they should pay it",
-           "contracts/PerpEngine.sol",
-           "s.longFundingIndexWad += payerDelta.toInt256().toInt128();",
-           "s.longFundingIndexWad -= payerDelta.toInt256().toInt128();"),
-    Mutant("withdraw-without-margin-check", "withdrawMargin skips the engine's margin (and owner) check",
-           "contracts/LeverVault.sol",
-           "engine.checkWithdrawal(accountId, msg.sender, margin);",
-           "// engine.checkWithdrawal(accountId, msg.sender, margin);"),
-    Mutant("reward-cap-removed", "the keeper reward is not capped at maxReward",
-           "contracts/libraries/LiquidationMath.sol",
-           "return reward < p.maxRewardWad ? reward : p.maxRewardWad;",
-           "return reward;"),
-    Mutant("bad-debt-not-charged-to-insurance", "bad debt covered by insurance leaves the insurance ledger untouched",
-           "contracts/LeverVault.sol",
-           "_insuranceFund = uint96(insurance - byInsurance);",
-           "_insuranceFund = uint96(insurance);"),
-    Mutant("oi-not-decremented", "open interest never decreases when positions shrink or close",
-           "contracts/PerpEngine.sol",
-           "sideOi = (t.isLong ? s.longOpenInterestWad : s.shortOpenInterestWad) - int256(pos.sizeWad).abs()\n"
-           "            + t.newSizeWad.abs();",
-           "sideOi = (t.isLong ? s.longOpenInterestWad : s.shortOpenInterestWad)\n"
-           "            + (t.increasing ? t.newSizeWad.abs() - int256(pos.sizeWad).abs() : 0);"),
+           "contracts/libraries/FixedPointMath.sol",
+           "if (wad >= 0) return int256(uint256(wad) / scale);",
+           "if (wad >= 0) return int256(divUp(uint256(wad), scale));"),
     Mutant("protocol-fee-cut-lost", "the protocol's share of a fee is taken from the trader but booked nowhere",
            "contracts/LeverVault.sol",
            "_protocolFees += protocolCut.toUint96();",
            "// _protocolFees += protocolCut.toUint96();"),
-    Mutant("healthy-accounts-liquidatable", "accounts are liquidated below 2x maintenance margin",
-           "contracts/PerpEngine.sol",
-           "if (a.equityWad >= int256(a.maintenanceMarginWad)) return r;",
-           "if (a.equityWad >= 2 * int256(a.maintenanceMarginWad)) return r;"),
+    # Margin and liquidation.
+    Mutant("withdraw-without-margin-check", "withdrawMargin skips the engine's margin (and owner) check",
+           "contracts/LeverVault.sol",
+           "engine.checkWithdrawal(accountId, msg.sender, margin);",
+           "// engine.checkWithdrawal(accountId, msg.sender, margin);"),
     Mutant("initial-margin-halved", "an increase only needs half the initial margin",
            "contracts/PerpEngine.sol",
-           "if (a.equityWad < int256(a.initialMarginWad)) {",
-           "if (a.equityWad < int256(a.initialMarginWad) / 2) {"),
-    Mutant("lp-redeem-ignores-reserve", "LPs can redeem the reserve that backs open positions",
+           "        }\n        if (a.equityWad < int256(a.initialMarginWad)) revert",
+           "        }\n        if (a.equityWad < int256(a.initialMarginWad) / 2) revert"),
+    Mutant("healthy-accounts-liquidatable", "accounts are liquidated below 2x maintenance margin",
+           "contracts/PerpEngine.sol",
+           "if (a.equityWad >= int256(a.maintenanceMarginWad)) return r;\n        // Below maintenance",
+           "if (a.equityWad >= 2 * int256(a.maintenanceMarginWad)) return r;\n        // Below maintenance"),
+    Mutant("reward-cap-removed", "the keeper reward is not capped at maxReward",
+           "contracts/libraries/LiquidationMath.sol",
+           "return reward < p.maxRewardWad ? reward : p.maxRewardWad;",
+           "return reward;"),
+    Mutant("reward-floor-not-from-insurance", "the keeper of an underwater account is paid its floor out of nothing",
            "contracts/LeverVault.sol",
-           "return available > reserved ? available - reserved : 0;",
-           "return available;"),
+           "            insurance -= topUp;\n",
+           "\n"),
+    Mutant("bad-debt-not-charged-to-insurance", "bad debt covered by insurance leaves the insurance ledger untouched",
+           "contracts/LeverVault.sol",
+           "            insurance -= byInsurance;\n",
+           "\n"),
+    Mutant("oi-not-decremented", "open interest never decreases when positions shrink or close",
+           "contracts/PerpEngine.sol",
+           "sideOi = uint256(s.longOpenInterestWad) - oldSize + t.newSizeWad.abs();",
+           "sideOi = uint256(s.longOpenInterestWad) + (t.increasing ? t.newSizeWad.abs() - oldSize : 0);"),
     Mutant("pause-does-not-stop-increases", "a paused engine still lets positions grow",
            "contracts/PerpEngine.sol",
            "            _requireNotPaused();\n",
            "\n"),
 )
+
+
+NAMES = {m.name for m in MUTANTS}
 
 
 def build_mutant(m: Mutant, workdir: Path) -> Path:
@@ -103,17 +172,21 @@ def fuzz(artifacts: Path) -> tuple[bool, str]:
     """Runs the ci profile against the mutant; caught means the suite failed (exit code 1)."""
     env = dict(os.environ, LEVER_FUZZ_ARTIFACTS=str(artifacts), LEVER_FUZZ_PROFILE="ci", LEVER_FUZZ_NO_SHRINK="1")
     done = subprocess.run(
-        [sys.executable, "-m", "pytest", "tests/fuzz", "-p", "no:ape_test", "-n", "2", "-q", "--tb=line"],
+        [sys.executable, "-m", "pytest", "tests/fuzz", "-p", "no:ape_test", "-n", "2", "-q", "-x", "--tb=line"],
         check=False, cwd=ROOT, env=env, capture_output=True, text=True,
     )
-    if done.returncode not in (0, 1):
+    # Exit 1: a test failed. Exit 2 with failures: xdist interrupted the other shard after the first.
+    failed = done.returncode == 1 or (done.returncode == 2 and "FAILED tests/fuzz/" in done.stdout)
+    if done.returncode != 0 and not failed:
         raise SystemExit(f"the fuzz run could not run (exit {done.returncode}):\n{done.stdout[-3000:]}")
     reason = next((line.strip() for line in done.stdout.splitlines() if "Error" in line), "")
-    return done.returncode == 1, reason[:300]
+    return failed, reason[:300]
 
 
 def main(names: list[str]) -> int:
     chosen = [m for m in MUTANTS if not names or m.name in names]
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], check=False, cwd=ROOT, capture_output=True,
+                            text=True).stdout.strip()
     results = []
     for m in chosen:
         started = time.perf_counter()
@@ -121,9 +194,15 @@ def main(names: list[str]) -> int:
         caught, reason = fuzz(artifacts)
         seconds = round(time.perf_counter() - started, 1)
         print(f"{'caught  ' if caught else 'SURVIVED'} {m.name:36} {seconds:6.1f} s  {reason}", flush=True)
-        results.append({"name": m.name, "what": m.what, "caught": caught, "by": reason, "seconds": seconds})
-    report = {"total": len(results), "caught": sum(r["caught"] for r in results), "mutants": results}
+        results.append({"name": m.name, "what": m.what, "caught": caught, "by": reason, "seconds": seconds,
+                        "commit": commit})
     out = ROOT / "build" / "bench" / "mutants.json"
+    if names and out.exists():  # a rerun of some: the others keep their last result (and its commit)
+        rerun = {r["name"] for r in results}
+        kept = [r for r in json.loads(out.read_text())["mutants"] if r["name"] in NAMES and r["name"] not in rerun]
+        order = [m.name for m in MUTANTS]
+        results = sorted(kept + results, key=lambda r: order.index(r["name"]))
+    report = {"total": len(results), "caught": sum(r["caught"] for r in results), "mutants": results}
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")
     print(f"{report['caught']}/{report['total']} mutants caught -> {out.relative_to(ROOT)}")

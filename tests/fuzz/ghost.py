@@ -153,12 +153,13 @@ class Ghost:
     s: State
     now: int
     fills: list[Fill] = field(default_factory=list)  # settled orders of the last action
+    redeem_refusal: str = ""  # why the last redemption settled was refused ("": it was not)
 
     # ------------------------------------------------------------------ plumbing
 
     def act(self, fn: Any, *args: Any) -> Any:
         """Runs `fn(state, *args)` on a clone; swaps it in unless it raises `Refused`."""
-        self.fills = []
+        self.fills, self.redeem_refusal = [], ""
         s = self.s.clone()
         result = fn(s, *args)
         self.s = s
@@ -763,7 +764,13 @@ class Ghost:
         assets = m.pool.to_assets_down(q.amount, value, s.supply)
         del s.pending_redeem[controller]
         s.lp_escrow -= q.fee
-        refused = assets > self.free_assets(s) or not self._oi_caps_hold(s, prices, (s.pool - assets) * self.cfg.token_scale)
+        if assets > self.free_assets(s):
+            refused = "ReserveExceeded"
+        elif not self._oi_caps_hold(s, prices, (s.pool - assets) * self.cfg.token_scale):
+            refused = "OpenInterestCapExceeded"
+        else:
+            refused = ""
+        self.redeem_refusal = refused
         if refused:
             self._move_shares(s, self.cfg.vault, controller, q.amount)
             assets = -1

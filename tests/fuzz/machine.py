@@ -8,7 +8,7 @@ market and oracle states and everything the step touched are compared word for w
 state every `FULL_CHECK_EVERY` steps and at the end).
 
 **Economics.** The invariants in `ECONOMIC_INVARIANTS` are computed from first principles - token
-balances before and after, the publication history, event data - never from `lever.math`. Eight
+balances before and after, the publication history, event data - never from `lever.math`. Ten
 adversaries (`ADVERSARIES`) each follow a strategy against them.
 
 **Swarm.** Each run enables a random subset of the actions (drawn once, by `@initialize`), then
@@ -69,7 +69,7 @@ ECONOMIC_INVARIANTS = {
 
 ADVERSARIES = (
     "latency_arbitrageur", "jit_lp", "cross_margin_dumper", "funding_sniper", "cap_blocker", "choosy_keeper",
-    "self_liquidator", "redeemer_ahead_of_liquidation",
+    "self_liquidator", "redeemer_ahead_of_liquidation", "stop_straddler", "lp_run",
 )
 
 
@@ -558,6 +558,12 @@ def settle_lp(machine: Driver, lp: str, deposit: bool, blobs: list[Blob], keeper
                       lambda s: ghost_fn(s, keeper, lp, blobs), value=VALUE)
     if out is None or q is None:
         return None
+    if not deposit:  # a refused redemption names its reason: the reserve first, then the caps
+        topic = machine.w.art.topic("LeverVault", "LpRequestCancelled")
+        reasons = [machine.w.art.error_name(log.data[96:100]) for log in machine.chain.logs
+                   if log.topics and log.topics[0] == topic]
+        assert reasons == ([machine.g.redeem_refusal] if machine.g.redeem_refusal else []), (
+            f"settleRedeem refused for {reasons}, the ghost for {machine.g.redeem_refusal!r}")
     _, used = out
     start = q.time + machine.w.settings.lp_delay
     for blob in used:
@@ -995,6 +1001,40 @@ def choosy_keeper(machine: Driver, a: int, b: int, c: int) -> None:
     machine.settle([order_id], [blob], [], machine.w.keepers[1], label="choosyKeeper.settle")
 
 
+def stop_straddler(machine: Driver, a: int, b: int, c: int) -> None:
+    """Holds a stop-loss whose trigger the prices already meet, increases the position, then asks
+    for the stop at once, at the price stored by the increase's own fill. The stop must wait for a
+    price published the delay after the increase (`fill_at_first_eligible_price`; the ghost predicts
+    the refusal): otherwise the increase could be closed at a price from before it."""
+    account, market = machine.account_of(a), machine.market_of(b)
+    pos = machine.g.s.positions.get((account, market))
+    if pos is None or pos.size == 0 or any(acc == account for acc, _ in machine.g.s.orders):
+        return
+    owner, long = machine.owner(account), pos.size > 0
+    trigger = machine.price_wad(market) * (10_200 if long else 9_800) // 10_000  # met at today's price
+    fee = USDC // 10
+    placed = machine.act("straddler.placeStop", owner, machine.w.book,
+                         machine.tx("OrderBook", "placeOrder", account, market, int(Kind.STOP_LOSS), -pos.size, trigger,
+                                    0, fee),
+                         lambda s: machine.g.place(s, owner, account, market, Kind.STOP_LOSS, -pos.size, trigger, 0, fee))
+    if placed is None:
+        return
+    stops = [o.order_id for o in machine.g.s.orders.values() if o.account == account and o.kind == Kind.STOP_LOSS]
+    machine.wait_seconds(machine.w.settings.order_delay + c % 3)
+    machine.publish_all()
+    grow = abs(sized(machine, account, market, (b >> 1) | 0b11)) // 4 or 1
+    if machine.commit(account, market, grow if long else -grow, label="straddler.increase") is None:
+        return
+    increase = [o for o in machine.g.s.orders.values() if o.account == account and o.kind == Kind.MARKET]
+    machine.wait_seconds(machine.w.settings.order_delay)
+    machine.publish_all()
+    for o in increase:
+        start = o.updated_at + machine.w.settings.order_delay
+        machine.settle([o.order_id], [machine.prices.at_or_after(o.market_id, start)], [], machine.w.keepers[0],
+                       label="straddler.settleIncrease")
+    machine.settle(stops, [None] * len(stops), machine.latest_blobs(), machine.w.keepers[1], label="straddler.settleStop")
+
+
 def self_liquidator(machine: Driver, a: int, b: int, c: int) -> None:
     """An owner liquidating its own unhealthy account. `self_liquidation_unprofitable`: its
     wallet plus what the account is worth (its equity, at the same prices; a negative one counts
@@ -1050,6 +1090,30 @@ def redeemer_ahead_of_liquidation(machine: Driver, a: int, b: int, c: int) -> No
     supply = machine.g.s.supply
     require("redeemer_shares_bad_debt", assets * (supply + 10**6) <= shares * (value + assets + 1) + shares,
             lambda: f"{shares} shares redeemed for {assets}, the pool is worth {value} for {supply} shares after")
+
+
+def lp_run(machine: Driver, a: int, b: int, c: int) -> None:
+    """A run on the pool while positions are open: every LP asks to redeem all its shares at once
+    (a balanced book's LPs leaving before a move). What exceeds the pool's free assets must be
+    refused for the reserve (the ghost names the reason; the chain's event must agree), and
+    `reserves_cover_profits` holds after each settlement: the winners stay payable."""
+    if not machine.g.s.total_reserve:
+        return
+    asked = []
+    for lp in machine.w.lps:
+        shares = machine.g.s.shares.get(lp, 0)
+        if shares and not machine.g.s.pending_redeem.get(lp) and machine.act(
+                "run.requestRedeem", lp, machine.w.vault, machine.tx("LeverVault", "requestRedeem", shares, lp, lp),
+                lambda s, lp=lp, shares=shares: machine.g.request_redeem(s, lp, shares)) is not None:
+            asked.append((lp, machine.now()))
+    if not asked:
+        return
+    machine.wait_seconds(machine.w.settings.lp_delay + c % 3)
+    machine.publish_all()
+    keeper_liquidates_all(machine)
+    machine.wait_seconds(machine.w.settings.lp_grace)
+    for lp, t in asked[a % len(asked):] + asked[:a % len(asked)]:  # in an order the run chooses
+        settle_lp(machine, lp, False, lp_blobs(machine, t, 0), machine.w.keepers[b % 2])
 
 
 def keeper_liquidates_all(machine: Driver) -> None:
@@ -1165,7 +1229,7 @@ ACTIONS: tuple[Callable[[Driver, int, int, int], None], ...] = (
     lp_claim, lp_cancel_expired, publish_price, publish_price, publish_price, reference_round, reference_round,
     wait, wait, confirm_shock, accrue, fund_insurance, set_market_params, set_liquidation_params, pause,
     latency_arbitrageur, jit_lp, cross_margin_dumper, funding_sniper, cap_blocker, choosy_keeper, self_liquidator,
-    redeemer_ahead_of_liquidation,
+    redeemer_ahead_of_liquidation, stop_straddler, lp_run,
 )
 assert {a.__name__ for a in ACTIONS} >= set(ADVERSARIES)
 

@@ -6,6 +6,7 @@ Pure: a `Decoder` maps (address, topic0) to an event shape once, then decodes ra
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -36,6 +37,7 @@ class EventShape:
     data_names: tuple[str, ...]
     data_types: tuple[str, ...]
     words: tuple[Callable[[bytes], Any], ...] | None  # one converter per 32-byte word, if all static
+    flat_names: tuple[str, ...] | None = None  # every input's name, in word order, if none is a tuple
 
 
 _STATIC = re.compile(r"^(uint|int)(\d*)$|^address$|^bool$|^bytes(\d+)$")
@@ -59,27 +61,34 @@ def _word(kind: str) -> Callable[[bytes], Any] | None:
     return lambda w: int.from_bytes(w, "big")
 
 
-def _flat(kind: str) -> list[str] | None:
-    """A static tuple's member types, flattened; a plain type as itself."""
+def _members(kind: str) -> list[str]:
+    """A tuple type's member types, one level deep: `(a,(b,c))` -> `a`, `(b,c)`."""
+    depth, parts, cur = 0, [], ""
+    for ch in kind[1:-1]:
+        depth += ch == "("
+        depth -= ch == ")"
+        if ch == "," and depth == 0:
+            parts.append(cur)
+            cur = ""
+        else:
+            cur += ch
+    parts.append(cur)
+    return parts
+
+
+@functools.cache
+def _flat(kind: str) -> tuple[str, ...] | None:
+    """A static tuple's member types, flattened; a plain type as itself (cached: the decoder asks
+    for the same few types on every log)."""
     if kind.startswith("(") and kind.endswith(")"):
-        inner, depth, parts, cur = kind[1:-1], 0, [], ""
-        for ch in inner:
-            depth += ch == "("
-            depth -= ch == ")"
-            if ch == "," and depth == 0:
-                parts.append(cur)
-                cur = ""
-            else:
-                cur += ch
-        parts.append(cur)
-        out: list[str] = []
-        for part in parts:
+        out: tuple[str, ...] = ()
+        for part in _members(kind):
             sub = _flat(part)
             if sub is None:
                 return None
             out += sub
         return out
-    return [kind] if _word(kind) is not None else None
+    return (kind,) if _word(kind) is not None else None
 
 
 @dataclass(frozen=True)
@@ -137,9 +146,11 @@ class Decoder:
                 words = None
                 if all(f is not None for f in flat) and all(not k.startswith("(") for _, k in indexed):
                     words = tuple(conv for f in flat for conv in map(_word, f or []) if conv is not None)
+                data_names = tuple(i["name"] for i in inputs if not i["indexed"])
+                plain = words is not None and not any(k.startswith("(") for k in data_types)
                 self.shapes[(address, topic)] = EventShape(
-                    contract, item["name"], indexed, tuple(i["name"] for i in inputs if not i["indexed"]),
-                    data_types, words,
+                    contract, item["name"], indexed, data_names, data_types, words,
+                    (*(n for n, _ in indexed), *data_names) if plain else None,
                 )
 
     @property
@@ -175,10 +186,12 @@ class Decoder:
         raw = b"".join(bytes.fromhex(t[2:]) for t in log.topics[1:]) + bytes.fromhex(log.data[2:])
         assert shape.words is not None
         values = [conv(raw[32 * i:32 * i + 32]) for i, conv in enumerate(shape.words)]
+        if shape.flat_names is not None:  # no tuples: one word per input
+            return dict(zip(shape.flat_names, values, strict=True))
         args: dict[str, Any] = {}
         i = 0
         for name, kind in [*shape.indexed, *zip(shape.data_names, shape.data_types, strict=True)]:
-            width = len(_flat(kind) or [])
+            width = len(_flat(kind) or ())
             if kind.startswith("("):
                 args[name] = _nest(kind, values[i:i + width])
             else:
@@ -189,20 +202,10 @@ class Decoder:
 
 def _nest(kind: str, values: list[Any]) -> tuple[Any, ...]:
     """Flat values back into a (possibly nested) static tuple's shape."""
-    inner, depth, parts, cur = kind[1:-1], 0, [], ""
-    for ch in inner:
-        depth += ch == "("
-        depth -= ch == ")"
-        if ch == "," and depth == 0:
-            parts.append(cur)
-            cur = ""
-        else:
-            cur += ch
-    parts.append(cur)
     out: list[Any] = []
     i = 0
-    for part in parts:
-        width = len(_flat(part) or [])
+    for part in _members(kind):
+        width = len(_flat(part) or ())
         out.append(_nest(part, values[i:i + width]) if part.startswith("(") else values[i])
         i += width
     return tuple(out)
