@@ -45,6 +45,28 @@ contract LeverVault is ILeverVault, IERC4626, ERC20, AccessControl, ReentrancyGu
         uint128 shares;
     }
 
+    /// @dev An account's margin (signed: a debt is negative) and how many of its orders hold an
+    ///      escrowed fee, in one slot: placing and removing an order write the slot they write
+    ///      anyway, and the order book skips scanning the order slots of an account without pending
+    ///      orders (a liquidation, a closed position). int248 is wider than the margin ledger's
+    ///      int128, which bounds every deposit.
+    struct MarginSlot {
+        int248 margin;
+        uint8 pendingOrders; // at most MAX_ORDERS_PER_ACCOUNT
+    }
+
+    /// @dev The order escrow beside the LP parameters: one slot that is never zero (the window is
+    ///      at least MIN_SETTLEMENT_WINDOW), so escrowing a fee never writes a fresh slot. The
+    ///      parameters are `LpParams` in narrower types, exact under `_setLpParams`'s bounds
+    ///      (delay and grace at most an hour, window at most a day, fee < 2^72).
+    struct EscrowSlot {
+        uint128 orderEscrow;
+        uint16 lpSettlementDelay;
+        uint24 lpSettlementWindow;
+        uint16 lpLiquidationGrace;
+        uint72 lpExecutorFee;
+    }
+
     IERC20 internal immutable _token;
     uint8 internal immutable _decimals;
     uint256 public immutable tokenScale;
@@ -53,15 +75,16 @@ contract LeverVault is ILeverVault, IERC4626, ERC20, AccessControl, ReentrancyGu
     address public immutable orderBook;
     IOracleAdapter public immutable oracle;
 
-    mapping(uint256 accountId => int256) internal _margin;
-    int128 internal _totalMargin;
+    mapping(uint256 accountId => MarginSlot) internal _margin;
+    /// @dev Every margin plus the order escrow: escrowing an order's fee from its margin moves
+    ///      money inside this sum and writes only the escrow. `totalMargin()` subtracts it.
+    int128 internal _marginAndEscrow;
     uint128 internal _poolAssets;
     uint96 internal _insuranceFund;
     uint96 internal _protocolFees;
     uint64 internal _protocolFeeShareWad;
-    uint128 internal _orderEscrow;
+    EscrowSlot internal _e;
     uint128 internal _lpEscrow;
-    LpParams internal _lp;
 
     mapping(address controller => Request) internal _pendingDeposit;
     mapping(address controller => Request) internal _pendingRedeem;
@@ -110,8 +133,8 @@ contract LeverVault is ILeverVault, IERC4626, ERC20, AccessControl, ReentrancyGu
         if (amount == 0) revert ZeroAmount();
         if (engine.accountOwner(accountId) == address(0)) revert UnknownAccount(accountId);
         _pull(msg.sender, amount);
-        _margin[accountId] += int256(amount);
-        _totalMargin += amount.toInt256().toInt128();
+        _margin[accountId].margin = (_margin[accountId].margin + int256(amount)).toInt248();
+        _marginAndEscrow += amount.toInt256().toInt128();
         emit MarginDeposited(accountId, msg.sender, amount);
     }
 
@@ -119,12 +142,12 @@ contract LeverVault is ILeverVault, IERC4626, ERC20, AccessControl, ReentrancyGu
     function withdrawMargin(uint256 accountId, uint256 amount, address to) external nonReentrant {
         if (amount == 0) revert ZeroAmount();
         if (to == address(0)) revert ZeroAddress();
-        int256 margin = _margin[accountId];
+        int256 margin = _margin[accountId].margin;
         if (margin < 0 || amount > uint256(margin)) revert WithdrawExceedsMargin(accountId, amount, margin);
         margin -= int256(amount);
         engine.checkWithdrawal(accountId, msg.sender, margin);
-        _margin[accountId] = margin;
-        _totalMargin -= amount.toInt256().toInt128();
+        _margin[accountId].margin = int248(margin); // in [0, the margin before]
+        _marginAndEscrow -= amount.toInt256().toInt128();
         emit MarginWithdrawn(accountId, to, amount);
         _token.safeTransfer(to, amount);
     }
@@ -168,9 +191,9 @@ contract LeverVault is ILeverVault, IERC4626, ERC20, AccessControl, ReentrancyGu
         nonReentrant
         returns (int256 margin)
     {
-        margin = _margin[accountId] + pnlToken - int256(feeToken);
-        _margin[accountId] = margin;
-        _totalMargin = (_totalMargin + pnlToken - int256(feeToken)).toInt128();
+        margin = _margin[accountId].margin + pnlToken - int256(feeToken);
+        _margin[accountId].margin = margin.toInt248();
+        _marginAndEscrow = (_marginAndEscrow + pnlToken - int256(feeToken)).toInt128();
         uint256 protocolCut = _collectFee(feeToken);
         _poolAssets = (int256(uint256(_poolAssets)) - pnlToken + int256(feeToken - protocolCut)).toUint256().toUint128();
         emit Settled(accountId, pnlToken, feeToken, margin);
@@ -186,7 +209,7 @@ contract LeverVault is ILeverVault, IERC4626, ERC20, AccessControl, ReentrancyGu
         uint256 rewardFloorToken,
         address keeper
     ) external only(address(engine)) nonReentrant returns (uint256 rewardPaid, uint256 penaltyPaid, uint256 badDebt) {
-        int256 before = _margin[accountId];
+        int256 before = _margin[accountId].margin;
         int256 margin = before + pnlToken;
         int256 pool = int256(uint256(_poolAssets)) - pnlToken;
         // Each charge is capped by what the margin still holds.
@@ -216,8 +239,8 @@ contract LeverVault is ILeverVault, IERC4626, ERC20, AccessControl, ReentrancyGu
             emit BadDebt(accountId, badDebt, byInsurance, badDebt - byInsurance);
             margin = 0;
         }
-        _margin[accountId] = margin;
-        _totalMargin = (_totalMargin + margin - before).toInt128();
+        _margin[accountId].margin = margin.toInt248();
+        _marginAndEscrow = (_marginAndEscrow + margin - before).toInt128();
         _poolAssets = pool.toUint256().toUint128();
         _insuranceFund = insurance.toUint96();
         if (rewardPaid > 0) _token.safeTransfer(keeper, rewardPaid);
@@ -225,36 +248,59 @@ contract LeverVault is ILeverVault, IERC4626, ERC20, AccessControl, ReentrancyGu
 
     /// @inheritdoc ILeverVault
     function escrowExecutorFee(uint256 accountId, uint256 amount, address payer) external only(orderBook) nonReentrant {
-        int256 margin = _margin[accountId];
-        if (margin >= int256(amount)) {
-            _margin[accountId] = margin - int256(amount);
-            _totalMargin -= amount.toInt256().toInt128();
+        MarginSlot memory a = _margin[accountId];
+        if (a.margin >= int256(amount)) {
+            a.margin -= int248(int256(amount)); // within margin + escrow; amount <= margin < 2^247
         } else {
             // An account whose margin cannot cover the fee (one in debt, say) pays it from the
             // owner's wallet: an order must never be paid for by the pool.
             _pull(payer, amount);
+            _marginAndEscrow += amount.toInt256().toInt128();
         }
-        _orderEscrow += amount.toUint128();
+        ++a.pendingOrders;
+        _margin[accountId] = a;
+        _e.orderEscrow += amount.toUint128();
         emit ExecutorFeeEscrowed(accountId, amount);
     }
 
     /// @inheritdoc ILeverVault
     function forfeitExecutorFee(uint256 accountId, uint256 amount) external only(orderBook) {
-        _orderEscrow -= amount.toUint128();
+        _e.orderEscrow -= amount.toUint128();
+        _marginAndEscrow -= amount.toInt256().toInt128();
+        --_margin[accountId].pendingOrders;
         _insuranceFund += amount.toUint96();
         emit ExecutorFeeReleased(accountId, address(this), amount);
     }
 
     /// @inheritdoc ILeverVault
     function releaseExecutorFee(uint256 accountId, uint256 amount, address to) external only(orderBook) nonReentrant {
-        _orderEscrow -= amount.toUint128();
+        _e.orderEscrow -= amount.toUint128();
         emit ExecutorFeeReleased(accountId, to, amount);
-        if (to == address(0)) {
-            _margin[accountId] += int256(amount);
-            _totalMargin += amount.toInt256().toInt128();
-        } else if (amount > 0) {
-            _token.safeTransfer(to, amount);
+        MarginSlot memory a = _margin[accountId];
+        --a.pendingOrders;
+        if (to == address(0)) a.margin = (a.margin + amount.toInt256()).toInt248(); // within margin + escrow
+        _margin[accountId] = a;
+        if (to != address(0)) {
+            _marginAndEscrow -= amount.toInt256().toInt128();
+            if (amount > 0) _token.safeTransfer(to, amount);
         }
+    }
+
+    /// @inheritdoc ILeverVault
+    function releaseExecutorFees(uint256[] calldata accountIds, uint256[] calldata amounts, address to)
+        external
+        only(orderBook)
+        nonReentrant
+    {
+        uint256 total;
+        for (uint256 i; i < accountIds.length; ++i) {
+            total += amounts[i];
+            --_margin[accountIds[i]].pendingOrders;
+            emit ExecutorFeeReleased(accountIds[i], to, amounts[i]);
+        }
+        _e.orderEscrow -= total.toUint128();
+        _marginAndEscrow -= total.toInt256().toInt128();
+        if (total > 0) _token.safeTransfer(to, total);
     }
 
     // ------------------------------------------------------------------ LP requests (ERC-7540)
@@ -268,7 +314,7 @@ contract LeverVault is ILeverVault, IERC4626, ERC20, AccessControl, ReentrancyGu
         Request memory q = _pendingDeposit[controller];
         // Adding restarts the request's delay: only its controller (or an operator) may do that.
         if (q.amount != 0) _requireOperator(controller);
-        uint256 fee = q.amount == 0 ? _lp.executorFee : 0;
+        uint256 fee = q.amount == 0 ? _e.lpExecutorFee : 0;
         _pull(owner, assets + fee);
         _lpEscrow += (assets + fee).toUint128();
         (q.amount, q.time, q.fee) = ((q.amount + assets).toUint128(), uint32(block.timestamp), q.fee + uint96(fee));
@@ -288,7 +334,7 @@ contract LeverVault is ILeverVault, IERC4626, ERC20, AccessControl, ReentrancyGu
         if (owner != msg.sender && !isOperator[owner][msg.sender]) _spendAllowance(owner, msg.sender, shares);
         Request memory q = _pendingRedeem[controller];
         if (q.amount != 0) _requireOperator(controller);
-        uint256 fee = q.amount == 0 ? _lp.executorFee : 0;
+        uint256 fee = q.amount == 0 ? _e.lpExecutorFee : 0;
         if (fee > 0) {
             _pull(msg.sender, fee);
             _lpEscrow += fee.toUint128();
@@ -549,7 +595,7 @@ contract LeverVault is ILeverVault, IERC4626, ERC20, AccessControl, ReentrancyGu
     }
 
     function lpParams() external view returns (LpParams memory) {
-        return _lp;
+        return _lpParams();
     }
 
     function decimals() public view override(ERC20, IERC20Metadata) returns (uint8) {
@@ -567,11 +613,16 @@ contract LeverVault is ILeverVault, IERC4626, ERC20, AccessControl, ReentrancyGu
     // ------------------------------------------------------------------ ledger views
 
     function marginOf(uint256 accountId) external view returns (int256) {
-        return _margin[accountId];
+        return _margin[accountId].margin;
+    }
+
+    /// @inheritdoc ILeverVault
+    function pendingOrders(uint256 accountId) external view returns (uint256) {
+        return _margin[accountId].pendingOrders;
     }
 
     function totalMargin() external view returns (int256) {
-        return _totalMargin;
+        return int256(_marginAndEscrow) - int256(uint256(_e.orderEscrow));
     }
 
     function poolAssets() external view returns (uint256) {
@@ -587,7 +638,7 @@ contract LeverVault is ILeverVault, IERC4626, ERC20, AccessControl, ReentrancyGu
     }
 
     function orderEscrow() external view returns (uint256) {
-        return _orderEscrow;
+        return _e.orderEscrow;
     }
 
     function lpEscrow() external view returns (uint256) {
@@ -609,8 +660,8 @@ contract LeverVault is ILeverVault, IERC4626, ERC20, AccessControl, ReentrancyGu
     /// @inheritdoc ILeverVault
     function solvency() external view returns (uint256 balance, uint256 liabilities, bool solvent) {
         balance = _token.balanceOf(address(this));
-        int256 total = int256(_totalMargin) + int256(uint256(_poolAssets)) + int256(uint256(_insuranceFund))
-            + int256(uint256(_protocolFees)) + int256(uint256(_orderEscrow)) + int256(uint256(_lpEscrow));
+        int256 total = int256(_marginAndEscrow) + int256(uint256(_poolAssets)) + int256(uint256(_insuranceFund))
+            + int256(uint256(_protocolFees)) + int256(uint256(_lpEscrow)); // the order escrow is in the first
         liabilities = total > 0 ? uint256(total) : 0;
         solvent = balance >= liabilities;
     }
@@ -625,7 +676,7 @@ contract LeverVault is ILeverVault, IERC4626, ERC20, AccessControl, ReentrancyGu
         internal
         returns (uint256 value, uint256[] memory prices)
     {
-        LpParams memory lp = _lp;
+        LpParams memory lp = _lpParams();
         uint256 earliest = time + lp.settlementDelay;
         uint256 expiry = _expiry(time);
         if (block.timestamp > expiry) revert RequestExpired(controller, expiry);
@@ -659,7 +710,7 @@ contract LeverVault is ILeverVault, IERC4626, ERC20, AccessControl, ReentrancyGu
     }
 
     function _expiry(uint256 time) internal view returns (uint256) {
-        LpParams memory lp = _lp;
+        LpParams memory lp = _lpParams();
         return time + lp.settlementDelay + lp.settlementWindow + lp.liquidationGrace;
     }
 
@@ -709,7 +760,13 @@ contract LeverVault is ILeverVault, IERC4626, ERC20, AccessControl, ReentrancyGu
         }
         if (p.liquidationGrace > MAX_LIQUIDATION_GRACE) revert ParameterOutOfBounds("lpLiquidationGrace", p.liquidationGrace);
         if (p.executorFee > MAX_EXECUTOR_FEE_WAD / tokenScale) revert ParameterOutOfBounds("lpExecutorFee", p.executorFee);
-        _lp = p;
+        (_e.lpSettlementDelay, _e.lpSettlementWindow, _e.lpLiquidationGrace, _e.lpExecutorFee) =
+            (uint16(p.settlementDelay), uint24(p.settlementWindow), uint16(p.liquidationGrace), uint72(p.executorFee));
         emit LpParamsSet(p);
+    }
+
+    function _lpParams() internal view returns (LpParams memory) {
+        EscrowSlot memory e = _e;
+        return LpParams(e.lpSettlementDelay, e.lpSettlementWindow, e.lpLiquidationGrace, e.lpExecutorFee);
     }
 }

@@ -379,18 +379,22 @@ contract OracleAdapter is IOracleAdapter, AccessControl {
         view
         returns (PriceData memory)
     {
+        uint256 target = VolatilityMath.targetFactorWad(m.varianceWad, m.refVolatilityWad, m.maxVolFactorWad);
         return PriceData({
             priceWad: priceWad,
             publishTime: publishTime,
-            imFactorWad: VolatilityMath.targetFactorWad(m.varianceWad, m.refVolatilityWad, m.maxVolFactorWad),
-            mmFactorWad: _mmFactor(m, block.timestamp),
+            imFactorWad: target,
+            mmFactorWad: _ramped(m, target, block.timestamp), // one square root for both factors
             shocked: m.shocked,
             referenceWad: referenceWad
         });
     }
 
     function _mmFactor(Market memory m, uint256 timestamp) internal pure returns (uint256) {
-        uint256 target = VolatilityMath.targetFactorWad(m.varianceWad, m.refVolatilityWad, m.maxVolFactorWad);
+        return _ramped(m, VolatilityMath.targetFactorWad(m.varianceWad, m.refVolatilityWad, m.maxVolFactorWad), timestamp);
+    }
+
+    function _ramped(Market memory m, uint256 target, uint256 timestamp) internal pure returns (uint256) {
         return VolatilityMath.rampedFactorWad(
             target, m.mmFactorCheckpointWad, m.checkpointTime, m.factorRisePerDayWad, timestamp
         );

@@ -101,12 +101,12 @@ contract OrderBook is IOrderBook, AccessControl, ReentrancyGuardTransient {
         Order memory o = _orders[accountId][slot];
         if (o.updatedAt == 0) revert OrderNotFound(orderId);
         if (o.kind == uint8(OrderKind.Market)) {
-            uint256 expiry = _expiry(o);
+            uint256 expiry = _expiry(o, _settings);
             if (block.timestamp <= expiry) revert OrderNotCancellable(orderId, expiry);
             _expire(accountId, slot, o);
         } else {
             _owned(accountId);
-            _cancel(accountId, slot, o, OrderNotFound.selector, address(0));
+            _cancel(accountId, slot, o.executorFee, OrderNotFound.selector, address(0));
         }
     }
 
@@ -119,8 +119,9 @@ contract OrderBook is IOrderBook, AccessControl, ReentrancyGuardTransient {
         uint256 acceptablePriceWad,
         uint256 executorFee
     ) internal returns (uint256 orderId) {
-        _owned(accountId);
-        if (marketId >= engine.marketCount()) revert UnknownMarket(marketId);
+        (address owner, uint256 markets) = engine.accountOwnerAndMarketCount(accountId);
+        _checkOwner(accountId, owner);
+        if (marketId >= markets) revert UnknownMarket(marketId);
         if (sizeDeltaWad == 0) revert ZeroSize();
         Settings memory s = _settings;
         if (executorFee < s.minExecutorFee || executorFee > s.maxExecutorFee) {
@@ -180,9 +181,13 @@ contract OrderBook is IOrderBook, AccessControl, ReentrancyGuardTransient {
         if (updates.length != orderIds.length) revert ParameterOutOfBounds("updates", updates.length);
         uint256 fee = oracle.updateFee();
         if (latest.length > 0) oracle.updatePrices{value: fee * latest.length}(latest);
+        Settings memory st = _settings; // read once for the batch
         Proven[] memory proven = new Proven[](orderIds.length);
         uint256 nProven;
         uint256 done;
+        // The filled orders' executor fees, paid to the settler in one vault call after the loop.
+        uint256[] memory paidAccounts = new uint256[](orderIds.length);
+        uint256[] memory paidFees = new uint256[](orderIds.length);
         for (uint256 i; i < orderIds.length; ++i) {
             (uint256 accountId, uint256 slot) = _split(orderIds[i]);
             Order memory o = _orders[accountId][slot];
@@ -190,17 +195,17 @@ contract OrderBook is IOrderBook, AccessControl, ReentrancyGuardTransient {
             IOracleAdapter.PriceData memory price;
             bool ready;
             if (o.kind == uint8(OrderKind.Market)) {
-                if (block.timestamp > _expiry(o)) {
+                if (block.timestamp > _expiry(o, st)) {
                     _expire(accountId, slot, o);
                     ++done;
                     continue;
                 }
-                (ready, price, nProven) = _marketPrice(o, updates[i], proven, nProven, fee);
+                (ready, price, nProven) = _marketPrice(o, st, updates[i], proven, nProven, fee);
             } else {
                 uint256 status;
-                (status, price) = _conditionalPrice(accountId, o);
+                (status, price) = _conditionalPrice(accountId, o, st);
                 if (status == ORPHAN) {
-                    _cancel(accountId, slot, o, NoPosition.selector, address(0)); // its position is gone
+                    _cancel(accountId, slot, o.executorFee, NoPosition.selector, address(0)); // its position is gone
                     ++done;
                     continue;
                 }
@@ -208,10 +213,19 @@ contract OrderBook is IOrderBook, AccessControl, ReentrancyGuardTransient {
             }
             if (!ready) continue;
             (bool filled, bool cancelled) = _execute(accountId, slot, orderIds[i], o, price);
-            if (filled) ++settled;
+            if (filled) (paidAccounts[settled], paidFees[settled], settled) = (accountId, o.executorFee, settled + 1);
             if (filled || cancelled) ++done;
         }
         if (done == 0) revert NothingToSettle();
+        if (settled == 1) {
+            vault.releaseExecutorFee(paidAccounts[0], paidFees[0], msg.sender);
+        } else if (settled > 1) {
+            assembly ("memory-safe") {
+                mstore(paidAccounts, settled)
+                mstore(paidFees, settled)
+            }
+            vault.releaseExecutorFees(paidAccounts, paidFees, msg.sender);
+        }
         uint256 left = address(this).balance;
         if (left > 0) Address.sendValue(payable(msg.sender), left);
     }
@@ -219,17 +233,21 @@ contract OrderBook is IOrderBook, AccessControl, ReentrancyGuardTransient {
     /// @dev The earliest price at or after the commit plus the delay, proven by `update` (or by an
     ///      earlier order of the batch). Not ready if the delay has not passed or the update is
     ///      not that price.
-    function _marketPrice(Order memory o, bytes calldata update, Proven[] memory proven, uint256 n, uint256 fee)
-        internal
-        returns (bool ready, IOracleAdapter.PriceData memory price, uint256)
-    {
-        uint256 minTime = uint256(o.updatedAt) + _settings.settlementDelay;
+    function _marketPrice(
+        Order memory o,
+        Settings memory st,
+        bytes calldata update,
+        Proven[] memory proven,
+        uint256 n,
+        uint256 fee
+    ) internal returns (bool ready, IOracleAdapter.PriceData memory price, uint256) {
+        uint256 minTime = uint256(o.updatedAt) + st.settlementDelay;
         if (block.timestamp < minTime) return (false, price, n);
         for (uint256 j; j < n; ++j) {
             if (proven[j].marketId == o.marketId && proven[j].minPublishTime == minTime) return (true, proven[j].data, n);
         }
         if (update.length == 0) return (false, price, n);
-        uint256 maxTime = minTime + _settings.settlementWindow;
+        uint256 maxTime = minTime + st.settlementWindow;
         if (maxTime > block.timestamp) maxTime = block.timestamp; // nothing is published in the future
         try oracle.settlementPrice{value: fee}(o.marketId, update, uint64(minTime), uint64(maxTime))
         returns (IOracleAdapter.PriceData memory d) {
@@ -243,7 +261,7 @@ contract OrderBook is IOrderBook, AccessControl, ReentrancyGuardTransient {
     /// @dev The market's stored latest price, if fresh, published at least the delay after the
     ///      order's last update (and, for stop-loss and take-profit, after the position's last
     ///      increase), and meeting the trigger.
-    function _conditionalPrice(uint256 accountId, Order memory o)
+    function _conditionalPrice(uint256 accountId, Order memory o, Settings memory st)
         internal
         view
         returns (uint256 status, IOracleAdapter.PriceData memory price)
@@ -259,7 +277,7 @@ contract OrderBook is IOrderBook, AccessControl, ReentrancyGuardTransient {
         } catch {
             return (WAIT, price);
         }
-        if (price.publishTime < since + _settings.settlementDelay) return (WAIT, price);
+        if (price.publishTime < since + st.settlementDelay) return (WAIT, price);
         return (_triggered(o, pos.sizeWad > 0, price.priceWad) ? READY : WAIT, price);
     }
 
@@ -275,7 +293,8 @@ contract OrderBook is IOrderBook, AccessControl, ReentrancyGuardTransient {
         return positionIsLong == stop ? below : above;
     }
 
-    /// @dev Fills the order through the engine, or cancels it if the engine refuses it for good.
+    /// @dev Fills the order through the engine (the caller pays its executor fee), or cancels it
+    ///      if the engine refuses it for good.
     function _execute(uint256 accountId, uint256 slot, uint256 orderId, Order memory o, IOracleAdapter.PriceData memory price)
         internal
         returns (bool filled, bool cancelled)
@@ -295,8 +314,10 @@ contract OrderBook is IOrderBook, AccessControl, ReentrancyGuardTransient {
             emit OrderSettled(
                 orderId, accountId, o.marketId, o.kind, r.sizeDeltaWad, r.fillPriceWad, price.publishTime, msg.sender, o.executorFee
             );
-            vault.releaseExecutorFee(accountId, o.executorFee, msg.sender);
-            if (r.sizeAfterWad == 0) _cancelReduceOnly(accountId, 1 << o.marketId);
+            // Its executor fee is paid with the batch's (settleOrders).
+            // The vault still counts this order (its fee is paid after the batch): more than one
+            // pending order means there may be a stop-loss or take-profit to cancel.
+            if (r.sizeAfterWad == 0 && vault.pendingOrders(accountId) > 1) _cancelReduceOnly(accountId, 1 << o.marketId);
             return (true, false);
         } catch (bytes memory reason) {
             // An empty reason is an out-of-gas sub-call (a settler must not cancel by starving it);
@@ -304,7 +325,7 @@ contract OrderBook is IOrderBook, AccessControl, ReentrancyGuardTransient {
             if (reason.length < 4 || bytes4(reason) == 0x4e487b71) _bubble(reason);
             bytes4 selector = bytes4(reason);
             if (_retryable(selector, conditional)) return (false, false);
-            _cancel(accountId, slot, o, selector, msg.sender);
+            _cancel(accountId, slot, o.executorFee, selector, msg.sender);
             return (false, true);
         }
     }
@@ -320,24 +341,29 @@ contract OrderBook is IOrderBook, AccessControl, ReentrancyGuardTransient {
     }
 
     /// @inheritdoc IOrderBook
+    /// @dev The scans below read each slot's first word only (size, fee, time, market, kind): an
+    ///      empty slot costs one storage read, not two.
     function onLiquidation(uint256 accountId) external nonReentrant returns (uint256 refunded) {
         if (msg.sender != address(engine)) revert Unauthorized(msg.sender);
+        if (vault.pendingOrders(accountId) == 0) return 0; // nothing to scan
         Order[MAX_ORDERS_PER_ACCOUNT] storage orders = _orders[accountId];
         for (uint256 slot; slot < MAX_ORDERS_PER_ACCOUNT; ++slot) {
-            Order memory o = orders[slot];
+            Order storage o = orders[slot];
             if (o.updatedAt == 0) continue;
-            _cancel(accountId, slot, o, AccountNotLiquidatable.selector, address(0));
-            refunded += o.executorFee;
+            uint256 fee = o.executorFee;
+            _cancel(accountId, slot, fee, AccountNotLiquidatable.selector, address(0));
+            refunded += fee;
         }
     }
 
     function _cancelReduceOnly(uint256 accountId, uint256 marketMask) internal {
         Order[MAX_ORDERS_PER_ACCOUNT] storage orders = _orders[accountId];
         for (uint256 slot; slot < MAX_ORDERS_PER_ACCOUNT; ++slot) {
-            Order memory o = orders[slot];
-            if (o.updatedAt == 0 || marketMask & (1 << o.marketId) == 0) continue;
-            if (o.kind == uint8(OrderKind.StopLoss) || o.kind == uint8(OrderKind.TakeProfit)) {
-                _cancel(accountId, slot, o, NoPosition.selector, address(0));
+            Order storage o = orders[slot];
+            (uint256 updatedAt, uint256 marketId, uint8 kind) = (o.updatedAt, o.marketId, o.kind);
+            if (updatedAt == 0 || marketMask & (1 << marketId) == 0) continue;
+            if (kind == uint8(OrderKind.StopLoss) || kind == uint8(OrderKind.TakeProfit)) {
+                _cancel(accountId, slot, o.executorFee, NoPosition.selector, address(0));
             }
         }
     }
@@ -353,10 +379,10 @@ contract OrderBook is IOrderBook, AccessControl, ReentrancyGuardTransient {
     }
 
     /// @dev Removes the order; its fee goes to `feeTo` (zero: back to the margin).
-    function _cancel(uint256 accountId, uint256 slot, Order memory o, bytes4 reason, address feeTo) internal {
+    function _cancel(uint256 accountId, uint256 slot, uint256 executorFee, bytes4 reason, address feeTo) internal {
         delete _orders[accountId][slot];
         emit OrderCancelled(accountId * MAX_ORDERS_PER_ACCOUNT + slot, accountId, reason, msg.sender, feeTo);
-        vault.releaseExecutorFee(accountId, o.executorFee, feeTo);
+        vault.releaseExecutorFee(accountId, executorFee, feeTo);
     }
 
     // ------------------------------------------------------------------ settings and views
@@ -393,13 +419,13 @@ contract OrderBook is IOrderBook, AccessControl, ReentrancyGuardTransient {
     /// @notice When a market order expires: after it, it can only be cancelled.
     function expiryOf(uint256 orderId) external view returns (uint256) {
         (uint256 accountId, uint256 slot) = _split(orderId);
-        return _expiry(_orders[accountId][slot]);
+        return _expiry(_orders[accountId][slot], _settings);
     }
 
     // ------------------------------------------------------------------ internals
 
-    function _expiry(Order memory o) internal view returns (uint256) {
-        return uint256(o.updatedAt) + _settings.settlementDelay + _settings.settlementWindow;
+    function _expiry(Order memory o, Settings memory st) internal pure returns (uint256) {
+        return uint256(o.updatedAt) + st.settlementDelay + st.settlementWindow;
     }
 
     function _split(uint256 orderId) internal pure returns (uint256 accountId, uint256 slot) {
@@ -407,7 +433,10 @@ contract OrderBook is IOrderBook, AccessControl, ReentrancyGuardTransient {
     }
 
     function _owned(uint256 accountId) internal view {
-        address owner = engine.accountOwner(accountId);
+        _checkOwner(accountId, engine.accountOwner(accountId));
+    }
+
+    function _checkOwner(uint256 accountId, address owner) internal view {
         if (owner == address(0)) revert UnknownAccount(accountId);
         if (owner != msg.sender) revert NotAccountOwner(accountId, msg.sender);
     }

@@ -2,7 +2,6 @@
 pragma solidity 0.8.28;
 
 import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
-import {Pausable} from "@openzeppelin/contracts/utils/Pausable.sol";
 import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
 import {IPerpEngine} from "./interfaces/IPerpEngine.sol";
 import {ILeverVault} from "./interfaces/ILeverVault.sol";
@@ -19,9 +18,10 @@ import "./libraries/Errors.sol";
 ///         open interest and reserves, margin requirements, and the position side of
 ///         liquidations. Trades arrive only from the order book and the liquidation module.
 /// @dev Entry points follow checks -> accrue -> math -> storage -> emit -> vault settlement. The
-///      one exception: an increase checks margin *after* `vault.settle`, which returns the
-///      settled margin; the vault is a trusted module and a failed check reverts all.
-contract PerpEngine is IPerpEngine, AccessControl, Pausable {
+///      exceptions: an increase checks margin, and closing the last position checks for a debt,
+///      *after* `vault.settle`, which returns the settled margin (one call instead of two); the
+///      vault is a trusted module and a failed check reverts all.
+contract PerpEngine is IPerpEngine, AccessControl {
     using FixedPointMath for uint256;
     using FixedPointMath for int256;
     using SafeCast for uint256;
@@ -79,11 +79,24 @@ contract PerpEngine is IPerpEngine, AccessControl, Pausable {
     address public immutable liquidator;
     uint256 internal immutable _tokenScale;
 
+    /// @dev What every trade reads, in one slot. The reserve fits 192 bits: each side's cost is
+    ///      below 2^128 and its profit ratio at most 10, over at most 32 markets.
+    struct Globals {
+        uint192 totalReserveWad;
+        uint32 openMask; // bit m: market m has open interest
+        bool paused; // opening and increasing positions are stopped (OpenZeppelin Pausable's rules)
+    }
+
+    /// @notice OpenZeppelin `Pausable`'s events and errors, kept with its behaviour.
+    event Paused(address account);
+    event Unpaused(address account);
+
+    error EnforcedPause();
+    error ExpectedPause();
+
     uint256 public accountCount;
     uint256 public marketCount;
-    /// @inheritdoc IPerpEngine
-    uint256 public totalReserveWad;
-    uint32 internal _openMask; // bit m: market m has open interest
+    Globals internal _g;
     mapping(uint256 accountId => Account) internal _accounts;
     mapping(uint256 marketId => MarketParams) internal _params;
     mapping(uint256 marketId => MarketParams) internal _prevParams;
@@ -134,17 +147,15 @@ contract PerpEngine is IPerpEngine, AccessControl, Pausable {
         }
         uint256 reserveBefore = _marketReserve(c.s, c.p);
         uint256 sideOi = _applyToMarket(c.s, pos, t);
-        uint256 totalReserve = totalReserveWad + _marketReserve(c.s, c.p) - reserveBefore;
+        uint256 totalReserve = cov.reserveWad + _marketReserve(c.s, c.p) - reserveBefore;
         if (t.increasing) _checkCaps(c, sideOi, totalReserve, cov.poolWad);
-        r.marginAfterToken = vault.marginOf(q.accountId) + t.realisedWad.toTokenFloor(_tokenScale)
-            - int256(t.feeWad.toTokenUp(_tokenScale));
-        if (t.newSizeWad == 0 && account.marketMask == uint32(1 << q.marketId) && r.marginAfterToken < 0) {
-            revert AccountUnderwater(q.accountId, r.marginAfterToken);
-        }
+        // Closing the account's last position must not leave a debt (checked on the margin the
+        // settlement below returns: the vault's margin plus the credit minus the fee).
+        bool closesLast = t.newSizeWad == 0 && account.marketMask == uint32(1 << q.marketId);
 
         // Storage.
         _writeMarket(c);
-        totalReserveWad = totalReserve;
+        _g.totalReserveWad = totalReserve.toUint192();
         account.marketMask = _writePosition(q.accountId, account, q.marketId, pos, t);
         account.lastTradeTime = uint32(block.timestamp);
         _accounts[q.accountId] = account;
@@ -155,6 +166,7 @@ contract PerpEngine is IPerpEngine, AccessControl, Pausable {
         // Settlement: credits round down to token units, debts round up.
         r.marginAfterToken =
             vault.settle(q.accountId, t.realisedWad.toTokenFloor(_tokenScale), t.feeWad.toTokenUp(_tokenScale));
+        if (closesLast && r.marginAfterToken < 0) revert AccountUnderwater(q.accountId, r.marginAfterToken);
         if (t.increasing) _checkIncrease(q.accountId, account.marketMask, r.marginAfterToken, c, t.newSizeWad, cov);
         (r.sizeDeltaWad, r.sizeAfterWad, r.fillPriceWad, r.realisedWad, r.feeWad) =
             (delta, t.newSizeWad, t.fillWad, t.realisedWad, t.feeWad);
@@ -337,14 +349,14 @@ contract PerpEngine is IPerpEngine, AccessControl, Pausable {
         r.full = r.closeShareWad == WAD;
         int256 pnl;
         uint256 fees;
-        uint256 totalReserve = totalReserveWad;
+        uint256 totalReserve = cov.reserveWad;
         for (uint256 i; i < ctxs.length; ++i) {
             (int256 legPnl, uint256 legFee, uint256 reserveChange, bool up) = _liquidateLeg(accountId, account, ctxs[i], positions[i], r, cov);
             pnl += legPnl;
             fees += legFee;
             totalReserve = up ? totalReserve + reserveChange : totalReserve - reserveChange;
         }
-        totalReserveWad = totalReserve;
+        _g.totalReserveWad = totalReserve.toUint192();
         account.lastTradeTime = uint32(block.timestamp);
         _accounts[accountId] = account;
         // What the account owes the keeper and the insurance fund; the vault caps both by the margin left.
@@ -431,12 +443,12 @@ contract PerpEngine is IPerpEngine, AccessControl, Pausable {
         _prevParams[marketId] = c.p;
         c.p = params;
         c.s.rampStart = uint32(block.timestamp);
-        uint256 totalBefore = totalReserveWad;
+        uint256 totalBefore = _g.totalReserveWad;
         uint256 totalReserve = totalBefore + _marketReserve(c.s, params) - reserveBefore;
         // A change that raises the reserves is refused beyond the pool; one that does not always passes.
         uint256 poolWad = _coverage().poolWad;
         if (totalReserve > totalBefore && totalReserve > poolWad) revert ReserveExceeded(totalReserve, poolWad);
-        totalReserveWad = totalReserve;
+        _g.totalReserveWad = totalReserve.toUint192();
         _writeMarket(c);
         _params[marketId] = params;
         emit MarketParamsSet(marketId, params, block.timestamp + PARAM_RAMP_DURATION);
@@ -448,17 +460,35 @@ contract PerpEngine is IPerpEngine, AccessControl, Pausable {
     }
 
     function pause() external onlyRole(PAUSER_ROLE) {
-        _pause();
+        if (_g.paused) revert EnforcedPause();
+        _g.paused = true;
+        emit Paused(msg.sender);
     }
 
     function unpause() external onlyRole(PAUSER_ROLE) {
-        _unpause();
+        if (!_g.paused) revert ExpectedPause();
+        _g.paused = false;
+        emit Unpaused(msg.sender);
+    }
+
+    function paused() external view returns (bool) {
+        return _g.paused;
+    }
+
+    /// @inheritdoc IPerpEngine
+    function totalReserveWad() external view returns (uint256) {
+        return _g.totalReserveWad;
     }
 
     // ------------------------------------------------------------------ views
 
     function accountOwner(uint256 accountId) external view returns (address) {
         return _accounts[accountId].owner;
+    }
+
+    /// @inheritdoc IPerpEngine
+    function accountOwnerAndMarketCount(uint256 accountId) external view returns (address, uint256) {
+        return (_accounts[accountId].owner, marketCount);
     }
 
     function accountMarketMask(uint256 accountId) external view returns (uint256) {
@@ -508,13 +538,13 @@ contract PerpEngine is IPerpEngine, AccessControl, Pausable {
     }
 
     function openMarketsMask() external view returns (uint256) {
-        return _openMask;
+        return _g.openMask;
     }
 
     /// @inheritdoc IPerpEngine
     function poolLiabilityWad(uint256[] calldata pricesWad) external view returns (int256 liability) {
         Coverage memory cov = _coverage();
-        uint256 mask = _openMask;
+        uint256 mask = _g.openMask;
         for (uint256 m; mask != 0; ++m) {
             if (mask & 1 == 1) liability += _marketLiability(m, m < pricesWad.length ? pricesWad[m] : 0, cov);
             mask >>= 1;
@@ -524,7 +554,7 @@ contract PerpEngine is IPerpEngine, AccessControl, Pausable {
     /// @inheritdoc IPerpEngine
     function poolLiabilityAtLatestWad() external view returns (int256 liability) {
         Coverage memory cov = _coverage();
-        uint256 mask = _openMask;
+        uint256 mask = _g.openMask;
         for (uint256 m; mask != 0; ++m) {
             if (mask & 1 == 1) {
                 IOracleAdapter.PriceData memory d = oracle.latest(m);
@@ -537,7 +567,7 @@ contract PerpEngine is IPerpEngine, AccessControl, Pausable {
 
     /// @inheritdoc IPerpEngine
     function oiCapsHold(uint256[] calldata pricesWad, uint256 poolWad) external view returns (bool) {
-        uint256 mask = _openMask;
+        uint256 mask = _g.openMask;
         for (uint256 m; mask != 0; ++m) {
             if (mask & 1 == 1 && m < pricesWad.length && pricesWad[m] != 0) {
                 MarketState storage s = _state[m];
@@ -576,7 +606,7 @@ contract PerpEngine is IPerpEngine, AccessControl, Pausable {
     }
 
     function _coverage() internal view returns (Coverage memory) {
-        return Coverage(vault.poolAssets() * _tokenScale, totalReserveWad);
+        return Coverage(vault.poolAssets() * _tokenScale, _g.totalReserveWad);
     }
 
     /// @dev A market at a given price: parameters, accrued state, ramp (nothing written).
@@ -606,8 +636,8 @@ contract PerpEngine is IPerpEngine, AccessControl, Pausable {
         _state[c.marketId] = c.s;
         uint32 bit = uint32(1 << c.marketId);
         bool open = c.s.longOpenInterestWad != 0 || c.s.shortOpenInterestWad != 0;
-        uint32 mask = _openMask;
-        if (open != (mask & bit != 0)) _openMask = open ? mask | bit : mask & ~bit;
+        uint32 mask = _g.openMask;
+        if (open != (mask & bit != 0)) _g.openMask = open ? mask | bit : mask & ~bit;
     }
 
     /// @dev Every position of the account at its latest price, which must be recent (a liquidation
@@ -800,6 +830,10 @@ contract PerpEngine is IPerpEngine, AccessControl, Pausable {
 
     function _skew(MarketState memory s) internal pure returns (int256) {
         return int256(uint256(s.longOpenInterestWad)) - int256(uint256(s.shortOpenInterestWad));
+    }
+
+    function _requireNotPaused() internal view {
+        if (_g.paused) revert EnforcedPause();
     }
 
     function _known(uint256 marketId) internal view returns (uint256) {

@@ -35,7 +35,7 @@ MUTANTS = (
     # Orders and the pull oracle: who chooses the price.
     Mutant("market-fill-skips-delay", "a market order fills at a price published before its commit plus the delay",
            "contracts/OrderBook.sol",
-           "uint256 minTime = uint256(o.updatedAt) + _settings.settlementDelay;",
+           "uint256 minTime = uint256(o.updatedAt) + st.settlementDelay;",
            "uint256 minTime = uint256(o.updatedAt);"),
     Mutant("fill-price-not-unique", "the settler may prove any price in the window, not the earliest one",
            "contracts/OracleAdapter.sol",
@@ -47,7 +47,7 @@ MUTANTS = (
            "if (pos.lastIncreaseTime > since) since = since;"),
     Mutant("conditional-skips-delay", "a conditional order fills at a price published right after its update",
            "contracts/OrderBook.sol",
-           "if (price.publishTime < since + _settings.settlementDelay) return (WAIT, price);",
+           "if (price.publishTime < since + st.settlementDelay) return (WAIT, price);",
            "if (price.publishTime < since) return (WAIT, price);"),
     Mutant("expired-fee-refunded", "an expired market order's executor fee goes back to the trader (free options)",
            "contracts/OrderBook.sol",

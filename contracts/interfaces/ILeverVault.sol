@@ -102,8 +102,17 @@ interface ILeverVault {
     ///         account's margin). Only the order book.
     function releaseExecutorFee(uint256 accountId, uint256 amount, address to) external;
 
+    /// @notice Releases the escrowed executor fees of filled orders to `to` (not zero) in one
+    ///         transfer: one `ExecutorFeeReleased` per order, as `releaseExecutorFee` would emit.
+    ///         Only the order book (a settlement batch pays its settler once).
+    function releaseExecutorFees(uint256[] calldata accountIds, uint256[] calldata amounts, address to) external;
+
     /// @notice Sends an expired order's escrowed executor fee to the insurance fund. Only the order book.
     function forfeitExecutorFee(uint256 accountId, uint256 amount) external;
+
+    /// @notice How many of the account's orders hold an escrowed fee (each escrow counts one, each
+    ///         release or forfeit takes one off): its pending orders.
+    function pendingOrders(uint256 accountId) external view returns (uint256);
 
     // --- LP settlements ---
 

@@ -163,6 +163,9 @@ interface IPerpEngine {
 
     // --- views ---
     function accountOwner(uint256 accountId) external view returns (address);
+    /// @notice The account's owner and the number of markets, in one call (the order book's
+    ///         checks when an order is placed).
+    function accountOwnerAndMarketCount(uint256 accountId) external view returns (address owner, uint256 markets);
     /// @notice Bit m set: the account has a position in market m.
     function accountMarketMask(uint256 accountId) external view returns (uint256);
     /// @notice When the account last traded (a liquidation needs a newer price).

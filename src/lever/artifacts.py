@@ -6,7 +6,7 @@ forge's build (`build/forge/out`, written by `forge build`; see foundry.toml).""
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache, cached_property
 from pathlib import Path
 from typing import Any
@@ -161,6 +161,16 @@ class StorageLayout:
             if item["label"] == label:
                 return self._field(item)
         raise KeyError(f"{self.contract} stores no {label}")
+
+    @cache  # noqa: B019
+    def member(self, label: str, name: str) -> Field:
+        """A field of the struct variable `label` (a packed slot shared by several values), its
+        slot absolute."""
+        base = self.var(label)
+        for f in self.members(base.type):
+            if f.label == name:
+                return replace(f, slot=base.slot + f.slot)
+        raise KeyError(f"{self.contract}.{label} has no member {name}")
 
     @cache  # noqa: B019
     def members(self, struct_type: str) -> list[Field]:

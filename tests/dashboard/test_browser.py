@@ -49,7 +49,7 @@ def browser_context() -> Iterator[Any]:
 @pytest.fixture
 def keeper_url(h: Harness, deployment: Deployment, chain: Any) -> Iterator[str]:
     """The real keeper's /health and /metrics (hydrated from the chain; not stepping)."""
-    from conftest import free_port
+    from nodes import free_port  # tests/nodes.py: `conftest` may name another directory's module
 
     reader = ProtocolReader(chain.provider.web3, Addresses.from_deployment(deployment))
     keeper = Keeper(reader, HermesClient("http://127.0.0.1:9"), None, KeeperConfig(start_block=0))

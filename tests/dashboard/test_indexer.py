@@ -97,7 +97,7 @@ def test_open_engine_with_a_malformed_url_is_one_line_error() -> None:
 
 
 def test_open_engine_on_an_unreachable_server_is_one_line_error() -> None:
-    from conftest import free_port
+    from nodes import free_port  # tests/nodes.py: `conftest` may name another directory's module
 
     with pytest.raises(IndexDatabaseError, match="cannot open the database") as err:
         open_engine(f"postgresql://nobody@127.0.0.1:{free_port()}/none")
@@ -126,7 +126,7 @@ def test_decode_of_every_history_log_matches_eth_abi(
 
 def test_index_command_with_an_unreachable_node_is_one_line_error() -> None:
     from click.testing import CliRunner
-    from conftest import free_port
+    from nodes import free_port  # tests/nodes.py: `conftest` may name another directory's module
 
     from lever.dashboard.cli import index
 

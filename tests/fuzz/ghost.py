@@ -108,6 +108,15 @@ class State:
     bad_by_insurance: int = 0
     bad_by_pool: int = 0
 
+    @property
+    def margin_and_escrow(self) -> int:
+        """The vault's stored margin ledger: every margin plus the order escrow."""
+        return self.total_margin + self.order_escrow
+
+    def pending_orders(self, account: int) -> int:
+        """The vault's count of the account's orders holding an escrowed fee: all of them."""
+        return sum(1 for acc, _ in self.orders if acc == account)
+
     def clone(self) -> State:
         return State(
             dict(self.balances), dict(self.margin), dict(self.accounts), dict(self.positions), dict(self.orders),

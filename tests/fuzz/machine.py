@@ -325,6 +325,10 @@ class Driver:
         obs, s = self.w.observer, self.g.s
         if name == "margin":
             assert obs.margin(key) == s.margin.get(key, 0), f"margin {key}: chain {obs.margin(key)} != ghost {s.margin.get(key, 0)}"
+            self._compare("pending_orders", key)
+        elif name == "pending_orders":
+            chain = obs.pending_orders(key)
+            assert chain == s.pending_orders(key), f"pending orders of {key}: chain {chain} != ghost {s.pending_orders(key)}"
         elif name == "accounts":
             assert obs.account(key) == s.accounts.get(key), f"account {key}: chain {obs.account(key)} != ghost {s.accounts.get(key)}"
         elif name == "positions":
@@ -333,6 +337,7 @@ class Driver:
             account, slot = key
             chain = obs.orders(account).get(slot)
             assert chain == s.orders.get(key), f"order {key}: chain {chain} != ghost {s.orders.get(key)}"
+            self._compare("pending_orders", account)
         elif name in ("pending_deposit", "pending_redeem"):
             chain = obs.request(key, name == "pending_deposit")
             assert chain == getattr(s, name).get(key), f"{name} {key}: chain {chain} != ghost {getattr(s, name).get(key)}"
@@ -1211,7 +1216,7 @@ def exit_everyone(machine: Driver) -> None:
     balance = w.observer.balance(w.vault)
     kept = scalars["insurance"] + scalars["fees"]
     dust = balance - kept
-    require("everyone_can_exit", scalars["total_margin"] == 0 and scalars["order_escrow"] == 0
+    require("everyone_can_exit", scalars["margin_and_escrow"] == 0 and scalars["order_escrow"] == 0
             and scalars["lp_escrow"] == 0 and 0 <= dust <= 10 * USDC and scalars["supply"] == 0,
             lambda: f"after the exit the vault holds {balance} for insurance+fees {kept}: {scalars}")
 

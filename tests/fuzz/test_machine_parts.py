@@ -62,6 +62,7 @@ def test_storage_reads_match_the_views() -> None:
         assert obs.oracle_state(i) == m.OracleState.from_chain(d.view("OracleAdapter", w.oracle, "state", i))
     for a in w.accounts:
         assert obs.margin(a) == d.view("LeverVault", w.vault, "marginOf", a)
+        assert obs.pending_orders(a) == d.view("LeverVault", w.vault, "pendingOrders", a)
         for i in range(w.n_markets):
             assert obs.position(a, i) == m.Position.from_chain(d.view("PerpEngine", w.engine, "position", a, i))
         ids, orders = d.view("OrderBook", w.book, "ordersOf", a)
@@ -69,4 +70,9 @@ def test_storage_reads_match_the_views() -> None:
     scalars = obs.scalars()
     assert scalars["pool"] == d.view("LeverVault", w.vault, "poolAssets")
     assert scalars["total_reserve"] == d.view("PerpEngine", w.engine, "totalReserveWad")
+    assert scalars["open_mask"] == d.view("PerpEngine", w.engine, "openMarketsMask")
+    assert scalars["paused"] == d.view("PerpEngine", w.engine, "paused")
+    assert scalars["order_escrow"] == d.view("LeverVault", w.vault, "orderEscrow")
+    assert scalars["margin_and_escrow"] - scalars["order_escrow"] == d.view("LeverVault", w.vault, "totalMargin")
+    assert any(obs.pending_orders(a) for a in w.accounts)  # the packed count is read too
     assert any(pos.size < 0 for pos in d.g.s.positions.values())  # negative values are read too

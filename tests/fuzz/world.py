@@ -229,16 +229,21 @@ class Observer:
         self.v, self.e, self.b, self.o, self.lq = v, e, b, o, lq
         self._token_balances = storage_layout("MockToken").var("_balances").slot
         self._shares = v.var("_balances").slot
+        # The vault's margin ledger holds every margin plus the order escrow (`totalMargin()` is
+        # the difference); the escrow shares a slot with the LP parameters, and the engine's total
+        # reserve, open-markets mask and pause flag share one slot.
         self._scalars = {
             (self.vault, name): v.var(label) for name, label in (
-                ("total_margin", "_totalMargin"), ("pool", "_poolAssets"), ("insurance", "_insuranceFund"),
-                ("fees", "_protocolFees"), ("order_escrow", "_orderEscrow"), ("lp_escrow", "_lpEscrow"),
+                ("margin_and_escrow", "_marginAndEscrow"), ("pool", "_poolAssets"), ("insurance", "_insuranceFund"),
+                ("fees", "_protocolFees"), ("lp_escrow", "_lpEscrow"),
                 ("supply", "_totalSupply"), ("bad_debt", "badDebtTotal"), ("bad_by_insurance", "badDebtCoveredByInsurance"),
                 ("bad_by_pool", "badDebtCoveredByPool"))
         } | {
-            (self.engine, name): e.var(label) for name, label in (
-                ("total_reserve", "totalReserveWad"), ("open_mask", "_openMask"), ("paused", "_paused"),
-                ("account_count", "accountCount"))
+            (self.vault, "order_escrow"): v.member("_e", "orderEscrow"),
+            (self.engine, "account_count"): e.var("accountCount"),
+        } | {
+            (self.engine, name): e.member("_g", label) for name, label in (
+                ("total_reserve", "totalReserveWad"), ("open_mask", "openMask"), ("paused", "paused"))
         }
         self._plans: dict[str, tuple[list[int], list[tuple[int, int, int, int]]]] = {}
         evm = getattr(chain, "evm", None)
@@ -276,8 +281,16 @@ class Observer:
         return self.storage(self.vault, mapping_slot(who, self._shares))
 
     def margin(self, account: int) -> int:
-        word = self.storage(self.vault, mapping_slot(account, self.v.var("_margin").slot))
-        return word - 2**256 if word >> 255 else word
+        return self._margin_slot(account)[0]
+
+    def pending_orders(self, account: int) -> int:
+        """How many of the account's orders the vault counts as holding an escrowed fee."""
+        return self._margin_slot(account)[1]
+
+    def _margin_slot(self, account: int) -> list[int]:
+        """The vault's `MarginSlot`: the margin (signed) and the pending-order count."""
+        return self._struct(self.v, self.vault, mapping_slot(account, self.v.var("_margin").slot),
+                            self.v.value_type("_margin"))
 
     def account(self, account: int) -> Account | None:
         owner, mask, last = self._struct(self.e, self.engine, mapping_slot(account, self.e.var("_accounts").slot),
