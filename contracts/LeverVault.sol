@@ -235,7 +235,11 @@ contract LeverVault is ILeverVault, IERC4626, ERC20, AccessControl, ReentrancyGu
             // The pool was credited the whole loss above; it keeps only what was collected.
             pool -= int256(badDebt - byInsurance);
             (badDebtTotal, badDebtCoveredByInsurance, badDebtCoveredByPool) =
-                (badDebtTotal + badDebt, badDebtCoveredByInsurance + byInsurance, badDebtCoveredByPool + badDebt - byInsurance);
+            (
+                badDebtTotal + badDebt,
+                badDebtCoveredByInsurance + byInsurance,
+                badDebtCoveredByPool + badDebt - byInsurance
+            );
             emit BadDebt(accountId, badDebt, byInsurance, badDebt - byInsurance);
             margin = 0;
         }
@@ -388,8 +392,11 @@ contract LeverVault is ILeverVault, IERC4626, ERC20, AccessControl, ReentrancyGu
         delete _pendingRedeem[controller];
         _lpEscrow -= uint256(q.fee).toUint128();
         bytes4 refused;
-        if (assets > freeAssets()) refused = ReserveExceeded.selector;
-        else if (!engine.oiCapsHold(prices, (_poolAssets - assets) * tokenScale)) refused = OpenInterestCapExceeded.selector;
+        if (assets > freeAssets()) {
+            refused = ReserveExceeded.selector;
+        } else if (!engine.oiCapsHold(prices, (_poolAssets - assets) * tokenScale)) {
+            refused = OpenInterestCapExceeded.selector;
+        }
         if (refused != 0) {
             // The pool cannot shrink below what open positions need: the shares stay with their LP.
             emit LpRequestCancelled(controller, false, q.amount, msg.sender, refused);
@@ -435,7 +442,11 @@ contract LeverVault is ILeverVault, IERC4626, ERC20, AccessControl, ReentrancyGu
     }
 
     /// @notice ERC-7540 claim of `assets` of `controller`'s fulfilled deposit.
-    function deposit(uint256 assets, address receiver, address controller) public nonReentrant returns (uint256 shares) {
+    function deposit(uint256 assets, address receiver, address controller)
+        public
+        nonReentrant
+        returns (uint256 shares)
+    {
         _requireOperator(controller);
         Claimable memory c = _claimableDeposit[controller];
         if (assets > c.assets) revert ClaimExceedsClaimable(assets, c.assets);
@@ -460,7 +471,11 @@ contract LeverVault is ILeverVault, IERC4626, ERC20, AccessControl, ReentrancyGu
     }
 
     /// @notice Claims `shares` of `controller`'s fulfilled redemption: their assets go to `receiver`.
-    function redeem(uint256 shares, address receiver, address controller) external nonReentrant returns (uint256 assets) {
+    function redeem(uint256 shares, address receiver, address controller)
+        external
+        nonReentrant
+        returns (uint256 assets)
+    {
         _requireOperator(controller);
         Claimable memory c = _claimableRedeem[controller];
         if (shares > c.shares) revert ClaimExceedsClaimable(shares, c.shares);
@@ -470,7 +485,11 @@ contract LeverVault is ILeverVault, IERC4626, ERC20, AccessControl, ReentrancyGu
     }
 
     /// @notice Claims `assets` of `controller`'s fulfilled redemption.
-    function withdraw(uint256 assets, address receiver, address controller) external nonReentrant returns (uint256 shares) {
+    function withdraw(uint256 assets, address receiver, address controller)
+        external
+        nonReentrant
+        returns (uint256 shares)
+    {
         _requireOperator(controller);
         Claimable memory c = _claimableRedeem[controller];
         if (assets > c.assets) revert ClaimExceedsClaimable(assets, c.assets);
@@ -680,7 +699,9 @@ contract LeverVault is ILeverVault, IERC4626, ERC20, AccessControl, ReentrancyGu
         uint256 earliest = time + lp.settlementDelay;
         uint256 expiry = _expiry(time);
         if (block.timestamp > expiry) revert RequestExpired(controller, expiry);
-        if (block.timestamp < earliest + lp.liquidationGrace) revert RequestNotDue(controller, earliest + lp.liquidationGrace);
+        if (block.timestamp < earliest + lp.liquidationGrace) {
+            revert RequestNotDue(controller, earliest + lp.liquidationGrace);
+        }
         uint256 mask = engine.openMarketsMask();
         prices = new uint256[](MAX_MARKETS);
         uint256 fee = updates.length == 0 ? 0 : oracle.updateFee();
@@ -754,14 +775,20 @@ contract LeverVault is ILeverVault, IERC4626, ERC20, AccessControl, ReentrancyGu
     }
 
     function _setLpParams(LpParams memory p) internal {
-        if (p.settlementDelay > MAX_SETTLEMENT_DELAY) revert ParameterOutOfBounds("lpSettlementDelay", p.settlementDelay);
+        if (p.settlementDelay > MAX_SETTLEMENT_DELAY) {
+            revert ParameterOutOfBounds("lpSettlementDelay", p.settlementDelay);
+        }
         if (p.settlementWindow < MIN_SETTLEMENT_WINDOW || p.settlementWindow > MAX_SETTLEMENT_WINDOW) {
             revert ParameterOutOfBounds("lpSettlementWindow", p.settlementWindow);
         }
-        if (p.liquidationGrace > MAX_LIQUIDATION_GRACE) revert ParameterOutOfBounds("lpLiquidationGrace", p.liquidationGrace);
-        if (p.executorFee > MAX_EXECUTOR_FEE_WAD / tokenScale) revert ParameterOutOfBounds("lpExecutorFee", p.executorFee);
+        if (p.liquidationGrace > MAX_LIQUIDATION_GRACE) {
+            revert ParameterOutOfBounds("lpLiquidationGrace", p.liquidationGrace);
+        }
+        if (p.executorFee > MAX_EXECUTOR_FEE_WAD / tokenScale) {
+            revert ParameterOutOfBounds("lpExecutorFee", p.executorFee);
+        }
         (_e.lpSettlementDelay, _e.lpSettlementWindow, _e.lpLiquidationGrace, _e.lpExecutorFee) =
-            (uint16(p.settlementDelay), uint24(p.settlementWindow), uint16(p.liquidationGrace), uint72(p.executorFee));
+        (uint16(p.settlementDelay), uint24(p.settlementWindow), uint16(p.liquidationGrace), uint72(p.executorFee));
         emit LpParamsSet(p);
     }
 

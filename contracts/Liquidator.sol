@@ -22,7 +22,9 @@ contract Liquidator is ILiquidator, AccessControl, ReentrancyGuardTransient {
     LiquidationMath.Params internal _params;
 
     constructor(IPerpEngine engine_, IOracleAdapter oracle_, address admin, LiquidationMath.Params memory params_) {
-        if (address(engine_) == address(0) || address(oracle_) == address(0) || admin == address(0)) revert ZeroAddress();
+        if (address(engine_) == address(0) || address(oracle_) == address(0) || admin == address(0)) {
+            revert ZeroAddress();
+        }
         (engine, oracle) = (engine_, oracle_);
         _grantRole(DEFAULT_ADMIN_ROLE, admin);
         _grantRole(RISK_ROLE, admin);

@@ -94,12 +94,13 @@ contract OracleAdapter is IOracleAdapter, AccessControl {
             m.lastRoundId = 0; // a new feed starts its own round history
             m.lastReferenceWad = 0;
         }
-        (m.referenceFeed, m.referenceMaxAge, m.maxDeviationWad) = (c.referenceFeed, c.referenceMaxAge, c.maxDeviationWad);
+        (m.referenceFeed, m.referenceMaxAge, m.maxDeviationWad) =
+        (c.referenceFeed, c.referenceMaxAge, c.maxDeviationWad);
         (m.ewmaLambdaWad, m.refVolatilityWad, m.maxVolFactorWad, m.factorRisePerDayWad) =
-            (c.ewmaLambdaWad, c.refVolatilityWad, c.maxVolFactorWad, c.factorRisePerDayWad);
+        (c.ewmaLambdaWad, c.refVolatilityWad, c.maxVolFactorWad, c.factorRisePerDayWad);
         m.priceId = c.priceId;
         (m.maxPriceAge, m.maxConfRatioWad, m.maxReferenceDeviationWad, m.referenceDecimals) =
-            (c.maxPriceAge, c.maxConfRatioWad, c.maxReferenceDeviationWad, decimals);
+        (c.maxPriceAge, c.maxConfRatioWad, c.maxReferenceDeviationWad, decimals);
         m.maxExecutionAge = c.maxExecutionAge;
         _markets[marketId] = m;
         emit MarketOracleConfigured(marketId, c, decimals);
@@ -211,11 +212,12 @@ contract OracleAdapter is IOracleAdapter, AccessControl {
     /// @inheritdoc IOracleAdapter
     function config(uint256 marketId) external view returns (Config memory c) {
         Market memory m = _markets[marketId];
-        (c.referenceFeed, c.referenceMaxAge, c.maxDeviationWad) = (m.referenceFeed, m.referenceMaxAge, m.maxDeviationWad);
+        (c.referenceFeed, c.referenceMaxAge, c.maxDeviationWad) =
+        (m.referenceFeed, m.referenceMaxAge, m.maxDeviationWad);
         (c.ewmaLambdaWad, c.refVolatilityWad, c.maxVolFactorWad, c.factorRisePerDayWad) =
-            (m.ewmaLambdaWad, m.refVolatilityWad, m.maxVolFactorWad, m.factorRisePerDayWad);
+        (m.ewmaLambdaWad, m.refVolatilityWad, m.maxVolFactorWad, m.factorRisePerDayWad);
         (c.priceId, c.maxPriceAge, c.maxConfRatioWad, c.maxReferenceDeviationWad) =
-            (m.priceId, m.maxPriceAge, m.maxConfRatioWad, m.maxReferenceDeviationWad);
+        (m.priceId, m.maxPriceAge, m.maxConfRatioWad, m.maxReferenceDeviationWad);
         c.maxExecutionAge = m.maxExecutionAge;
     }
 
@@ -229,10 +231,14 @@ contract OracleAdapter is IOracleAdapter, AccessControl {
 
     // ------------------------------------------------------------------ internals: pull price
 
-    function _parse(uint256 marketId, Market memory m, bytes calldata update, uint64 minTime, uint64 maxTime, bool unique)
-        internal
-        returns (uint256 priceWad, uint256 publishTime)
-    {
+    function _parse(
+        uint256 marketId,
+        Market memory m,
+        bytes calldata update,
+        uint64 minTime,
+        uint64 maxTime,
+        bool unique
+    ) internal returns (uint256 priceWad, uint256 publishTime) {
         bytes[] memory data = new bytes[](1);
         data[0] = update;
         uint256 fee = pyth.getUpdateFee(data);
@@ -243,14 +249,21 @@ contract OracleAdapter is IOracleAdapter, AccessControl {
         return _toWad(marketId, m, feeds[0].price);
     }
 
-    function _tryParse(uint256 marketId, Market memory m, bytes calldata update, uint64 minTime, uint64 maxTime, uint256 fee)
-        internal
-        returns (bool ok, uint256 priceWad, uint256 publishTime)
-    {
+    function _tryParse(
+        uint256 marketId,
+        Market memory m,
+        bytes calldata update,
+        uint64 minTime,
+        uint64 maxTime,
+        uint256 fee
+    ) internal returns (bool ok, uint256 priceWad, uint256 publishTime) {
         bytes[] memory data = new bytes[](1);
         data[0] = update;
-        try pyth.parsePriceFeedUpdatesWithConfig{value: fee}(data, _ids(m.priceId), minTime, maxTime, false, false, false)
-        returns (PythStructs.PriceFeed[] memory feeds, uint64[] memory) {
+        try pyth.parsePriceFeedUpdatesWithConfig{value: fee}(
+            data, _ids(m.priceId), minTime, maxTime, false, false, false
+        ) returns (
+            PythStructs.PriceFeed[] memory feeds, uint64[] memory
+        ) {
             (priceWad, publishTime) = _toWad(marketId, m, feeds[0].price);
             ok = true;
         } catch {}
@@ -274,7 +287,9 @@ contract OracleAdapter is IOracleAdapter, AccessControl {
         priceWad = uint256(int256(p.price)) * scale;
         if (priceWad > MAX_PRICE_WAD) revert OraclePriceTooHigh(marketId, priceWad);
         uint256 confWad = uint256(p.conf) * scale;
-        if (confWad > priceWad.mulDivDown(m.maxConfRatioWad, WAD)) revert OracleConfidenceTooWide(marketId, confWad, priceWad);
+        if (confWad > priceWad.mulDivDown(m.maxConfRatioWad, WAD)) {
+            revert OracleConfidenceTooWide(marketId, confWad, priceWad);
+        }
         publishTime = p.publishTime;
     }
 
@@ -391,7 +406,8 @@ contract OracleAdapter is IOracleAdapter, AccessControl {
     }
 
     function _mmFactor(Market memory m, uint256 timestamp) internal pure returns (uint256) {
-        return _ramped(m, VolatilityMath.targetFactorWad(m.varianceWad, m.refVolatilityWad, m.maxVolFactorWad), timestamp);
+        return
+            _ramped(m, VolatilityMath.targetFactorWad(m.varianceWad, m.refVolatilityWad, m.maxVolFactorWad), timestamp);
     }
 
     function _ramped(Market memory m, uint256 target, uint256 timestamp) internal pure returns (uint256) {
@@ -426,7 +442,9 @@ contract OracleAdapter is IOracleAdapter, AccessControl {
             revert ParameterOutOfBounds("factorRisePerDay", c.factorRisePerDayWad);
         }
         if (c.priceId == bytes32(0)) revert ParameterOutOfBounds("priceId", 0);
-        if (c.maxPriceAge == 0 || c.maxPriceAge > MAX_ORACLE_AGE) revert ParameterOutOfBounds("maxPriceAge", c.maxPriceAge);
+        if (c.maxPriceAge == 0 || c.maxPriceAge > MAX_ORACLE_AGE) {
+            revert ParameterOutOfBounds("maxPriceAge", c.maxPriceAge);
+        }
         if (c.maxConfRatioWad == 0 || c.maxConfRatioWad > MAX_CONF_RATIO_WAD) {
             revert ParameterOutOfBounds("maxConfRatio", c.maxConfRatioWad);
         }

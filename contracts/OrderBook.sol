@@ -55,11 +55,13 @@ contract OrderBook is IOrderBook, AccessControl, ReentrancyGuardTransient {
     // ------------------------------------------------------------------ placing
 
     /// @inheritdoc IOrderBook
-    function commitOrder(uint256 accountId, uint256 marketId, int256 sizeDeltaWad, uint256 acceptablePriceWad, uint256 executorFee)
-        external
-        nonReentrant
-        returns (uint256)
-    {
+    function commitOrder(
+        uint256 accountId,
+        uint256 marketId,
+        int256 sizeDeltaWad,
+        uint256 acceptablePriceWad,
+        uint256 executorFee
+    ) external nonReentrant returns (uint256) {
         return _place(accountId, marketId, OrderKind.Market, sizeDeltaWad, 0, acceptablePriceWad, executorFee);
     }
 
@@ -89,7 +91,7 @@ contract OrderBook is IOrderBook, AccessControl, ReentrancyGuardTransient {
         if (o.kind == uint8(OrderKind.Market)) revert InvalidOrderKind(o.kind);
         _checkConditional(accountId, o.marketId, OrderKind(o.kind), sizeDeltaWad, triggerPriceWad, acceptablePriceWad);
         (o.sizeDeltaWad, o.triggerPriceWad, o.acceptablePriceWad) =
-            (SafeCast.toInt128(sizeDeltaWad), uint112(triggerPriceWad), uint112(acceptablePriceWad));
+        (SafeCast.toInt128(sizeDeltaWad), uint112(triggerPriceWad), uint112(acceptablePriceWad));
         o.updatedAt = uint32(block.timestamp);
         _orders[accountId][slot] = o;
         emit OrderUpdated(orderId, sizeDeltaWad, triggerPriceWad, acceptablePriceWad);
@@ -146,7 +148,9 @@ contract OrderBook is IOrderBook, AccessControl, ReentrancyGuardTransient {
             triggerPriceWad: uint112(triggerPriceWad)
         });
         orderId = accountId * MAX_ORDERS_PER_ACCOUNT + slot;
-        emit OrderPlaced(orderId, accountId, marketId, uint8(kind), sizeDeltaWad, triggerPriceWad, acceptablePriceWad, executorFee);
+        emit OrderPlaced(
+            orderId, accountId, marketId, uint8(kind), sizeDeltaWad, triggerPriceWad, acceptablePriceWad, executorFee
+        );
         vault.escrowExecutorFee(accountId, executorFee, msg.sender);
     }
 
@@ -161,7 +165,9 @@ contract OrderBook is IOrderBook, AccessControl, ReentrancyGuardTransient {
         uint256 acceptablePriceWad
     ) internal view {
         if (sizeDeltaWad == 0) revert ZeroSize();
-        if (triggerPriceWad == 0 || triggerPriceWad > MAX_PRICE_WAD) revert ParameterOutOfBounds("triggerPrice", triggerPriceWad);
+        if (triggerPriceWad == 0 || triggerPriceWad > MAX_PRICE_WAD) {
+            revert ParameterOutOfBounds("triggerPrice", triggerPriceWad);
+        }
         if (acceptablePriceWad > MAX_PRICE_WAD) revert ParameterOutOfBounds("acceptablePrice", acceptablePriceWad);
         if (kind == OrderKind.StopLoss || kind == OrderKind.TakeProfit) {
             int256 size = engine.position(accountId, marketId).sizeWad;
@@ -172,13 +178,14 @@ contract OrderBook is IOrderBook, AccessControl, ReentrancyGuardTransient {
     // ------------------------------------------------------------------ settling
 
     /// @inheritdoc IOrderBook
-    function settleOrders(uint256[] calldata orderIds, bytes[] calldata updates, IOracleAdapter.PriceUpdate[] calldata latest)
-        external
-        payable
-        nonReentrant
-        returns (uint256 settled)
-    {
-        if (updates.length != orderIds.length) revert ParameterOutOfBounds("updates", updates.length);
+    function settleOrders(
+        uint256[] calldata orderIds,
+        bytes[] calldata updates,
+        IOracleAdapter.PriceUpdate[] calldata latest
+    ) external payable nonReentrant returns (uint256 settled) {
+        if (updates.length != orderIds.length) {
+            revert ParameterOutOfBounds("updates", updates.length);
+        }
         uint256 fee = oracle.updateFee();
         if (latest.length > 0) oracle.updatePrices{value: fee * latest.length}(latest);
         Settings memory st = _settings; // read once for the batch
@@ -244,13 +251,16 @@ contract OrderBook is IOrderBook, AccessControl, ReentrancyGuardTransient {
         uint256 minTime = uint256(o.updatedAt) + st.settlementDelay;
         if (block.timestamp < minTime) return (false, price, n);
         for (uint256 j; j < n; ++j) {
-            if (proven[j].marketId == o.marketId && proven[j].minPublishTime == minTime) return (true, proven[j].data, n);
+            if (proven[j].marketId == o.marketId && proven[j].minPublishTime == minTime) {
+                return (true, proven[j].data, n);
+            }
         }
         if (update.length == 0) return (false, price, n);
         uint256 maxTime = minTime + st.settlementWindow;
         if (maxTime > block.timestamp) maxTime = block.timestamp; // nothing is published in the future
-        try oracle.settlementPrice{value: fee}(o.marketId, update, uint64(minTime), uint64(maxTime))
-        returns (IOracleAdapter.PriceData memory d) {
+        try oracle.settlementPrice{value: fee}(o.marketId, update, uint64(minTime), uint64(maxTime)) returns (
+            IOracleAdapter.PriceData memory d
+        ) {
             proven[n] = Proven(o.marketId, minTime, d);
             return (true, d, n + 1);
         } catch {
@@ -295,10 +305,13 @@ contract OrderBook is IOrderBook, AccessControl, ReentrancyGuardTransient {
 
     /// @dev Fills the order through the engine (the caller pays its executor fee), or cancels it
     ///      if the engine refuses it for good.
-    function _execute(uint256 accountId, uint256 slot, uint256 orderId, Order memory o, IOracleAdapter.PriceData memory price)
-        internal
-        returns (bool filled, bool cancelled)
-    {
+    function _execute(
+        uint256 accountId,
+        uint256 slot,
+        uint256 orderId,
+        Order memory o,
+        IOracleAdapter.PriceData memory price
+    ) internal returns (bool filled, bool cancelled) {
         bool conditional = o.kind != uint8(OrderKind.Market);
         IPerpEngine.Trade memory t = IPerpEngine.Trade({
             accountId: accountId,
@@ -312,12 +325,22 @@ contract OrderBook is IOrderBook, AccessControl, ReentrancyGuardTransient {
         try engine.executeTrade(t) returns (IPerpEngine.TradeResult memory r) {
             delete _orders[accountId][slot];
             emit OrderSettled(
-                orderId, accountId, o.marketId, o.kind, r.sizeDeltaWad, r.fillPriceWad, price.publishTime, msg.sender, o.executorFee
+                orderId,
+                accountId,
+                o.marketId,
+                o.kind,
+                r.sizeDeltaWad,
+                r.fillPriceWad,
+                price.publishTime,
+                msg.sender,
+                o.executorFee
             );
             // Its executor fee is paid with the batch's (settleOrders).
             // The vault still counts this order (its fee is paid after the batch): more than one
             // pending order means there may be a stop-loss or take-profit to cancel.
-            if (r.sizeAfterWad == 0 && vault.pendingOrders(accountId) > 1) _cancelReduceOnly(accountId, 1 << o.marketId);
+            if (r.sizeAfterWad == 0 && vault.pendingOrders(accountId) > 1) {
+                _cancelReduceOnly(accountId, 1 << o.marketId);
+            }
             return (true, false);
         } catch (bytes memory reason) {
             // An empty reason is an out-of-gas sub-call (a settler must not cancel by starving it);
@@ -373,8 +396,13 @@ contract OrderBook is IOrderBook, AccessControl, ReentrancyGuardTransient {
     ///      otherwise be an option on the price published after the delay).
     function _expire(uint256 accountId, uint256 slot, Order memory o) internal {
         delete _orders[accountId][slot];
-        emit OrderCancelled(accountId * MAX_ORDERS_PER_ACCOUNT + slot, accountId, OrderNotCancellable.selector, msg.sender,
-            address(vault));
+        emit OrderCancelled(
+            accountId * MAX_ORDERS_PER_ACCOUNT + slot,
+            accountId,
+            OrderNotCancellable.selector,
+            msg.sender,
+            address(vault)
+        );
         vault.forfeitExecutorFee(accountId, o.executorFee);
     }
 
@@ -448,7 +476,9 @@ contract OrderBook is IOrderBook, AccessControl, ReentrancyGuardTransient {
     }
 
     function _setSettings(Settings memory s) internal {
-        if (s.settlementDelay > MAX_SETTLEMENT_DELAY) revert ParameterOutOfBounds("settlementDelay", s.settlementDelay);
+        if (s.settlementDelay > MAX_SETTLEMENT_DELAY) {
+            revert ParameterOutOfBounds("settlementDelay", s.settlementDelay);
+        }
         if (s.settlementWindow < MIN_SETTLEMENT_WINDOW || s.settlementWindow > MAX_SETTLEMENT_WINDOW) {
             revert ParameterOutOfBounds("settlementWindow", s.settlementWindow);
         }

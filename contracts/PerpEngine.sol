@@ -138,7 +138,10 @@ contract PerpEngine is IPerpEngine, AccessControl {
         int256 delta = q.reduceOnly ? _reduceOnly(q.accountId, q.marketId, pos.sizeWad, q.sizeDeltaWad) : q.sizeDeltaWad;
         if (delta == 0) revert ZeroSize();
         TradeMath memory t = _tradeMath(c, pos, delta, cov);
-        if (q.acceptablePriceWad != 0 && (delta > 0 ? t.fillWad > q.acceptablePriceWad : t.fillWad < q.acceptablePriceWad)) {
+        if (
+            q.acceptablePriceWad != 0
+                && (delta > 0 ? t.fillWad > q.acceptablePriceWad : t.fillWad < q.acceptablePriceWad)
+        ) {
             revert AcceptablePriceExceeded(t.fillWad, q.acceptablePriceWad);
         }
         if (t.increasing) {
@@ -169,7 +172,7 @@ contract PerpEngine is IPerpEngine, AccessControl {
         if (closesLast && r.marginAfterToken < 0) revert AccountUnderwater(q.accountId, r.marginAfterToken);
         if (t.increasing) _checkIncrease(q.accountId, account.marketMask, r.marginAfterToken, c, t.newSizeWad, cov);
         (r.sizeDeltaWad, r.sizeAfterWad, r.fillPriceWad, r.realisedWad, r.feeWad) =
-            (delta, t.newSizeWad, t.fillWad, t.realisedWad, t.feeWad);
+        (delta, t.newSizeWad, t.fillWad, t.realisedWad, t.feeWad);
     }
 
     /// @dev A reduce-only order's size: opposite to the position, at most its size.
@@ -215,7 +218,8 @@ contract PerpEngine is IPerpEngine, AccessControl {
         (t.fillWad, t.realisedWad, t.feeWad) = _reduction(c, c.p, skew, delta, removedCost, removedCharge, index);
         if (c.rampWad < WAD) {
             // A reduction during a ramp realises the blend of old and new terms, like equity.
-            (, int256 oldRealised, uint256 oldFee) = _reduction(c, c.prev, skew, delta, removedCost, removedCharge, index);
+            (, int256 oldRealised, uint256 oldFee) =
+                _reduction(c, c.prev, skew, delta, removedCost, removedCharge, index);
             t.realisedWad = _blendValue(oldRealised, t.realisedWad, c.rampWad);
             t.feeWad = _blendCost(oldFee, t.feeWad, c.rampWad);
         }
@@ -238,7 +242,11 @@ contract PerpEngine is IPerpEngine, AccessControl {
         realised = PerpMath.valueWad(-delta, removedCost, removedCharge, fill, index, p.maxProfitRatioWad);
     }
 
-    function _fill(Ctx memory c, MarketParams memory p, int256 skew, int256 delta) internal pure returns (uint256 fill) {
+    function _fill(Ctx memory c, MarketParams memory p, int256 skew, int256 delta)
+        internal
+        pure
+        returns (uint256 fill)
+    {
         fill = PerpMath.fillPriceWad(c.d.priceWad, skew, delta, p.skewScaleWad);
         if (fill == 0) revert FillPriceInvalid(c.marketId);
     }
@@ -315,7 +323,9 @@ contract PerpEngine is IPerpEngine, AccessControl {
             uint256 leverage = a.equityWad <= 0 ? type(uint256).max : notional.mulDivUp(WAD, uint256(a.equityWad));
             revert LeverageTooHigh(accountId, c.marketId, leverage, uint256(c.p.maxLeverage) * WAD);
         }
-        if (a.equityWad < int256(a.initialMarginWad)) revert InsufficientMargin(accountId, a.equityWad, a.initialMarginWad);
+        if (a.equityWad < int256(a.initialMarginWad)) {
+            revert InsufficientMargin(accountId, a.equityWad, a.initialMarginWad);
+        }
     }
 
     // ------------------------------------------------------------------ liquidation (module)
@@ -345,13 +355,15 @@ contract PerpEngine is IPerpEngine, AccessControl {
         }
 
         r.liquidated = true;
-        r.closeShareWad = LiquidationMath.closeShareWad(a.equityWad, a.maintenanceMarginWad, a.minMarginWad, a.notionalWad, lp);
+        r.closeShareWad =
+            LiquidationMath.closeShareWad(a.equityWad, a.maintenanceMarginWad, a.minMarginWad, a.notionalWad, lp);
         r.full = r.closeShareWad == WAD;
         int256 pnl;
         uint256 fees;
         uint256 totalReserve = cov.reserveWad;
         for (uint256 i; i < ctxs.length; ++i) {
-            (int256 legPnl, uint256 legFee, uint256 reserveChange, bool up) = _liquidateLeg(accountId, account, ctxs[i], positions[i], r, cov);
+            (int256 legPnl, uint256 legFee, uint256 reserveChange, bool up) =
+                _liquidateLeg(accountId, account, ctxs[i], positions[i], r, cov);
             pnl += legPnl;
             fees += legFee;
             totalReserve = up ? totalReserve + reserveChange : totalReserve - reserveChange;
@@ -390,7 +402,9 @@ contract PerpEngine is IPerpEngine, AccessControl {
         _writeMarket(c);
         account.marketMask = _writePosition(accountId, account, c.marketId, pos, t);
         if (t.newSizeWad == 0) r.closedMask |= 1 << c.marketId;
-        emit PositionChanged(accountId, c.marketId, -closeSize, t.newSizeWad, t.fillWad, c.d.priceWad, t.realisedWad, t.feeWad);
+        emit PositionChanged(
+            accountId, c.marketId, -closeSize, t.newSizeWad, t.fillWad, c.d.priceWad, t.realisedWad, t.feeWad
+        );
         r.closedNotionalWad += PerpMath.notionalWad(closeSize, c.d.priceWad);
         return (t.realisedWad, t.feeWad, reserveChange, up);
     }
@@ -571,7 +585,8 @@ contract PerpEngine is IPerpEngine, AccessControl {
         for (uint256 m; mask != 0; ++m) {
             if (mask & 1 == 1 && m < pricesWad.length && pricesWad[m] != 0) {
                 MarketState storage s = _state[m];
-                uint256 oi = s.longOpenInterestWad > s.shortOpenInterestWad ? s.longOpenInterestWad : s.shortOpenInterestWad;
+                uint256 oi =
+                    s.longOpenInterestWad > s.shortOpenInterestWad ? s.longOpenInterestWad : s.shortOpenInterestWad;
                 if (oi.mulDivUp(pricesWad[m], WAD) > poolWad.mulDivDown(_params[m].oiCapRatioWad, WAD)) return false;
             }
             mask >>= 1;
@@ -588,7 +603,9 @@ contract PerpEngine is IPerpEngine, AccessControl {
         Ctx memory none;
         none.marketId = type(uint256).max;
         AccountState memory a = _accountState(accountId, account.marketMask, marginAfterToken, none, _coverage(), true);
-        if (a.equityWad < int256(a.initialMarginWad)) revert InsufficientMargin(accountId, a.equityWad, a.initialMarginWad);
+        if (a.equityWad < int256(a.initialMarginWad)) {
+            revert InsufficientMargin(accountId, a.equityWad, a.initialMarginWad);
+        }
     }
 
     // ------------------------------------------------------------------ internals: state
@@ -808,7 +825,8 @@ contract PerpEngine is IPerpEngine, AccessControl {
     }
 
     function _marketReserve(MarketState memory s, MarketParams memory p) internal pure returns (uint256) {
-        return PerpMath.reserveWad(s.longCostWad, p.maxProfitRatioWad) + PerpMath.reserveWad(s.shortCostWad, p.maxProfitRatioWad);
+        return PerpMath.reserveWad(s.longCostWad, p.maxProfitRatioWad)
+            + PerpMath.reserveWad(s.shortCostWad, p.maxProfitRatioWad);
     }
 
     /// @dev What the pool owes one market's traders at `price` (0: no usable price, worst case).
@@ -821,9 +839,16 @@ contract PerpEngine is IPerpEngine, AccessControl {
             true, s.longOpenInterestWad, s.longCostWad, s.longEntryChargeWad, price, s.longIndexWad, p.maxProfitRatioWad
         );
         int256 shorts = PerpMath.sideValueWad(
-            false, s.shortOpenInterestWad, s.shortCostWad, s.shortEntryChargeWad, price, s.shortIndexWad, p.maxProfitRatioWad
+            false,
+            s.shortOpenInterestWad,
+            s.shortCostWad,
+            s.shortEntryChargeWad,
+            price,
+            s.shortIndexWad,
+            p.maxProfitRatioWad
         );
-        return PerpMath.coveredWad(longs, cov.poolWad, cov.reserveWad) + PerpMath.coveredWad(shorts, cov.poolWad, cov.reserveWad);
+        return PerpMath.coveredWad(longs, cov.poolWad, cov.reserveWad)
+            + PerpMath.coveredWad(shorts, cov.poolWad, cov.reserveWad);
     }
 
     // ------------------------------------------------------------------ internals: misc
@@ -842,11 +867,15 @@ contract PerpEngine is IPerpEngine, AccessControl {
     }
 
     function _popCount(uint32 mask) internal pure returns (uint256 n) {
-        for (; mask != 0; mask &= mask - 1) ++n;
+        for (; mask != 0; mask &= mask - 1) {
+            ++n;
+        }
     }
 
     function _validate(MarketParams calldata p) internal pure {
-        if (p.maxLeverage == 0 || p.maxLeverage > MAX_LEVERAGE) revert ParameterOutOfBounds("maxLeverage", p.maxLeverage);
+        if (p.maxLeverage == 0 || p.maxLeverage > MAX_LEVERAGE) {
+            revert ParameterOutOfBounds("maxLeverage", p.maxLeverage);
+        }
         if (p.takerFeeWad > MAX_TRADING_FEE_WAD) revert ParameterOutOfBounds("takerFee", p.takerFeeWad);
         if (p.makerFeeWad > p.takerFeeWad) revert ParameterOutOfBounds("makerFee", p.makerFeeWad);
         if (p.maintenanceMarginRatioWad < MIN_MARGIN_RATIO_WAD) {
@@ -864,7 +893,9 @@ contract PerpEngine is IPerpEngine, AccessControl {
         if (p.maxProfitRatioWad < MIN_PROFIT_RATIO_WAD || p.maxProfitRatioWad > MAX_PROFIT_RATIO_WAD) {
             revert ParameterOutOfBounds("maxProfitRatio", p.maxProfitRatioWad);
         }
-        if (p.skewScaleWad == 0 || p.skewScaleWad > MAX_SKEW_SCALE_WAD) revert ParameterOutOfBounds("skewScale", p.skewScaleWad);
+        if (p.skewScaleWad == 0 || p.skewScaleWad > MAX_SKEW_SCALE_WAD) {
+            revert ParameterOutOfBounds("skewScale", p.skewScaleWad);
+        }
         if (p.fundingScaleWad == 0 || p.fundingScaleWad > MAX_SKEW_SCALE_WAD) {
             revert ParameterOutOfBounds("fundingScale", p.fundingScaleWad);
         }

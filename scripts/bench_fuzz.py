@@ -37,12 +37,28 @@ def _stats(directory: Path, command: list[str], profile: str) -> list[dict[str, 
 
 def main() -> int:
     profile = os.environ.get("LEVER_FUZZ_PROFILE", "bench")
-    fast_runs = _stats(OUT / "fuzz-runs" / "fast",
-                       [sys.executable, "-m", "pytest", "tests/fuzz/test_invariants.py", "-p", "no:ape_test", "-n", "2",
-                        "-q", "-k", "in_process"], profile)
-    anvil_runs = _stats(OUT / "fuzz-runs" / "anvil",
-                        ["ape", "test", "tests/fuzz/test_invariants.py", "-q", "-k", "on_anvil", "--network",
-                         "ethereum:local:foundry"], profile)
+    fast_runs = _stats(
+        OUT / "fuzz-runs" / "fast",
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "tests/fuzz/test_invariants.py",
+            "-p",
+            "no:ape_test",
+            "-n",
+            "2",
+            "-q",
+            "-k",
+            "in_process",
+        ],
+        profile,
+    )
+    anvil_runs = _stats(
+        OUT / "fuzz-runs" / "anvil",
+        ["ape", "test", "tests/fuzz/test_invariants.py", "-q", "-k", "on_anvil", "--network", "ethereum:local:foundry"],
+        profile,
+    )
     sys.path.insert(0, str(ROOT / "tests" / "fuzz"))
     from machine import ADVERSARIES, ECONOMIC_INVARIANTS
 
@@ -84,8 +100,13 @@ def main() -> int:
         "economic_invariants": len(ECONOMIC_INVARIANTS),
         "economic_checks_made": checks,
         "adversaries": len(ADVERSARIES),
-        "mutants": {"total": score["total"], "caught": score["caught"],
-                    "commits": sorted({r.get("commit", "?") for r in score["mutants"]})} if score else None,
+        "mutants": {
+            "total": score["total"],
+            "caught": score["caught"],
+            "commits": sorted({r.get("commit", "?") for r in score["mutants"]}),
+        }
+        if score
+        else None,
         "targets": TARGETS,
     }
     OUT.mkdir(parents=True, exist_ok=True)

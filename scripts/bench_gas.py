@@ -65,10 +65,10 @@ WHAT = {
     "withdraw": "vault.withdrawMargin from an account without a position (warm: with a 1 ETH position)",
     "order_commit": "orderBook.commitOrder: a 1 ETH market order with an acceptable price",
     "order_settle": "orderBook.settleOrders([one order], [its MockPyth update], []): the trader's opening "
-                    "order; first_ever: the first order on a freshly deployed protocol",
+    "order; first_ever: the first order on a freshly deployed protocol",
     "order_settle_batch_per_order": f"one settleOrders call of {BATCH} opening orders of {BATCH} new accounts "
-                                    "committed in one block (one MockPyth update, the others reuse its proof), / "
-                                    f"{BATCH}",
+    "committed in one block (one MockPyth update, the others reuse its proof), / "
+    f"{BATCH}",
     "open": "settle of one opening order (= order_settle): cold a new position, warm an increase",
     "close": "settle of one order closing the whole position (its update included)",
     "lp_commit": "vault.requestDeposit of $50,000 by a new LP (pays the LP executor fee)",
@@ -86,8 +86,9 @@ class Bench:
     def __init__(self) -> None:
         cfg = load_network_config("local")
         self.cfg = cfg
-        (self.deployer, self.lp, self.background, self.trader, self.keeper, self.new_lp,
-         self.crowd) = accounts.test_accounts[:7]
+        (self.deployer, self.lp, self.background, self.trader, self.keeper, self.new_lp, self.crowd) = (
+            accounts.test_accounts[:7]
+        )
         self.p = deploy_protocol(project, self.deployer, cfg)
         self.eth = self.p.markets[ETH]
         self.book = PriceBook.for_markets(self.p.price_ids)
@@ -173,8 +174,16 @@ class Bench:
         try:
             for i, account in enumerate(account_ids):
                 data = book.commitOrder.encode_input(account, self.eth, int(size * WAD), acceptable, USDC)
-                tx = {"from": owner.address, "to": book.address, "data": data, "nonce": nonce + i, "gas": 400_000,
-                      "gasPrice": gas_price, "chainId": w3.eth.chain_id, "value": 0}
+                tx = {
+                    "from": owner.address,
+                    "to": book.address,
+                    "data": data,
+                    "nonce": nonce + i,
+                    "gas": 400_000,
+                    "gasPrice": gas_price,
+                    "chainId": w3.eth.chain_id,
+                    "value": 0,
+                }
                 signed = w3.eth.account.sign_transaction(tx, owner.private_key)
                 hashes.append(w3.eth.send_raw_transaction(signed.raw_transaction))
             t = int(chain.blocks.head.timestamp) + BLOCK
@@ -260,8 +269,11 @@ class Bench:
         due = int(receipt.timestamp) + self.lp_delay
         self.publish(due)
         self.next_block()
-        self.measure("lp_settle", "cold", p.vault.settleDeposit(lp, [(self.eth, self.blob_at(due))], sender=self.keeper,
-                                                                 value=self.fee))
+        self.measure(
+            "lp_settle",
+            "cold",
+            p.vault.settleDeposit(lp, [(self.eth, self.blob_at(due))], sender=self.keeper, value=self.fee),
+        )
         self.next_block()
         self.measure("lp_claim", "cold", p.vault.deposit(50_000 * USDC, lp, sender=lp))
         self.next_block()
@@ -316,8 +328,9 @@ class Bench:
         self.measure("liquidate", "stored_price", p.liquidator.liquidate(ids[2], [], sender=self.keeper))
         self.publish(int(chain.blocks.head.timestamp) + BLOCK - 1)
         self.next_block()
-        receipt = p.liquidator.liquidateBatch(ids[3:], [(self.eth, self.latest_blob())], sender=self.keeper,
-                                              value=self.fee)
+        receipt = p.liquidator.liquidateBatch(
+            ids[3:], [(self.eth, self.latest_blob())], sender=self.keeper, value=self.fee
+        )
         done = len(receipt.events.filter(p.liquidator.Liquidation))
         assert done == len(ids) - 3, done
         self.gas["liquidate_batch_per_account"]["cold"] = int(receipt.gas_used) // done
@@ -327,10 +340,21 @@ class Bench:
 
 # Which variant a key's figure (and target) is: "cold" where the account's storage is fresh.
 APPLIES_TO = {
-    "deposit": "cold", "withdraw": "no_position", "order_commit": "cold", "order_settle": "cold",
-    "order_settle_batch_per_order": "cold", "open": "cold", "close": "full", "lp_commit": "cold",
-    "lp_settle": "cold", "lp_claim": "cold", "lp_redeem_commit": "cold", "lp_redeem_settle": "cold",
-    "liquidate": "stored_price", "liquidate_with_update": "steady", "liquidate_batch_per_account": "cold",
+    "deposit": "cold",
+    "withdraw": "no_position",
+    "order_commit": "cold",
+    "order_settle": "cold",
+    "order_settle_batch_per_order": "cold",
+    "open": "cold",
+    "close": "full",
+    "lp_commit": "cold",
+    "lp_settle": "cold",
+    "lp_claim": "cold",
+    "lp_redeem_commit": "cold",
+    "lp_redeem_settle": "cold",
+    "liquidate": "stored_price",
+    "liquidate_with_update": "steady",
+    "liquidate_batch_per_account": "cold",
 }
 
 
@@ -392,8 +416,10 @@ def profile(bench: Bench) -> dict[str, Any]:
     stipend the callee gets and gives back unused, the rest), and
     execution (everything else: arithmetic, memory, ABI coding); plus the transaction's intrinsic
     21,000, its calldata and the refund (cleared slots, at most a fifth of the gas)."""
-    names = {str(getattr(bench.p, n).address).lower(): n for n in
-             ("token", "pyth", "oracle", "vault", "engine", "order_book", "liquidator")}
+    names = {
+        str(getattr(bench.p, n).address).lower(): n
+        for n in ("token", "pyth", "oracle", "vault", "engine", "order_book", "liquidator")
+    }
     names[str(bench.p.feeds[ETH].address).lower()] = "eth_feed"
     w3 = chain.provider.web3
     out: dict[str, Any] = {}
@@ -407,8 +433,9 @@ def _breakdown(w3: Any, tx: str, names: dict[str, str]) -> dict[str, Any]:
     receipt = w3.eth.get_transaction_receipt(tx)
     data = bytes(t["input"])
     calldata = sum(16 if b else 4 for b in data)
-    logs = w3.provider.make_request(
-        "debug_traceTransaction", [tx, {"disableStorage": True, "disableMemory": True}])["result"]["structLogs"]
+    logs = w3.provider.make_request("debug_traceTransaction", [tx, {"disableStorage": True, "disableMemory": True}])[
+        "result"
+    ]["structLogs"]
     per: dict[str, Counter[str]] = defaultdict(Counter)
     warm = {str(t["from"]).lower(), str(t["to"]).lower()} | PRECOMPILES
     stack = [str(t["to"]).lower()]
@@ -446,7 +473,7 @@ def _breakdown(w3: Any, tx: str, names: dict[str, str]) -> dict[str, Any]:
         elif op == "SLOAD":
             per[who]["storage read: cold" if cost >= 2100 else "storage read: warm"] += cost
         elif op == "SSTORE":
-            kind = ("write: fresh slot" if cost >= 20000 else "write: update" if cost >= 2900 else "write: warm/no-op")
+            kind = "write: fresh slot" if cost >= 20000 else "write: update" if cost >= 2900 else "write: warm/no-op"
             per[who]["storage " + kind] += cost
         elif op.startswith("LOG"):
             per[who]["log"] += cost
@@ -458,5 +485,7 @@ def _breakdown(w3: Any, tx: str, names: dict[str, str]) -> dict[str, Any]:
         "tx": tx,
         "gas_used": int(receipt["gasUsed"]),
         "transaction": {"intrinsic": intrinsic, "calldata": calldata, "refund": -refund},
-        "contracts": {who: dict(c.most_common()) for who, c in sorted(per.items(), key=lambda kv: -sum(kv[1].values()))},
+        "contracts": {
+            who: dict(c.most_common()) for who, c in sorted(per.items(), key=lambda kv: -sum(kv[1].values()))
+        },
     }

@@ -60,15 +60,26 @@ class Sender:
 
     def queue(self, contract: Any, fn: str, args: list[Any], gas: int, value: int = 0) -> None:
         data = contract.encode_abi(fn, args=args)
-        tx = {"to": contract.address, "data": data, "gas": gas, "nonce": self.nonce, "chainId": self.chain_id,
-              "maxFeePerGas": 10**10, "maxPriorityFeePerGas": 1, "value": value, "type": 2}
+        tx = {
+            "to": contract.address,
+            "data": data,
+            "gas": gas,
+            "nonce": self.nonce,
+            "chainId": self.chain_id,
+            "maxFeePerGas": 10**10,
+            "maxPriorityFeePerGas": 1,
+            "value": value,
+            "type": 2,
+        }
         self.pending.append("0x" + self.account.sign_transaction(tx).raw_transaction.hex().removeprefix("0x"))
         self.nonce += 1
 
     def flush(self) -> None:
         for i in range(0, len(self.pending), 500):
-            batch = [{"jsonrpc": "2.0", "id": j, "method": "eth_sendRawTransaction", "params": [raw]}
-                     for j, raw in enumerate(self.pending[i:i + 500])]
+            batch = [
+                {"jsonrpc": "2.0", "id": j, "method": "eth_sendRawTransaction", "params": [raw]}
+                for j, raw in enumerate(self.pending[i : i + 500])
+            ]
             for reply in self.session.post(self.url, json=batch).json():
                 if "error" in reply:
                     raise RuntimeError(f"eth_sendRawTransaction: {reply['error']}")
@@ -91,9 +102,14 @@ def main() -> None:
     deployment = deployment_record(protocol, int(chain.provider.chain_id), "local", cfg)
     token, vault = protocol.token, protocol.vault
     arts = artifacts()
-    raw = {name: w3.eth.contract(address=c.address, abi=arts.abi(kind)) for name, c, kind in (
-        ("engine", protocol.engine, "PerpEngine"), ("vault", vault, "LeverVault"),
-        ("book", protocol.order_book, "OrderBook"))}
+    raw = {
+        name: w3.eth.contract(address=c.address, abi=arts.abi(kind))
+        for name, c, kind in (
+            ("engine", protocol.engine, "PerpEngine"),
+            ("vault", vault, "LeverVault"),
+            ("book", protocol.order_book, "OrderBook"),
+        )
+    }
     book = PriceBook.for_markets(protocol.price_ids)
     prices = {name: m.initial_price for name, m in cfg.markets.items()}
 
@@ -144,9 +160,14 @@ def main() -> None:
             blob = book.feeds[name].update_at_or_after(due)
             ids_m = orders[mk]
             for i in range(0, len(ids_m), SETTLE_BATCH):
-                chunk = ids_m[i:i + SETTLE_BATCH]
-                keepers.queue(raw["book"], "settleOrders", [chunk, [blob] + [b""] * (len(chunk) - 1), []], 30_000_000,
-                              value=update_fee)
+                chunk = ids_m[i : i + SETTLE_BATCH]
+                keepers.queue(
+                    raw["book"],
+                    "settleOrders",
+                    [chunk, [blob] + [b""] * (len(chunk) - 1), []],
+                    30_000_000,
+                    value=update_fee,
+                )
         now = due
         traders.rpc("evm_setNextBlockTimestamp", [now])
         keepers.flush()
@@ -161,12 +182,16 @@ def main() -> None:
     mine(now)
     book.publish(name, prices[name], now)
     updates = [(mk, book.feeds[name].latest_update())]
-    risky = [a for a in range(first_id, first_id + ACCOUNTS)
-             if a // 2 % len(markets) == mk and LEVERAGE[a % len(LEVERAGE)] == LEVERAGE[-1] and a % 2]
+    risky = [
+        a
+        for a in range(first_id, first_id + ACCOUNTS)
+        if a // 2 % len(markets) == mk and LEVERAGE[a % len(LEVERAGE)] == LEVERAGE[-1] and a % 2
+    ]
     liquidated = 0
     for i in range(0, len(risky), 150):
-        receipt = protocol.liquidator.liquidateBatch(risky[i:i + 150], updates, sender=keeper, value=update_fee,
-                                                     gas=29_000_000)
+        receipt = protocol.liquidator.liquidateBatch(
+            risky[i : i + 150], updates, sender=keeper, value=update_fee, gas=29_000_000
+        )
         liquidated += len(list(receipt.events.filter(protocol.liquidator.Liquidation)))
     seeded = time.monotonic() - started
     head = int(chain.blocks.head.number)
@@ -189,8 +214,10 @@ def main() -> None:
         t1 = time.perf_counter()
         indexer.snapshot(indexer.cursor_block)
         t_snapshot = time.perf_counter() - t1
-        print(f"indexed {report.events} events in {t_events:.1f} s; snapshot and risk of {ACCOUNTS} accounts "
-              f"in {t_snapshot:.1f} s")
+        print(
+            f"indexed {report.events} events in {t_events:.1f} s; snapshot and risk of {ACCOUNTS} accounts "
+            f"in {t_snapshot:.1f} s"
+        )
         pages = _pages(engine)
     result = {
         "accounts": ACCOUNTS,
@@ -219,15 +246,31 @@ def _pages(engine: Any) -> dict[str, dict[str, float]]:
     from lever.dashboard.serve import free_port
 
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(engine, Settings(token_decimals=6)), host="127.0.0.1",
-                                           port=port, log_level="warning", lifespan="off"))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(engine, Settings(token_decimals=6)),
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            lifespan="off",
+        )
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     while not server.started:
         time.sleep(0.02)
-    paths = ["/", "/markets", "/pool", "/accounts", "/accounts?sort=health&dir=desc&page=100",
-             "/accounts?sort=notional&dir=desc&fragment=1", "/liquidation-map?market=0", "/liquidation-map?market=1",
-             "/activity", "/activity?fragment=1"]
+    paths = [
+        "/",
+        "/markets",
+        "/pool",
+        "/accounts",
+        "/accounts?sort=health&dir=desc&page=100",
+        "/accounts?sort=notional&dir=desc&fragment=1",
+        "/liquidation-map?market=0",
+        "/liquidation-map?market=1",
+        "/activity",
+        "/activity?fragment=1",
+    ]
     out = {}
     with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
         for path in paths:
@@ -238,8 +281,10 @@ def _pages(engine: Any) -> dict[str, dict[str, float]]:
                 client.get(path).raise_for_status()
                 samples.append((time.perf_counter() - t) * 1000)
             samples.sort()
-            out[path] = {"p50_ms": round(statistics.median(samples), 1),
-                         "p95_ms": round(samples[int(len(samples) * 0.95) - 1], 1)}
+            out[path] = {
+                "p50_ms": round(statistics.median(samples), 1),
+                "p95_ms": round(samples[int(len(samples) * 0.95) - 1], 1),
+            }
     server.should_exit = True
     thread.join(timeout=5)
     return out

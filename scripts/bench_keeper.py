@@ -184,17 +184,13 @@ class Chain:
                     try:
                         self.w3.eth.get_transaction(h)
                     except TransactionNotFound:
-                        log.warning(
-                            "transaction 0x%s dropped by the node: sending it again", h.hex()
-                        )
+                        log.warning("transaction 0x%s dropped by the node: sending it again", h.hex())
                         print(f"  (node dropped 0x{h.hex()[:12]}; sent again)", flush=True)
                         self.w3.eth.send_raw_transaction(self.sent[h])
                 time.sleep(0.05)
         failed = [r for r in receipts if r["status"] != 1]
         if failed:
-            raise RuntimeError(
-                f"seeding transaction reverted: {failed[0]['transactionHash'].hex()}"
-            )
+            raise RuntimeError(f"seeding transaction reverted: {failed[0]['transactionHash'].hex()}")
         return receipts
 
     def do(self, fn: Any, gas: int = SEND_GAS, value: int = 0) -> Any:
@@ -334,9 +330,7 @@ def _fund_pool(world: World, lp: Any, config: Any) -> None:
     lp_chain = Chain(node.url, str(lp.private_key))
     lp_chain.do(r.token.functions.mint(lp.address, amount + fee), gas=200_000)
     lp_chain.do(r.token.functions.approve(r.vault.address, 2**256 - 1), gas=200_000)
-    receipt = lp_chain.do(
-        r.vault.functions.requestDeposit(amount, lp.address, lp.address), gas=500_000
-    )
+    receipt = lp_chain.do(r.vault.functions.requestDeposit(amount, lp.address, lp.address), gas=500_000)
     t = int(node.w3.eth.get_block(receipt["blockNumber"])["timestamp"])
     node.mine(t + config.lp.settlement_delay + config.lp.liquidation_grace)
     node.do(r.vault.functions.settleDeposit(lp.address, []), gas=1_000_000)
@@ -351,9 +345,7 @@ def _open_accounts(world: World, count: int, margin: int, per_tx: int = 200) -> 
         for done in range(0, count, per_tx)
     ]
     receipts = node.wait(hashes)
-    world.seeding.setdefault(
-        "gas_per_account_opened", max(r["gasUsed"] for r in receipts) // per_tx
-    )
+    world.seeding.setdefault("gas_per_account_opened", max(r["gasUsed"] for r in receipts) // per_tx)
     total = int(r.engine.functions.accountCount().call())
     return list(range(total - count + 1, total + 1))
 
@@ -374,11 +366,7 @@ def _open_positions(
     for start in range(0, len(accounts), round_size):
         chunk = accounts[start : start + round_size]
         hashes = [
-            node.send(
-                world.seeder.functions.commitOrders(
-                    part, ETH_ID, [sizes[a] for a in part], SEED_FEE
-                )
-            )
+            node.send(world.seeder.functions.commitOrders(part, ETH_ID, [sizes[a] for a in part], SEED_FEE))
             for part in _chunks(chunk, per_commit)
         ]
         receipts = node.wait(hashes)
@@ -394,29 +382,17 @@ def _open_positions(
             blobs, proven = [], set()
             for a in part:
                 t = committed[a] + delay
-                blobs.append(
-                    b"" if t in proven else world.prices.book.feeds[ETH].update_at_or_after(t)
-                )
+                blobs.append(b"" if t in proven else world.prices.book.feeds[ETH].update_at_or_after(t))
                 proven.add(t)
             ids = [a * 8 for a in part]  # each account's first order slot
             value = fee * sum(1 for b in blobs if b)
-            settle_hashes.append(
-                node.send(r.order_book.functions.settleOrders(ids, blobs, []), value=value)
-            )
+            settle_hashes.append(node.send(r.order_book.functions.settleOrders(ids, blobs, []), value=value))
         settled = node.wait(settle_hashes)
-        world.seeding["gas_per_position_opened"] = (
-            max(rc["gasUsed"] for rc in settled) // per_settle
-        )
-        world.seeding["gas_per_order_committed"] = (
-            max(rc["gasUsed"] for rc in receipts) // per_commit
-        )
-        left = [
-            a for a in chunk if int(r.engine.functions.position(a, ETH_ID).call()[0]) != sizes[a]
-        ]
+        world.seeding["gas_per_position_opened"] = max(rc["gasUsed"] for rc in settled) // per_settle
+        world.seeding["gas_per_order_committed"] = max(rc["gasUsed"] for rc in receipts) // per_commit
+        left = [a for a in chunk if int(r.engine.functions.position(a, ETH_ID).call()[0]) != sizes[a]]
         if left:
-            raise RuntimeError(
-                f"{len(left)} seeded positions did not open (e.g. account {left[0]})"
-            )
+            raise RuntimeError(f"{len(left)} seeded positions did not open (e.g. account {left[0]})")
 
 
 def _placed(world: World, receipts: list[Any]) -> dict[int, int]:
@@ -518,19 +494,14 @@ def _logs(world: World, contract: str, event: str, from_block: int, address: str
 def _gas_of(world: World, logs: list[Any]) -> tuple[int, int]:
     """(transactions, total gas used) of the transactions that emitted `logs`."""
     hashes = {bytes(lg["transactionHash"]) for lg in logs}
-    return len(hashes), sum(
-        int(world.chain.w3.eth.get_transaction_receipt(h)["gasUsed"]) for h in hashes
-    )
+    return len(hashes), sum(int(world.chain.w3.eth.get_transaction_receipt(h)["gasUsed"]) for h in hashes)
 
 
 def _reverted(world: World, sender: str, from_block: int) -> int:
     w3, count = world.chain.w3, 0
     for number in range(from_block, int(w3.eth.block_number) + 1):
         for tx in w3.eth.get_block(number, full_transactions=True)["transactions"]:
-            if (
-                tx["from"].lower() == sender.lower()
-                and w3.eth.get_transaction_receipt(tx["hash"])["status"] != 1
-            ):
+            if tx["from"].lower() == sender.lower() and w3.eth.get_transaction_receipt(tx["hash"])["status"] != 1:
                 count += 1
     return count
 
@@ -564,17 +535,13 @@ def liquidations(world: World, key: str, naive: bool) -> dict[str, Any]:
             runner.start()
             idle = idle_requests_per_block(world, runner)
             print(f"  idle: {idle} requests a block", flush=True)
-        crash_block = int(
-            node.wait([node.send(world.reference(CRASH_USD), gas=300_000)])[0]["blockNumber"]
-        )
+        crash_block = int(node.wait([node.send(world.reference(CRASH_USD), gas=300_000)])[0]["blockNumber"])
         world.set_price(CRASH_USD)
         started = time.monotonic()
         liquidated: list[int] = []
 
         def covered() -> bool:
-            logs = _logs(
-                world, "Liquidator", "Liquidation", crash_block, world.addresses.liquidator
-            )
+            logs = _logs(world, "Liquidator", "Liquidation", crash_block, world.addresses.liquidator)
             liquidated[:] = [int.from_bytes(bytes(lg["topics"][1]), "big") for lg in logs]
             return set(unhealthy) <= set(liquidated)
 
@@ -668,18 +635,14 @@ def _run_naive(world: World, runner: Runner, covered: Callable[[], bool]) -> flo
     deadline = time.monotonic() + 1200
     while not covered() and time.monotonic() < deadline:
         updates = keeper._latest_updates([ETH_ID])
-        keeper._transact(
-            r.oracle.functions.updatePrices(updates), r.update_fee(), 1_000_000, "push the price"
-        )
+        keeper._transact(r.oracle.functions.updatePrices(updates), r.update_fee(), 1_000_000, "push the price")
         found = scan()
         print(f"  naive: {len(found)} found by a scan", flush=True)
         # The scan takes longer than a liquidation's maximum price age (30 s at 10,000
         # accounts): the liquidations bring the latest price again.
         updates = keeper._latest_updates([ETH_ID])
         gas = [(a, keeper.config.gas_per_account) for a in found]
-        for batch in pack(
-            gas, keeper.config.gas_base, keeper.config.max_batch, r.head_gas_limit * 9 // 10
-        ):
+        for batch in pack(gas, keeper.config.gas_base, keeper.config.max_batch, r.head_gas_limit * 9 // 10):
             keeper._send_liquidations(list(batch.items), updates, batch.gas_limit)
     return float(scans[0])
 
@@ -764,8 +727,7 @@ def orders(world: World, key: str) -> dict[str, Any]:
         1
         for i, t in market_ids.items()
         if i in settled
-        and _decode(world, "OrderSettled", settled[i])["publishTime"]
-        != feed.at_or_after(t + delay)[0].publish_time  # type: ignore[index]
+        and _decode(world, "OrderSettled", settled[i])["publishTime"] != feed.at_or_after(t + delay)[0].publish_time  # type: ignore[index]
     )
     transactions, gas = _gas_of(world, list(logs.values()))
     limit = int(node.w3.eth.get_block("latest")["gasLimit"])
@@ -820,9 +782,7 @@ def _by_transaction(logs: Iterable[Any], due_block: int) -> list[tuple[int, int]
     """(block - `due_block`, logs) of each transaction that emitted `logs`, in order."""
     found: dict[bytes, list[int]] = {}
     for lg in logs:
-        entry = found.setdefault(
-            bytes(lg["transactionHash"]), [int(lg["blockNumber"]) - due_block, 0]
-        )
+        entry = found.setdefault(bytes(lg["transactionHash"]), [int(lg["blockNumber"]) - due_block, 0])
         entry[1] += 1
     return sorted((block, count) for block, count in found.values())
 
@@ -884,9 +844,7 @@ def main() -> None:
     if "liquidations" in report and "naive" in report:
         lever, naive = report["liquidations"], report.pop("naive")
         lever["naive"] = naive
-        lever["speedup_vs_naive"] = round(
-            naive["seconds_to_clear"] / max(lever["seconds_to_clear"], 0.01), 1
-        )
+        lever["speedup_vs_naive"] = round(naive["seconds_to_clear"] / max(lever["seconds_to_clear"], 0.01), 1)
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps(report, indent=2) + "\n")
     missed = [
@@ -896,18 +854,13 @@ def main() -> None:
         for key, t in report[section]["targets"].items()
         if not t["met"]
     ]
-    print(
-        f"wrote {OUT}"
-        + (f"; targets missed: {', '.join(missed)}" if missed else "; every target met")
-    )
+    print(f"wrote {OUT}" + (f"; targets missed: {', '.join(missed)}" if missed else "; every target met"))
 
 
 def _catch_up_clock(world: World) -> None:
     """After a revert the node's clock may trail what the price service already published: mine a
     block past the latest publication so no price is in the chain's future."""
-    latest = max(
-        (f.latest().publish_time for f in world.prices.book.feeds.values() if f.latest()), default=0
-    )
+    latest = max((f.latest().publish_time for f in world.prices.book.feeds.values() if f.latest()), default=0)
     _, now = world.chain.head()
     if now <= latest:
         world.chain.mine(latest + 1)

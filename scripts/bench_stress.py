@@ -44,7 +44,10 @@ def exact_rate(accounts: int, steps: int) -> dict[str, float]:
     wall, cpu = time.perf_counter(), time.process_time()
     run_exact(cell)
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-    return {"exact_account_steps_per_s": accounts * steps / wall, "exact_account_steps_per_cpu_s": accounts * steps / cpu}
+    return {
+        "exact_account_steps_per_s": accounts * steps / wall,
+        "exact_account_steps_per_cpu_s": accounts * steps / cpu,
+    }
 
 
 def cross_check(accounts: int, steps: int, seeds: int) -> dict[str, object]:
@@ -55,8 +58,12 @@ def cross_check(accounts: int, steps: int, seeds: int) -> dict[str, object]:
     names = [n for n in load_library() if not n.startswith("replay")]
     cells = [make_cell(n, seed, steps, agents=Agents(accounts=accounts)) for n in names for seed in range(1, seeds + 1)]
     c = check(cells)
-    return {"vectorised_vs_exact_max_rel_error": c.max_rel_error, "cross_check_cells": c.cells,
-            "cross_check_worst": c.worst, "cross_check_count_mismatches": c.count_mismatches}
+    return {
+        "vectorised_vs_exact_max_rel_error": c.max_rel_error,
+        "cross_check_cells": c.cells,
+        "cross_check_worst": c.worst,
+        "cross_check_count_mismatches": c.count_mismatches,
+    }
 
 
 def replays() -> dict[str, object]:
@@ -74,8 +81,12 @@ def replays() -> dict[str, object]:
             cell = make_cell(scenario, seed, REPLAY_STEPS, agents=REPLAY_AGENTS, replay=True)
             try:
                 r = replay(cell, provider, project, accounts.test_accounts)
-                out[cell.id] = {"values_compared": r.compared, "liquidations": r.liquidations,
-                                "bad_debt_token": r.bad_debt_token, "seconds": round(r.seconds, 1)}
+                out[cell.id] = {
+                    "values_compared": r.compared,
+                    "liquidations": r.liquidations,
+                    "bad_debt_token": r.bad_debt_token,
+                    "seconds": round(r.seconds, 1),
+                }
             except ReplayMismatch as exc:
                 mismatches += 1
                 out[cell.id] = {"mismatch": str(exc)}
@@ -88,8 +99,10 @@ def sweep(quick: bool, accounts: int, steps: int, workers: int) -> dict[str, obj
     from lever.stress.sweep import SweepSpec, run_sweep
 
     names = tuple(n for n in load_library() if not n.startswith("replay"))[: 2 if quick else 20]
-    grid = (("maintenance_margin_ratio", ("0.01", "0.015", "0.02", "0.025", "0.03")),
-            ("penalty_ratio", ("0.0025", "0.005", "0.0075", "0.01", "0.0125")))
+    grid = (
+        ("maintenance_margin_ratio", ("0.01", "0.015", "0.02", "0.025", "0.03")),
+        ("penalty_ratio", ("0.0025", "0.005", "0.0075", "0.01", "0.0125")),
+    )
     spec = SweepSpec(name="bench", scenarios=names, seeds=1 if quick else 2, grid=grid, accounts=accounts, steps=steps)
     done = {"n": 0}
 
@@ -99,11 +112,16 @@ def sweep(quick: bool, accounts: int, steps: int, workers: int) -> dict[str, obj
             print(f"  sweep: {n}/{total} cells", flush=True)
 
     result = run_sweep(spec, workers=workers, progress=tick)
-    return {"cells": len(result.runs), "cell_accounts": accounts, "cell_steps": steps,
-            "sweep_seconds": round(result.seconds, 1), "sweep_workers": result.workers,
-            # the cells' own CPU time per worker: the sweep's duration on an otherwise idle machine
-            "sweep_cpu_seconds_per_worker": round(sum(r.cpu_seconds for r in result.runs) / result.workers, 1),
-            "sweep_account_steps_per_s": result.account_steps / result.seconds}
+    return {
+        "cells": len(result.runs),
+        "cell_accounts": accounts,
+        "cell_steps": steps,
+        "sweep_seconds": round(result.seconds, 1),
+        "sweep_workers": result.workers,
+        # the cells' own CPU time per worker: the sweep's duration on an otherwise idle machine
+        "sweep_cpu_seconds_per_worker": round(sum(r.cpu_seconds for r in result.runs) / result.workers, 1),
+        "sweep_account_steps_per_s": result.account_steps / result.seconds,
+    }
 
 
 def dask_speedup(cells: int, accounts: int, steps: int) -> dict[str, object]:
@@ -111,18 +129,29 @@ def dask_speedup(cells: int, accounts: int, steps: int) -> dict[str, object]:
 
     from lever.stress.sweep import SweepSpec, run_sweep
 
-    spec = SweepSpec(name="speedup", scenarios=("march-2020", "luna-2022", "gbm-volatile", "cascade"),
-                     seeds=max(1, cells // 36), accounts=accounts, steps=steps)
+    spec = SweepSpec(
+        name="speedup",
+        scenarios=("march-2020", "luna-2022", "gbm-volatile", "cascade"),
+        seeds=max(1, cells // 36),
+        accounts=accounts,
+        steps=steps,
+    )
     times = {}
     for n in (1, 2):
-        with LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
-                Client(cluster) as client:
+        with (
+            LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None) as cluster,
+            Client(cluster) as client,
+        ):
             client.run(lambda: __import__("lever.stress.vector"))  # imports before the clock starts
             started = time.perf_counter()
             run_sweep(spec, client=client)
             times[n] = time.perf_counter() - started
-    return {"dask_speedup_2_workers": times[1] / times[2], "dask_seconds_1_worker": round(times[1], 1),
-            "dask_seconds_2_workers": round(times[2], 1), "dask_cells": len(spec.cells())}
+    return {
+        "dask_speedup_2_workers": times[1] / times[2],
+        "dask_seconds_1_worker": round(times[1], 1),
+        "dask_seconds_2_workers": round(times[2], 1),
+        "dask_cells": len(spec.cells()),
+    }
 
 
 def main() -> None:
@@ -135,7 +164,10 @@ def main() -> None:
     q = args.quick
     out: dict[str, object] = {"scenarios": len(load_library()), "load_average_before": os.getloadavg()[0]}
     steps = [
-        ("vectorised engine", lambda: vector_rate(1000, 100 if q else 500, ["march-2020", "gbm-calm", "keeper-outage"])),
+        (
+            "vectorised engine",
+            lambda: vector_rate(1000, 100 if q else 500, ["march-2020", "gbm-calm", "keeper-outage"]),
+        ),
         ("exact engine", lambda: exact_rate(200, 60 if q else 200)),
         ("cross-check", lambda: cross_check(60 if q else 150, 60 if q else 150, 1 if q else 2)),
         ("replays on Anvil", replays),
@@ -150,9 +182,17 @@ def main() -> None:
     out["load_average_after"] = os.getloadavg()[0]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(out, indent=2, default=str) + "\n")
-    keys = ("scenarios", "cells", "sweep_seconds", "account_steps_per_s", "account_steps_per_cpu_s",
-            "exact_account_steps_per_s", "vectorised_vs_exact_max_rel_error", "replay_mismatches",
-            "dask_speedup_2_workers")
+    keys = (
+        "scenarios",
+        "cells",
+        "sweep_seconds",
+        "account_steps_per_s",
+        "account_steps_per_cpu_s",
+        "exact_account_steps_per_s",
+        "vectorised_vs_exact_max_rel_error",
+        "replay_mismatches",
+        "dask_speedup_2_workers",
+    )
     print(json.dumps({k: out.get(k) for k in keys}, indent=2))
     print(f"wrote {args.out}")
 

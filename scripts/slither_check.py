@@ -40,8 +40,18 @@ def where(element: dict[str, Any]) -> str:
 def run_slither() -> list[dict[str, Any]]:
     REPORT.parent.mkdir(parents=True, exist_ok=True)
     REPORT.unlink(missing_ok=True)
-    command = ["slither", ".", "--compile-force-framework", "foundry", "--foundry-out-directory", "build/forge/out",
-               "--filter-paths", NOT_ANALYSED, "--json", str(REPORT)]
+    command = [
+        "slither",
+        ".",
+        "--compile-force-framework",
+        "foundry",
+        "--foundry-out-directory",
+        "build/forge/out",
+        "--filter-paths",
+        NOT_ANALYSED,
+        "--json",
+        str(REPORT),
+    ]
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=False)
     if not REPORT.exists():
         sys.stderr.write(done.stdout[-4000:] + done.stderr[-4000:])
@@ -75,9 +85,13 @@ def main() -> int:
             untriaged.append(f"{r['impact']} {r['check']} at {key[1]}: {r['description'].splitlines()[0]}")
     stale = [f"{c} at {w}" for (c, w) in triaged if (c, w) not in used]
 
-    print("slither: " + ", ".join(f"{by_impact.get(i, 0)} {i.lower()}" for i in
-                                  ("High", "Medium", "Low", "Informational", "Optimization"))
-          + f"; {len(used)} triaged high/medium locations ({TRIAGE.relative_to(ROOT)}); report {REPORT.relative_to(ROOT)}")
+    print(
+        "slither: "
+        + ", ".join(
+            f"{by_impact.get(i, 0)} {i.lower()}" for i in ("High", "Medium", "Low", "Informational", "Optimization")
+        )
+        + f"; {len(used)} triaged high/medium locations ({TRIAGE.relative_to(ROOT)}); report {REPORT.relative_to(ROOT)}"
+    )
     for line in untriaged:
         print(f"UNTRIAGED {line}")
     for line in stale:

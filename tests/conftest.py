@@ -126,5 +126,14 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if target and _ATTACKS:
         path = Path(target)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps({"attacks": _ATTACKS, "count": len(_ATTACKS),
-                                    "all_defended": all(a["defended"] for a in _ATTACKS.values())}, indent=2) + "\n")
+        path.write_text(
+            json.dumps(
+                {
+                    "attacks": _ATTACKS,
+                    "count": len(_ATTACKS),
+                    "all_defended": all(a["defended"] for a in _ATTACKS.values()),
+                },
+                indent=2,
+            )
+            + "\n"
+        )

@@ -43,13 +43,22 @@ class Harness:
         self.lp_grace = self.config.lp.liquidation_grace
         self.window = self.config.orders.settlement_window
         p = self.p
-        self.reader = ProtocolReader(self.chain.provider.web3, Addresses(
-            token=p.token.address, oracle=p.oracle.address, vault=p.vault.address, engine=p.engine.address,
-            order_book=p.order_book.address, liquidator=p.liquidator.address, timelock=p.timelock.address,
-            pyth=p.pyth.address, markets=dict(p.markets),
-            feeds={mk: p.feeds[name].address for name, mk in p.markets.items()},
-            price_ids={mk: p.price_ids[name] for name, mk in p.markets.items()},
-        ))
+        self.reader = ProtocolReader(
+            self.chain.provider.web3,
+            Addresses(
+                token=p.token.address,
+                oracle=p.oracle.address,
+                vault=p.vault.address,
+                engine=p.engine.address,
+                order_book=p.order_book.address,
+                liquidator=p.liquidator.address,
+                timelock=p.timelock.address,
+                pyth=p.pyth.address,
+                markets=dict(p.markets),
+                feeds={mk: p.feeds[name].address for name, mk in p.markets.items()},
+                price_ids={mk: p.price_ids[name] for name, mk in p.markets.items()},
+            ),
+        )
 
     def snapshot(self) -> tuple[PriceBook, dict[str, Decimal]]:
         return copy.deepcopy(self.book), dict(self.prices)
@@ -156,8 +165,15 @@ class Harness:
             self.p.vault.depositMargin(account, amount, sender=owner)
         return account
 
-    def commit(self, owner: Any, account: int, market: str, size: str | int | Decimal, acceptable: int = 0,
-               executor_fee: str = "1") -> tuple[int, int]:
+    def commit(
+        self,
+        owner: Any,
+        account: int,
+        market: str,
+        size: str | int | Decimal,
+        acceptable: int = 0,
+        executor_fee: str = "1",
+    ) -> tuple[int, int]:
         """Commits a market order; returns (order id, commit time). A fee the margin cannot cover
         comes from the owner's wallet (minted here)."""
         fee = usdc(executor_fee)
@@ -252,5 +268,6 @@ class Harness:
         self.chain.mine(timestamp=t)
         self.publish_all(at=t)
         updates = self.latest_updates()
-        return self.p.liquidator.liquidateBatch(accounts, updates, sender=sender or self.keeper,
-                                                value=self.fee(len(updates)))
+        return self.p.liquidator.liquidateBatch(
+            accounts, updates, sender=sender or self.keeper, value=self.fee(len(updates))
+        )

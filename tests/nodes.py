@@ -51,8 +51,13 @@ def anvil(*args: str) -> Iterator[str]:
 def background(args: list[str], log: Path, env: dict[str, str] | None = None) -> Iterator[subprocess.Popen[bytes]]:
     """`lever ARGS` in the background (output to `log`), stopped with SIGTERM at the end."""
     with log.open("wb") as out:
-        process = subprocess.Popen([str(BIN / "lever"), *args], cwd=REPO, stdout=out, stderr=subprocess.STDOUT,
-                                   env={**os.environ, **(env or {})})
+        process = subprocess.Popen(
+            [str(BIN / "lever"), *args],
+            cwd=REPO,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **(env or {})},
+        )
         try:
             yield process
         finally:

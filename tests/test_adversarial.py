@@ -29,8 +29,14 @@ def books(p: Protocol, *people: Any) -> dict[str, Any]:
     """Every ledger of the vault, its token balance, and the tokens and lvLP of `people`."""
     v = p.vault
     return {
-        "ledgers": (int(v.totalMargin()), int(v.poolAssets()), int(v.insuranceFund()), int(v.protocolFees()),
-                    int(v.orderEscrow()), int(v.lpEscrow())),
+        "ledgers": (
+            int(v.totalMargin()),
+            int(v.poolAssets()),
+            int(v.insuranceFund()),
+            int(v.protocolFees()),
+            int(v.orderEscrow()),
+            int(v.lpEscrow()),
+        ),
         "vault": int(p.token.balanceOf(v)),
         "tokens": [int(p.token.balanceOf(x)) for x in people],
         "shares": [int(v.balanceOf(x)) for x in people],
@@ -91,15 +97,18 @@ def hooked(project: Any, deployer: Any, config: Any, chain: Any, accounts: Any) 
     receipt = call_as(attacker, bob, p.vault, "requestDeposit", usdc(5_000), attacker, attacker)
     h._settle_lp(p.vault.settleDeposit, attacker, int(receipt.timestamp))
     call_as(attacker, bob, p.vault, "deposit", usdc(5_000), attacker)
-    receipt = call_as(attacker, bob, p.vault, "requestRedeem", int(p.vault.balanceOf(attacker)) // 2, attacker, attacker)
+    receipt = call_as(
+        attacker, bob, p.vault, "requestRedeem", int(p.vault.balanceOf(attacker)) // 2, attacker, attacker
+    )
     h._settle_lp(p.vault.settleRedeem, attacker, int(receipt.timestamp))
     assert int(p.vault.maxRedeem(attacker)) > 0 and fee > 0
 
     victim = h.open_account(bob, 1_000)
     h.trade(bob, victim, ETH, "6")
     limit_account = h.open_account(bob, 10_000)
-    placed = p.order_book.placeOrder(limit_account, p.markets[ETH], int(Kind.LIMIT), wad(1), wad(3_100), 0, usdc(1),
-                                     sender=bob)
+    placed = p.order_book.placeOrder(
+        limit_account, p.markets[ETH], int(Kind.LIMIT), wad(1), wad(3_100), 0, usdc(1), sender=bob
+    )
     limit = int(placed.events.filter(p.order_book.OrderPlaced)[0].orderId)
     h.set_price(ETH, 2_860)
     call_as(attacker, bob, p.token, "setHooked", True)
@@ -145,8 +154,9 @@ def _moved(p: Protocol, outer: str, receipt: Any) -> int:
 
 @pytest.mark.parametrize("reentry", REENTRY)
 @pytest.mark.parametrize("outer", OUTER)
-def test_a_token_hook_cannot_reenter_the_protocol(hooked: dict[str, Any], own_book: Any, outer: str,
-                                                 reentry: str) -> None:
+def test_a_token_hook_cannot_reenter_the_protocol(
+    hooked: dict[str, Any], own_book: Any, outer: str, reentry: str
+) -> None:
     h, attacker, bob = hooked["h"], hooked["attacker"], hooked["bob"]
     own_book(h)
     p = h.p
@@ -184,9 +194,11 @@ def test_a_fee_on_transfer_token_is_refused_and_nothing_is_credited(
     token.approve(p.vault, MAX, sender=alice)
     before = books(p, alice)
     fee = int(p.vault.lpParams().executorFee)
-    for pull, amount in ((lambda: p.vault.depositMargin(account, usdc(100), sender=alice), usdc(100)),
-                         (lambda: p.vault.requestDeposit(usdc(100), alice, alice, sender=alice), usdc(100) + fee),
-                         (lambda: p.vault.fundInsurance(usdc(10), sender=alice), usdc(10))):
+    for pull, amount in (
+        (lambda: p.vault.depositMargin(account, usdc(100), sender=alice), usdc(100)),
+        (lambda: p.vault.requestDeposit(usdc(100), alice, alice, sender=alice), usdc(100) + fee),
+        (lambda: p.vault.fundInsurance(usdc(10), sender=alice), usdc(10)),
+    ):
         with ape.reverts(p.vault.TransferAmountMismatch, expected=amount, received=amount - amount // 100):
             pull()
     assert books(p, alice) == before and int(p.vault.marginOf(account)) == 0
@@ -286,9 +298,11 @@ def gated(p: Protocol, config: Any) -> list[tuple[str, Any, str, tuple[Any, ...]
         ("PAUSER_ROLE", p.engine, "unpause", ()),
         ("RISK_ROLE", p.order_book, "setSettings", (config.orders.settings(6),)),
         ("RISK_ROLE", p.liquidator, "setParams", (config.liquidation.params(),)),
-        *[(admin, module, method, (zero, p.deployer)) for module in (p.oracle, p.vault, p.engine, p.order_book,
-                                                                     p.liquidator)
-          for method in ("grantRole", "revokeRole")],
+        *[
+            (admin, module, method, (zero, p.deployer))
+            for module in (p.oracle, p.vault, p.engine, p.order_book, p.liquidator)
+            for method in ("grantRole", "revokeRole")
+        ],
         ("PROPOSER_ROLE", tl, "schedule", (p.engine, 0, b"", zero, zero, 0)),
         ("EXECUTOR_ROLE", tl, "execute", (p.engine, 0, b"", zero, zero)),
         ("CANCELLER_ROLE", tl, "cancel", (zero,)),
@@ -314,12 +328,13 @@ def test_every_role_gated_function_refuses_everyone_without_its_role(
             with ape.reverts(contract.AccessControlUnauthorizedAccount, account=caller.address, neededRole=needed):
                 getattr(contract, method)(*args, sender=caller)
     # The operational roles the deployer keeps; every other call above was refused.
-    assert held == {(m, p.deployer.address) for m in ("pause", "unpause", "confirmShock", "schedule", "execute", "cancel")}
+    assert held == {
+        (m, p.deployer.address) for m in ("pause", "unpause", "confirmShock", "schedule", "execute", "cancel")
+    }
     assert books(p, *callers) == before
 
 
-def test_module_only_entry_points_refuse_every_other_caller(h: Harness, config: Any, alice: Any,
-                                                             stranger: Any) -> None:
+def test_module_only_entry_points_refuse_every_other_caller(h: Harness, config: Any, alice: Any, stranger: Any) -> None:
     """What only a wired module may call answers `Unauthorized(caller)` to everyone else, the
     deployer included: the vault's settlement and escrows (the engine, the order book), the
     engine's trade and liquidation (the order book, the liquidator), the order book's liquidation

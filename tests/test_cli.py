@@ -75,8 +75,16 @@ def world(chain: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Worl
         deployed = CliRunner().invoke(cli, ["deploy", "--network", node])
         assert deployed.exit_code == 0, deployed.output
         prices = f"http://127.0.0.1:{free_port()}"
-        serve = ["price", "serve", "--port", prices.rsplit(":", 1)[1], "--rpc-url", node,
-                 "--deployment", str(records / "31337.json")]
+        serve = [
+            "price",
+            "serve",
+            "--port",
+            prices.rsplit(":", 1)[1],
+            "--rpc-url",
+            node,
+            "--deployment",
+            str(records / "31337.json"),
+        ]
         with background(serve, records / "prices.log"):
             wait_for(lambda: _answers(prices + "/lever/feeds"), "the price service")
             from web3 import Web3
@@ -126,18 +134,22 @@ def test_a_trader_follows_the_order_lifecycle_from_the_command_line(world: World
 
     # An order id is the account's id * 8 + a slot: the market order's slot is free again.
     assert "stop order 8: ETH-USD -1 at 2800 (executor fee 0.5 from the margin)" in lever(
-        "order", "stop", "ETH-USD", "2800", "--account", "test:2")
+        "order", "stop", "ETH-USD", "2800", "--account", "test:2"
+    )
     assert "limit order 9: ETH-USD +0.5 at 2500" in lever(
-        "order", "limit", "ETH-USD", "2500", "--size", "0.5", "--account", "test:2")
+        "order", "limit", "ETH-USD", "2500", "--size", "0.5", "--account", "test:2"
+    )
     assert "take-profit order 10: ETH-USD -0.25 at 3500" in lever(
-        "order", "take-profit", "ETH-USD", "3500", "--size", "-0.25", "--account", "test:2")
+        "order", "take-profit", "ETH-USD", "3500", "--size", "-0.25", "--account", "test:2"
+    )
     listed = lever("order", "list", "--account", "test:2").splitlines()
     assert [line.split(":")[0] for line in listed] == ["8", "9", "10"]
     assert "stop ETH-USD -1 trigger 2,800" in listed[0] and "limit ETH-USD +0.5 trigger 2,500" in listed[1]
     assert "take-profit ETH-USD -0.25 trigger 3,500" in listed[2]
     margin = world.margin(1)
     assert "cancelled order 9; its executor fee 0.500000 went to the margin" in lever(
-        "order", "cancel", "9", "--account", "test:2")
+        "order", "cancel", "9", "--account", "test:2"
+    )
     assert world.margin(1) == margin + USDC // 2
 
     out = lever("trade", "close", "ETH-USD", "--settle", "--account", "test:2")
@@ -161,8 +173,22 @@ def test_orders_commit_without_settle_are_filled_by_the_keeper(world: World, lev
     """`trade open` without --settle waits for a keeper (`lever keeper run`, signing as test:9:
     the flag means what it means for every command); an LP request left pending is settled by
     it too, then claimed with `lp claim`."""
-    keeper = ["keeper", "run", "--rpc-url", world.node, "--price-service", world.prices, "--account", "test:9",
-              "--deployment", str(world.records / "31337.json"), "--metrics-port", "0", "--poll-interval", "0.5"]
+    keeper = [
+        "keeper",
+        "run",
+        "--rpc-url",
+        world.node,
+        "--price-service",
+        world.prices,
+        "--account",
+        "test:9",
+        "--deployment",
+        str(world.records / "31337.json"),
+        "--metrics-port",
+        "0",
+        "--poll-interval",
+        "0.5",
+    ]
     with background(keeper, world.records / "keeper.log"):
         lever("token", "mint", "2000", "--account", "test:3")
         out = lever("trade", "open", "ETH-USD", "short", "0.5", "--margin", "500", "--account", "test:3")
@@ -175,7 +201,9 @@ def test_orders_commit_without_settle_are_filled_by_the_keeper(world: World, lev
         lever("token", "mint", "1001", "--account", "test:4")
         assert "pending: a keeper settles it" in lever("lp", "deposit", "1000", "--wait", "0", "--account", "test:4")
         vault = world.reader.vault.functions
-        wait_for(lambda: world.mined() and int(vault.maxDeposit(world.address(4)).call()) > 0, "the keeper's LP settlement")
+        wait_for(
+            lambda: world.mined() and int(vault.maxDeposit(world.address(4)).call()) > 0, "the keeper's LP settlement"
+        )
         assert "claimed: deposited 1,000.000000 for" in lever("lp", "claim", "--account", "test:4")
         assert int(vault.balanceOf(world.address(4)).call()) > 0
 
@@ -191,22 +219,53 @@ def test_an_executor_fee_the_margin_cannot_cover_comes_from_the_wallet(world: Wo
 
 
 MISTAKES = [
-    (("trade", "open", "DOGE-USD", "long", "1", "--account", "test:2"), 1, "unknown market 'DOGE-USD' (markets: BTC-USD, ETH-USD)"),
+    (
+        ("trade", "open", "DOGE-USD", "long", "1", "--account", "test:2"),
+        1,
+        "unknown market 'DOGE-USD' (markets: BTC-USD, ETH-USD)",
+    ),
     (("trade", "open", "ETH-USD", "long", "abc", "--account", "test:2"), 2, "not a number: 'abc'"),
-    (("trade", "open", "ETH-USD", "sideways", "1", "--account", "test:2"), 2, "'sideways' is not one of 'long', 'short'"),
-    (("trade", "open", "ETH-USD", "long", "1", "--margin", "10", "--account", "test:6"), 1, "holds 0.000000 mUSDC, needs 10"),
-    (("trade", "open", "ETH-USD", "long", "100", "--account", "test:2"), 1,
-     "would not fill at the latest price (nothing was sent): LeverageTooHigh: leverage"),
-    (("trade", "open", "ETH-USD", "long", "0.01", "--executor-fee", "50", "--account", "test:2"), 1,
-     "committing ETH-USD: ExecutorFeeOutOfBounds: the executor fee 50.000000 must be between 0.050000 and 20.000000"),
-    (("trade", "open", "ETH-USD", "long", "0.01", "--margin", "5", "--executor-fee", "0.01", "--account", "test:2"), 1,
-     "committing ETH-USD: ExecutorFeeOutOfBounds: the executor fee 0.010000 must be between 0.050000 and 20.000000"),
-    (("order", "stop", "ETH-USD", "2000", "--executor-fee", "21", "--account", "test:2"), 1,
-     "placing a stop order: ExecutorFeeOutOfBounds: the executor fee 21.000000 must be between"),
-    (("trade", "open", "ETH-USD", "long", "1", "--account", "test:2", "--account-id", "999"), 1, "account 999 does not exist"),
+    (
+        ("trade", "open", "ETH-USD", "sideways", "1", "--account", "test:2"),
+        2,
+        "'sideways' is not one of 'long', 'short'",
+    ),
+    (
+        ("trade", "open", "ETH-USD", "long", "1", "--margin", "10", "--account", "test:6"),
+        1,
+        "holds 0.000000 mUSDC, needs 10",
+    ),
+    (
+        ("trade", "open", "ETH-USD", "long", "100", "--account", "test:2"),
+        1,
+        "would not fill at the latest price (nothing was sent): LeverageTooHigh: leverage",
+    ),
+    (
+        ("trade", "open", "ETH-USD", "long", "0.01", "--executor-fee", "50", "--account", "test:2"),
+        1,
+        "committing ETH-USD: ExecutorFeeOutOfBounds: the executor fee 50.000000 must be between 0.050000 and 20.000000",
+    ),
+    (
+        ("trade", "open", "ETH-USD", "long", "0.01", "--margin", "5", "--executor-fee", "0.01", "--account", "test:2"),
+        1,
+        "committing ETH-USD: ExecutorFeeOutOfBounds: the executor fee 0.010000 must be between 0.050000 and 20.000000",
+    ),
+    (
+        ("order", "stop", "ETH-USD", "2000", "--executor-fee", "21", "--account", "test:2"),
+        1,
+        "placing a stop order: ExecutorFeeOutOfBounds: the executor fee 21.000000 must be between",
+    ),
+    (
+        ("trade", "open", "ETH-USD", "long", "1", "--account", "test:2", "--account-id", "999"),
+        1,
+        "account 999 does not exist",
+    ),
     (("trade", "close", "BTC-USD", "--account", "test:2"), 1, "account 1 has no position in BTC-USD"),
-    (("margin", "withdraw", "99999", "--account", "test:2"), 1,
-     "withdrawing margin: WithdrawExceedsMargin: cannot withdraw 99,999.000000: account 1 has"),
+    (
+        ("margin", "withdraw", "99999", "--account", "test:2"),
+        1,
+        "withdrawing margin: WithdrawExceedsMargin: cannot withdraw 99,999.000000: account 1 has",
+    ),
     (("margin", "withdraw", "1", "--account", "test:7"), 1, "has no Lever account"),
     (("margin", "withdraw", "1", "--to", "0xnope", "--account", "test:2"), 1, "bad recipient '0xnope': not an address"),
     (("token", "mint", "5", "--to", "alice"), 1, "bad recipient 'alice': not an address"),
@@ -252,8 +311,19 @@ def test_no_deployment_a_malformed_record_and_an_unreachable_node_are_one_line(
         (["status", "--network", "ethereum:local:nope"], "unknown network 'ethereum:local:nope'"),
         (["status", "--network", "http://127.0.0.1:9"], "http://127.0.0.1:9"),
         (["keeper", "run", "--rpc-url", "http://127.0.0.1:9"], "cannot reach the RPC at http://127.0.0.1:9"),
-        (["keeper", "run", "--rpc-url", world.node, "--deployment", str(world.records / "31337.json"),
-          "--account", "nosuchalias"], "no ape account named 'nosuchalias'"),
+        (
+            [
+                "keeper",
+                "run",
+                "--rpc-url",
+                world.node,
+                "--deployment",
+                str(world.records / "31337.json"),
+                "--account",
+                "nosuchalias",
+            ],
+            "no ape account named 'nosuchalias'",
+        ),
     ]
     for args, message in cases:
         result = runner.invoke(cli, args)
@@ -267,7 +337,9 @@ def test_no_deployment_a_malformed_record_and_an_unreachable_node_are_one_line(
 # --------------------------------------------------------------------------- without a chain
 
 
-def test_account_means_one_signer_for_the_commands_and_the_keeper(accounts: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_account_means_one_signer_for_the_commands_and_the_keeper(
+    accounts: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """`test:N` and an ape account alias resolve alike for a command (an ape account) and for the
     keeper (its key, from ape's passphrase variable for a keyfile account)."""
     from ape_accounts.accounts import import_account_from_private_key

@@ -15,8 +15,9 @@ ETH = "ETH-USD"
 
 
 def place(h: Harness, owner: Any, account: int, kind: Kind, size: str, trigger: str, acceptable: str = "0") -> int:
-    receipt = h.p.order_book.placeOrder(account, 0, int(kind), wad(size), wad(trigger), wad(acceptable), usdc(1),
-                                        sender=owner)
+    receipt = h.p.order_book.placeOrder(
+        account, 0, int(kind), wad(size), wad(trigger), wad(acceptable), usdc(1), sender=owner
+    )
     return int(receipt.events.filter(h.p.order_book.OrderPlaced)[0].orderId)
 
 

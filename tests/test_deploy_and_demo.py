@@ -37,19 +37,30 @@ def test_ape_run_deploy_records_the_deployment(anvil_session: None, network: str
     (path,) = tmp_path.glob("*.json")  # Anvil: 31337; the in-process chain: 1337
     record = json.loads(path.read_text())
     assert record["network"].startswith(network) and set(record["markets"]) == {"ETH-USD", "BTC-USD"}
-    assert set(record["contracts"]) == {"token", "pyth", "oracle", "vault", "engine", "order_book", "liquidator",
-                                        "timelock"}
+    assert set(record["contracts"]) == {
+        "token",
+        "pyth",
+        "oracle",
+        "vault",
+        "engine",
+        "order_book",
+        "liquidator",
+        "timelock",
+    }
     assert record["parameters"]["markets"]["ETH-USD"]["max_leverage"] == 25
     assert f"deployed to chain {path.stem} at block {record['block']}" in result.stdout
     assert "solvent" in result.stdout and "no open positions" in result.stdout
 
 
-def test_a_short_demo_runs_to_completion_and_the_keeper_settles_every_trade(anvil_session: None,
-                                                                           tmp_path: Path) -> None:
+def test_a_short_demo_runs_to_completion_and_the_keeper_settles_every_trade(
+    anvil_session: None, tmp_path: Path
+) -> None:
     with anvil() as node:
         out = tmp_path / "demo"
-        result = _run([str(BIN / "lever"), "demo", "--traders", "8", "--seed", "3", "--out", str(out),
-                       "--network", node], tmp_path)
+        result = _run(
+            [str(BIN / "lever"), "demo", "--traders", "8", "--seed", "3", "--out", str(out), "--network", node],
+            tmp_path,
+        )
         assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
         report = json.loads((out / "report.json").read_text())
         assert (out / "report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -85,8 +96,9 @@ def test_a_short_demo_runs_to_completion_and_the_keeper_settles_every_trade(anvi
     assert "solvency identity at every block" in result.stdout and "held" in result.stdout
 
 
-def test_demo_with_the_dashboard_serves_it_during_the_crash_and_until_ctrl_c(anvil_session: None,
-                                                                            tmp_path: Path) -> None:
+def test_demo_with_the_dashboard_serves_it_during_the_crash_and_until_ctrl_c(
+    anvil_session: None, tmp_path: Path
+) -> None:
     import queue
     import signal
     import threading
@@ -100,9 +112,28 @@ def test_demo_with_the_dashboard_serves_it_during_the_crash_and_until_ctrl_c(anv
     with anvil() as node:
         out = tmp_path / "demo"
         env = {**os.environ, "LEVER_DEPLOYMENTS_DIR": str(tmp_path), "APE_FOUNDRY_HOST": "auto"}
-        process = subprocess.Popen([str(BIN / "lever"), "demo", "--traders", "4", "--seed", "5", "--out", str(out),
-                                    "--network", node, "--dashboard", "--dashboard-port", str(port)],
-                                   cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        process = subprocess.Popen(
+            [
+                str(BIN / "lever"),
+                "demo",
+                "--traders",
+                "4",
+                "--seed",
+                "5",
+                "--out",
+                str(out),
+                "--network",
+                node,
+                "--dashboard",
+                "--dashboard-port",
+                str(port),
+            ],
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         lines: queue.Queue[str] = queue.Queue()
         assert process.stdout is not None
         stdout = process.stdout

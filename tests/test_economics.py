@@ -65,8 +65,9 @@ def funded(h: Harness, who: Any, amount: int) -> None:
 
 
 @pytest.mark.parametrize("move", ["1.04", "0.96"])
-def test_latency_arbitrage_around_a_known_round_does_not_pay(h: Harness, lp: Any, accounts: Any, attack_log: Any,
-                                                              move: str) -> None:
+def test_latency_arbitrage_around_a_known_round_does_not_pay(
+    h: Harness, lp: Any, accounts: Any, attack_log: Any, move: str
+) -> None:
     """The attacker knows the next price (+/-4%) before it lands and commits just before it; the
     fill is the first price published after the commit plus the delay, so it already includes the
     move. Twelve such rounds."""
@@ -147,7 +148,9 @@ def test_a_keeper_delaying_settlement_to_the_end_of_the_window_changes_nothing(
     blob = h.book.feeds[ETH].update_at_or_after(due)
     receipt = h.p.order_book.settleOrders([order], [blob], [], sender=h.keeper, value=h.fee(1))
     fill = int(receipt.events.filter(h.p.order_book.OrderSettled)[0].fillPriceWad)
-    expected = m.perp.fill_price(wad(3000), 0, wad(10), m.MarketParams.from_chain(h.p.engine.marketParams(0)).skew_scale)
+    expected = m.perp.fill_price(
+        wad(3000), 0, wad(10), m.MarketParams.from_chain(h.p.engine.marketParams(0)).skew_scale
+    )
     result(attack_log, "delayed_settlement", 0 if fill == expected else 1, 0, waited=h.window - 1)
     assert fill == expected
 
@@ -264,8 +267,9 @@ def test_a_deposit_made_before_a_pending_liquidation_loses_nothing_to_it(
     assert loss <= usdc(1)
 
 
-def test_a_balanced_book_keeps_the_reserve_and_pays_the_winners(h: Harness, lp: Any, accounts: Any,
-                                                               attack_log: Any) -> None:
+def test_a_balanced_book_keeps_the_reserve_and_pays_the_winners(
+    h: Harness, lp: Any, accounts: Any, attack_log: Any
+) -> None:
     """$450k long and $450k short: the LPs cannot leave with the reserve, and after a +10% round
     the longs' profit is paid in full."""
     longs, shorts = accounts[5], accounts[6]
@@ -375,8 +379,16 @@ def test_funding_cannot_be_captured_by_dust(h: Harness, accounts: Any, attack_lo
     paid_total = m.fixed.mul_div_up(after.long_index - before.long_index, before.long_oi, 10**18)
     fair = m.fixed.mul_div_up(after.long_index - before.long_index, abs(short.size), 10**18)
     # The sniper's take beyond the payers' rate on its own size (<= 0: nothing beyond it).
-    result(attack_log, "funding_dust", (received - fair - 1) // 10**12, 0, longs="$300k", short="0.001 ETH",
-           paid_by_longs=paid_total // 10**12, received=received)
+    result(
+        attack_log,
+        "funding_dust",
+        (received - fair - 1) // 10**12,
+        0,
+        longs="$300k",
+        short="0.001 ETH",
+        paid_by_longs=paid_total // 10**12,
+        received=received,
+    )
     assert received <= fair + 1 and received * 1000 < paid_total
 
 
@@ -401,8 +413,9 @@ def test_holding_the_open_interest_cap_with_a_hedged_pair_costs_a_borrowing_fee(
     assert cost > usdc(400)  # fees and a day of borrowing on both sides
 
 
-def test_a_trade_that_builds_skew_pays_more_than_one_that_reduces_it(h: Harness, accounts: Any,
-                                                                    attack_log: Any) -> None:
+def test_a_trade_that_builds_skew_pays_more_than_one_that_reduces_it(
+    h: Harness, accounts: Any, attack_log: Any
+) -> None:
     p = m.MarketParams.from_chain(h.p.engine.marketParams(0))
     builds = m.perp.trade_fee(wad(100), wad(10), wad(3000), p.maker_fee, p.taker_fee)
     reduces = m.perp.trade_fee(wad(100), -wad(10), wad(3000), p.maker_fee, p.taker_fee)
@@ -510,8 +523,9 @@ def test_one_stale_feed_does_not_freeze_redemptions(h: Harness, lp: Any, account
 def store(h: Harness, market: str, usd: str, t: int) -> None:
     """Publishes `usd` at `t` on the pull oracle and stores that publication on chain."""
     h.book.publish(market, usd, t)
-    blob = encode_update(h.p.price_ids[market], h.book.feeds[market].at_or_after(t)[0],
-                         h.book.feeds[market].at_or_after(t)[1])
+    blob = encode_update(
+        h.p.price_ids[market], h.book.feeds[market].at_or_after(t)[0], h.book.feeds[market].at_or_after(t)[1]
+    )
     h.p.oracle.updatePrices([(h.p.markets[market], blob)], sender=h.keeper, value=h.fee(1))
 
 
@@ -578,8 +592,9 @@ def test_a_withdrawal_cannot_use_a_stale_favourable_price(h: Harness, accounts: 
     assert withdrew == 0
 
 
-def test_a_conditional_order_cannot_execute_at_a_price_from_the_past(h: Harness, accounts: Any,
-                                                                     attack_log: Any) -> None:
+def test_a_conditional_order_cannot_execute_at_a_price_from_the_past(
+    h: Harness, accounts: Any, attack_log: Any
+) -> None:
     """A limit buy's owner stores a dip published a minute ago and executes at it while the
     market is higher: conditional orders need a price at most maxExecutionAge old."""
     trader = accounts[5]
@@ -622,8 +637,7 @@ def test_a_liquidation_cannot_use_a_dip_from_the_past(h: Harness, accounts: Any,
     assert not liquidated
 
 
-def test_escrowed_order_fees_do_not_hide_margin_from_a_liquidation(h: Harness, accounts: Any,
-                                                                   attack_log: Any) -> None:
+def test_escrowed_order_fees_do_not_hide_margin_from_a_liquidation(h: Harness, accounts: Any, attack_log: Any) -> None:
     """An account about to be liquidated parks its margin in far-away limit orders' fees; the
     liquidation returns them to the margin first, so the loss is covered (and a tiny account
     cannot farm the insurance fund's minimum reward this way)."""
@@ -637,8 +651,16 @@ def test_escrowed_order_fees_do_not_hide_margin_from_a_liquidation(h: Harness, a
     h.set_price(ETH, 2_935)
     h.refresh()
     for _ in range(8):
-        h.p.order_book.placeOrder(account, 0, 1, wad("0.001"), wad(1), 0, usdc(20) if h.margin(account) >= usdc(20)
-                                  else max(h.margin(account), usdc("0.05")), sender=trader)
+        h.p.order_book.placeOrder(
+            account,
+            0,
+            1,
+            wad("0.001"),
+            wad(1),
+            0,
+            usdc(20) if h.margin(account) >= usdc(20) else max(h.margin(account), usdc("0.05")),
+            sender=trader,
+        )
     insurance = int(h.p.vault.insuranceFund())
     with contextlib.suppress(Exception):  # NothingToLiquidate: with its fees back it is healthy
         h.liquidate([account], sender=other)
@@ -648,8 +670,9 @@ def test_escrowed_order_fees_do_not_hide_margin_from_a_liquidation(h: Harness, a
     assert bad_debt == 0 and lost <= 0
 
 
-def test_a_straddle_of_pending_orders_pays_nothing_when_keepers_settle(h: Harness, accounts: Any,
-                                                                       attack_log: Any) -> None:
+def test_a_straddle_of_pending_orders_pays_nothing_when_keepers_settle(
+    h: Harness, accounts: Any, attack_log: Any
+) -> None:
     """A long and a short committed together, hoping to settle only the winner late in the window
     and let the loser lapse. Keepers settle both as soon as their price is published (bringing
     every market's latest price, so a stale market cannot stall them), and a lapsed order's fee

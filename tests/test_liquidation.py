@@ -19,8 +19,10 @@ def predict(h: Harness, account: int) -> tuple[m.LiquidationPrediction, m.vault.
     now = h.now() + 1
     record = h.reader.account(account)
     cov = h.coverage()
-    views = {mk: h.reader.market(mk).view(now, cov.pool, int(h.prices[name] * 10**18), now)
-             for name, mk in h.p.markets.items()}
+    views = {
+        mk: h.reader.market(mk).view(now, cov.pool, int(h.prices[name] * 10**18), now)
+        for name, mk in h.p.markets.items()
+    }
     legs = [(record.positions[mk], views[mk]) for mk in sorted(record.positions)]
     params = m.LiquidationParams.from_chain(h.p.liquidator.params())
     p = m.predict_liquidation(record.margin_token, 10**12, legs, params, cov)
@@ -29,7 +31,11 @@ def predict(h: Harness, account: int) -> tuple[m.LiquidationPrediction, m.vault.
     s = m.vault.settle_liquidation(
         record.margin_token,
         m.vault.Ledgers(ledgers.pool, ledgers.insurance, ledgers.protocol_fees, ledgers.protocol_fee_share),
-        p.pnl_token, p.fee_token, p.reward_request, p.penalty_request, floor,
+        p.pnl_token,
+        p.fee_token,
+        p.reward_request,
+        p.penalty_request,
+        floor,
     )
     return p, s
 
@@ -151,5 +157,7 @@ def test_a_batch_liquidation_leaves_a_healthy_accounts_orders_alone(h: Harness, 
     h.liquidate([weak, healthy])
     assert int(h.p.engine.accountMarketMask(weak)) == 0
     ids, orders = h.p.order_book.ordersOf(healthy)
-    assert [m.orders.Order.from_chain(healthy, int(i), o).kind for i, o in zip(ids, orders, strict=True)] == [Kind.STOP_LOSS]
+    assert [m.orders.Order.from_chain(healthy, int(i), o).kind for i, o in zip(ids, orders, strict=True)] == [
+        Kind.STOP_LOSS
+    ]
     assert h.margin(healthy) == margin  # its escrowed fee stayed in escrow

@@ -38,13 +38,16 @@ def test_a_price_too_far_from_the_reference_is_refused(h: Harness) -> None:
     settle_price(h, blob(h, 3150 * 10**8, t), t)
 
 
-@pytest.mark.parametrize("price, expo, error", [
-    (0, -8, "OracleNonPositivePrice"),
-    (-5, -8, "OracleNonPositivePrice"),
-    (3, 3, "OracleExponentInvalid"),
-    (3000, -19, "OracleExponentInvalid"),
-    (2**63 - 1, 0, "OraclePriceTooHigh"),
-])
+@pytest.mark.parametrize(
+    "price, expo, error",
+    [
+        (0, -8, "OracleNonPositivePrice"),
+        (-5, -8, "OracleNonPositivePrice"),
+        (3, 3, "OracleExponentInvalid"),
+        (3000, -19, "OracleExponentInvalid"),
+        (2**63 - 1, 0, "OraclePriceTooHigh"),
+    ],
+)
 def test_malformed_pull_prices_are_refused(h: Harness, price: int, expo: int, error: str) -> None:
     t = h.advance(1)
     with ape.reverts(getattr(h.p.oracle, error)):

@@ -69,7 +69,10 @@ def test_an_expired_order_can_be_cancelled_by_anyone_and_its_fee_goes_to_the_ins
     receipt = h.p.order_book.cancelOrder(order, sender=stranger)
     assert int(h.p.token.balanceOf(stranger)) == before
     assert int(h.p.vault.insuranceFund()) - insurance == usdc(2)
-    assert h.reader.arts.error_name(bytes(receipt.events.filter(h.p.order_book.OrderCancelled)[0].reason)) == "OrderNotCancellable"
+    assert (
+        h.reader.arts.error_name(bytes(receipt.events.filter(h.p.order_book.OrderCancelled)[0].reason))
+        == "OrderNotCancellable"
+    )
     assert h.margin(account) == usdc(9_998)  # the fee is gone, nothing else
 
 

@@ -50,8 +50,9 @@ def test_only_the_timelock_changes_parameters(h: Harness, alice: Any) -> None:
 
 def test_a_scheduled_change_waits_for_its_delay(h: Harness) -> None:
     new = replace(params(h), taker_fee=wad("0.0006"))
-    op = g.schedule(h.p, h.p.deployer, g.call_change(h.p.engine, "setMarketParams", 0, tuple(new.__dict__.values())),
-                    delay=3_600)
+    op = g.schedule(
+        h.p, h.p.deployer, g.call_change(h.p.engine, "setMarketParams", 0, tuple(new.__dict__.values())), delay=3_600
+    )
     assert op.state == "waiting"
     with pytest.raises(Exception, match="waiting"):
         g.execute(h.p, h.p.deployer, op.id)
@@ -60,13 +61,18 @@ def test_a_scheduled_change_waits_for_its_delay(h: Harness) -> None:
     assert params(h).taker_fee == wad("0.0006")
 
 
-@pytest.mark.parametrize("fields", [
-    {"taker_fee": wad("0.005")},  # 5 bp -> 50 bp: the closing fee counted in equity
-    {"min_margin": wad(200)},  # $5 -> $200 added to maintenance margin
-    {"skew_scale": wad(500)},  # a tenth of... the margin ratio scales with size / skew scale
-    {"maintenance_margin_ratio": wad("0.035")},
-])
-def test_a_tightening_change_phases_in_instead_of_liquidating_at_once(h: Harness, alice: Any, fields: dict[str, int]) -> None:
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"taker_fee": wad("0.005")},  # 5 bp -> 50 bp: the closing fee counted in equity
+        {"min_margin": wad(200)},  # $5 -> $200 added to maintenance margin
+        {"skew_scale": wad(500)},  # a tenth of... the margin ratio scales with size / skew scale
+        {"maintenance_margin_ratio": wad("0.035")},
+    ],
+)
+def test_a_tightening_change_phases_in_instead_of_liquidating_at_once(
+    h: Harness, alice: Any, fields: dict[str, int]
+) -> None:
     account = near_maintenance(h, alice)
     before = h.account_state(account)
     change(h, **fields)
@@ -113,15 +119,18 @@ def test_a_relaxation_applies_at_once(h: Harness, alice: Any) -> None:
     assert h.account_state(account).maintenance_margin < before.maintenance_margin * 6 // 10
 
 
-@pytest.mark.parametrize("fields", [
-    {"max_leverage": 0},
-    {"taker_fee": wad("0.02")},
-    {"maker_fee": wad("0.001")},  # above the taker fee
-    {"initial_margin_ratio": wad("0.02")},  # not above maintenance
-    {"max_profit_ratio": 0},
-    {"skew_scale": 0},
-    {"oi_cap_ratio": 0},
-])
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"max_leverage": 0},
+        {"taker_fee": wad("0.02")},
+        {"maker_fee": wad("0.001")},  # above the taker fee
+        {"initial_margin_ratio": wad("0.02")},  # not above maintenance
+        {"max_profit_ratio": 0},
+        {"skew_scale": 0},
+        {"oi_cap_ratio": 0},
+    ],
+)
 def test_out_of_bounds_parameters_are_refused(h: Harness, fields: dict[str, int]) -> None:
     new = replace(params(h), **fields)
     with pytest.raises(LeverError, match="out of bounds"):

@@ -110,9 +110,7 @@ def test_operators_act_for_a_controller_and_nobody_else_can(h: Harness, bob: Any
     assert int(v.balanceOf(alice)) > 0
 
 
-def test_a_redemption_into_the_reserve_is_cancelled_and_the_shares_returned(
-    h: Harness, lp: Any, alice: Any
-) -> None:
+def test_a_redemption_into_the_reserve_is_cancelled_and_the_shares_returned(h: Harness, lp: Any, alice: Any) -> None:
     v = h.p.vault
     account = h.open_account(alice, 200_000)
     h.trade(alice, account, ETH, "300")  # $900k of longs: a $450k reserve

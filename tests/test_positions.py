@@ -99,11 +99,16 @@ def test_open_interest_pays_a_borrowing_fee_on_both_sides(h: Harness, alice: Any
     after = m.MarketState.from_chain(h.p.engine.currentMarketState(0))
     p = params(h)
     pool = int(h.p.vault.poolAssets()) * 10**12
-    for cost, index_delta in ((before.long_cost, after.long_index - before.long_index),
-                              (before.short_cost, after.short_index - before.short_index)):
+    for cost, index_delta in (
+        (before.long_cost, after.long_index - before.long_index),
+        (before.short_cost, after.short_index - before.short_index),
+    ):
         rate = m.perp.borrow_rate_per_day(p.borrow_rate_per_day, m.perp.reserve(cost, p.max_profit_ratio), pool)
         assert rate > 0 and index_delta > 0
-        assert abs(index_delta - m.perp.charge_index_delta(rate, wad(3000), DAY)) <= m.perp.charge_index_delta(rate, wad(3000), DAY) // 1000
+        assert (
+            abs(index_delta - m.perp.charge_index_delta(rate, wad(3000), DAY))
+            <= m.perp.charge_index_delta(rate, wad(3000), DAY) // 1000
+        )
 
 
 def test_a_positions_profit_is_capped_at_its_share_of_entry_notional(h: Harness, alice: Any) -> None:

@@ -46,8 +46,12 @@ interface ILeverVault {
     /// @notice An LP request was cancelled: its assets or shares went back to the controller.
     event LpRequestCancelled(address indexed controller, bool deposit, uint256 amount, address by, bytes4 reason);
     // ERC-7540
-    event DepositRequest(address indexed controller, address indexed owner, uint256 indexed requestId, address sender, uint256 assets);
-    event RedeemRequest(address indexed controller, address indexed owner, uint256 indexed requestId, address sender, uint256 shares);
+    event DepositRequest(
+        address indexed controller, address indexed owner, uint256 indexed requestId, address sender, uint256 assets
+    );
+    event RedeemRequest(
+        address indexed controller, address indexed owner, uint256 indexed requestId, address sender, uint256 shares
+    );
     event OperatorSet(address indexed controller, address indexed operator, bool approved);
 
     // --- margin accounts ---

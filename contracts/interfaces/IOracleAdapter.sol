@@ -50,7 +50,12 @@ interface IOracleAdapter {
     event SequencerFeedSet(address feed, uint256 gracePeriod);
     /// @notice A new reference round was recorded.
     event ReferenceRecorded(
-        uint256 indexed marketId, uint80 roundId, uint256 priceWad, uint256 varianceWad, uint256 mmFactorWad, bool shocked
+        uint256 indexed marketId,
+        uint80 roundId,
+        uint256 priceWad,
+        uint256 varianceWad,
+        uint256 mmFactorWad,
+        bool shocked
     );
     /// @notice A newer pull price was stored as the market's latest.
     event PriceStored(uint256 indexed marketId, uint256 priceWad, uint256 publishTime);

@@ -60,7 +60,9 @@ interface IOrderBook {
         uint256 acceptablePriceWad,
         uint256 executorFee
     );
-    event OrderUpdated(uint256 indexed orderId, int256 sizeDeltaWad, uint256 triggerPriceWad, uint256 acceptablePriceWad);
+    event OrderUpdated(
+        uint256 indexed orderId, int256 sizeDeltaWad, uint256 triggerPriceWad, uint256 acceptablePriceWad
+    );
     event OrderSettled(
         uint256 indexed orderId,
         uint256 indexed accountId,
@@ -80,9 +82,13 @@ interface IOrderBook {
     ///         margin cannot cover it, from the caller's wallet: approve the vault first).
     /// @dev Reverts `NotAccountOwner`, `UnknownMarket`, `ZeroSize`, `ExecutorFeeOutOfBounds`,
     ///      `OrderSlotsFull`, and the token's error when neither can pay.
-    function commitOrder(uint256 accountId, uint256 marketId, int256 sizeDeltaWad, uint256 acceptablePriceWad, uint256 executorFee)
-        external
-        returns (uint256 orderId);
+    function commitOrder(
+        uint256 accountId,
+        uint256 marketId,
+        int256 sizeDeltaWad,
+        uint256 acceptablePriceWad,
+        uint256 executorFee
+    ) external returns (uint256 orderId);
 
     /// @notice Places a conditional order (`kind` Limit, StopLoss or TakeProfit).
     function placeOrder(

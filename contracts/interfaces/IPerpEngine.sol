@@ -103,7 +103,9 @@ interface IPerpEngine {
     event MarketCreated(uint256 indexed marketId, bytes32 name);
     event MarketParamsSet(uint256 indexed marketId, MarketParams params, uint256 rampUntil);
     /// @notice Funding and borrowing accrued on a market up to `timestamp` (indices after).
-    event Accrued(uint256 indexed marketId, int256 longIndexWad, int256 shortIndexWad, uint256 priceWad, uint256 timestamp);
+    event Accrued(
+        uint256 indexed marketId, int256 longIndexWad, int256 shortIndexWad, uint256 priceWad, uint256 timestamp
+    );
     /// @notice Every change of a position, by an order or by a liquidation.
     /// @param realisedWad PnL net of charges realised by a reduction (0 for an increase)
     event PositionChanged(

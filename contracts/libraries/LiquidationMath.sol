@@ -29,11 +29,13 @@ library LiquidationMath {
     ///      with penalty = p*f*N and reward = clamp(r*f*N, minReward, maxReward), taking the
     ///      reward bound that applies; both sides are bounded conservatively and f rounds up.
     ///      E: equity, MM: maintenance margin, MMmin: its fixed part, N: notional, H: target.
-    function closeShareWad(int256 equityWad, uint256 maintenanceWad, uint256 minMarginsWad, uint256 notionalWad, Params memory p)
-        internal
-        pure
-        returns (uint256)
-    {
+    function closeShareWad(
+        int256 equityWad,
+        uint256 maintenanceWad,
+        uint256 minMarginsWad,
+        uint256 notionalWad,
+        Params memory p
+    ) internal pure returns (uint256) {
         if (equityWad <= 0) return WAD;
         int256 gap = int256(maintenanceWad.mulDivUp(p.targetHealthWad, WAD)) - equityWad;
         uint256 variable = (maintenanceWad - minMarginsWad).mulDivDown(p.targetHealthWad, WAD);
@@ -45,8 +47,11 @@ library LiquidationMath {
             // Reward proportional to the share closed.
             share = _ceilShare(gap, variable - penaltyPerShare - rewardPerShare);
             uint256 reward = rewardPerShare.mulDivUp(share, WAD);
-            if (reward < p.minRewardWad) share = _ceilShare(gap + int256(uint256(p.minRewardWad)), variable - penaltyPerShare);
-            else if (reward > p.maxRewardWad) share = _ceilShare(gap + int256(uint256(p.maxRewardWad)), variable - penaltyPerShare);
+            if (reward < p.minRewardWad) {
+                share = _ceilShare(gap + int256(uint256(p.minRewardWad)), variable - penaltyPerShare);
+            } else if (reward > p.maxRewardWad) {
+                share = _ceilShare(gap + int256(uint256(p.maxRewardWad)), variable - penaltyPerShare);
+            }
         } else {
             share = _ceilShare(gap + int256(uint256(p.maxRewardWad)), variable - penaltyPerShare);
         }

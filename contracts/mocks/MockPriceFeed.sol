@@ -56,12 +56,7 @@ contract MockPriceFeed is AggregatorV3Interface, AccessControl {
         _writeRound(answer, startedAt, updatedAt, answeredInRound);
     }
 
-    function getRoundData(uint80 roundId)
-        public
-        view
-        override
-        returns (uint80, int256, uint256, uint256, uint80)
-    {
+    function getRoundData(uint80 roundId) public view override returns (uint80, int256, uint256, uint256, uint80) {
         Round memory r = _rounds[roundId];
         if (roundId == 0 || roundId > latestRound) revert NoDataPresent(roundId);
         return (roundId, r.answer, r.startedAt, r.updatedAt, r.answeredInRound);

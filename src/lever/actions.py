@@ -90,8 +90,15 @@ def attach(provider: Any, signer: Any, prices_url: str | None = None, record: Pa
     """A session on a connected provider with the deployment recorded for its chain (or `record`)."""
     protocol, deployment = app.protocol_from_record(provider, record)
     reader = ProtocolReader(provider.web3, Addresses.from_deployment(deployment))
-    return Session(provider, protocol, deployment, signer, reader, prices_url or DEFAULT_PRICE_SERVICE,
-                   int(protocol.token.decimals()))
+    return Session(
+        provider,
+        protocol,
+        deployment,
+        signer,
+        reader,
+        prices_url or DEFAULT_PRICE_SERVICE,
+        int(protocol.token.decimals()),
+    )
 
 
 @contextlib.contextmanager
@@ -287,9 +294,15 @@ def position_summary(s: Session, account_id: int, market: str) -> PositionSummar
     pos = record.positions[mk]
     liq = m.liquidation_price(record.margin_token, r.token_scale(), legs, mk, cov)
     return PositionSummary(
-        account_id, market, _human(pos.size), Decimal(abs(pos.cost)) / Decimal(abs(pos.size)),
-        from_wad(m.figures(pos, views[mk], cov).value), from_wad(state.equity), s.tokens(record.margin_token),
-        health(state), from_wad(liq) if liq else None,
+        account_id,
+        market,
+        _human(pos.size),
+        Decimal(abs(pos.cost)) / Decimal(abs(pos.size)),
+        from_wad(m.figures(pos, views[mk], cov).value),
+        from_wad(state.equity),
+        s.tokens(record.margin_token),
+        health(state),
+        from_wad(liq) if liq else None,
     )
 
 
@@ -311,8 +324,9 @@ class Committed:
     created: bool = False  # the account was created for this order
 
 
-def margin_for_leverage(size_wad: int, price_wad: int, skew_wad: int, params: m.MarketParams, leverage: Decimal,
-                        token_scale: int) -> int:
+def margin_for_leverage(
+    size_wad: int, price_wad: int, skew_wad: int, params: m.MarketParams, leverage: Decimal, token_scale: int
+) -> int:
     """Margin (token units, rounded up) that leaves `size` at `leverage` once open: notional /
     leverage, plus the opening fee at the fill and the fee of closing it again (equity counts it)."""
     if leverage <= 0:
@@ -358,8 +372,13 @@ def open_trade(
     return commit(s, market, signed, account_id, acceptable, executor_fee, deposit)
 
 
-def close_trade(s: Session, market: str, account_id: int | None = None, acceptable: Decimal | None = None,
-                executor_fee: Decimal = DEFAULT_EXECUTOR_FEE) -> Committed:
+def close_trade(
+    s: Session,
+    market: str,
+    account_id: int | None = None,
+    acceptable: Decimal | None = None,
+    executor_fee: Decimal = DEFAULT_EXECUTOR_FEE,
+) -> Committed:
     """Commits a market order that closes the whole position in `market`."""
     account, _ = account_for(s, account_id, create=False)
     pos = s.reader.account(account).positions.get(app.market_id(s.protocol, market))
@@ -400,15 +419,28 @@ def commit(
     if from_wallet:
         _approve(s, fee)  # the order book escrows the fee from the wallet when the margin cannot
     try:
-        receipt = s.send(f"committing {market}", s.protocol.order_book.commitOrder, account, mk, size, acceptable_wad, fee)
+        receipt = s.send(
+            f"committing {market}", s.protocol.order_book.commitOrder, account, mk, size, acceptable_wad, fee
+        )
     except LeverError as exc:
         kept = f" (the margin deposited stays in account {account}: `lever margin withdraw`)" if deposit else ""
         raise LeverError(f"{exc}{kept}") from None
     placed = receipt.events.filter(s.protocol.order_book.OrderPlaced)[0]
     delay, window, _, _ = s.reader.order_settings()
     t = int(receipt.timestamp)
-    return Committed(int(placed.orderId), account, market, size_delta, executor_fee, from_wallet, t + delay,
-                     t + delay + window, int(receipt.block_number), s.tokens(deposit), created)
+    return Committed(
+        int(placed.orderId),
+        account,
+        market,
+        size_delta,
+        executor_fee,
+        from_wallet,
+        t + delay,
+        t + delay + window,
+        int(receipt.block_number),
+        s.tokens(deposit),
+        created,
+    )
 
 
 def _executor_fee(s: Session, what: str, fee: Decimal) -> int:
@@ -422,7 +454,9 @@ def _executor_fee(s: Session, what: str, fee: Decimal) -> int:
     return units
 
 
-def _preflight(s: Session, market: str, account: int, mk: int, size: int, acceptable: int, margin: int) -> m.TradeOutcome:
+def _preflight(
+    s: Session, market: str, account: int, mk: int, size: int, acceptable: int, margin: int
+) -> m.TradeOutcome:
     """The engine's checks, run by the mirror at the latest price: `Refusal` if the order would
     be cancelled at settlement (its executor fee lost) rather than filled."""
     r = s.reader
@@ -438,14 +472,36 @@ def _preflight(s: Session, market: str, account: int, mk: int, size: int, accept
     for i, pos in sorted(positions.items()):
         if i != mk:
             o = r.market(i)
-            others.append((pos, m.market_view(i, o.params, o.state, m.oracle.worst_for(pos.size, o.price_data(now)),
-                                              cov.pool, now, prev=o.prev)))
+            others.append(
+                (
+                    pos,
+                    m.market_view(
+                        i,
+                        o.params,
+                        o.state,
+                        m.oracle.worst_for(pos.size, o.price_data(now)),
+                        cov.pool,
+                        now,
+                        prev=o.prev,
+                    ),
+                )
+            )
     try:
         return m.execute_trade(
-            account_id=account, view=snap.view(now, cov.pool, price, now), pos=positions.get(mk, m.Position()),
-            delta=size, acceptable=acceptable, reduce_only=False, mask=sum(1 << i for i in positions),
-            margin_token=margin, other_legs=others, cov=cov, total_reserve=r.ledgers().total_reserve_wad,
-            paused=bool(r.call(r.engine.functions.paused())), token_scale=r.token_scale(), now=now,
+            account_id=account,
+            view=snap.view(now, cov.pool, price, now),
+            pos=positions.get(mk, m.Position()),
+            delta=size,
+            acceptable=acceptable,
+            reduce_only=False,
+            mask=sum(1 << i for i in positions),
+            margin_token=margin,
+            other_legs=others,
+            cov=cov,
+            total_reserve=r.ledgers().total_reserve_wad,
+            paused=bool(r.call(r.engine.functions.paused())),
+            token_scale=r.token_scale(),
+            now=now,
         )
     except m.Refused as exc:
         what = f"{market} {_human(size):+f} would not fill at the latest price (nothing was sent)"
@@ -470,7 +526,11 @@ def await_fill(s: Session, order_id: int, settle: bool, timeout: float, committe
     """Settles the order oneself (`settle`), or waits for a keeper to; the fill, or status
     `pending` when the wait ran out. A cancellation is a `Refusal` naming the reason.
     `committed_at` is the commit's block (an order id names a slot, which later orders reuse)."""
-    return settle_order(s, order_id, timeout, committed_at) if settle else wait_for_order(s, order_id, timeout, committed_at)
+    return (
+        settle_order(s, order_id, timeout, committed_at)
+        if settle
+        else wait_for_order(s, order_id, timeout, committed_at)
+    )
 
 
 def settle_order(s: Session, order_id: int, timeout: float = 60.0, committed_at: int | None = None) -> Fill:
@@ -499,8 +559,14 @@ def settle_order(s: Session, order_id: int, timeout: float = 60.0, committed_at:
             return done  # a keeper was first
         _tick(s)
     try:
-        receipt = s.send(f"settling order {order_id}", s.protocol.order_book.settleOrders, [order_id], [update.blob], [],
-                         value=s.reader.update_fee())
+        receipt = s.send(
+            f"settling order {order_id}",
+            s.protocol.order_book.settleOrders,
+            [order_id],
+            [update.blob],
+            [],
+            value=s.reader.update_fee(),
+        )
     except LeverError:
         if (done := _outcome(s, order_id, start)) is None:
             raise
@@ -534,8 +600,11 @@ def _outcome(s: Session, order_id: int, from_block: int) -> Fill | None:
     cancellation of `order_id` from block `from_block` on."""
     book = s.reader.order_book
     head = int(s.reader.w3.eth.block_number)
-    logs = [log for event in (book.events.OrderSettled, book.events.OrderCancelled)
-            for log in event().get_logs(from_block=from_block, to_block=head, argument_filters={"orderId": order_id})]
+    logs = [
+        log
+        for event in (book.events.OrderSettled, book.events.OrderCancelled)
+        for log in event().get_logs(from_block=from_block, to_block=head, argument_filters={"orderId": order_id})
+    ]
     if not logs:
         return None
     first = min(logs, key=lambda log: (log["blockNumber"], log["logIndex"]))
@@ -557,14 +626,26 @@ def _outcome_of(s: Session, order_id: int, tx_hash: Any) -> Fill | None:
         if int(a["orderId"]) != order_id:
             continue
         market = s.reader.addresses.names[int(a["marketId"])]
-        changed = [c["args"] for c in engine.events.PositionChanged().process_receipt(receipt, errors=DISCARD)
-                   if int(c["args"]["accountId"]) == int(a["accountId"]) and int(c["args"]["marketId"]) == int(a["marketId"])]
+        changed = [
+            c["args"]
+            for c in engine.events.PositionChanged().process_receipt(receipt, errors=DISCARD)
+            if int(c["args"]["accountId"]) == int(a["accountId"]) and int(c["args"]["marketId"]) == int(a["marketId"])
+        ]
         scale = s.reader.token_scale()
         fee = s.tokens(m.fixed.to_token_up(int(changed[0]["feeWad"]), scale)) if changed else None
         pnl = s.tokens(m.fixed.to_token_floor(int(changed[0]["realisedWad"]), scale)) if changed else None
-        return Fill(order_id, "filled", market, _human(int(a["sizeDeltaWad"])), from_wad(int(a["fillPriceWad"])), fee,
-                    pnl, s.tokens(int(a["executorFee"])), str(a["keeper"]),
-                    position_summary(s, int(a["accountId"]), market))
+        return Fill(
+            order_id,
+            "filled",
+            market,
+            _human(int(a["sizeDeltaWad"])),
+            from_wad(int(a["fillPriceWad"])),
+            fee,
+            pnl,
+            s.tokens(int(a["executorFee"])),
+            str(a["keeper"]),
+            position_summary(s, int(a["accountId"]), market),
+        )
     return None
 
 
@@ -615,8 +696,15 @@ def place_conditional(
     if from_wallet:
         _approve(s, fee)  # the order book escrows the fee from the wallet when the margin cannot
     receipt = s.send(
-        f"placing a {kind} order", s.protocol.order_book.placeOrder, account, mk, int(KINDS[kind]), size_wad,
-        scaled(trigger, 18, "trigger price"), scaled(acceptable, 18, "acceptable price") if acceptable else 0, fee,
+        f"placing a {kind} order",
+        s.protocol.order_book.placeOrder,
+        account,
+        mk,
+        int(KINDS[kind]),
+        size_wad,
+        scaled(trigger, 18, "trigger price"),
+        scaled(acceptable, 18, "acceptable price") if acceptable else 0,
+        fee,
     )
     order_id = int(receipt.events.filter(s.protocol.order_book.OrderPlaced)[0].orderId)
     return Placed(order_id, kind, market, _human(size_wad), trigger, executor_fee, from_wallet)
@@ -638,18 +726,28 @@ class OrderRow:
 
 def list_orders(s: Session, account_id: int | None = None) -> list[OrderRow]:
     """The pending orders of one account, or of every account of the signer."""
-    accounts = [account_for(s, account_id, create=False)[0]] if account_id is not None else app.accounts_of(s.protocol, s.me)
+    accounts = (
+        [account_for(s, account_id, create=False)[0]] if account_id is not None else app.accounts_of(s.protocol, s.me)
+    )
     delay, window, _, _ = s.reader.order_settings()
     names = {v: k for k, v in KINDS.items()} | {Kind.MARKET: "market"}
     rows = []
     for account in accounts:
         for o in s.reader.orders_of(account).values():
-            rows.append(OrderRow(
-                o.order_id, account, names[o.kind], s.reader.addresses.names[o.market_id], _human(o.size_delta),
-                _human(o.trigger_price) if o.trigger_price else None,
-                _human(o.acceptable_price) if o.acceptable_price else None, s.tokens(o.executor_fee), o.updated_at,
-                m.orders.expiry(o, delay, window) if o.kind == Kind.MARKET else None,
-            ))
+            rows.append(
+                OrderRow(
+                    o.order_id,
+                    account,
+                    names[o.kind],
+                    s.reader.addresses.names[o.market_id],
+                    _human(o.size_delta),
+                    _human(o.trigger_price) if o.trigger_price else None,
+                    _human(o.acceptable_price) if o.acceptable_price else None,
+                    s.tokens(o.executor_fee),
+                    o.updated_at,
+                    m.orders.expiry(o, delay, window) if o.kind == Kind.MARKET else None,
+                )
+            )
     return rows
 
 
@@ -811,8 +909,9 @@ def _claim(s: Session, deposit: bool) -> LpClaim | None:
 def _raise_cancelled(s: Session, deposit: bool) -> None:
     vault = s.reader.vault
     head = int(s.reader.w3.eth.block_number)
-    logs = vault.events.LpRequestCancelled().get_logs(from_block=s.protocol.deploy_block, to_block=head,
-                                                      argument_filters={"controller": s.me})
+    logs = vault.events.LpRequestCancelled().get_logs(
+        from_block=s.protocol.deploy_block, to_block=head, argument_filters={"controller": s.me}
+    )
     mine = [log["args"] for log in logs if bool(log["args"]["deposit"]) == deposit]
     if not mine:
         raise LeverError("nothing to claim: the request was neither settled nor cancelled")

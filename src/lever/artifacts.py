@@ -91,7 +91,9 @@ class Artifacts:
             for item in contract.get("abi", []):
                 if item.get("type") == "error":
                     table[keccak(text=signature(item))[:4]] = ErrorShape(
-                        item["name"], tuple(i["name"] for i in item["inputs"]), tuple(abi_type(i) for i in item["inputs"])
+                        item["name"],
+                        tuple(i["name"] for i in item["inputs"]),
+                        tuple(abi_type(i) for i in item["inputs"]),
                     )
         table[keccak(text="Panic(uint256)")[:4]] = ErrorShape("Panic", ("code",), ("uint256",))
         table[keccak(text="Error(string)")[:4]] = ErrorShape("Error", ("message",), ("string",))
@@ -207,4 +209,3 @@ def storage_layout(contract: str, out: Path = FORGE_OUT) -> StorageLayout:
     if not layout:
         raise DeploymentError(f"{path} has no storage layout: foundry.toml must ask for extra_output storageLayout")
     return StorageLayout(contract, layout)
-

@@ -75,10 +75,7 @@ class Addresses:
             pyth=c["pyth"],
             markets=dict(d.markets),
             feeds={d.markets[name]: feed for name, feed in d.feeds.items()},
-            price_ids={
-                d.markets[name]: bytes.fromhex(pid.removeprefix("0x"))
-                for name, pid in d.price_ids.items()
-            },
+            price_ids={d.markets[name]: bytes.fromhex(pid.removeprefix("0x")) for name, pid in d.price_ids.items()},
         )
 
     @property
@@ -106,20 +103,14 @@ class MarketSnapshot:
 
     def reference_price(self, now: int) -> int:
         """The reference feed's price as the adapter reads it at `now` (0 if unusable)."""
-        return m.oracle.reference_price(
-            self.market_id, self.round, self.oracle.reference_max_age, now, strict=False
-        )
+        return m.oracle.reference_price(self.market_id, self.round, self.oracle.reference_max_age, now, strict=False)
 
     def recorded(self, now: int) -> m.OracleState:
         """The oracle state once the reference feed's latest round is recorded (if usable), as a
         transaction at `now` would record it."""
-        return m.oracle.record_round(
-            self.oracle, self.oracle_state, self.market_id, self.round, now, strict=False
-        )[0]
+        return m.oracle.record_round(self.oracle, self.oracle_state, self.market_id, self.round, now, strict=False)[0]
 
-    def price_data(
-        self, now: int, price: int | None = None, publish_time: int | None = None
-    ) -> m.PriceData:
+    def price_data(self, now: int, price: int | None = None, publish_time: int | None = None) -> m.PriceData:
         """The oracle's `PriceData` at `now` for a pull price (default: the stored latest one)."""
         if price is None:
             return m.oracle.latest(self.oracle, self.oracle_state, self.round, now)
@@ -128,9 +119,7 @@ class MarketSnapshot:
         )
         return m.oracle.price_data(self.oracle, s, price, publish_time or 0, now, reference)
 
-    def view(
-        self, now: int, pool_wad: int, price: int | None = None, publish_time: int | None = None
-    ) -> m.MarketView:
+    def view(self, now: int, pool_wad: int, price: int | None = None, publish_time: int | None = None) -> m.MarketView:
         """The market as an entry point at `now` sees it, at `price` (default: the stored latest)."""
         return m.market_view(
             self.market_id,
@@ -181,9 +170,7 @@ class ProtocolReader:
         self.retries, self.backoff = retries, backoff
 
         def contract(name: str, address: str) -> Any:
-            return web3.eth.contract(
-                address=Web3.to_checksum_address(address), abi=self.arts.abi(name)
-            )
+            return web3.eth.contract(address=Web3.to_checksum_address(address), abi=self.arts.abi(name))
 
         a = addresses
         self.token = contract("MockToken", a.token)
@@ -248,9 +235,7 @@ class ProtocolReader:
         e, o = self.engine.functions, self.oracle.functions
         config = m.OracleConfig.from_chain(self.call(o.config(market), block))
         if market not in self._reference_decimals:
-            self._reference_decimals[market] = int(
-                self.call(self.feeds[market].functions.decimals(), block)
-            )
+            self._reference_decimals[market] = int(self.call(self.feeds[market].functions.decimals(), block))
         ref = self.call(self.feeds[market].functions.latestRoundData(), block)
         return MarketSnapshot(
             market_id=market,
@@ -276,23 +261,13 @@ class ProtocolReader:
     def account_count(self, block: Block = "latest") -> int:
         return int(self.call(self.engine.functions.accountCount(), block))
 
-    def accounts_with_positions(
-        self, from_id: int, count: int, block: Block = "latest"
-    ) -> list[int]:
-        return [
-            int(a)
-            for a in self.call(
-                self.liquidator.functions.accountsWithPositions(from_id, count), block
-            )
-        ]
+    def accounts_with_positions(self, from_id: int, count: int, block: Block = "latest") -> list[int]:
+        return [int(a) for a in self.call(self.liquidator.functions.accountsWithPositions(from_id, count), block)]
 
     def account(self, account: int, block: Block = "latest") -> AccountRecord:
         e = self.engine.functions
         markets = self.call(e.accountMarkets(account), block)
-        positions = {
-            int(mk): m.Position.from_chain(self.call(e.position(account, mk), block))
-            for mk in markets
-        }
+        positions = {int(mk): m.Position.from_chain(self.call(e.position(account, mk), block)) for mk in markets}
         margin = int(self.call(self.vault.functions.marginOf(account), block))
         last = int(self.call(e.accountLastTradeTime(account), block))
         return AccountRecord(margin, positions, last)
@@ -313,24 +288,15 @@ class ProtocolReader:
             ],
             block,
         )
-        records = {
-            a: AccountRecord(int(first[3 * i + 1][0]), {}, int(first[3 * i + 2][0]))
-            for i, a in enumerate(ids)
-        }
+        records = {a: AccountRecord(int(first[3 * i + 1][0]), {}, int(first[3 * i + 2][0])) for i, a in enumerate(ids)}
         legs = [(a, int(mk)) for i, a in enumerate(ids) for mk in first[3 * i][0]]
-        for (a, mk), (raw,) in zip(
-            legs, self.views([(*e, "position", leg) for leg in legs], block), strict=True
-        ):
+        for (a, mk), (raw,) in zip(legs, self.views([(*e, "position", leg) for leg in legs], block), strict=True):
             records[a].positions[mk] = m.Position.from_chain(raw)
         return records
 
-    def orders_of_accounts(
-        self, ids: Sequence[int], block: Block = "latest"
-    ) -> dict[int, dict[int, Order]]:
+    def orders_of_accounts(self, ids: Sequence[int], block: Block = "latest") -> dict[int, dict[int, Order]]:
         """`orders_of` of many accounts, in batched requests."""
-        rows = self.views(
-            [("OrderBook", self.order_book.address, "ordersOf", (a,)) for a in ids], block
-        )
+        rows = self.views([("OrderBook", self.order_book.address, "ordersOf", (a,)) for a in ids], block)
         return {
             a: {int(i): Order.from_chain(a, int(i), o) for i, o in zip(*row, strict=True)}
             for a, row in zip(ids, rows, strict=True)
@@ -338,9 +304,7 @@ class ProtocolReader:
 
     def orders_of(self, account: int, block: Block = "latest") -> dict[int, Order]:
         ids, orders = self.call(self.order_book.functions.ordersOf(account), block)
-        return {
-            int(i): Order.from_chain(account, int(i), o) for i, o in zip(ids, orders, strict=True)
-        }
+        return {int(i): Order.from_chain(account, int(i), o) for i, o in zip(ids, orders, strict=True)}
 
     def order_settings(self, block: Block = "latest") -> tuple[int, int, int, int]:
         return tuple(int(v) for v in self.call(self.order_book.functions.settings(), block))  # type: ignore[return-value]
@@ -348,13 +312,9 @@ class ProtocolReader:
     def lp_params(self, block: Block = "latest") -> tuple[int, int, int, int]:
         return tuple(int(v) for v in self.call(self.vault.functions.lpParams(), block))  # type: ignore[return-value]
 
-    def pending_lp(
-        self, controller: str, is_deposit: bool, block: Block = "latest"
-    ) -> tuple[int, int, int]:
+    def pending_lp(self, controller: str, is_deposit: bool, block: Block = "latest") -> tuple[int, int, int]:
         """(amount, request time, fee) of a controller's pending request."""
-        amount, t, fee = self.call(
-            self.vault.functions.pendingRequest(controller, is_deposit), block
-        )
+        amount, t, fee = self.call(self.vault.functions.pendingRequest(controller, is_deposit), block)
         return int(amount), int(t), int(fee)
 
     def open_markets(self, block: Block = "latest") -> list[int]:
@@ -364,9 +324,7 @@ class ProtocolReader:
     def update_fee(self) -> int:
         return int(self.call(self.oracle.functions.updateFee()))
 
-    def health(
-        self, accounts: list[int], block: Block = "latest", chunk: int = 400
-    ) -> dict[int, bool]:
+    def health(self, accounts: list[int], block: Block = "latest", chunk: int = 400) -> dict[int, bool]:
         """Batched view calls (`chunk` accounts each, to stay under the node's eth_call gas cap):
         which accounts the contract considers liquidatable at its stored prices."""
         from eth_abi.abi import decode as abi_decode
@@ -382,9 +340,7 @@ class ProtocolReader:
             result.update({int(row[0]): bool(row[5]) for row in rows})
         return result
 
-    def views(
-        self, calls: Sequence[View], block: Block = "latest", chunk: int = 500
-    ) -> list[tuple[Any, ...]]:
+    def views(self, calls: Sequence[View], block: Block = "latest", chunk: int = 500) -> list[tuple[Any, ...]]:
         """Many view calls, each decoded: `chunk` calls per JSON-RPC batch (one HTTP request, each
         retried whole), encoded with eth_abi from the compiled ABIs (web3's contract objects cost
         ~10 ms a call to encode and decode; a batch of 500 reads costs about one request). A
@@ -392,9 +348,7 @@ class ProtocolReader:
         tag = hex(block) if isinstance(block, int) else block
         requests = []
         for contract, address, fn, args in calls:
-            data = self.arts.selector(contract, fn) + abi_encode(
-                self.arts.input_types(contract, fn), list(args)
-            )
+            data = self.arts.selector(contract, fn) + abi_encode(self.arts.input_types(contract, fn), list(args))
             requests.append(("eth_call", [{"to": address, "data": "0x" + data.hex()}, tag]))
         batch = getattr(self.w3.provider, "make_batch_request", None)
         responses: list[Any] = []
@@ -413,11 +367,7 @@ class ProtocolReader:
             if "error" in response:
                 raise ContractLogicError(f"{contract}.{fn}: {response['error']}")
             result = response["result"]
-            raw = (
-                bytes(result)
-                if not isinstance(result, str)
-                else bytes.fromhex(result.removeprefix("0x"))
-            )
+            raw = bytes(result) if not isinstance(result, str) else bytes.fromhex(result.removeprefix("0x"))
             out.append(tuple(abi_decode(self.arts.output_types(contract, fn), raw)))
         return out
 
@@ -426,10 +376,7 @@ class ProtocolReader:
     def logs(self, from_block: int, to_block: int) -> list[Any]:
         """Every log of the protocol's contracts and reference feeds in [from_block, to_block], in
         one `eth_getLogs` request."""
-        addresses = [
-            c.address
-            for c in (self.engine, self.vault, self.liquidator, self.oracle, self.order_book)
-        ]
+        addresses = [c.address for c in (self.engine, self.vault, self.liquidator, self.oracle, self.order_book)]
         addresses += [f.address for f in self.feeds.values()]
         return list(
             self.retry(

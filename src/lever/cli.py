@@ -67,9 +67,7 @@ def cli() -> None:
     type=click.Path(path_type=Path),
     help="parameter file (default: config/<network>.toml)",
 )
-@click.option(
-    "--fresh", is_flag=True, help="deploy even if a deployment is recorded for this chain"
-)
+@click.option("--fresh", is_flag=True, help="deploy even if a deployment is recorded for this chain")
 @network_options
 def deploy(params: Path | None, fresh: bool, network: str, account: str | None) -> None:
     """Deploy the protocol and record it in deployments/<chain id>.json."""
@@ -77,8 +75,7 @@ def deploy(params: Path | None, fresh: bool, network: str, account: str | None) 
         config, deployer = app.config_for(provider, params), app.signer(account, provider)
         protocol, path, note = app.deploy(provider, deployer, config, fresh=fresh)
         click.echo(
-            note
-            or f"deployed to chain {provider.chain_id} at block {protocol.deploy_block}; recorded in {path}"
+            note or f"deployed to chain {provider.chain_id} at block {protocol.deploy_block}; recorded in {path}"
         )
 
 
@@ -99,9 +96,7 @@ cli.add_command(margin)
 
 @on_chain(margin, "deposit")
 @click.argument("amount", type=AMOUNT)
-@click.option(
-    "--account-id", type=int, help="Lever account (default: the signer's first; created if none)"
-)
+@click.option("--account-id", type=int, help="Lever account (default: the signer's first; created if none)")
 def margin_deposit(s: Session, amount: Decimal, account_id: int | None) -> None:
     """Deposit AMOUNT of collateral into a Lever account."""
     r = actions.deposit_margin(s, amount, account_id)
@@ -132,9 +127,7 @@ cli.add_command(trade)
 @click.option("--margin", type=AMOUNT, help="deposit this much collateral first")
 @click.option("--leverage", type=AMOUNT, help="deposit the margin for this leverage first")
 @order_options(wait=True)
-def trade_open(
-    s: Session, market: str, side: str, size: Decimal, settle: bool, wait: float, **order: Any
-) -> None:
+def trade_open(s: Session, market: str, side: str, size: Decimal, settle: bool, wait: float, **order: Any) -> None:
     """Open or increase a SIDE position of SIZE (base units) in MARKET."""
     c = _show_commit(actions.open_trade(s, market, side, size, **order))
     _show_fill(actions.await_fill(s, c.order_id, settle, wait, c.block))
@@ -163,9 +156,7 @@ def _show_commit(c: actions.Committed) -> actions.Committed:
 
 def _show_fill(f: actions.Fill) -> None:
     if f.status == "pending":
-        click.echo(
-            f"order {f.order_id} is pending: a keeper settles it, or `lever order settle {f.order_id}`"
-        )
+        click.echo(f"order {f.order_id} is pending: a keeper settles it, or `lever order settle {f.order_id}`")
         return
     click.echo(
         f"order {f.order_id} filled: {f.market} {f.size:+f} at {f.fill_price:,.4f}; trade fee {f.trade_fee},"
@@ -182,9 +173,7 @@ def _show_fill(f: actions.Fill) -> None:
         )
 
 
-order = Group(
-    "order", help="Pending orders: list, cancel, settle; limit, stop-loss and take-profit orders."
-)
+order = Group("order", help="Pending orders: list, cancel, settle; limit, stop-loss and take-profit orders.")
 cli.add_command(order)
 
 
@@ -211,16 +200,12 @@ def order_list(s: Session, account_id: int | None) -> None:
 def order_cancel(s: Session, order_id: int) -> None:
     """Cancel ORDER_ID: a conditional order any time, a market order once expired."""
     r = actions.cancel_order(s, order_id)
-    click.echo(
-        f"cancelled order {r.order_id}; its executor fee {r.executor_fee} went to the {r.fee_to}"
-    )
+    click.echo(f"cancelled order {r.order_id}; its executor fee {r.executor_fee} went to the {r.fee_to}")
 
 
 @on_chain(order, "settle")
 @click.argument("order_id", type=int)
-@click.option(
-    "--wait", type=float, default=60.0, show_default=True, help="seconds to wait for its price"
-)
+@click.option("--wait", type=float, default=60.0, show_default=True, help="seconds to wait for its price")
 def order_settle(s: Session, order_id: int, wait: float) -> None:
     """Settle a market order yourself, with its price from the price service."""
     _show_fill(actions.settle_order(s, order_id, wait))
@@ -236,9 +221,7 @@ def _conditional(kind: str) -> None:
         help="signed size (default for stop/take-profit: the whole position)",
     )
     @order_options(wait=False)
-    def command(
-        s: Session, market: str, trigger: Decimal, size: Decimal | None, **order: Any
-    ) -> None:
+    def command(s: Session, market: str, trigger: Decimal, size: Decimal | None, **order: Any) -> None:
         r = actions.place_conditional(s, kind, market, trigger, size, **order)
         click.echo(
             f"{r.kind} order {r.order_id}: {r.market} {r.size:+f} at {r.trigger} (executor fee {r.executor_fee}"
@@ -293,9 +276,7 @@ def lp_claim(s: Session) -> None:
 
 
 def _show_claim(c: actions.LpClaim) -> None:
-    click.echo(
-        f"claimed: {'deposited' if c.deposit else 'redeemed'} {c.assets:,f} for {c.shares:,f} lvLP"
-    )
+    click.echo(f"claimed: {'deposited' if c.deposit else 'redeemed'} {c.assets:,f} for {c.shares:,f} lvLP")
 
 
 @cli.command()
@@ -308,9 +289,7 @@ def _show_claim(c: actions.LpClaim) -> None:
     show_default=True,
     help="ETH's fall at the bottom, as a share",
 )
-@click.option(
-    "--out", type=click.Path(path_type=Path), default=Path("build/demo"), show_default=True
-)
+@click.option("--out", type=click.Path(path_type=Path), default=Path("build/demo"), show_default=True)
 @click.option("--network", default=DEFAULT_NETWORK, show_default=True)
 @click.option(
     "--dashboard",

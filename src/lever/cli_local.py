@@ -21,11 +21,7 @@ price = Group("price", help="Prices on local chains: the reference feeds and the
 def price_set(s: Session, market: str, value: Decimal) -> None:
     """Set MARKET's price to VALUE (USD): a reference round and a price-service publication."""
     r = actions.set_price(s, market, value)
-    where = (
-        f"published at {r.publish_time}"
-        if r.publish_time
-        else f"price service {s.prices_url} not reachable"
-    )
+    where = f"published at {r.publish_time}" if r.publish_time else f"price service {s.prices_url} not reachable"
     click.echo(f"{r.market} set to {r.usd} USD (reference answer {r.reference_answer}; {where})")
 
 

@@ -64,8 +64,13 @@ class Group(click.Group):
 
 def network_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     """--network and --account."""
-    fn = click.option("--network", default=DEFAULT_NETWORK, show_default=True, envvar="LEVER_NETWORK",
-                      help="ape network choice (ecosystem:network:provider) or an RPC URL")(fn)
+    fn = click.option(
+        "--network",
+        default=DEFAULT_NETWORK,
+        show_default=True,
+        envvar="LEVER_NETWORK",
+        help="ape network choice (ecosystem:network:provider) or an RPC URL",
+    )(fn)
     return click.option("--account", help=ACCOUNT_HELP + " (default on local chains: test:0)")(fn)
 
 
@@ -79,8 +84,13 @@ def on_chain(group: click.Group, name: str | None = None) -> Callable[[Callable[
             with actions.session(network, account, price_service) as s:
                 fn(s, *args, **kwargs)
 
-        options = click.option("--price-service", default=DEFAULT_PRICE_SERVICE, show_default=True,
-                               envvar="LEVER_PRICE_SERVICE", help="Hermes-shaped price service")(network_options(run))
+        options = click.option(
+            "--price-service",
+            default=DEFAULT_PRICE_SERVICE,
+            show_default=True,
+            envvar="LEVER_PRICE_SERVICE",
+            help="Hermes-shaped price service",
+        )(network_options(run))
         command = group.command(name or fn.__name__)(options)
         chain = [p for p in command.params if p.name in ("network", "account", "price_service")]
         command.params = [p for p in command.params if p not in chain] + chain  # listed last in --help
@@ -96,8 +106,13 @@ def order_options(wait: bool) -> Decorator:
     def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
         fn = click.option("--account-id", type=int, help="Lever account (default: the signer's first)")(fn)
         fn = click.option("--acceptable-price", "acceptable", type=AMOUNT, help="cancel it if it fills worse")(fn)
-        fn = click.option("--executor-fee", type=AMOUNT, default=str(actions.DEFAULT_EXECUTOR_FEE), show_default=True,
-                          help="to whoever settles the order (from the margin, else the wallet)")(fn)
+        fn = click.option(
+            "--executor-fee",
+            type=AMOUNT,
+            default=str(actions.DEFAULT_EXECUTOR_FEE),
+            show_default=True,
+            help="to whoever settles the order (from the margin, else the wallet)",
+        )(fn)
         return wait_options(fn) if wait else fn
 
     return decorate

@@ -42,8 +42,12 @@ class LpConfig(_Strict):
 
     def params(self, decimals: int) -> tuple[int, ...]:
         """The `ILeverVault.LpParams` tuple."""
-        return (self.settlement_delay, self.settlement_window, self.liquidation_grace,
-                to_scaled(self.executor_fee, decimals))
+        return (
+            self.settlement_delay,
+            self.settlement_window,
+            self.liquidation_grace,
+            to_scaled(self.executor_fee, decimals),
+        )
 
 
 class OrdersConfig(_Strict):
@@ -54,8 +58,12 @@ class OrdersConfig(_Strict):
 
     def settings(self, decimals: int) -> tuple[int, ...]:
         """The `IOrderBook.Settings` tuple."""
-        return (self.settlement_delay, self.settlement_window, to_scaled(self.min_executor_fee, decimals),
-                to_scaled(self.max_executor_fee, decimals))
+        return (
+            self.settlement_delay,
+            self.settlement_window,
+            to_scaled(self.min_executor_fee, decimals),
+            to_scaled(self.max_executor_fee, decimals),
+        )
 
 
 class GovernanceConfig(_Strict):

@@ -96,10 +96,16 @@ def price_path(plan: Plan, start: dict[str, Decimal]) -> list[Tick]:
     out = []
     for phase, seconds, eth_move in ticks:
         btc_move = 1 + (eth_move - 1) * plan.btc_beta
-        out.append(Tick(phase, seconds, {
-            "ETH-USD": (start["ETH-USD"] * eth_move).quantize(Decimal("0.01")),
-            "BTC-USD": (start["BTC-USD"] * btc_move).quantize(Decimal("0.01")),
-        }))
+        out.append(
+            Tick(
+                phase,
+                seconds,
+                {
+                    "ETH-USD": (start["ETH-USD"] * eth_move).quantize(Decimal("0.01")),
+                    "BTC-USD": (start["BTC-USD"] * btc_move).quantize(Decimal("0.01")),
+                },
+            )
+        )
     return out
 
 
@@ -181,8 +187,15 @@ def blocks_unhealthy(rows: list[BlockRow], liquidations: list[LiquidationRow]) -
 
 
 def build_report(
-    plan: Plan, rows: list[BlockRow], liquidations: list[LiquidationRow], orders: dict[str, int], decimals: int,
-    before: BlockRow, after: BlockRow, seconds: float, phases: dict[str, int],
+    plan: Plan,
+    rows: list[BlockRow],
+    liquidations: list[LiquidationRow],
+    orders: dict[str, int],
+    decimals: int,
+    before: BlockRow,
+    after: BlockRow,
+    seconds: float,
+    phases: dict[str, int],
 ) -> Report:
     waits = blocks_unhealthy(rows, liquidations)
 
@@ -230,14 +243,17 @@ def plot(rows: list[BlockRow], liquidations: list[LiquidationRow], report: Repor
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(11, 7.5), sharex=True, height_ratios=[3, 2])
     top.plot(blocks, index["ETH-USD"], color="#3c6ee0", lw=2, label="ETH-USD")
     top.plot(blocks, index["BTC-USD"], color="#f2a900", lw=1.5, label="BTC-USD")
-    for full, style in ((False, {"marker": "v", "color": "#e08a00", "label": "partial liquidation"}),
-                        (True, {"marker": "x", "color": "#d62728", "label": "full liquidation"})):
+    for full, style in (
+        (False, {"marker": "v", "color": "#e08a00", "label": "partial liquidation"}),
+        (True, {"marker": "x", "color": "#d62728", "label": "full liquidation"}),
+    ):
         hits = [liq for liq in liquidations if liq.full == full]
         if hits:
             top.scatter([h.block for h in hits], [eth_at.get(h.block, 0) for h in hits], s=40, zorder=3, **style)
     top.set_ylabel("price index (start = 100)")
     top.set_title(
-        f"{report.traders} traders, ETH -{Decimal(report.crash) * 100:.0f}%: {report.liquidations['total']} liquidations "
+        f"{report.traders} traders, ETH -{Decimal(report.crash) * 100:.0f}%: "
+        f"{report.liquidations['total']} liquidations "
         f"({report.liquidations['partial']} partial, {report.liquidations['full']} full), bad debt ${report.bad_debt}, "
         f"solvent every block: {'yes' if report.solvent_every_block else 'NO'}",
         fontsize=10,
@@ -299,8 +315,12 @@ class Stage:
         self.session = actions.attach(provider, deployer, self.url, path)
         self.protocol, self.reader = self.session.protocol, self.session.reader
         keeper_key = accounts.test_accounts[9].private_key
-        self.keeper = Keeper(ProtocolReader(provider.web3, Addresses.from_deployment(record)), HermesClient(self.url),
-                             keeper_key, KeeperConfig(start_block=record.block))
+        self.keeper = Keeper(
+            ProtocolReader(provider.web3, Addresses.from_deployment(record)),
+            HermesClient(self.url),
+            keeper_key,
+            KeeperConfig(start_block=record.block),
+        )
         self.keeper_address = str(accounts.test_accounts[9].address)
         self.keeper.hydrate()
         self._extras = contextlib.ExitStack()
@@ -320,8 +340,9 @@ class Stage:
         db = (out / "index.sqlite").resolve()
         for stale in out.glob("index.sqlite*"):
             stale.unlink()
-        running = self._extras.enter_context(alongside(self.provider.uri, record, db_url=f"sqlite:///{db}", port=port,
-                                                       keeper_url=keeper_url))
+        running = self._extras.enter_context(
+            alongside(self.provider.uri, record, db_url=f"sqlite:///{db}", port=port, keeper_url=keeper_url)
+        )
         return running.url
 
     def close(self) -> None:
@@ -341,8 +362,14 @@ class Stage:
             time.sleep(0.2)
 
 
-def run(provider: Any, plan: Plan, out: Path, on_progress: Progress | None = None, dashboard_port: int | None = None,
-        on_report: Callable[[Report, str | None], None] | None = None) -> Report:
+def run(
+    provider: Any,
+    plan: Plan,
+    out: Path,
+    on_progress: Progress | None = None,
+    dashboard_port: int | None = None,
+    on_report: Callable[[Report, str | None], None] | None = None,
+) -> Report:
     """Plays the scenario on the connected local chain; writes report.json and report.png. With
     `dashboard_port` (0: a free port) the dashboard follows the run; `on_report(report, url)` is
     called before anything stops (the command line keeps the dashboard up in it)."""
@@ -437,10 +464,15 @@ def _play(stage: Stage, plan: Plan, out: Path, progress: Progress, started: floa
         progress("checking every block", n + 1, len(blocks))
     solvent_before = all(_solvent(stage.reader, b) for b in range(p.deploy_block, first_block))
     liquidations = _liquidations(stage.reader, first_block, last_block)
-    order_counts = {"committed": len(orders), "settled": len(settled), "settled_by_keeper": by_keeper,
-                    "cancelled": cancelled}
-    report = build_report(plan, rows, liquidations, order_counts, decimals, rows[0], rows[-1],
-                          time.monotonic() - started, phases)
+    order_counts = {
+        "committed": len(orders),
+        "settled": len(settled),
+        "settled_by_keeper": by_keeper,
+        "cancelled": cancelled,
+    }
+    report = build_report(
+        plan, rows, liquidations, order_counts, decimals, rows[0], rows[-1], time.monotonic() - started, phases
+    )
     report.solvent_every_block = report.solvent_every_block and solvent_before
     report.blocks_checked = last_block - p.deploy_block + 1
     (out / "report.json").write_text(report.to_json())
@@ -480,10 +512,16 @@ def _liquidations(reader: Any, first: int, last: int) -> list[LiquidationRow]:
     rows = []
     for log in reader.liquidator.events.Liquidation().get_logs(from_block=first, to_block=last):
         a = log["args"]
-        rows.append(LiquidationRow(
-            int(log["blockNumber"]), int(a["accountId"]), bool(a["full"]), int(a["rewardToken"]),
-            int(a["penaltyToken"]), int(a["badDebtToken"]),
-        ))
+        rows.append(
+            LiquidationRow(
+                int(log["blockNumber"]),
+                int(a["accountId"]),
+                bool(a["full"]),
+                int(a["rewardToken"]),
+                int(a["penaltyToken"]),
+                int(a["badDebtToken"]),
+            )
+        )
     return rows
 
 
@@ -498,8 +536,13 @@ def main(plan: Plan, out: Path, network: str, dashboard_port: int | None = None)
     plan.check()
     console = Console()
     with app.connected(network) as provider:
-        bar = Progress(TextColumn("{task.description:<40}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                       console=console)
+        bar = Progress(
+            TextColumn("{task.description:<40}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+        )
         tasks: dict[str, Any] = {}
 
         def on_progress(phase: str, done: int, total: int) -> None:
@@ -539,9 +582,17 @@ def _print_report(console: Any, r: Report, out: Path) -> None:
     table.add_column("")
     table.add_column("", justify="right")
     for label, value in (
-        ("orders committed / settled (by the keeper) / cancelled",
-         f"{r.orders['committed']} / {r.orders['settled']} ({r.orders['settled_by_keeper']}) / {r.orders['cancelled']}"),
-        ("liquidations (partial / full)", f"{r.liquidations['total']} ({r.liquidations['partial']} / {r.liquidations['full']})"),
+        (
+            "orders committed / settled (by the keeper) / cancelled",
+            (
+                f"{r.orders['committed']} / {r.orders['settled']} ({r.orders['settled_by_keeper']})"
+                f" / {r.orders['cancelled']}"
+            ),
+        ),
+        (
+            "liquidations (partial / full)",
+            f"{r.liquidations['total']} ({r.liquidations['partial']} / {r.liquidations['full']})",
+        ),
         ("accounts liquidated", str(r.liquidated_accounts)),
         ("blocks unhealthy -> liquidated (max / median)", f"{r.max_blocks_unhealthy} / {r.median_blocks_unhealthy:g}"),
         ("still liquidatable at the end", str(r.unhealthy_at_end)),
@@ -549,7 +600,10 @@ def _print_report(console: Any, r: Report, out: Path) -> None:
         ("bad debt", f"${r.bad_debt}"),
         ("insurance fund before -> after", f"${Decimal(r.insurance_before):,} -> ${Decimal(r.insurance_after):,}"),
         ("pool value before -> after", f"${Decimal(r.pool_before):,} -> ${Decimal(r.pool_after):,}"),
-        (f"solvency identity at every block ({r.blocks_checked})", "held" if r.solvent_every_block else "[bold red]BROKEN[/]"),
+        (
+            f"solvency identity at every block ({r.blocks_checked})",
+            "held" if r.solvent_every_block else "[bold red]BROKEN[/]",
+        ),
         ("wall time", f"{r.seconds:.0f} s"),
     ):
         table.add_row(label, value)

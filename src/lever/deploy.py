@@ -57,14 +57,22 @@ def create_address(deployer: str, nonce: int) -> str:
     return to_checksum_address(keccak(rlp.encode([bytes.fromhex(deployer[2:]), nonce]))[12:])
 
 
-def deploy_core(project: Any, deployer: Any, token: Any, oracle: Any, config: NetworkConfig) -> tuple[Any, Any, Any, Any]:
+def deploy_core(
+    project: Any, deployer: Any, token: Any, oracle: Any, config: NetworkConfig
+) -> tuple[Any, Any, Any, Any]:
     """Vault, engine, order book and liquidator, wired through immutables: each is deployed
     knowing the addresses the others will get (four consecutive nonces of the deployer)."""
     nonce = deployer.nonce
     engine_at, book_at, liquidator_at = (create_address(deployer.address, nonce + i) for i in (1, 2, 3))
     decimals = config.collateral.decimals
     vault = project.LeverVault.deploy(
-        token, deployer, to_wad(config.vault.protocol_fee_share), config.lp.params(decimals), engine_at, book_at, oracle,
+        token,
+        deployer,
+        to_wad(config.vault.protocol_fee_share),
+        config.lp.params(decimals),
+        engine_at,
+        book_at,
+        oracle,
         sender=deployer,
     )
     engine = project.PerpEngine.deploy(vault, oracle, book_at, liquidator_at, deployer, sender=deployer)

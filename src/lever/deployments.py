@@ -20,6 +20,8 @@ DEPLOYMENTS_DIR = REPO / "deployments"
 def deployments_dir() -> Path:
     """`deployments/` in the repository, or `LEVER_DEPLOYMENTS_DIR` if set."""
     return Path(os.environ.get("LEVER_DEPLOYMENTS_DIR") or DEPLOYMENTS_DIR)
+
+
 CONTRACTS = ("token", "pyth", "oracle", "vault", "engine", "order_book", "liquidator", "timelock")
 
 

@@ -131,8 +131,15 @@ def status(protocol: Any) -> list[Operation]:
 def _operation(protocol: Any, op_id: bytes, target: str, data: bytes, salt: bytes) -> Operation:
     tl = protocol.timelock
     names = {str(addr).lower(): name for name, addr in protocol.contracts().items()}
-    return Operation(op_id, target, names.get(target.lower(), target), data, salt, int(tl.getTimestamp(op_id)),
-                     STATES[int(tl.getOperationState(op_id))])
+    return Operation(
+        op_id,
+        target,
+        names.get(target.lower(), target),
+        data,
+        salt,
+        int(tl.getTimestamp(op_id)),
+        STATES[int(tl.getOperationState(op_id))],
+    )
 
 
 def _head() -> int:
@@ -141,7 +148,9 @@ def _head() -> int:
     return int(chain.blocks.head.number)
 
 
-def schedule_change(protocol: Any, sender: Any, what: str, items: tuple[str, ...], delay: int | None = None) -> Operation:
+def schedule_change(
+    protocol: Any, sender: Any, what: str, items: tuple[str, ...], delay: int | None = None
+) -> Operation:
     """`lever admin schedule`: `market MARKET name=value ...` or `liquidation name=value ...`."""
     if what == "market":
         if not items:

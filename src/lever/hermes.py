@@ -57,8 +57,14 @@ class HermesClient:
         for blob, parsed in zip(body["binary"]["data"], body["parsed"], strict=True):
             price = parsed["price"]
             pid = bytes.fromhex(parsed["id"].removeprefix("0x"))
-            out[pid] = Update(pid, bytes.fromhex(blob.removeprefix("0x")), int(price["price"]), int(price["conf"]),
-                              int(price["expo"]), int(price["publish_time"]))
+            out[pid] = Update(
+                pid,
+                bytes.fromhex(blob.removeprefix("0x")),
+                int(price["price"]),
+                int(price["conf"]),
+                int(price["expo"]),
+                int(price["publish_time"]),
+            )
         return out
 
     def close(self) -> None:

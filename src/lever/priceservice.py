@@ -66,8 +66,9 @@ def _answer(found: list[tuple[FeedHistory, Publication, int]]) -> JSONResponse:
         blob = encode_update(feed.price_id, pub, prev)
         price = {"price": str(pub.price), "conf": str(pub.conf), "expo": pub.expo, "publish_time": pub.publish_time}
         data.append(blob.hex())
-        parsed.append({"id": feed.price_id.hex(), "price": price, "ema_price": price,
-                       "metadata": {"prev_publish_time": prev}})
+        parsed.append(
+            {"id": feed.price_id.hex(), "price": price, "ema_price": price, "metadata": {"prev_publish_time": prev}}
+        )
     return JSONResponse({"binary": {"encoding": "hex", "data": data}, "parsed": parsed})
 
 
@@ -117,17 +118,24 @@ def app(state: PriceState) -> Starlette:
 
     async def feeds(request: Request) -> JSONResponse:
         with state.lock:
-            out = {m: {"id": f.price_id.hex(), "price": str(state.current.get(m)),
-                       "publish_time": (last.publish_time if (last := f.latest()) else None)}
-                   for m, f in state.book.feeds.items()}
+            out = {
+                m: {
+                    "id": f.price_id.hex(),
+                    "price": str(state.current.get(m)),
+                    "publish_time": (last.publish_time if (last := f.latest()) else None),
+                }
+                for m, f in state.book.feeds.items()
+            }
         return JSONResponse(out)
 
-    return Starlette(routes=[
-        Route("/v2/updates/price/latest", latest),
-        Route("/v2/updates/price/{publish_time:int}", at_time),
-        Route("/lever/prices", post_price, methods=["POST"]),
-        Route("/lever/feeds", feeds),
-    ])
+    return Starlette(
+        routes=[
+            Route("/v2/updates/price/latest", latest),
+            Route("/v2/updates/price/{publish_time:int}", at_time),
+            Route("/lever/prices", post_price, methods=["POST"]),
+            Route("/lever/feeds", feeds),
+        ]
+    )
 
 
 def chain_clock(rpc_url: str) -> Clock:
@@ -142,8 +150,10 @@ def chain_clock(rpc_url: str) -> Clock:
         wall = time.time()
         if wall - offset["read"] > 0.5:
             try:
-                block = client.post(rpc_url, json={"jsonrpc": "2.0", "id": 1, "method": "eth_getBlockByNumber",
-                                                   "params": ["latest", False]}).json()["result"]
+                block = client.post(
+                    rpc_url,
+                    json={"jsonrpc": "2.0", "id": 1, "method": "eth_getBlockByNumber", "params": ["latest", False]},
+                ).json()["result"]
                 offset["value"] = max(0, int(block["timestamp"], 16) - int(wall))
                 offset["read"] = wall
             except Exception as exc:  # noqa: BLE001 - a node hiccup: keep the last offset
@@ -198,7 +208,9 @@ class Server:
 
 def state_for(deployment: Deployment, clock: Clock) -> PriceState:
     """A price state for a deployment: its markets' ids, each starting at its configured price."""
-    book = PriceBook.for_markets({name: bytes.fromhex(pid.removeprefix("0x")) for name, pid in deployment.price_ids.items()})
+    book = PriceBook.for_markets(
+        {name: bytes.fromhex(pid.removeprefix("0x")) for name, pid in deployment.price_ids.items()}
+    )
     markets = deployment.parameters.get("markets", {})
     current = {name: Decimal(str(markets.get(name, {}).get("initial_price", "1"))) for name in deployment.markets}
     return PriceState(book, current, clock)
@@ -210,8 +222,12 @@ def serve(rpc_url: str, port: int, record: Path | None = None) -> None:
     import uvicorn
 
     try:
-        chain_id = int(httpx.post(rpc_url, json={"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []},
-                                  timeout=5).json()["result"], 16)
+        chain_id = int(
+            httpx.post(
+                rpc_url, json={"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []}, timeout=5
+            ).json()["result"],
+            16,
+        )
     except (httpx.HTTPError, KeyError, ValueError):
         raise LeverError(f"cannot reach the node at {rpc_url}") from None
     state = state_for(load_deployment(chain_id, path=record), chain_clock(rpc_url))

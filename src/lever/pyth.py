@@ -112,7 +112,9 @@ class PriceBook:
     def for_markets(cls, price_ids: dict[str, bytes]) -> PriceBook:
         return cls({name: FeedHistory(pid) for name, pid in price_ids.items()})
 
-    def publish(self, market: str, usd: Decimal | str | int, publish_time: int, conf_share: Decimal = Decimal(0)) -> Publication:
+    def publish(
+        self, market: str, usd: Decimal | str | int, publish_time: int, conf_share: Decimal = Decimal(0)
+    ) -> Publication:
         """Publishes `usd` for `market` at `publish_time` (confidence as a share of the price)."""
         price = to_pyth_price(usd)
         pub = Publication(publish_time, price, int(price * conf_share))

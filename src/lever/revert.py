@@ -69,8 +69,7 @@ MESSAGES: dict[str, Callable[[Args, _Tokens], str]] = {
         f" {_leverage(a['maxLeverageWad'])}"
     ),
     "OpenInterestCapExceeded": lambda a, t: (
-        f"market {a['marketId']}'s open-interest cap is reached: {_usd(a['openInterestWad'])}"
-        f" > cap {_usd(a['capWad'])}"
+        f"market {a['marketId']}'s open-interest cap is reached: {_usd(a['openInterestWad'])} > cap {_usd(a['capWad'])}"
     ),
     "ReserveExceeded": lambda a, t: (
         f"the pool cannot reserve for this position: open positions' capped profits would need"
@@ -93,8 +92,7 @@ MESSAGES: dict[str, Callable[[Args, _Tokens], str]] = {
         " it must be liquidated"
     ),
     "ParameterOutOfBounds": lambda a, t: (
-        f"parameter {bytes(a['parameter']).rstrip(bytes(1)).decode(errors='replace')} is out of bounds:"
-        f" {a['value']}"
+        f"parameter {bytes(a['parameter']).rstrip(bytes(1)).decode(errors='replace')} is out of bounds: {a['value']}"
     ),
     "ParameterRampInProgress": lambda a, t: (
         f"market {a['marketId']}'s last parameter change is still phasing in until {a['until']}"
@@ -104,7 +102,8 @@ MESSAGES: dict[str, Callable[[Args, _Tokens], str]] = {
         f"cannot withdraw {t(a['amount'])}: account {a['accountId']} has {t(a['marginToken'])} of margin"
     ),
     "TransferAmountMismatch": lambda a, t: (
-        f"the token delivered {t(a['received'])} instead of {t(a['expected'])} (fee-on-transfer tokens are not supported)"
+        f"the token delivered {t(a['received'])} instead of {t(a['expected'])}"
+        " (fee-on-transfer tokens are not supported)"
     ),
     "UnsupportedTokenDecimals": lambda a, t: f"collateral tokens with {a['decimals']} decimals are not supported",
     "Unauthorized": lambda a, t: f"{a['caller']} may not call this",
@@ -135,7 +134,9 @@ MESSAGES: dict[str, Callable[[Args, _Tokens], str]] = {
     "NothingToSettle": lambda a, t: "none of these orders could be settled or cancelled now",
     "UpdateFeeUnpaid": lambda a, t: f"the price updates cost {a['required']} wei, {a['paid']} was sent",
     "OracleNotConfigured": lambda a, t: f"market {a['marketId']} has no oracle",
-    "OracleNonPositivePrice": lambda a, t: f"market {a['marketId']}'s oracle reports a non-positive price ({a['answer']})",
+    "OracleNonPositivePrice": lambda a, t: (
+        f"market {a['marketId']}'s oracle reports a non-positive price ({a['answer']})"
+    ),
     "OraclePriceTooHigh": lambda a, t: f"market {a['marketId']}'s oracle reports an implausibly high price",
     "OracleStalePrice": lambda a, t: (
         f"market {a['marketId']}'s price is stale: published at {a['updatedAt']}, older than {a['maxAge']} s"
@@ -146,7 +147,8 @@ MESSAGES: dict[str, Callable[[Args, _Tokens], str]] = {
         f"market {a['marketId']}'s pull price is too uncertain: ±{_usd(a['confWad'])} on {_usd(a['priceWad'])}"
     ),
     "OracleReferenceDeviation": lambda a, t: (
-        f"market {a['marketId']}'s pull price {_usd(a['priceWad'])} is too far from its reference {_usd(a['referenceWad'])}"
+        f"market {a['marketId']}'s pull price {_usd(a['priceWad'])} is too far"
+        f" from its reference {_usd(a['referenceWad'])}"
     ),
     "SequencerDown": lambda a, t: "the L2 sequencer is down: no fills or liquidations",
     "SequencerGracePeriod": lambda a, t: f"the L2 sequencer restarted recently: fills resume at {a['until']}",
@@ -163,9 +165,7 @@ MESSAGES: dict[str, Callable[[Args, _Tokens], str]] = {
     "InsufficientFee": lambda a, t: "the pull oracle's update fee was not paid",
     "EnforcedPause": lambda a, t: "the protocol is paused: opening and increasing positions are stopped",
     "AccessControlUnauthorizedAccount": lambda a, t: f"{a['account']} lacks the role this needs",
-    "ERC20InsufficientBalance": lambda a, t: (
-        f"the wallet holds {t(a['balance'])} tokens, {t(a['needed'])} are needed"
-    ),
+    "ERC20InsufficientBalance": lambda a, t: f"the wallet holds {t(a['balance'])} tokens, {t(a['needed'])} are needed",
     "ERC20InsufficientAllowance": lambda a, t: (
         f"the allowance is {t(a['allowance'])} tokens, {t(a['needed'])} are needed"
     ),
@@ -263,4 +263,3 @@ def _raw_bytes(candidate: Any) -> bytes | None:
         if match:
             return bytes.fromhex(match.group(0)[2:])
     return None
-

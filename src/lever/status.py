@@ -88,12 +88,18 @@ def read_status(reader: ProtocolReader, page: int = 200) -> ProtocolStatus:
     markets = []
     for mk, view in views.items():
         s, p = view.state, view.params
-        markets.append(MarketStatus(
-            names.get(mk, str(mk)), mk, from_wad(view.price.price), view.price.publish_time,
-            from_wad(s.long_oi), from_wad(s.short_oi),
-            from_wad(m.perp.funding_rate_per_day(s.skew, p.funding_scale, p.max_funding_rate_per_day)),
-            from_wad(m.market_reserve(s, p)),
-        ))
+        markets.append(
+            MarketStatus(
+                names.get(mk, str(mk)),
+                mk,
+                from_wad(view.price.price),
+                view.price.publish_time,
+                from_wad(s.long_oi),
+                from_wad(s.short_oi),
+                from_wad(m.perp.funding_rate_per_day(s.skew, p.funding_scale, p.max_funding_rate_per_day)),
+                from_wad(m.market_reserve(s, p)),
+            )
+        )
     accounts = []
     ids: list[int] = []
     total = reader.account_count(block)
@@ -106,10 +112,24 @@ def read_status(reader: ProtocolReader, page: int = 200) -> ProtocolStatus:
         positions = []
         for mk, pos in sorted(record.positions.items()):
             liq = m.liquidation_price(record.margin_token, scale, legs, mk, cov)
-            positions.append(PositionStatus(names.get(mk, str(mk)), from_wad(pos.size),
-                                            from_wad(m.figures(pos, views[mk], cov).value), from_wad(liq) if liq else None))
-        accounts.append(AccountStatus(account, from_scaled(record.margin_token, decimals), from_wad(state.equity),
-                                      from_wad(state.maintenance_margin), health(state), positions))
+            positions.append(
+                PositionStatus(
+                    names.get(mk, str(mk)),
+                    from_wad(pos.size),
+                    from_wad(m.figures(pos, views[mk], cov).value),
+                    from_wad(liq) if liq else None,
+                )
+            )
+        accounts.append(
+            AccountStatus(
+                account,
+                from_scaled(record.margin_token, decimals),
+                from_wad(state.equity),
+                from_wad(state.maintenance_margin),
+                health(state),
+                positions,
+            )
+        )
     v = reader.vault.functions
     balance, _, solvent = reader.call(v.solvency(), block)
     book = reader.order_book.functions
@@ -141,8 +161,14 @@ def render_status(status: ProtocolStatus, console: Console | None = None) -> Non
     for col in ("market", "price", "long OI", "short OI", "funding/day", "reserve"):
         markets.add_column(col, justify="right" if col != "market" else "left")
     for mk in status.markets:
-        markets.add_row(mk.name, _usd(mk.price), f"{plain(mk.long_oi):,f}", f"{plain(mk.short_oi):,f}",
-                        f"{mk.funding_rate_per_day * 100:.4f}%", _usd(mk.reserve))
+        markets.add_row(
+            mk.name,
+            _usd(mk.price),
+            f"{plain(mk.long_oi):,f}",
+            f"{plain(mk.short_oi):,f}",
+            f"{mk.funding_rate_per_day * 100:.4f}%",
+            _usd(mk.reserve),
+        )
     console.print(markets)
     pool = Table(title="Pool and ledgers")
     pool.add_column("")
@@ -168,7 +194,8 @@ def render_status(status: ProtocolStatus, console: Console | None = None) -> Non
         accounts.add_column(col, justify="right" if col != "positions" else "left")
     for a in status.accounts:
         legs = "; ".join(
-            f"{p.market} {plain(p.size):+,f} (value {_usd(p.value)}, liq {_usd(p.liquidation_price) if p.liquidation_price else '-'})"
+            f"{p.market} {plain(p.size):+,f} (value {_usd(p.value)},"
+            f" liq {_usd(p.liquidation_price) if p.liquidation_price else '-'})"
             for p in a.positions
         )
         shown = f"{a.health:.3f}" if a.health is not None else "-"

@@ -51,16 +51,38 @@ def postgres_server() -> Iterator[str]:
     if user:
         shutil.chown(root, user)
     port = free_port()
-    subprocess.run(_as(user, str(PG_BIN / "initdb"), "-D", str(data), "-A", "trust", "-U", "lever", "--no-sync"),
-                   check=True, capture_output=True)
+    subprocess.run(
+        _as(user, str(PG_BIN / "initdb"), "-D", str(data), "-A", "trust", "-U", "lever", "--no-sync"),
+        check=True,
+        capture_output=True,
+    )
     options = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off"
-    subprocess.run(_as(user, str(PG_BIN / "pg_ctl"), "-D", str(data), "-o", options, "-w", "-t", "60",
-                       "-l", str(root / "server.log"), "start"), check=True, capture_output=True)
+    subprocess.run(
+        _as(
+            user,
+            str(PG_BIN / "pg_ctl"),
+            "-D",
+            str(data),
+            "-o",
+            options,
+            "-w",
+            "-t",
+            "60",
+            "-l",
+            str(root / "server.log"),
+            "start",
+        ),
+        check=True,
+        capture_output=True,
+    )
     try:
         yield f"postgresql+psycopg://lever@127.0.0.1:{port}"
     finally:
-        subprocess.run(_as(user, str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"),
-                       check=False, capture_output=True)
+        subprocess.run(
+            _as(user, str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"),
+            check=False,
+            capture_output=True,
+        )
         shutil.rmtree(root, ignore_errors=True)
 
 

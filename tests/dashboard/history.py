@@ -22,8 +22,7 @@ def fund_insurance(h: Harness, who: Any, amount: int) -> None:
 
 
 def place_limit(h: Harness, owner: Any, account: int, size: str, trigger: str) -> int:
-    receipt = h.p.order_book.placeOrder(account, 0, int(Kind.LIMIT), wad(size), wad(trigger), 0, usdc(1),
-                                        sender=owner)
+    receipt = h.p.order_book.placeOrder(account, 0, int(Kind.LIMIT), wad(size), wad(trigger), 0, usdc(1), sender=owner)
     return int(receipt.events.filter(h.p.order_book.OrderPlaced)[0].orderId)
 
 
@@ -60,9 +59,10 @@ def assert_index_equals_chain(engine: Engine, h: Harness) -> None:
     v = r.vault.functions
     with engine.connect() as conn:
         margins = {int(a.account_id): a.margin for a in conn.execute(select(s.accounts))}
-        positions = {(int(p.account_id), int(p.market_id)): m.Position(p.size, p.cost, p.entry_charge,
-                                                                        int(p.last_increase_time))
-                     for p in conn.execute(select(s.positions))}
+        positions = {
+            (int(p.account_id), int(p.market_id)): m.Position(p.size, p.cost, p.entry_charge, int(p.last_increase_time))
+            for p in conn.execute(select(s.positions))
+        }
         ledgers = conn.execute(select(s.ledgers)).mappings().one()
     count = r.account_count()
     assert sorted(margins) == list(range(1, count + 1))
@@ -72,10 +72,15 @@ def assert_index_equals_chain(engine: Engine, h: Harness) -> None:
         assert margins[account] == record.margin_token, f"margin of account {account}"
         chain_positions.update({(account, mk): pos for mk, pos in record.positions.items()})
     assert positions == chain_positions
-    assert {k: ledgers[k] for k in ("pool", "insurance", "protocol_fees", "order_escrow", "lp_escrow",
-                                    "total_margin", "share_supply")} == {
-        "pool": int(v.poolAssets().call()), "insurance": int(v.insuranceFund().call()),
-        "protocol_fees": int(v.protocolFees().call()), "order_escrow": int(v.orderEscrow().call()),
-        "lp_escrow": int(v.lpEscrow().call()), "total_margin": int(v.totalMargin().call()),
+    assert {
+        k: ledgers[k]
+        for k in ("pool", "insurance", "protocol_fees", "order_escrow", "lp_escrow", "total_margin", "share_supply")
+    } == {
+        "pool": int(v.poolAssets().call()),
+        "insurance": int(v.insuranceFund().call()),
+        "protocol_fees": int(v.protocolFees().call()),
+        "order_escrow": int(v.orderEscrow().call()),
+        "lp_escrow": int(v.lpEscrow().call()),
+        "total_margin": int(v.totalMargin().call()),
         "share_supply": int(v.totalSupply().call()),
     }

@@ -24,8 +24,15 @@ from lever.paths import REPO
 
 CHROMIUM = Path("/usr/bin/chromium")
 SHOTS = REPO / "build" / "dashboard"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync"]
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 WAIT_MS = 20_000
 
 
@@ -38,7 +45,8 @@ def browser_context() -> Iterator[Any]:
     profile = tempfile.mkdtemp(prefix="lever-chromium-")
     with sync_playwright() as pw:
         context = pw.chromium.launch_persistent_context(
-            profile, executable_path=str(CHROMIUM), args=ARGS, headless=True, viewport={"width": 1400, "height": 900})
+            profile, executable_path=str(CHROMIUM), args=ARGS, headless=True, viewport={"width": 1400, "height": 900}
+        )
         try:
             yield context
         finally:
@@ -62,8 +70,13 @@ def keeper_url(h: Harness, deployment: Deployment, chain: Any) -> Iterator[str]:
 
 @pytest.fixture
 def dashboard(h: Harness, chain: Any, deployment: Deployment, tmp_path: Path, keeper_url: str) -> Iterator[Running]:
-    with alongside(chain.provider.uri, deployment, db_url=f"sqlite:///{tmp_path / 'index.sqlite'}",
-                   keeper_url=keeper_url, interval=0.2) as running:
+    with alongside(
+        chain.provider.uri,
+        deployment,
+        db_url=f"sqlite:///{tmp_path / 'index.sqlite'}",
+        keeper_url=keeper_url,
+        interval=0.2,
+    ) as running:
         yield running
 
 

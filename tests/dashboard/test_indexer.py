@@ -21,8 +21,13 @@ def count(engine: Any, table: Any) -> int:
 
 
 def chain_log_count(h: Harness, indexer: Indexer, upto: int) -> int:
-    logs = h.reader.w3.eth.get_logs({"fromBlock": 0, "toBlock": upto,
-                                     "address": [h.reader.w3.to_checksum_address(a) for a in indexer.decoder.addresses]})
+    logs = h.reader.w3.eth.get_logs(
+        {
+            "fromBlock": 0,
+            "toBlock": upto,
+            "address": [h.reader.w3.to_checksum_address(a) for a in indexer.decoder.addresses],
+        }
+    )
     return len(logs)
 
 
@@ -39,12 +44,22 @@ def test_sync_after_trades_liquidations_and_lp_flows_index_equals_chain(
         liquidations = conn.execute(select(s.liquidations).order_by(s.liquidations.c.block)).mappings().all()
         orders = {(o["order_id"], o["status"]) for o in conn.execute(select(s.orders)).mappings()}
         liq_trades = conn.execute(select(func.count()).where(s.trades.c.liquidation)).scalar_one()
-        health = conn.execute(select(s.accounts.c.health_f).where(
-            s.accounts.c.account_id == made["steady"])).scalar_one()
-        snapshot = conn.execute(select(s.market_snapshots).where(s.market_snapshots.c.market_id == 0)
-                                .order_by(s.market_snapshots.c.block.desc())).mappings().first()
+        health = conn.execute(
+            select(s.accounts.c.health_f).where(s.accounts.c.account_id == made["steady"])
+        ).scalar_one()
+        snapshot = (
+            conn.execute(
+                select(s.market_snapshots)
+                .where(s.market_snapshots.c.market_id == 0)
+                .order_by(s.market_snapshots.c.block.desc())
+            )
+            .mappings()
+            .first()
+        )
     assert [(int(q["account_id"]), bool(q["full"]), q["bad_debt"] > 0) for q in liquidations] == [
-        (made["partial"], False, False), (made["underwater"], True, True)]
+        (made["partial"], False, False),
+        (made["underwater"], True, True),
+    ]
     assert liq_trades == 2
     assert (made["limit"], "pending") in orders and sum(1 for _, st in orders if st == "cancelled") == 1
     assert health is not None and health > 1
@@ -112,8 +127,9 @@ def test_decode_of_every_history_log_matches_eth_abi(
 
     make_history(h, alice, bob, lp)
     decoder = Decoder(artifacts(), deployment.contracts)
-    raw = chain.provider.web3.provider.make_request("eth_getLogs", [{
-        "fromBlock": "0x0", "toBlock": "latest", "address": decoder.addresses}])["result"]
+    raw = chain.provider.web3.provider.make_request(
+        "eth_getLogs", [{"fromBlock": "0x0", "toBlock": "latest", "address": decoder.addresses}]
+    )["result"]
     names = set()
     for entry in raw:
         log = RawLog.from_rpc(entry)

@@ -158,7 +158,11 @@ class NodeChain:
             raise Reverted(b"", f"transaction {tx_hash} failed after a successful eth_call")
         receipt["output"] = out
         self.logs = [
-            Log(entry["address"].lower(), tuple(bytes.fromhex(t[2:]) for t in entry["topics"]), bytes.fromhex(entry["data"][2:]))
+            Log(
+                entry["address"].lower(),
+                tuple(bytes.fromhex(t[2:]) for t in entry["topics"]),
+                bytes.fromhex(entry["data"][2:]),
+            )
             for entry in receipt["logs"]
         ]
         return receipt

@@ -119,12 +119,36 @@ class State:
 
     def clone(self) -> State:
         return State(
-            dict(self.balances), dict(self.margin), dict(self.accounts), dict(self.positions), dict(self.orders),
-            list(self.params), list(self.prev), list(self.markets), list(self.oracle), list(self.rounds),
-            dict(self.pending_deposit), dict(self.pending_redeem), dict(self.claim_deposit), dict(self.claim_redeem),
-            dict(self.shares), self.liquidation, self.total_margin, self.pool, self.insurance, self.fees,
-            self.order_escrow, self.lp_escrow, self.supply, self.total_reserve, self.open_mask, self.paused,
-            self.account_count, self.bad_debt, self.bad_by_insurance, self.bad_by_pool,
+            dict(self.balances),
+            dict(self.margin),
+            dict(self.accounts),
+            dict(self.positions),
+            dict(self.orders),
+            list(self.params),
+            list(self.prev),
+            list(self.markets),
+            list(self.oracle),
+            list(self.rounds),
+            dict(self.pending_deposit),
+            dict(self.pending_redeem),
+            dict(self.claim_deposit),
+            dict(self.claim_redeem),
+            dict(self.shares),
+            self.liquidation,
+            self.total_margin,
+            self.pool,
+            self.insurance,
+            self.fees,
+            self.order_escrow,
+            self.lp_escrow,
+            self.supply,
+            self.total_reserve,
+            self.open_mask,
+            self.paused,
+            self.account_count,
+            self.bad_debt,
+            self.bad_by_insurance,
+            self.bad_by_pool,
         )
 
 
@@ -195,7 +219,9 @@ class Ghost:
     def _record(self, s: State, market: int, strict: bool) -> tuple[int, int]:
         """`_recordReference`: (reference price or 0, its round's time)."""
         r = s.rounds[market]
-        s.oracle[market], price = m.oracle.record_round(self.cfg.oracle[market], s.oracle[market], market, r, self.now, strict)
+        s.oracle[market], price = m.oracle.record_round(
+            self.cfg.oracle[market], s.oracle[market], market, r, self.now, strict
+        )
         return price, r.updated_at
 
     def latest(self, s: State, market: int) -> PriceData:
@@ -217,14 +243,18 @@ class Ghost:
     def settlement_price(self, s: State, market: int, blob: Blob, min_time: int, max_time: int) -> PriceData:
         """`OracleAdapter.settlementPrice`: the blob must be the earliest price at or after
         `min_time` (its previous publication before it) and published by `max_time`."""
-        if not (blob.market == market and min_time <= blob.publish_time <= max_time and blob.prev_publish_time < min_time):
+        if not (
+            blob.market == market and min_time <= blob.publish_time <= max_time and blob.prev_publish_time < min_time
+        ):
             raise Refused("PriceFeedNotFoundWithinRange")
         price = self._to_wad(market, blob)
         reference, reference_time = self._record(s, market, strict=True)
         if reference_time <= blob.publish_time:
             self._deviation(market, price, reference)
         s.oracle[market] = m.oracle.store_if_newer(s.oracle[market], price, blob.publish_time)
-        return m.oracle.price_data(self.cfg.oracle[market], s.oracle[market], price, blob.publish_time, self.now, reference)
+        return m.oracle.price_data(
+            self.cfg.oracle[market], s.oracle[market], price, blob.publish_time, self.now, reference
+        )
 
     def update_prices(self, s: State, updates: list[Blob], value: int) -> None:
         """`OracleAdapter.updatePrices`: each blob newer than the stored price (and within the
@@ -304,9 +334,20 @@ class Ghost:
             leg = s.positions[(account, other)]
             others.append((leg, self.view(s, other, m.oracle.worst_for(leg.size, d), cov.pool)))
         out = m.execute_trade(
-            account_id=account, view=view, pos=pos, delta=delta, acceptable=acceptable, reduce_only=reduce_only,
-            mask=acc.mask, margin_token=s.margin.get(account, 0), other_legs=others, cov=cov,
-            total_reserve=s.total_reserve, paused=s.paused, token_scale=self.cfg.token_scale, now=self.now,
+            account_id=account,
+            view=view,
+            pos=pos,
+            delta=delta,
+            acceptable=acceptable,
+            reduce_only=reduce_only,
+            mask=acc.mask,
+            margin_token=s.margin.get(account, 0),
+            other_legs=others,
+            cov=cov,
+            total_reserve=s.total_reserve,
+            paused=s.paused,
+            token_scale=self.cfg.token_scale,
+            now=self.now,
             stale_market=stale,
         )
         self._write_market(s, market, out.state)
@@ -348,14 +389,20 @@ class Ghost:
                 s.positions.pop((account, view.market_id))
                 mask &= ~(1 << view.market_id)
             else:
-                s.positions[(account, view.market_id)] = replace(pos, size=t.new_size, cost=t.new_cost,
-                                                                 entry_charge=t.new_entry_charge)
+                s.positions[(account, view.market_id)] = replace(
+                    pos, size=t.new_size, cost=t.new_cost, entry_charge=t.new_entry_charge
+                )
         s.accounts[account] = replace(acc, mask=mask, last_trade_time=self.now)
         floor = 0 if keeper == acc.owner else s.liquidation.min_reward // scale
         before = s.margin.get(account, 0)
         r = m.vault.settle_liquidation(
-            before, m.vault.Ledgers(s.pool, s.insurance, s.fees, self.cfg.fee_share),
-            p.pnl_token, p.fee_token, p.reward_request, p.penalty_request, floor,
+            before,
+            m.vault.Ledgers(s.pool, s.insurance, s.fees, self.cfg.fee_share),
+            p.pnl_token,
+            p.fee_token,
+            p.reward_request,
+            p.penalty_request,
+            floor,
         )
         if r.ledgers.pool < 0:
             raise Refused("SafeCastOverflowedIntToUint")
@@ -370,7 +417,9 @@ class Ghost:
             self._pay(s, keeper, r.reward_paid)
         return True
 
-    def liquidate(self, s: State, keeper: str, accounts: list[int], updates: list[Blob], value: int, batch: bool) -> int:
+    def liquidate(
+        self, s: State, keeper: str, accounts: list[int], updates: list[Blob], value: int, batch: bool
+    ) -> int:
         """`Liquidator.liquidate` / `liquidateBatch`."""
         if updates:
             self.update_prices(s, updates, value)
@@ -478,8 +527,9 @@ class Ghost:
         if acc.owner != sender:
             raise Refused("NotAccountOwner", accountId=account)
 
-    def _check_conditional(self, s: State, account: int, market: int, kind: Kind, size: int, trigger: int,
-                           acceptable: int) -> None:
+    def _check_conditional(
+        self, s: State, account: int, market: int, kind: Kind, size: int, trigger: int, acceptable: int
+    ) -> None:
         if size == 0:
             raise Refused("ZeroSize")
         if trigger == 0 or trigger > k.MAX_PRICE_WAD:
@@ -491,8 +541,18 @@ class Ghost:
             if pos.size == 0 or (pos.size > 0) == (size > 0):
                 raise Refused("ReduceOnlyViolated", accountId=account, marketId=market)
 
-    def place(self, s: State, sender: str, account: int, market: int, kind: Kind, size: int, trigger: int,
-              acceptable: int, fee: int) -> int:
+    def place(
+        self,
+        s: State,
+        sender: str,
+        account: int,
+        market: int,
+        kind: Kind,
+        size: int,
+        trigger: int,
+        acceptable: int,
+        fee: int,
+    ) -> int:
         """`OrderBook.commitOrder` / `placeOrder`; returns the order id."""
         self._owned(s, account, sender)
         if market >= len(s.params):
@@ -528,8 +588,9 @@ class Ghost:
         if o.kind == Kind.MARKET:
             raise Refused("InvalidOrderKind")
         self._check_conditional(s, account, o.market_id, o.kind, size, trigger, acceptable)
-        s.orders[(account, slot)] = replace(o, size_delta=size, trigger_price=trigger, acceptable_price=acceptable,
-                                            updated_at=self.now)
+        s.orders[(account, slot)] = replace(
+            o, size_delta=size, trigger_price=trigger, acceptable_price=acceptable, updated_at=self.now
+        )
 
     def cancel_order(self, s: State, sender: str, order_id: int) -> None:
         account, slot = m.orders.split(order_id)
@@ -572,8 +633,9 @@ class Ghost:
                 refunded += o.executor_fee
         return refunded
 
-    def settle_orders(self, s: State, sender: str, ids: list[int], blobs: list[Blob | None], latest: list[Blob],
-                      value: int) -> int:
+    def settle_orders(
+        self, s: State, sender: str, ids: list[int], blobs: list[Blob | None], latest: list[Blob], value: int
+    ) -> int:
         """`OrderBook.settleOrders`; returns how many filled."""
         if len(blobs) != len(ids):
             raise Refused("ParameterOutOfBounds", name="updates")
@@ -610,7 +672,9 @@ class Ghost:
             raise Refused("NothingToSettle")
         return settled
 
-    def _market_price(self, s: State, o: Order, blob: Blob | None, proven: dict[tuple[int, int], PriceData]) -> PriceData | None:
+    def _market_price(
+        self, s: State, o: Order, blob: Blob | None, proven: dict[tuple[int, int], PriceData]
+    ) -> PriceData | None:
         min_time = o.updated_at + self.cfg.order_delay
         if self.now < min_time:
             return None
@@ -660,12 +724,27 @@ class Ghost:
             return False, True
         _copy_into(s, trial)
         self._release(s, o, sender)
-        self.fills.append(Fill(o.order_id, o.account, o.market_id, o.kind, out.delta, out.math.fill, price.price,
-                               price.publish_time, since))
+        self.fills.append(
+            Fill(
+                o.order_id,
+                o.account,
+                o.market_id,
+                o.kind,
+                out.delta,
+                out.math.fill,
+                price.price,
+                price.publish_time,
+                since,
+            )
+        )
         if out.math.new_size == 0:
             for slot in range(k.MAX_ORDERS_PER_ACCOUNT):
                 other = s.orders.get((o.account, slot))
-                if other is not None and other.market_id == o.market_id and other.kind in (Kind.STOP_LOSS, Kind.TAKE_PROFIT):
+                if (
+                    other is not None
+                    and other.market_id == o.market_id
+                    and other.kind in (Kind.STOP_LOSS, Kind.TAKE_PROFIT)
+                ):
                     self._release(s, other, None)
         return True, False
 
@@ -694,8 +773,9 @@ class Ghost:
     def _lp_expiry(self, time: int) -> int:
         return time + self.cfg.lp_delay + self.cfg.lp_window + self.cfg.lp_grace
 
-    def value_at(self, s: State, sender: str, controller: str, time: int, updates: list[Blob],
-                 is_deposit: bool) -> tuple[int, list[int], list[Blob]]:
+    def value_at(
+        self, s: State, sender: str, controller: str, time: int, updates: list[Blob], is_deposit: bool
+    ) -> tuple[int, list[int], list[Blob]]:
         """`LeverVault._valueAt`: the pool's value at the request's prices, those prices, and the
         blobs that priced it."""
         earliest = time + self.cfg.lp_delay
@@ -848,5 +928,19 @@ def _copy_into(dst: State, src: State) -> None:
 
 
 # Helpers shared with the machine
-__all__ = ["ORPHAN", "READY", "WAIT", "ZERO", "Account", "Blob", "Claim", "Fill", "Ghost", "Refused", "Request",
-           "Settings", "State", "to_token_floor"]
+__all__ = [
+    "ORPHAN",
+    "READY",
+    "WAIT",
+    "ZERO",
+    "Account",
+    "Blob",
+    "Claim",
+    "Fill",
+    "Ghost",
+    "Refused",
+    "Request",
+    "Settings",
+    "State",
+    "to_token_floor",
+]

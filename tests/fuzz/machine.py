@@ -41,16 +41,16 @@ ECONOMIC_INVARIANTS = {
     "fill_at_first_eligible_price": "a market order fills only at the earliest price published at or after its commit "
     "plus the delay; a conditional order only at a price published the delay after both its last update and the "
     "position's last increase (latency arbitrage, a keeper choosing the price)",
-    "lp_priced_at_first_eligible_price": "an LP request settles only at the earliest prices published after it plus the "
-    "delay (an LP trading on a price it already knows)",
+    "lp_priced_at_first_eligible_price": "an LP request settles only at the earliest prices published after it plus "
+    "the delay (an LP trading on a price it already knows)",
     "round_trip_gains_nothing": "opening and closing with no price change in between gains at most the funding the "
     "position received (an arbitrageur who knows the next price)",
     "deposit_worth_what_was_paid": "right after a deposit settles, its shares are worth at most what was paid, and at "
     "least that less a token unit of rounding (a JIT LP buying the pool cheap)",
     "settlements_never_dilute": "a deposit or redemption settling never lowers the value of a share held by the other "
     "LPs (an LP moving its loss onto the others)",
-    "bad_debt_only_in_liquidation": "bad debt appears only in a liquidation of an account whose equity was negative; an "
-    "account without positions never owes (a cross-margin account closing its losing leg first)",
+    "bad_debt_only_in_liquidation": "bad debt appears only in a liquidation of an account whose equity was negative; "
+    "an account without positions never owes (a cross-margin account closing its losing leg first)",
     "close_order_independent": "closing an account's legs in either order pays the same total (a dumper choosing the "
     "order of its closes)",
     "funding_bounded_by_payers_rate": "a position receives at most the paying side's rate on its own notional (funding "
@@ -68,8 +68,16 @@ ECONOMIC_INVARIANTS = {
 }
 
 ADVERSARIES = (
-    "latency_arbitrageur", "jit_lp", "cross_margin_dumper", "funding_sniper", "cap_blocker", "choosy_keeper",
-    "self_liquidator", "redeemer_ahead_of_liquidation", "stop_straddler", "lp_run",
+    "latency_arbitrageur",
+    "jit_lp",
+    "cross_margin_dumper",
+    "funding_sniper",
+    "cap_blocker",
+    "choosy_keeper",
+    "self_liquidator",
+    "redeemer_ahead_of_liquidation",
+    "stop_straddler",
+    "lp_run",
 )
 
 
@@ -124,7 +132,9 @@ class Driver:
 
     # ------------------------------------------------------------------ plumbing
 
-    def act(self, label: str, sender: str, to: str, data: bytes, predict: Callable[[State], Any], value: int = 0) -> Any:
+    def act(
+        self, label: str, sender: str, to: str, data: bytes, predict: Callable[[State], Any], value: int = 0
+    ) -> Any:
         """Runs `predict` on the ghost and the transaction on the chain; their outcomes must match.
         Returns the ghost's result, or None if refused."""
         self.clean = False
@@ -142,7 +152,9 @@ class Driver:
             if got.startswith("<"):
                 got += f" ({reverted.detail[:300]})"
         STATS.outcomes[(label, got or "ok")] += 1
-        assert got == expected, f"{label}: the ghost predicted {expected or 'success'}, the chain gave {got or 'success'}"
+        assert got == expected, (
+            f"{label}: the ghost predicted {expected or 'success'}, the chain gave {got or 'success'}"
+        )
         self._note_touched(before, self.g.s)
         if "iquidat" in label and expected is None:
             self.liquidating = True
@@ -151,8 +163,18 @@ class Driver:
         return result if expected is None else None
 
     def _note_touched(self, before: State, after: State) -> None:
-        for name in ("margin", "accounts", "positions", "orders", "pending_deposit", "pending_redeem",
-                     "claim_deposit", "claim_redeem", "shares", "balances"):
+        for name in (
+            "margin",
+            "accounts",
+            "positions",
+            "orders",
+            "pending_deposit",
+            "pending_redeem",
+            "claim_deposit",
+            "claim_redeem",
+            "shares",
+            "balances",
+        ):
             old, new = getattr(before, name), getattr(after, name)
             if old is new:
                 continue
@@ -227,8 +249,13 @@ class Driver:
     def set_reference(self, market: int, answer: int | None = None) -> None:
         """A new reference round at the true price (feeds have 8 decimals, as Pyth's expo -8)."""
         answer = self.truth[market] if answer is None else answer
-        self.act("reference.setPrice", self.w.admin, self.w.feeds[market], self.tx("MockPriceFeed", "setPrice", answer),
-                 lambda s: self.g.set_round(s, market, answer, self.now(), 0))
+        self.act(
+            "reference.setPrice",
+            self.w.admin,
+            self.w.feeds[market],
+            self.tx("MockPriceFeed", "setPrice", answer),
+            lambda s: self.g.set_round(s, market, answer, self.now(), 0),
+        )
 
     def latest_blobs(self) -> list[Blob]:
         return [b for b in (self.prices.latest(i) for i in range(self.w.n_markets)) if b is not None]
@@ -239,11 +266,23 @@ class Driver:
 
     # ------------------------------------------------------------------ order helpers
 
-    def commit(self, account: int, market: int, size: int, acceptable: int = 0, fee: int = USDC // 10,
-               label: str = "commitOrder") -> int | None:
+    def commit(
+        self,
+        account: int,
+        market: int,
+        size: int,
+        acceptable: int = 0,
+        fee: int = USDC // 10,
+        label: str = "commitOrder",
+    ) -> int | None:
         owner = self.owner(account)
-        return self.act(label, owner, self.w.book, self.tx("OrderBook", "commitOrder", account, market, size, acceptable, fee),
-                        lambda s: self.g.place(s, owner, account, market, Kind.MARKET, size, 0, acceptable, fee))
+        return self.act(
+            label,
+            owner,
+            self.w.book,
+            self.tx("OrderBook", "commitOrder", account, market, size, acceptable, fee),
+            lambda s: self.g.place(s, owner, account, market, Kind.MARKET, size, 0, acceptable, fee),
+        )
 
     def due_orders(self) -> list[tuple[int, Blob | None]]:
         """Pending market orders whose eligible price exists, with it; and conditional orders."""
@@ -258,12 +297,19 @@ class Driver:
                 out.append((o.order_id, None))
         return out
 
-    def settle(self, ids: list[int], blobs: list[Blob | None], latest: list[Blob], keeper: str,
-               label: str = "settleOrders") -> int | None:
+    def settle(
+        self, ids: list[int], blobs: list[Blob | None], latest: list[Blob], keeper: str, label: str = "settleOrders"
+    ) -> int | None:
         before = {o.order_id: o for o in self.g.s.orders.values()}
         data = self.tx("OrderBook", "settleOrders", ids, [b.data if b else b"" for b in blobs], self.updates(latest))
-        out = self.act(label, keeper, self.w.book, data,
-                       lambda s: self.g.settle_orders(s, keeper, ids, blobs, latest, VALUE), value=VALUE)
+        out = self.act(
+            label,
+            keeper,
+            self.w.book,
+            data,
+            lambda s: self.g.settle_orders(s, keeper, ids, blobs, latest, VALUE),
+            value=VALUE,
+        )
         if out is not None:
             self.check_fills(before, self.g.fills)
         return out
@@ -281,8 +327,11 @@ class Driver:
         """`fill_at_first_eligible_price`, from the chain's OrderSettled events and the publication history."""
         topic = self.w.art.topic("OrderBook", "OrderSettled")
         events = [log for log in self.chain.logs if log.topics and log.topics[0] == topic]
-        require("fill_at_first_eligible_price", len(events) == len(fills),
-                lambda: f"{len(events)} OrderSettled events, {len(fills)} fills predicted")
+        require(
+            "fill_at_first_eligible_price",
+            len(events) == len(fills),
+            lambda: f"{len(events)} OrderSettled events, {len(fills)} fills predicted",
+        )
         delay = self.w.settings.order_delay
         for log in events:
             order_id = int.from_bytes(log.topics[1], "big")
@@ -291,12 +340,18 @@ class Driver:
             o = before[order_id]
             if o.kind == Kind.MARKET:
                 first = self.prices.at_or_after(o.market_id, o.updated_at + delay)
-                require("fill_at_first_eligible_price", first is not None and publish_time == first.publish_time,
-                        lambda: f"order {order_id} committed at {o.updated_at} filled at a price of {publish_time}")
+                require(
+                    "fill_at_first_eligible_price",
+                    first is not None and publish_time == first.publish_time,
+                    lambda: f"order {order_id} committed at {o.updated_at} filled at a price of {publish_time}",
+                )
             else:
                 pos_time = next((f.since for f in fills if f.order_id == order_id), o.updated_at)
-                require("fill_at_first_eligible_price", publish_time >= max(o.updated_at, pos_time) + delay,
-                        lambda: f"conditional order {order_id} filled at a price of {publish_time}")
+                require(
+                    "fill_at_first_eligible_price",
+                    publish_time >= max(o.updated_at, pos_time) + delay,
+                    lambda: f"conditional order {order_id} filled at a price of {publish_time}",
+                )
 
     def check_step(self) -> None:
         """Agreement on the ledgers, markets, oracles and whatever the step touched."""
@@ -312,27 +367,44 @@ class Driver:
         for name, key in self.touched:
             self._compare(name, key)
             if name == "margin" and not s.accounts[key].mask:
-                require("bad_debt_only_in_liquidation", s.margin.get(key, 0) >= 0,
-                        lambda key=key: f"account {key} has no positions and owes {-s.margin[key]}")
+                require(
+                    "bad_debt_only_in_liquidation",
+                    s.margin.get(key, 0) >= 0,
+                    lambda key=key: f"account {key} has no positions and owes {-s.margin[key]}",
+                )
         self.touched.clear()
-        require("bad_debt_only_in_liquidation", self.liquidating or scalars["bad_debt"] == self.bad_debt,
-                lambda: f"bad debt grew from {self.bad_debt} to {scalars['bad_debt']} outside a liquidation")
+        require(
+            "bad_debt_only_in_liquidation",
+            self.liquidating or scalars["bad_debt"] == self.bad_debt,
+            lambda: f"bad debt grew from {self.bad_debt} to {scalars['bad_debt']} outside a liquidation",
+        )
         self.bad_debt, self.liquidating = scalars["bad_debt"], False
-        require("reserves_cover_profits", scalars["bad_by_pool"] > 0 or scalars["pool"] * self.w.settings.token_scale
-                >= scalars["total_reserve"], lambda: f"pool {scalars['pool']} < reserve {scalars['total_reserve']}")
+        require(
+            "reserves_cover_profits",
+            scalars["bad_by_pool"] > 0 or scalars["pool"] * self.w.settings.token_scale >= scalars["total_reserve"],
+            lambda: f"pool {scalars['pool']} < reserve {scalars['total_reserve']}",
+        )
 
     def _compare(self, name: str, key: Any) -> None:
         obs, s = self.w.observer, self.g.s
         if name == "margin":
-            assert obs.margin(key) == s.margin.get(key, 0), f"margin {key}: chain {obs.margin(key)} != ghost {s.margin.get(key, 0)}"
+            assert obs.margin(key) == s.margin.get(key, 0), (
+                f"margin {key}: chain {obs.margin(key)} != ghost {s.margin.get(key, 0)}"
+            )
             self._compare("pending_orders", key)
         elif name == "pending_orders":
             chain = obs.pending_orders(key)
-            assert chain == s.pending_orders(key), f"pending orders of {key}: chain {chain} != ghost {s.pending_orders(key)}"
+            assert chain == s.pending_orders(key), (
+                f"pending orders of {key}: chain {chain} != ghost {s.pending_orders(key)}"
+            )
         elif name == "accounts":
-            assert obs.account(key) == s.accounts.get(key), f"account {key}: chain {obs.account(key)} != ghost {s.accounts.get(key)}"
+            assert obs.account(key) == s.accounts.get(key), (
+                f"account {key}: chain {obs.account(key)} != ghost {s.accounts.get(key)}"
+            )
         elif name == "positions":
-            assert obs.position(*key) == s.positions.get(key, m.Position()), f"position {key}: chain {obs.position(*key)} != ghost {s.positions.get(key)}"
+            assert obs.position(*key) == s.positions.get(key, m.Position()), (
+                f"position {key}: chain {obs.position(*key)} != ghost {s.positions.get(key)}"
+            )
         elif name == "orders":
             account, slot = key
             chain = obs.orders(account).get(slot)
@@ -340,16 +412,22 @@ class Driver:
             self._compare("pending_orders", account)
         elif name in ("pending_deposit", "pending_redeem"):
             chain = obs.request(key, name == "pending_deposit")
-            assert chain == getattr(s, name).get(key), f"{name} {key}: chain {chain} != ghost {getattr(s, name).get(key)}"
+            assert chain == getattr(s, name).get(key), (
+                f"{name} {key}: chain {chain} != ghost {getattr(s, name).get(key)}"
+            )
         elif name in ("claim_deposit", "claim_redeem"):
             from ghost import Claim
 
             chain = obs.claim(key, name == "claim_deposit")
             assert chain == getattr(s, name).get(key, Claim()), f"{name} {key}: chain {chain}"
         elif name == "shares":
-            assert obs.shares(key) == s.shares.get(key, 0), f"shares {key}: chain {obs.shares(key)} != ghost {s.shares.get(key, 0)}"
+            assert obs.shares(key) == s.shares.get(key, 0), (
+                f"shares {key}: chain {obs.shares(key)} != ghost {s.shares.get(key, 0)}"
+            )
         elif name == "balances":
-            assert obs.balance(key) == s.balances.get(key, 0), f"balance {key}: chain {obs.balance(key)} != ghost {s.balances.get(key, 0)}"
+            assert obs.balance(key) == s.balances.get(key, 0), (
+                f"balance {key}: chain {obs.balance(key)} != ghost {s.balances.get(key, 0)}"
+            )
 
     def check_everything(self) -> None:
         s = self.g.s
@@ -378,13 +456,21 @@ class Driver:
             if s.accounts.get(a) and s.accounts[a].mask:
                 chain_state = self.view_words("PerpEngine", self.w.engine, "accountState", a)
                 mine = self.g.account_state(s, a)
-                expected = [mine.margin, mine.equity, mine.initial_margin, mine.maintenance_margin, mine.notional,
-                            mine.min_margin, mine.position_count]
+                expected = [
+                    mine.margin,
+                    mine.equity,
+                    mine.initial_margin,
+                    mine.maintenance_margin,
+                    mine.notional,
+                    mine.min_margin,
+                    mine.position_count,
+                ]
                 assert chain_state == expected, f"accountState({a}): chain {chain_state} != mirror {expected}"
         total = self.view_words("LeverVault", self.w.vault, "totalAssets")[0]
         assert total == self.g.total_assets(s), f"totalAssets: chain {total} != mirror {self.g.total_assets(s)}"
         for i in range(self.w.n_markets):
             assert self.w.observer.oracle_state(i) == s.oracle[i]
+
 
 # =========================================================================== actions
 # Each takes three integers in [0, 65535] and maps them onto its arguments.
@@ -404,16 +490,26 @@ def deposit_margin(machine: Driver, a: int, b: int, c: int) -> None:
     account = machine.account_of(a)
     owner = machine.owner(account)
     amount = (b % 20_000) * USDC if c % 8 else 0
-    machine.act("depositMargin", owner, machine.w.vault, machine.tx("LeverVault", "depositMargin", account, amount),
-                lambda s: machine.g.deposit_margin(s, owner, account, amount))
+    machine.act(
+        "depositMargin",
+        owner,
+        machine.w.vault,
+        machine.tx("LeverVault", "depositMargin", account, amount),
+        lambda s: machine.g.deposit_margin(s, owner, account, amount),
+    )
 
 
 def withdraw_margin(machine: Driver, a: int, b: int, c: int) -> None:
     account = machine.account_of(a)
     owner = machine.owner(account) if c % 16 else machine.w.stranger
     amount = max(machine.g.s.margin.get(account, 0), 0) * (b % 1100) // 1000
-    machine.act("withdrawMargin", owner, machine.w.vault, machine.tx("LeverVault", "withdrawMargin", account, amount, owner),
-                lambda s: machine.g.withdraw_margin(s, owner, account, amount))
+    machine.act(
+        "withdrawMargin",
+        owner,
+        machine.w.vault,
+        machine.tx("LeverVault", "withdrawMargin", account, amount, owner),
+        lambda s: machine.g.withdraw_margin(s, owner, account, amount),
+    )
 
 
 def commit_order(machine: Driver, a: int, b: int, c: int) -> None:
@@ -446,9 +542,13 @@ def place_conditional(machine: Driver, a: int, b: int, c: int) -> None:
         size = -pos.size // (1 + (c >> 10) % 2) if pos.size else sized(machine, account, market, b >> 3)
     owner = machine.owner(account)
     fee = USDC // 10
-    machine.act(f"placeOrder.{kind.name.lower()}", owner, machine.w.book,
-                machine.tx("OrderBook", "placeOrder", account, market, int(kind), size, trigger, 0, fee),
-                lambda s: machine.g.place(s, owner, account, market, kind, size, trigger, 0, fee))
+    machine.act(
+        f"placeOrder.{kind.name.lower()}",
+        owner,
+        machine.w.book,
+        machine.tx("OrderBook", "placeOrder", account, market, int(kind), size, trigger, 0, fee),
+        lambda s: machine.g.place(s, owner, account, market, kind, size, trigger, 0, fee),
+    )
 
 
 def update_conditional(machine: Driver, a: int, b: int, c: int) -> None:
@@ -460,16 +560,26 @@ def update_conditional(machine: Driver, a: int, b: int, c: int) -> None:
     price = machine.price_wad(o.market_id)
     trigger = price * (10_000 + (c % 600) - 300) // 10_000
     size = o.size_delta if b % 4 else -o.size_delta
-    machine.act("updateOrder", owner, machine.w.book, machine.tx("OrderBook", "updateOrder", o.order_id, size, trigger, 0),
-                lambda s: machine.g.update_order(s, owner, o.order_id, size, trigger, 0))
+    machine.act(
+        "updateOrder",
+        owner,
+        machine.w.book,
+        machine.tx("OrderBook", "updateOrder", o.order_id, size, trigger, 0),
+        lambda s: machine.g.update_order(s, owner, o.order_id, size, trigger, 0),
+    )
 
 
 def cancel_order(machine: Driver, a: int, b: int, c: int) -> None:
     orders = sorted(machine.g.s.orders.values(), key=lambda o: o.order_id)
     order_id = orders[a % len(orders)].order_id if orders and b % 8 else machine.account_of(a) * 8 + b % 8
     who = machine.owner(order_id // 8) if c % 3 else machine.w.stranger
-    machine.act("cancelOrder", who, machine.w.book, machine.tx("OrderBook", "cancelOrder", order_id),
-                lambda s: machine.g.cancel_order(s, who, order_id))
+    machine.act(
+        "cancelOrder",
+        who,
+        machine.w.book,
+        machine.tx("OrderBook", "cancelOrder", order_id),
+        lambda s: machine.g.cancel_order(s, who, order_id),
+    )
 
 
 def keeper_settles(machine: Driver, a: int, b: int, c: int) -> None:
@@ -480,18 +590,28 @@ def liquidate(machine: Driver, a: int, b: int, c: int) -> None:
     account = machine.account_of(a)
     keeper = machine.w.keepers[0] if c % 4 else machine.w.stranger
     blobs = machine.latest_blobs() if b % 3 else []
-    machine.act("liquidate", keeper, machine.w.liquidator,
-                machine.tx("Liquidator", "liquidate", account, machine.updates(blobs)),
-                lambda s: machine.g.liquidate(s, keeper, [account], blobs, VALUE, batch=False), value=VALUE)
+    machine.act(
+        "liquidate",
+        keeper,
+        machine.w.liquidator,
+        machine.tx("Liquidator", "liquidate", account, machine.updates(blobs)),
+        lambda s: machine.g.liquidate(s, keeper, [account], blobs, VALUE, batch=False),
+        value=VALUE,
+    )
 
 
 def liquidate_batch(machine: Driver, a: int, b: int, c: int) -> None:
     accounts = [x for i, x in enumerate(machine.w.accounts) if (a >> i) & 1] or machine.w.accounts
     keeper = machine.w.keepers[c % 2]
     blobs = machine.latest_blobs()
-    machine.act("liquidateBatch", keeper, machine.w.liquidator,
-                machine.tx("Liquidator", "liquidateBatch", accounts, machine.updates(blobs)),
-                lambda s: machine.g.liquidate(s, keeper, accounts, blobs, VALUE, batch=True), value=VALUE)
+    machine.act(
+        "liquidateBatch",
+        keeper,
+        machine.w.liquidator,
+        machine.tx("Liquidator", "liquidateBatch", accounts, machine.updates(blobs)),
+        lambda s: machine.g.liquidate(s, keeper, accounts, blobs, VALUE, batch=True),
+        value=VALUE,
+    )
 
 
 def _check_bad_debt(machine: Driver) -> None:
@@ -504,22 +624,35 @@ def _check_bad_debt(machine: Driver) -> None:
             account = int.from_bytes(log.topics[1], "big")
             words = [int.from_bytes(log.data[i : i + 32], "big") for i in range(0, len(log.data), 32)]
             bad_debt, equity = words[5], words[6] - 2**256 if words[6] >> 255 else words[6]
-            require("bad_debt_only_in_liquidation", bad_debt == 0 or (equity < 0 and bad_debt <= -equity // scale + 1),
-                    lambda: f"account {account} booked {bad_debt} of bad debt with equity {equity}")
+            require(
+                "bad_debt_only_in_liquidation",
+                bad_debt == 0 or (equity < 0 and bad_debt <= -equity // scale + 1),
+                lambda: f"account {account} booked {bad_debt} of bad debt with equity {equity}",
+            )
 
 
 def lp_request_deposit(machine: Driver, a: int, b: int, c: int) -> None:
     lp = machine.w.lps[a % len(machine.w.lps)]
     assets = (b % 200_000) * USDC if c % 8 else 0
-    machine.act("requestDeposit", lp, machine.w.vault, machine.tx("LeverVault", "requestDeposit", assets, lp, lp),
-                lambda s: machine.g.request_deposit(s, lp, assets))
+    machine.act(
+        "requestDeposit",
+        lp,
+        machine.w.vault,
+        machine.tx("LeverVault", "requestDeposit", assets, lp, lp),
+        lambda s: machine.g.request_deposit(s, lp, assets),
+    )
 
 
 def lp_request_redeem(machine: Driver, a: int, b: int, c: int) -> None:
     lp = machine.w.lps[a % len(machine.w.lps)]
     shares = machine.g.s.shares.get(lp, 0) * (b % 1100) // 1000
-    machine.act("requestRedeem", lp, machine.w.vault, machine.tx("LeverVault", "requestRedeem", shares, lp, lp),
-                lambda s: machine.g.request_redeem(s, lp, shares))
+    machine.act(
+        "requestRedeem",
+        lp,
+        machine.w.vault,
+        machine.tx("LeverVault", "requestRedeem", shares, lp, lp),
+        lambda s: machine.g.request_redeem(s, lp, shares),
+    )
 
 
 def lp_blobs(machine: Driver, time: int, choice: int) -> list[Blob]:
@@ -554,22 +687,35 @@ def settle_lp(machine: Driver, lp: str, deposit: bool, blobs: list[Blob], keeper
     q = (s0.pending_deposit if deposit else s0.pending_redeem).get(lp)
     function = "settleDeposit" if deposit else "settleRedeem"
     ghost_fn = machine.g.settle_deposit if deposit else machine.g.settle_redeem
-    out = machine.act(function, keeper, machine.w.vault, machine.tx("LeverVault", function, lp, machine.updates(blobs)),
-                      lambda s: ghost_fn(s, keeper, lp, blobs), value=VALUE)
+    out = machine.act(
+        function,
+        keeper,
+        machine.w.vault,
+        machine.tx("LeverVault", function, lp, machine.updates(blobs)),
+        lambda s: ghost_fn(s, keeper, lp, blobs),
+        value=VALUE,
+    )
     if out is None or q is None:
         return None
     if not deposit:  # a refused redemption names its reason: the reserve first, then the caps
         topic = machine.w.art.topic("LeverVault", "LpRequestCancelled")
-        reasons = [machine.w.art.error_name(log.data[96:100]) for log in machine.chain.logs
-                   if log.topics and log.topics[0] == topic]
+        reasons = [
+            machine.w.art.error_name(log.data[96:100])
+            for log in machine.chain.logs
+            if log.topics and log.topics[0] == topic
+        ]
         assert reasons == ([machine.g.redeem_refusal] if machine.g.redeem_refusal else []), (
-            f"settleRedeem refused for {reasons}, the ghost for {machine.g.redeem_refusal!r}")
+            f"settleRedeem refused for {reasons}, the ghost for {machine.g.redeem_refusal!r}"
+        )
     _, used = out
     start = q.time + machine.w.settings.lp_delay
     for blob in used:
         first = machine.prices.at_or_after(blob.market, start)
-        require("lp_priced_at_first_eligible_price", first is not None and first.publish_time == blob.publish_time,
-                lambda: f"{lp}'s request of {q.time} settled at a price of {blob.publish_time}")
+        require(
+            "lp_priced_at_first_eligible_price",
+            first is not None and first.publish_time == blob.publish_time,
+            lambda: f"{lp}'s request of {q.time} settled at a price of {blob.publish_time}",
+        )
     topic = machine.w.art.topic("LeverVault", "DepositSettled" if deposit else "RedeemSettled")
     for log in machine.chain.logs:
         if log.topics and log.topics[0] == topic:
@@ -579,14 +725,23 @@ def settle_lp(machine: Driver, lp: str, deposit: bool, blobs: list[Blob], keeper
                 assets, shares, value = words[0], words[1], words[2]
                 value1, supply1 = value + assets, supply0 + shares
                 worth = shares * (value1 + 1) // (supply1 + virtual)
-                require("deposit_worth_what_was_paid", assets - 1 <= worth <= assets,
-                        lambda: f"{shares} shares for {assets} are worth {worth}")
+                require(
+                    "deposit_worth_what_was_paid",
+                    assets - 1 <= worth <= assets,
+                    lambda: f"{shares} shares for {assets} are worth {worth}",
+                )
             else:
                 shares, assets, value = words[0], words[1], words[2]
                 value1, supply1 = value - assets, supply0 - shares
             # A share held by the others is worth no less after (cross-multiplied, exact).
-            require("settlements_never_dilute", (value1 + 1) * (supply0 + virtual) >= (value + 1) * (supply1 + virtual),
-                    lambda: f"{function} moved a share from {(value + 1) / (supply0 + virtual)} to {(value1 + 1) / (supply1 + virtual)}")
+            require(
+                "settlements_never_dilute",
+                (value1 + 1) * (supply0 + virtual) >= (value + 1) * (supply1 + virtual),
+                lambda: (
+                    f"{function} moved a share from {(value + 1) / (supply0 + virtual)}"
+                    f" to {(value1 + 1) / (supply1 + virtual)}"
+                ),
+            )
     return out
 
 
@@ -595,21 +750,36 @@ def lp_claim(machine: Driver, a: int, b: int, c: int) -> None:
     if b % 2:
         c_ = machine.g.s.claim_deposit.get(lp)
         assets = (c_.assets if c_ else 0) * (1 + c % 2) // 2 + (1 if c % 13 == 0 else 0)
-        machine.act("deposit(claim)", lp, machine.w.vault, machine.tx("LeverVault", "deposit", assets, lp),
-                    lambda s: machine.g.claim_deposit(s, lp, assets))
+        machine.act(
+            "deposit(claim)",
+            lp,
+            machine.w.vault,
+            machine.tx("LeverVault", "deposit", assets, lp),
+            lambda s: machine.g.claim_deposit(s, lp, assets),
+        )
     else:
         c_ = machine.g.s.claim_redeem.get(lp)
         shares = (c_.shares if c_ else 0) * (1 + c % 2) // 2
-        machine.act("redeem(claim)", lp, machine.w.vault, machine.tx("LeverVault", "redeem", shares, lp, lp),
-                    lambda s: machine.g.claim_redeem(s, lp, shares))
+        machine.act(
+            "redeem(claim)",
+            lp,
+            machine.w.vault,
+            machine.tx("LeverVault", "redeem", shares, lp, lp),
+            lambda s: machine.g.claim_redeem(s, lp, shares),
+        )
 
 
 def lp_cancel_expired(machine: Driver, a: int, b: int, c: int) -> None:
     lp = machine.w.lps[a % len(machine.w.lps)]
     deposit = bool(b % 2)
     who = machine.w.stranger
-    machine.act("cancelExpiredRequest", who, machine.w.vault, machine.tx("LeverVault", "cancelExpiredRequest", lp, deposit),
-                lambda s: machine.g.cancel_expired_request(s, lp, deposit))
+    machine.act(
+        "cancelExpiredRequest",
+        who,
+        machine.w.vault,
+        machine.tx("LeverVault", "cancelExpiredRequest", lp, deposit),
+        lambda s: machine.g.cancel_expired_request(s, lp, deposit),
+    )
 
 
 def publish_price(machine: Driver, a: int, b: int, c: int) -> None:
@@ -632,9 +802,13 @@ def reference_round(machine: Driver, a: int, b: int, c: int) -> None:
     answer = (0, machine.truth[market], machine.truth[market])[kind - 7]
     updated = machine.now() - 7_200 if kind == 8 else machine.now()
     answered = 1 if kind == 9 else 0
-    machine.act("reference.setRoundData", machine.w.admin, machine.w.feeds[market],
-                machine.tx("MockPriceFeed", "setRoundData", answer, updated, updated, answered),
-                lambda s: machine.g.set_round(s, market, answer, updated, answered))
+    machine.act(
+        "reference.setRoundData",
+        machine.w.admin,
+        machine.w.feeds[market],
+        machine.tx("MockPriceFeed", "setRoundData", answer, updated, updated, answered),
+        lambda s: machine.g.set_round(s, market, answer, updated, answered),
+    )
 
 
 WAITS = (1, 1, 2, 3, 5, 10, 30, 31, 60, 600, 3_600, 86_400)
@@ -649,31 +823,52 @@ def wait(machine: Driver, a: int, b: int, c: int) -> None:
 def confirm_shock(machine: Driver, a: int, b: int, c: int) -> None:
     market = machine.market_of(a)
     who = machine.w.admin
-    machine.act("confirmShock", who, machine.w.oracle, machine.tx("OracleAdapter", "confirmShock", market),
-                lambda s: machine.g.confirm_shock(s, market))
+    machine.act(
+        "confirmShock",
+        who,
+        machine.w.oracle,
+        machine.tx("OracleAdapter", "confirmShock", market),
+        lambda s: machine.g.confirm_shock(s, market),
+    )
 
 
 def accrue(machine: Driver, a: int, b: int, c: int) -> None:
     market = machine.market_of(a)
-    machine.act("accrue", machine.w.stranger, machine.w.engine, machine.tx("PerpEngine", "accrue", market),
-                lambda s: machine.g.accrue(s, market))
+    machine.act(
+        "accrue",
+        machine.w.stranger,
+        machine.w.engine,
+        machine.tx("PerpEngine", "accrue", market),
+        lambda s: machine.g.accrue(s, market),
+    )
 
 
 def fund_insurance(machine: Driver, a: int, b: int, c: int) -> None:
     who = machine.w.lps[a % len(machine.w.lps)]
     amount = (b % 5_000) * USDC
-    machine.act("fundInsurance", who, machine.w.vault, machine.tx("LeverVault", "fundInsurance", amount),
-                lambda s: machine.g.fund_insurance(s, who, amount))
+    machine.act(
+        "fundInsurance",
+        who,
+        machine.w.vault,
+        machine.tx("LeverVault", "fundInsurance", amount),
+        lambda s: machine.g.fund_insurance(s, who, amount),
+    )
 
 
 def timelock(machine: Driver, target: str, data: bytes, predict: Callable[[State], Any], label: str) -> None:
     """A parameter change through the timelock (delay 0 here): schedule, then execute."""
     salt = machine.steps.to_bytes(32, "big")
     w = machine.w
-    machine.act("timelock.schedule", w.admin, w.timelock,
-                machine.tx("LeverTimelock", "schedule", target, 0, data, b"\0" * 32, salt, 0), lambda s: None)
-    machine.act(label, w.admin, w.timelock, machine.tx("LeverTimelock", "execute", target, 0, data, b"\0" * 32, salt),
-                predict)
+    machine.act(
+        "timelock.schedule",
+        w.admin,
+        w.timelock,
+        machine.tx("LeverTimelock", "schedule", target, 0, data, b"\0" * 32, salt, 0),
+        lambda s: None,
+    )
+    machine.act(
+        label, w.admin, w.timelock, machine.tx("LeverTimelock", "execute", target, 0, data, b"\0" * 32, salt), predict
+    )
 
 
 def set_market_params(machine: Driver, a: int, b: int, c: int) -> None:
@@ -682,8 +877,16 @@ def set_market_params(machine: Driver, a: int, b: int, c: int) -> None:
     p = machine.g.s.params[market]
     change = b % 8
     q = (
-        replace(p, initial_margin_ratio=p.initial_margin_ratio * 3 // 2, maintenance_margin_ratio=p.maintenance_margin_ratio * 3 // 2),
-        replace(p, initial_margin_ratio=p.initial_margin_ratio * 2 // 3, maintenance_margin_ratio=p.maintenance_margin_ratio * 2 // 3),
+        replace(
+            p,
+            initial_margin_ratio=p.initial_margin_ratio * 3 // 2,
+            maintenance_margin_ratio=p.maintenance_margin_ratio * 3 // 2,
+        ),
+        replace(
+            p,
+            initial_margin_ratio=p.initial_margin_ratio * 2 // 3,
+            maintenance_margin_ratio=p.maintenance_margin_ratio * 2 // 3,
+        ),
         replace(p, taker_fee=min(p.taker_fee * 2, 10**16), maker_fee=p.maker_fee),
         replace(p, max_profit_ratio=p.max_profit_ratio * 2),
         replace(p, max_profit_ratio=p.max_profit_ratio // 2),
@@ -696,8 +899,11 @@ def set_market_params(machine: Driver, a: int, b: int, c: int) -> None:
     timelock(machine, machine.w.engine, data, lambda s: machine.g.set_market_params(s, market, q), "setMarketParams")
     for account in healthy:
         state = machine.view("PerpEngine", machine.w.engine, "accountState", account)
-        require("parameter_change_never_liquidates", state[1] >= state[3],
-                lambda: f"account {account} healthy before the change is liquidatable after it")
+        require(
+            "parameter_change_never_liquidates",
+            state[1] >= state[3],
+            lambda: f"account {account} healthy before the change is liquidatable after it",
+        )
 
 
 def _healthy_accounts(machine: Driver) -> list[int]:
@@ -720,13 +926,17 @@ def set_liquidation_params(machine: Driver, a: int, b: int, c: int) -> None:
         replace(p, min_reward=p.max_reward + 1),  # out of bounds
     )[b % 5]
     data = machine.tx("Liquidator", "setParams", tuple(getattr(q, f) for f in q.__dataclass_fields__))
-    timelock(machine, machine.w.liquidator, data, lambda s: machine.g.set_liquidation_params(s, q), "setLiquidationParams")
+    timelock(
+        machine, machine.w.liquidator, data, lambda s: machine.g.set_liquidation_params(s, q), "setLiquidationParams"
+    )
 
 
 def pause(machine: Driver, a: int, b: int, c: int) -> None:
     paused = bool(a % 2)
     fn = "pause" if paused else "unpause"
-    machine.act(fn, machine.w.admin, machine.w.engine, machine.tx("PerpEngine", fn), lambda s: machine.g.pause(s, paused))
+    machine.act(
+        fn, machine.w.admin, machine.w.engine, machine.tx("PerpEngine", fn), lambda s: machine.g.pause(s, paused)
+    )
 
 
 # --------------------------------------------------------------------------- adversaries
@@ -762,8 +972,13 @@ def latency_arbitrageur(machine: Driver, a: int, b: int, c: int) -> None:
         return
     net = machine.claim(owner, [account]) - start
     bound = _funding_bound(machine, market, abs(pos.size), machine.now() - t_open)
-    require("round_trip_gains_nothing", net <= bound,
-            lambda: f"a round trip around a known +-{abs(move)} bp move made {net / USDC:.6f} USDC (bound {bound / USDC:.6f})")
+    require(
+        "round_trip_gains_nothing",
+        net <= bound,
+        lambda: (
+            f"a round trip around a known +-{abs(move)} bp move made {net / USDC:.6f} USDC (bound {bound / USDC:.6f})"
+        ),
+    )
 
 
 def _funding_bound(machine: Driver, market: int, size: int, seconds: int) -> int:
@@ -785,8 +1000,16 @@ def jit_lp(machine: Driver, a: int, b: int, c: int) -> None:
     start = machine.g.s.balances.get(lp, 0)
     shares0 = machine.g.s.shares.get(lp, 0)
     assets = (50_000 + b % 100_000) * USDC
-    if machine.act("jit.requestDeposit", lp, machine.w.vault, machine.tx("LeverVault", "requestDeposit", assets, lp, lp),
-                   lambda s: machine.g.request_deposit(s, lp, assets)) is None:
+    if (
+        machine.act(
+            "jit.requestDeposit",
+            lp,
+            machine.w.vault,
+            machine.tx("LeverVault", "requestDeposit", assets, lp, lp),
+            lambda s: machine.g.request_deposit(s, lp, assets),
+        )
+        is None
+    ):
         return
     t = machine.now()
     machine.wait_seconds(1)
@@ -800,11 +1023,24 @@ def jit_lp(machine: Driver, a: int, b: int, c: int) -> None:
     claim = machine.g.s.claim_deposit.get(lp)
     if claim is None or claim.assets == 0:
         return
-    machine.act("jit.claim", lp, machine.w.vault, machine.tx("LeverVault", "deposit", claim.assets, lp),
-                lambda s: machine.g.claim_deposit(s, lp, claim.assets))
+    machine.act(
+        "jit.claim",
+        lp,
+        machine.w.vault,
+        machine.tx("LeverVault", "deposit", claim.assets, lp),
+        lambda s: machine.g.claim_deposit(s, lp, claim.assets),
+    )
     shares = machine.g.s.shares.get(lp, 0) - shares0
-    if machine.act("jit.requestRedeem", lp, machine.w.vault, machine.tx("LeverVault", "requestRedeem", shares, lp, lp),
-                   lambda s: machine.g.request_redeem(s, lp, shares)) is None:
+    if (
+        machine.act(
+            "jit.requestRedeem",
+            lp,
+            machine.w.vault,
+            machine.tx("LeverVault", "requestRedeem", shares, lp, lp),
+            lambda s: machine.g.request_redeem(s, lp, shares),
+        )
+        is None
+    ):
         return
     t = machine.now()
     machine.wait_seconds(machine.w.settings.lp_delay)
@@ -814,13 +1050,21 @@ def jit_lp(machine: Driver, a: int, b: int, c: int) -> None:
     if out is None or out[0] < 0:
         return
     redeemed = machine.g.s.claim_redeem.get(lp)
-    machine.act("jit.claimRedeem", lp, machine.w.vault, machine.tx("LeverVault", "redeem", redeemed.shares, lp, lp),
-                lambda s: machine.g.claim_redeem(s, lp, redeemed.shares))
+    machine.act(
+        "jit.claimRedeem",
+        lp,
+        machine.w.vault,
+        machine.tx("LeverVault", "redeem", redeemed.shares, lp, lp),
+        lambda s: machine.g.claim_redeem(s, lp, redeemed.shares),
+    )
     net = machine.g.s.balances.get(lp, 0) - start
     # Between its two settlements only funding and borrowing accrue (no trade, no price change):
     # the pool's gain from them is the only thing the LP may share.
-    require("round_trip_gains_nothing", net <= _accrual_bound(machine, assets),
-            lambda: f"a just-in-time LP round trip around a known move made {net / USDC:.6f} USDC")
+    require(
+        "round_trip_gains_nothing",
+        net <= _accrual_bound(machine, assets),
+        lambda: f"a just-in-time LP round trip around a known move made {net / USDC:.6f} USDC",
+    )
 
 
 def _accrual_bound(machine: Driver, assets: int) -> int:
@@ -860,10 +1104,15 @@ def cross_margin_dumper(machine: Driver, a: int, b: int, c: int) -> None:
         if machine.settle(ids, blobs, [], machine.w.keepers[0], label="dumper.settle") is None:
             return
         require("bad_debt_only_in_liquidation", machine.g.s.bad_debt == bad0, lambda: "a close booked bad debt")
-        outcomes.append((machine.g.s.margin.get(account, 0), tuple((account, mk) in machine.g.s.positions for mk in order)))
+        outcomes.append(
+            (machine.g.s.margin.get(account, 0), tuple((account, mk) in machine.g.s.positions for mk in order))
+        )
     if full_coverage and outcomes[0][1] == outcomes[1][1] == (False, False):
-        require("close_order_independent", outcomes[0][0] == outcomes[1][0],
-                lambda: f"closing in one order paid {outcomes[0][0]}, in the other {outcomes[1][0]}")
+        require(
+            "close_order_independent",
+            outcomes[0][0] == outcomes[1][0],
+            lambda: f"closing in one order paid {outcomes[0][0]}, in the other {outcomes[1][0]}",
+        )
 
 
 @dataclass
@@ -890,7 +1139,12 @@ def _restore(machine: Driver, saved: Saved) -> None:
     else:
         chain._rpc("evm_revert", [saved.chain])
         chain._now = saved.now
-    machine.g.s, machine.g.now, machine.prices, machine.truth = saved.state, saved.now, saved.prices.copy(), list(saved.truth)
+    machine.g.s, machine.g.now, machine.prices, machine.truth = (
+        saved.state,
+        saved.now,
+        saved.prices.copy(),
+        list(saved.truth),
+    )
     machine.touched.clear()
 
 
@@ -931,8 +1185,11 @@ def funding_sniper(machine: Driver, a: int, b: int, c: int) -> None:
     # What the skew premium can add on each fill, at most |size| * price * |size + skew| / skewScale, is tiny here.
     slack = abs(size) * machine.price_wad(market) // WAD // machine.w.settings.token_scale // 100 + 2
     bound = _funding_bound(machine, market, abs(size), machine.now() - t0) + slack
-    require("funding_bounded_by_payers_rate", net - price_pnl <= bound,
-            lambda: f"a dust position of {size} received {(net - price_pnl) / USDC:.6f} USDC (bound {bound / USDC:.6f})")
+    require(
+        "funding_bounded_by_payers_rate",
+        net - price_pnl <= bound,
+        lambda: f"a dust position of {size} received {(net - price_pnl) / USDC:.6f} USDC (bound {bound / USDC:.6f})",
+    )
 
 
 def cap_blocker(machine: Driver, a: int, b: int, c: int) -> None:
@@ -942,7 +1199,9 @@ def cap_blocker(machine: Driver, a: int, b: int, c: int) -> None:
     trader = machine.w.traders[a % len(machine.w.traders)]
     accounts = [x for x in machine.w.accounts if machine.owner(x) == trader]
     market = machine.market_of(b)
-    if any((x, market) in machine.g.s.positions for x in accounts) or any(acc in accounts for acc, _ in machine.g.s.orders):
+    if any((x, market) in machine.g.s.positions for x in accounts) or any(
+        acc in accounts for acc, _ in machine.g.s.orders
+    ):
         return
     start = machine.claim(trader, accounts)
     cap = machine.g.s.pool * machine.w.settings.token_scale * machine.g.s.params[market].oi_cap_ratio // WAD
@@ -952,9 +1211,15 @@ def cap_blocker(machine: Driver, a: int, b: int, c: int) -> None:
     if size < machine.g.s.params[market].min_position_size * 10:
         return
     for account, sign in zip(accounts, (1, -1), strict=True):
-        machine.act("blocker.deposit", trader, machine.w.vault,
-                    machine.tx("LeverVault", "depositMargin", account, size * machine.price_wad(market) // WAD // 10**12 // 5),
-                    lambda s, account=account: machine.g.deposit_margin(s, trader, account, size * machine.price_wad(market) // WAD // 10**12 // 5))
+        machine.act(
+            "blocker.deposit",
+            trader,
+            machine.w.vault,
+            machine.tx("LeverVault", "depositMargin", account, size * machine.price_wad(market) // WAD // 10**12 // 5),
+            lambda s, account=account: machine.g.deposit_margin(
+                s, trader, account, size * machine.price_wad(market) // WAD // 10**12 // 5
+            ),
+        )
         machine.commit(account, market, sign * size, label="blocker.open")
     machine.wait_seconds(machine.w.settings.order_delay)
     machine.publish_all()
@@ -979,8 +1244,11 @@ def choosy_keeper(machine: Driver, a: int, b: int, c: int) -> None:
     """A keeper who picks its blobs: a later publication, an earlier one, another market's, or
     none at all, and waits to the end of the window. The ghost predicts what the chain accepts;
     `fill_at_first_eligible_price` checks what filled."""
-    due = [(i, blob) for i, blob in machine.due_orders() if machine.g.s.orders.get(divmod(i, 8)) and
-           machine.g.s.orders[divmod(i, 8)].kind == Kind.MARKET]
+    due = [
+        (i, blob)
+        for i, blob in machine.due_orders()
+        if machine.g.s.orders.get(divmod(i, 8)) and machine.g.s.orders[divmod(i, 8)].kind == Kind.MARKET
+    ]
     if not due:
         return
     order_id, _ = due[a % len(due)]
@@ -996,7 +1264,9 @@ def choosy_keeper(machine: Driver, a: int, b: int, c: int) -> None:
     elif choice == 3:
         blob = None
     else:
-        machine.wait_seconds(max(o.updated_at + machine.w.settings.order_delay + machine.w.settings.order_window - machine.now(), 0))
+        machine.wait_seconds(
+            max(o.updated_at + machine.w.settings.order_delay + machine.w.settings.order_window - machine.now(), 0)
+        )
         blob = machine.prices.at_or_after(o.market_id, start)
     machine.settle([order_id], [blob], [], machine.w.keepers[1], label="choosyKeeper.settle")
 
@@ -1013,10 +1283,13 @@ def stop_straddler(machine: Driver, a: int, b: int, c: int) -> None:
     owner, long = machine.owner(account), pos.size > 0
     trigger = machine.price_wad(market) * (10_200 if long else 9_800) // 10_000  # met at today's price
     fee = USDC // 10
-    placed = machine.act("straddler.placeStop", owner, machine.w.book,
-                         machine.tx("OrderBook", "placeOrder", account, market, int(Kind.STOP_LOSS), -pos.size, trigger,
-                                    0, fee),
-                         lambda s: machine.g.place(s, owner, account, market, Kind.STOP_LOSS, -pos.size, trigger, 0, fee))
+    placed = machine.act(
+        "straddler.placeStop",
+        owner,
+        machine.w.book,
+        machine.tx("OrderBook", "placeOrder", account, market, int(Kind.STOP_LOSS), -pos.size, trigger, 0, fee),
+        lambda s: machine.g.place(s, owner, account, market, Kind.STOP_LOSS, -pos.size, trigger, 0, fee),
+    )
     if placed is None:
         return
     stops = [o.order_id for o in machine.g.s.orders.values() if o.account == account and o.kind == Kind.STOP_LOSS]
@@ -1030,9 +1303,16 @@ def stop_straddler(machine: Driver, a: int, b: int, c: int) -> None:
     machine.publish_all()
     for o in increase:
         start = o.updated_at + machine.w.settings.order_delay
-        machine.settle([o.order_id], [machine.prices.at_or_after(o.market_id, start)], [], machine.w.keepers[0],
-                       label="straddler.settleIncrease")
-    machine.settle(stops, [None] * len(stops), machine.latest_blobs(), machine.w.keepers[1], label="straddler.settleStop")
+        machine.settle(
+            [o.order_id],
+            [machine.prices.at_or_after(o.market_id, start)],
+            [],
+            machine.w.keepers[0],
+            label="straddler.settleIncrease",
+        )
+    machine.settle(
+        stops, [None] * len(stops), machine.latest_blobs(), machine.w.keepers[1], label="straddler.settleStop"
+    )
 
 
 def self_liquidator(machine: Driver, a: int, b: int, c: int) -> None:
@@ -1042,9 +1322,14 @@ def self_liquidator(machine: Driver, a: int, b: int, c: int) -> None:
     account = machine.account_of(a)
     owner = machine.owner(account)
     blobs = machine.latest_blobs()
-    machine.act("selfLiquidate.updatePrices", owner, machine.w.oracle,
-                machine.tx("OracleAdapter", "updatePrices", machine.updates(blobs)),
-                lambda s: machine.g.update_prices(s, blobs, VALUE), value=VALUE)
+    machine.act(
+        "selfLiquidate.updatePrices",
+        owner,
+        machine.w.oracle,
+        machine.tx("OracleAdapter", "updatePrices", machine.updates(blobs)),
+        lambda s: machine.g.update_prices(s, blobs, VALUE),
+        value=VALUE,
+    )
 
     def worth() -> int:
         if not machine.g.s.accounts[account].mask:
@@ -1053,8 +1338,16 @@ def self_liquidator(machine: Driver, a: int, b: int, c: int) -> None:
         return machine.g.s.balances.get(owner, 0) + max(equity, 0) // machine.w.settings.token_scale
 
     start = worth()
-    if machine.act("selfLiquidate", owner, machine.w.liquidator, machine.tx("Liquidator", "liquidate", account, []),
-                   lambda s: machine.g.liquidate(s, owner, [account], [], 0, batch=False)) is None:
+    if (
+        machine.act(
+            "selfLiquidate",
+            owner,
+            machine.w.liquidator,
+            machine.tx("Liquidator", "liquidate", account, []),
+            lambda s: machine.g.liquidate(s, owner, [account], [], 0, batch=False),
+        )
+        is None
+    ):
         return
     gain = worth() - start
     require("self_liquidation_unprofitable", gain <= 0, lambda: f"self-liquidation made {gain / USDC:.6f} USDC")
@@ -1072,8 +1365,16 @@ def redeemer_ahead_of_liquidation(machine: Driver, a: int, b: int, c: int) -> No
     market = machine.market_of(b)
     machine.publish(market, machine.truth[market] * (10_000 - (300 + c % 900)) // 10_000)  # a crash
     machine.set_reference(market)
-    if machine.act("ahead.requestRedeem", lp, machine.w.vault, machine.tx("LeverVault", "requestRedeem", shares, lp, lp),
-                   lambda s: machine.g.request_redeem(s, lp, shares)) is None:
+    if (
+        machine.act(
+            "ahead.requestRedeem",
+            lp,
+            machine.w.vault,
+            machine.tx("LeverVault", "requestRedeem", shares, lp, lp),
+            lambda s: machine.g.request_redeem(s, lp, shares),
+        )
+        is None
+    ):
         return
     t = machine.now()
     machine.wait_seconds(machine.w.settings.lp_delay)
@@ -1088,8 +1389,11 @@ def redeemer_ahead_of_liquidation(machine: Driver, a: int, b: int, c: int) -> No
     # The pool's value per share now, at the same prices, with every liquidation booked.
     value = int(machine.view("LeverVault", machine.w.vault, "totalAssets"))
     supply = machine.g.s.supply
-    require("redeemer_shares_bad_debt", assets * (supply + 10**6) <= shares * (value + assets + 1) + shares,
-            lambda: f"{shares} shares redeemed for {assets}, the pool is worth {value} for {supply} shares after")
+    require(
+        "redeemer_shares_bad_debt",
+        assets * (supply + 10**6) <= shares * (value + assets + 1) + shares,
+        lambda: f"{shares} shares redeemed for {assets}, the pool is worth {value} for {supply} shares after",
+    )
 
 
 def lp_run(machine: Driver, a: int, b: int, c: int) -> None:
@@ -1102,9 +1406,18 @@ def lp_run(machine: Driver, a: int, b: int, c: int) -> None:
     asked = []
     for lp in machine.w.lps:
         shares = machine.g.s.shares.get(lp, 0)
-        if shares and not machine.g.s.pending_redeem.get(lp) and machine.act(
-                "run.requestRedeem", lp, machine.w.vault, machine.tx("LeverVault", "requestRedeem", shares, lp, lp),
-                lambda s, lp=lp, shares=shares: machine.g.request_redeem(s, lp, shares)) is not None:
+        if (
+            shares
+            and not machine.g.s.pending_redeem.get(lp)
+            and machine.act(
+                "run.requestRedeem",
+                lp,
+                machine.w.vault,
+                machine.tx("LeverVault", "requestRedeem", shares, lp, lp),
+                lambda s, lp=lp, shares=shares: machine.g.request_redeem(s, lp, shares),
+            )
+            is not None
+        ):
             asked.append((lp, machine.now()))
     if not asked:
         return
@@ -1112,7 +1425,7 @@ def lp_run(machine: Driver, a: int, b: int, c: int) -> None:
     machine.publish_all()
     keeper_liquidates_all(machine)
     machine.wait_seconds(machine.w.settings.lp_grace)
-    for lp, t in asked[a % len(asked):] + asked[:a % len(asked)]:  # in an order the run chooses
+    for lp, t in asked[a % len(asked) :] + asked[: a % len(asked)]:  # in an order the run chooses
         settle_lp(machine, lp, False, lp_blobs(machine, t, 0), machine.w.keepers[b % 2])
 
 
@@ -1132,10 +1445,15 @@ def keeper_liquidates_all(machine: Driver) -> None:
             candidates.append(account)
     if candidates:
         blobs = machine.latest_blobs()
-        machine.act("keeper.liquidateBatch", machine.w.keepers[0], machine.w.liquidator,
-                    machine.tx("Liquidator", "liquidateBatch", candidates, machine.updates(blobs)),
-                    lambda s: machine.g.liquidate(s, machine.w.keepers[0], candidates, blobs, VALUE, batch=True), value=VALUE)
-    
+        machine.act(
+            "keeper.liquidateBatch",
+            machine.w.keepers[0],
+            machine.w.liquidator,
+            machine.tx("Liquidator", "liquidateBatch", candidates, machine.updates(blobs)),
+            lambda s: machine.g.liquidate(s, machine.w.keepers[0], candidates, blobs, VALUE, batch=True),
+            value=VALUE,
+        )
+
 
 def keeper_liquidates(machine: Driver, a: int, b: int, c: int) -> None:
     keeper_liquidates_all(machine)
@@ -1163,8 +1481,13 @@ def exit_everyone(machine: Driver) -> None:
             machine.set_reference(market)
         for (account, slot), o in sorted(g.s.orders.items()):
             who = machine.owner(account)
-            machine.act("exit.cancel", who, w.book, machine.tx("OrderBook", "cancelOrder", o.order_id),
-                        lambda s, o=o, who=who: g.cancel_order(s, who, o.order_id))
+            machine.act(
+                "exit.cancel",
+                who,
+                w.book,
+                machine.tx("OrderBook", "cancelOrder", o.order_id),
+                lambda s, o=o, who=who: g.cancel_order(s, who, o.order_id),
+            )
         keeper_liquidates_all(machine)
         open_legs = sorted(g.s.positions)
         if not open_legs:
@@ -1182,8 +1505,13 @@ def exit_everyone(machine: Driver) -> None:
         assert margin >= 0, f"account {account} owes {margin} with no positions"
         if margin > 0:
             owner = machine.owner(account)
-            machine.act("exit.withdraw", owner, w.vault, machine.tx("LeverVault", "withdrawMargin", account, margin, owner),
-                        lambda s, a=account, o=owner, x=margin: g.withdraw_margin(s, o, a, x))
+            machine.act(
+                "exit.withdraw",
+                owner,
+                w.vault,
+                machine.tx("LeverVault", "withdrawMargin", account, margin, owner),
+                lambda s, a=account, o=owner, x=margin: g.withdraw_margin(s, o, a, x),
+            )
     # LPs: settle or lapse pending requests, claim, redeem everything.
     machine.wait_seconds(w.settings.lp_delay + w.settings.lp_window + w.settings.lp_grace + 1)
     for lp in w.lps:
@@ -1192,12 +1520,22 @@ def exit_everyone(machine: Driver) -> None:
                 lp_cancel_expired(machine, w.lps.index(lp), int(deposit), 0)
         claim = g.s.claim_deposit.get(lp)
         if claim and claim.assets:
-            machine.act("exit.claimDeposit", lp, w.vault, machine.tx("LeverVault", "deposit", claim.assets, lp),
-                        lambda s, lp=lp, x=claim.assets: g.claim_deposit(s, lp, x))
+            machine.act(
+                "exit.claimDeposit",
+                lp,
+                w.vault,
+                machine.tx("LeverVault", "deposit", claim.assets, lp),
+                lambda s, lp=lp, x=claim.assets: g.claim_deposit(s, lp, x),
+            )
         shares = g.s.shares.get(lp, 0)
         if shares:
-            machine.act("exit.requestRedeem", lp, w.vault, machine.tx("LeverVault", "requestRedeem", shares, lp, lp),
-                        lambda s, lp=lp, x=shares: g.request_redeem(s, lp, x))
+            machine.act(
+                "exit.requestRedeem",
+                lp,
+                w.vault,
+                machine.tx("LeverVault", "requestRedeem", shares, lp, lp),
+                lambda s, lp=lp, x=shares: g.request_redeem(s, lp, x),
+            )
     machine.wait_seconds(w.settings.lp_delay)
     machine.publish_all()
     machine.wait_seconds(w.settings.lp_grace)
@@ -1208,28 +1546,78 @@ def exit_everyone(machine: Driver) -> None:
             assert out is not None and out[0] >= 0, f"{lp} could not redeem at the exit"
         claim = g.s.claim_redeem.get(lp)
         if claim and claim.shares:
-            machine.act("exit.claimRedeem", lp, w.vault, machine.tx("LeverVault", "redeem", claim.shares, lp, lp),
-                        lambda s, lp=lp, x=claim.shares: g.claim_redeem(s, lp, x))
+            machine.act(
+                "exit.claimRedeem",
+                lp,
+                w.vault,
+                machine.tx("LeverVault", "redeem", claim.shares, lp, lp),
+                lambda s, lp=lp, x=claim.shares: g.claim_redeem(s, lp, x),
+            )
     machine.check_step()
     machine.check_everything()
     scalars = w.observer.scalars()
     balance = w.observer.balance(w.vault)
     kept = scalars["insurance"] + scalars["fees"]
     dust = balance - kept
-    require("everyone_can_exit", scalars["margin_and_escrow"] == 0 and scalars["order_escrow"] == 0
-            and scalars["lp_escrow"] == 0 and 0 <= dust <= 10 * USDC and scalars["supply"] == 0,
-            lambda: f"after the exit the vault holds {balance} for insurance+fees {kept}: {scalars}")
+    require(
+        "everyone_can_exit",
+        scalars["margin_and_escrow"] == 0
+        and scalars["order_escrow"] == 0
+        and scalars["lp_escrow"] == 0
+        and 0 <= dust <= 10 * USDC
+        and scalars["supply"] == 0,
+        lambda: f"after the exit the vault holds {balance} for insurance+fees {kept}: {scalars}",
+    )
 
 
 # Actions with their weights (an action listed twice is drawn twice as often).
 ACTIONS: tuple[Callable[[Driver, int, int, int], None], ...] = (
-    wait, deposit_margin, withdraw_margin, commit_order, commit_order, commit_order, close_position, close_position,
-    place_conditional, update_conditional, cancel_order, keeper_settles, keeper_settles, keeper_settles,
-    liquidate, liquidate_batch, keeper_liquidates, lp_request_deposit, lp_request_redeem, lp_settle, lp_settle,
-    lp_claim, lp_cancel_expired, publish_price, publish_price, publish_price, reference_round, reference_round,
-    wait, wait, confirm_shock, accrue, fund_insurance, set_market_params, set_liquidation_params, pause,
-    latency_arbitrageur, jit_lp, cross_margin_dumper, funding_sniper, cap_blocker, choosy_keeper, self_liquidator,
-    redeemer_ahead_of_liquidation, stop_straddler, lp_run,
+    wait,
+    deposit_margin,
+    withdraw_margin,
+    commit_order,
+    commit_order,
+    commit_order,
+    close_position,
+    close_position,
+    place_conditional,
+    update_conditional,
+    cancel_order,
+    keeper_settles,
+    keeper_settles,
+    keeper_settles,
+    liquidate,
+    liquidate_batch,
+    keeper_liquidates,
+    lp_request_deposit,
+    lp_request_redeem,
+    lp_settle,
+    lp_settle,
+    lp_claim,
+    lp_cancel_expired,
+    publish_price,
+    publish_price,
+    publish_price,
+    reference_round,
+    reference_round,
+    wait,
+    wait,
+    confirm_shock,
+    accrue,
+    fund_insurance,
+    set_market_params,
+    set_liquidation_params,
+    pause,
+    latency_arbitrageur,
+    jit_lp,
+    cross_margin_dumper,
+    funding_sniper,
+    cap_blocker,
+    choosy_keeper,
+    self_liquidator,
+    redeemer_ahead_of_liquidation,
+    stop_straddler,
+    lp_run,
 )
 assert {a.__name__ for a in ACTIONS} >= set(ADVERSARIES)
 
@@ -1284,8 +1672,6 @@ class Machine(RuleBasedStateMachine):
             exit_everyone(self.d)
 
 
-
-
 def seed(world: World) -> World:
     """The world every example starts from: funded actors, accounts with margin, two LPs in the
     pool, prices on both oracles and a book of levered positions; then the chain's snapshot."""
@@ -1305,16 +1691,31 @@ def seed(world: World) -> World:
         d.act("seed.approve", who, w.token, d.tx("MockToken", "approve", w.vault, MAX_UINT), lambda s: None)
     for trader in w.traders:
         for _ in range(2):
-            d.act("seed.createAccount", trader, w.engine, d.tx("PerpEngine", "createAccount"),
-                  lambda s, t=trader: g.create_account(s, t))
+            d.act(
+                "seed.createAccount",
+                trader,
+                w.engine,
+                d.tx("PerpEngine", "createAccount"),
+                lambda s, t=trader: g.create_account(s, t),
+            )
     for account in w.accounts:
         owner = d.owner(account)
-        d.act("seed.depositMargin", owner, w.vault, d.tx("LeverVault", "depositMargin", account, ACCOUNT_MARGIN),
-              lambda s, a=account, o=owner: g.deposit_margin(s, o, a, ACCOUNT_MARGIN))
+        d.act(
+            "seed.depositMargin",
+            owner,
+            w.vault,
+            d.tx("LeverVault", "depositMargin", account, ACCOUNT_MARGIN),
+            lambda s, a=account, o=owner: g.deposit_margin(s, o, a, ACCOUNT_MARGIN),
+        )
     d.publish_all()
     for lp, assets in zip(w.lps, (1_000_000 * USDC, 250_000 * USDC), strict=False):
-        d.act("seed.requestDeposit", lp, w.vault, d.tx("LeverVault", "requestDeposit", assets, lp, lp),
-              lambda s, lp=lp, x=assets: g.request_deposit(s, lp, x))
+        d.act(
+            "seed.requestDeposit",
+            lp,
+            w.vault,
+            d.tx("LeverVault", "requestDeposit", assets, lp, lp),
+            lambda s, lp=lp, x=assets: g.request_deposit(s, lp, x),
+        )
     t = d.now()
     d.wait_seconds(w.settings.lp_delay)
     d.publish_all()
@@ -1322,8 +1723,13 @@ def seed(world: World) -> World:
     for lp in w.lps[:2]:
         settle_lp(d, lp, True, lp_blobs(d, t, 0), w.keepers[0])
         claim = g.s.claim_deposit[lp]
-        d.act("seed.claim", lp, w.vault, d.tx("LeverVault", "deposit", claim.assets, lp),
-              lambda s, lp=lp, x=claim.assets: g.claim_deposit(s, lp, x))
+        d.act(
+            "seed.claim",
+            lp,
+            w.vault,
+            d.tx("LeverVault", "deposit", claim.assets, lp),
+            lambda s, lp=lp, x=claim.assets: g.claim_deposit(s, lp, x),
+        )
     # A book of levered positions, so that price moves reach liquidation within a few steps.
     for account, market, tenths in OPENING_BOOK:
         size = ACCOUNT_MARGIN * w.settings.token_scale * abs(tenths) // 10 * WAD // d.price_wad(market)

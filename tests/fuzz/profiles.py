@@ -69,8 +69,12 @@ def hypothesis_settings(budget: Budget) -> settings:
         # The mutation check only needs to know that a run fails, not the smallest failing run.
         phases=[Phase.explicit, Phase.reuse, Phase.generate]
         + ([] if os.environ.get("LEVER_FUZZ_NO_SHRINK") else [Phase.shrink]),
-        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much,
-                              HealthCheck.large_base_example],
+        suppress_health_check=[
+            HealthCheck.too_slow,
+            HealthCheck.data_too_large,
+            HealthCheck.filter_too_much,
+            HealthCheck.large_base_example,
+        ],
     )
 
 

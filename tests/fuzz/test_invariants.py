@@ -37,8 +37,16 @@ def _run(world: World, backend: str, budget: Budget, run: int) -> None:
     print(f"{backend}: {steps} steps in {seconds:.1f} s ({steps / seconds:,.0f} steps/s)\n{STATS.coverage()}")
     if directory := os.environ.get("LEVER_FUZZ_STATS_DIR"):
         Path(directory).mkdir(parents=True, exist_ok=True)
-        record = {"backend": backend, "seed": run, "steps": steps, "seconds": round(seconds, 3), "process": os.getpid(),
-                  "started": wall, "ended": time.time(), "checks": dict(STATS.checks)}
+        record = {
+            "backend": backend,
+            "seed": run,
+            "steps": steps,
+            "seconds": round(seconds, 3),
+            "process": os.getpid(),
+            "started": wall,
+            "ended": time.time(),
+            "checks": dict(STATS.checks),
+        }
         (Path(directory) / f"{backend}-{run}.json").write_text(json.dumps(record))
     assert steps >= budget.min_steps, f"the profile promises {budget.min_steps} steps, the run made {steps}"
 

@@ -11,10 +11,15 @@ from world import encode_args
 @pytest.mark.parametrize(
     ("types", "values"),
     [
-        (["uint256[]", "bytes[]", "(uint256,bytes)[]"], [[1, 2**255], [b"", b"\x01" * 33], [(0, b"\x02" * 320), (1, b"")]]),
+        (
+            ["uint256[]", "bytes[]", "(uint256,bytes)[]"],
+            [[1, 2**255], [b"", b"\x01" * 33], [(0, b"\x02" * 320), (1, b"")]],
+        ),
         (["uint256", "(uint256,bytes)[]"], [7, []]),
-        (["address", "uint256", "bytes", "bytes32", "bytes32", "uint256"],
-         ["0x" + "ab" * 20, 0, b"\x05" * 70, b"\x00" * 32, b"\x01" * 32, 3]),
+        (
+            ["address", "uint256", "bytes", "bytes32", "bytes32", "uint256"],
+            ["0x" + "ab" * 20, 0, b"\x05" * 70, b"\x00" * 32, b"\x01" * 32, 3],
+        ),
         (["uint256", "(uint16,uint64,int128,uint256)"], [1, (2, 3, -4, 5)]),
         (["int256", "bool"], [-(2**200), True]),
     ],
@@ -34,8 +39,9 @@ def test_hypothesis_drives_the_machine_through_its_public_api() -> None:
 
     steps, swarms = STATS.steps, len(STATS.swarms)
     machine = seed(5)(machine_for(_fast_world()))
-    run_state_machine_as_test(machine, settings=settings(max_examples=6, stateful_step_count=5, deadline=None,
-                                                         database=None))
+    run_state_machine_as_test(
+        machine, settings=settings(max_examples=6, stateful_step_count=5, deadline=None, database=None)
+    )
     assert STATS.steps - steps >= 6 * 4, "the machine's rule did not run"
     chosen = STATS.swarms[swarms:]
     assert len(chosen) >= 6 and len(set(chosen)) > 1, "every example must draw its own set of actions"
@@ -51,8 +57,17 @@ def test_storage_reads_match_the_views() -> None:
 
     machine: Machine = machine_for(_fast_world())()
     d, obs, w = machine.d, machine.d.w.observer, machine.d.w
-    for action in ("commit_order", "wait", "keeper_settles", "publish_price", "lp_request_deposit", "wait",
-                   "lp_settle", "place_conditional", "accrue"):
+    for action in (
+        "commit_order",
+        "wait",
+        "keeper_settles",
+        "publish_price",
+        "lp_request_deposit",
+        "wait",
+        "lp_settle",
+        "place_conditional",
+        "accrue",
+    ):
         import machine as machine_module
 
         getattr(machine_module, action)(d, 1, 3, 5)

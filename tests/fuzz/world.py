@@ -75,8 +75,11 @@ class Calls:
         key = (contract, function, len(args))
         shape = self._shapes.get(key)
         if shape is None:
-            [entry] = [e for e in self.art.abi(contract)
-                       if e.get("type") == "function" and e["name"] == function and len(e["inputs"]) == len(args)]
+            [entry] = [
+                e
+                for e in self.art.abi(contract)
+                if e.get("type") == "function" and e["name"] == function and len(e["inputs"]) == len(args)
+            ]
             types = [abi_type(i) for i in entry["inputs"]]
             shape = self._shapes[key] = (selector_of(entry), types, all(t in _STATIC for t in types))
         selector, types, static = shape
@@ -148,13 +151,11 @@ def _encode_one(kind: str, value: Any) -> bytes:
 # --------------------------------------------------------------------------- prices
 
 
-
 @lru_cache(maxsize=8192)
 def _blob(price_id: bytes, market: int, pub: Publication, prev: int) -> Blob:
     """A publication's blob (it never changes once the next publication exists)."""
     data = encode_update(price_id, pub, prev)
     return Blob(market, pub.publish_time, pub.price, pub.conf, pub.expo, prev, data)
-
 
 
 @dataclass
@@ -225,30 +226,46 @@ class Observer:
         self.token, self.vault, self.engine = p.token.address, p.vault.address, p.engine.address
         self.book, self.oracle, self.liquidator = p.order_book.address, p.oracle.address, p.liquidator.address
         self.n_markets = len(p.markets)
-        v, e, b, o, lq = (storage_layout(c) for c in ("LeverVault", "PerpEngine", "OrderBook", "OracleAdapter", "Liquidator"))
+        v, e, b, o, lq = (
+            storage_layout(c) for c in ("LeverVault", "PerpEngine", "OrderBook", "OracleAdapter", "Liquidator")
+        )
         self.v, self.e, self.b, self.o, self.lq = v, e, b, o, lq
         self._token_balances = storage_layout("MockToken").var("_balances").slot
         self._shares = v.var("_balances").slot
         # The vault's margin ledger holds every margin plus the order escrow (`totalMargin()` is
         # the difference); the escrow shares a slot with the LP parameters, and the engine's total
         # reserve, open-markets mask and pause flag share one slot.
-        self._scalars = {
-            (self.vault, name): v.var(label) for name, label in (
-                ("margin_and_escrow", "_marginAndEscrow"), ("pool", "_poolAssets"), ("insurance", "_insuranceFund"),
-                ("fees", "_protocolFees"), ("lp_escrow", "_lpEscrow"),
-                ("supply", "_totalSupply"), ("bad_debt", "badDebtTotal"), ("bad_by_insurance", "badDebtCoveredByInsurance"),
-                ("bad_by_pool", "badDebtCoveredByPool"))
-        } | {
-            (self.vault, "order_escrow"): v.member("_e", "orderEscrow"),
-            (self.engine, "account_count"): e.var("accountCount"),
-        } | {
-            (self.engine, name): e.member("_g", label) for name, label in (
-                ("total_reserve", "totalReserveWad"), ("open_mask", "openMask"), ("paused", "paused"))
-        }
+        self._scalars = (
+            {
+                (self.vault, name): v.var(label)
+                for name, label in (
+                    ("margin_and_escrow", "_marginAndEscrow"),
+                    ("pool", "_poolAssets"),
+                    ("insurance", "_insuranceFund"),
+                    ("fees", "_protocolFees"),
+                    ("lp_escrow", "_lpEscrow"),
+                    ("supply", "_totalSupply"),
+                    ("bad_debt", "badDebtTotal"),
+                    ("bad_by_insurance", "badDebtCoveredByInsurance"),
+                    ("bad_by_pool", "badDebtCoveredByPool"),
+                )
+            }
+            | {
+                (self.vault, "order_escrow"): v.member("_e", "orderEscrow"),
+                (self.engine, "account_count"): e.var("accountCount"),
+            }
+            | {
+                (self.engine, name): e.member("_g", label)
+                for name, label in (
+                    ("total_reserve", "totalReserveWad"),
+                    ("open_mask", "openMask"),
+                    ("paused", "paused"),
+                )
+            }
+        )
         self._plans: dict[str, tuple[list[int], list[tuple[int, int, int, int]]]] = {}
         evm = getattr(chain, "evm", None)
         self.storage = evm.storage if evm is not None else chain.storage  # revm's own method: no wrapper
-
 
     def _struct(self, layout: StorageLayout, address: str, base: int, kind: str) -> list[int]:
         plan = self._plans.get(kind)
@@ -289,28 +306,36 @@ class Observer:
 
     def _margin_slot(self, account: int) -> list[int]:
         """The vault's `MarginSlot`: the margin (signed) and the pending-order count."""
-        return self._struct(self.v, self.vault, mapping_slot(account, self.v.var("_margin").slot),
-                            self.v.value_type("_margin"))
+        return self._struct(
+            self.v, self.vault, mapping_slot(account, self.v.var("_margin").slot), self.v.value_type("_margin")
+        )
 
     def account(self, account: int) -> Account | None:
-        owner, mask, last = self._struct(self.e, self.engine, mapping_slot(account, self.e.var("_accounts").slot),
-                                         self.e.value_type("_accounts"))
+        owner, mask, last = self._struct(
+            self.e, self.engine, mapping_slot(account, self.e.var("_accounts").slot), self.e.value_type("_accounts")
+        )
         if owner == 0:
             return None
         return Account(to_checksum_address(owner.to_bytes(20, "big")), mask, last)
 
     def position(self, account: int, market: int) -> m.Position:
         inner = mapping_slot(account, self.e.var("_positions").slot)
-        return m.Position(*self._struct(self.e, self.engine, mapping_slot(market, inner), self.e.value_type("_positions")))
+        return m.Position(
+            *self._struct(self.e, self.engine, mapping_slot(market, inner), self.e.value_type("_positions"))
+        )
 
     def market(self, market: int) -> m.MarketState:
-        return m.MarketState(*self._struct(self.e, self.engine, mapping_slot(market, self.e.var("_state").slot),
-                                           self.e.value_type("_state")))
+        return m.MarketState(
+            *self._struct(
+                self.e, self.engine, mapping_slot(market, self.e.var("_state").slot), self.e.value_type("_state")
+            )
+        )
 
     def params(self, market: int, previous: bool = False) -> m.MarketParams:
         label = "_prevParams" if previous else "_params"
-        return m.MarketParams(*self._struct(self.e, self.engine, mapping_slot(market, self.e.var(label).slot),
-                                            self.e.value_type(label)))
+        return m.MarketParams(
+            *self._struct(self.e, self.engine, mapping_slot(market, self.e.var(label).slot), self.e.value_type(label))
+        )
 
     def oracle_state(self, market: int) -> OracleState:
         kind = self.o.value_type("_markets")
@@ -322,8 +347,19 @@ class Observer:
     def _oracle_fields(self) -> list[int]:
         """Where each `OracleState` field sits in the adapter's `Market` struct."""
         labels = [f.label for f in self.o.members(self.o.value_type("_markets"))]
-        return [labels.index(x) for x in ("lastReferenceWad", "lastRoundId", "varianceWad", "mmFactorCheckpointWad",
-                                          "checkpointTime", "shocked", "latestPriceWad", "latestPublishTime")]
+        return [
+            labels.index(x)
+            for x in (
+                "lastReferenceWad",
+                "lastRoundId",
+                "varianceWad",
+                "mmFactorCheckpointWad",
+                "checkpointTime",
+                "shocked",
+                "latestPriceWad",
+                "latestPublishTime",
+            )
+        ]
 
     def orders(self, account: int) -> dict[int, Order]:
         kind = self.b.value_type("_orders")
@@ -338,14 +374,18 @@ class Observer:
 
     def request(self, controller: str, deposit: bool) -> Request | None:
         label = "_pendingDeposit" if deposit else "_pendingRedeem"
-        amount, time, fee = self._struct(self.v, self.vault, mapping_slot(controller, self.v.var(label).slot),
-                                         self.v.value_type(label))
+        amount, time, fee = self._struct(
+            self.v, self.vault, mapping_slot(controller, self.v.var(label).slot), self.v.value_type(label)
+        )
         return Request(amount, time, fee) if amount else None
 
     def claim(self, controller: str, deposit: bool) -> Claim:
         label = "_claimableDeposit" if deposit else "_claimableRedeem"
-        return Claim(*self._struct(self.v, self.vault, mapping_slot(controller, self.v.var(label).slot),
-                                   self.v.value_type(label)))
+        return Claim(
+            *self._struct(
+                self.v, self.vault, mapping_slot(controller, self.v.var(label).slot), self.v.value_type(label)
+            )
+        )
 
     def liquidation_params(self) -> m.LiquidationParams:
         f = self.lq.var("_params")
@@ -431,19 +471,39 @@ def deploy(chain: Chain) -> World:
     lp = config.lp.params(decimals)
     orders = config.orders.settings(decimals)
     settings = Settings(
-        vault=protocol.vault.address, token_scale=10 ** (18 - decimals),
-        fee_share=int(config.vault.protocol_fee_share * WAD), oracle=oracles,
-        lp_delay=lp[0], lp_window=lp[1], lp_grace=lp[2], lp_fee=lp[3],
-        order_delay=orders[0], order_window=orders[1], min_executor_fee=orders[2], max_executor_fee=orders[3],
+        vault=protocol.vault.address,
+        token_scale=10 ** (18 - decimals),
+        fee_share=int(config.vault.protocol_fee_share * WAD),
+        oracle=oracles,
+        lp_delay=lp[0],
+        lp_window=lp[1],
+        lp_grace=lp[2],
+        lp_fee=lp[3],
+        order_delay=orders[0],
+        order_window=orders[1],
+        min_executor_fee=orders[2],
+        max_executor_fee=orders[3],
         pyth_fee=config.pyth.update_fee_wei,
     )
     observer = Observer(chain, protocol)
     params = [m.MarketParams(*config.markets[name].params()) for name in names]
     state = State(
-        balances={}, margin={}, accounts={}, positions={}, orders={}, params=params, prev=[None] * len(names),
+        balances={},
+        margin={},
+        accounts={},
+        positions={},
+        orders={},
+        params=params,
+        prev=[None] * len(names),
         markets=[observer.market(i) for i in range(len(names))],  # created at the deployment's block times
-        oracle=[observer.oracle_state(i) for i in range(len(names))], rounds=rounds, pending_deposit={}, pending_redeem={},
-        claim_deposit={}, claim_redeem={}, shares={}, liquidation=m.LiquidationParams(*config.liquidation.params()),
+        oracle=[observer.oracle_state(i) for i in range(len(names))],
+        rounds=rounds,
+        pending_deposit={},
+        pending_redeem={},
+        claim_deposit={},
+        claim_redeem={},
+        shares={},
+        liquidation=m.LiquidationParams(*config.liquidation.params()),
     )
     n = len(accounts)
     traders = [to_checksum_address(a) for a in accounts[1 : 1 + N_TRADERS]]

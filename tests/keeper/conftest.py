@@ -67,8 +67,12 @@ def make_keeper(h: Any, price_service: PriceService, bot: Any) -> Callable[..., 
         reader = ProtocolReader(w3, h.reader.addresses)
         config.setdefault("start_block", h.p.deploy_block)
         config.setdefault("stuck_after", 10.0)
-        return Keeper(reader, HermesClient(prices_url or price_service.url, timeout=2.0),
-                      str((signer or bot).private_key), KeeperConfig(**config))
+        return Keeper(
+            reader,
+            HermesClient(prices_url or price_service.url, timeout=2.0),
+            str((signer or bot).private_key),
+            KeeperConfig(**config),
+        )
 
     return build
 

@@ -27,8 +27,10 @@ def reverted(h: Any, sender: str, after_block: int) -> int:
 def order_events(h: Any, after_block: int) -> tuple[list[Any], list[Any]]:
     """(OrderSettled, OrderCancelled) events after `after_block`."""
     book, head = h.p.order_book, int(h.chain.blocks.head.number)
-    return (list(book.OrderSettled.range(after_block + 1, head + 1)),
-            list(book.OrderCancelled.range(after_block + 1, head + 1)))
+    return (
+        list(book.OrderSettled.range(after_block + 1, head + 1)),
+        list(book.OrderCancelled.range(after_block + 1, head + 1)),
+    )
 
 
 def free_port() -> int:
@@ -37,8 +39,12 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def eventually(predicate: Callable[[], Any], timeout: float = 30.0, pause: float = 0.1,
-               ignore: tuple[type[BaseException], ...] = ()) -> bool:
+def eventually(
+    predicate: Callable[[], Any],
+    timeout: float = 30.0,
+    pause: float = 0.1,
+    ignore: tuple[type[BaseException], ...] = (),
+) -> bool:
     """Polls `predicate` until it holds (an error in `ignore` counts as not yet) or `timeout` passes.
     A wait for another process or thread, not a timing assertion."""
     deadline = time.monotonic() + timeout
@@ -74,6 +80,10 @@ def predicted_liquidation(h: Any, account: int, block: int) -> tuple[Any, Any]:
     s = m.vault.settle_liquidation(
         r.margin_token,
         m.vault.Ledgers(ledgers.pool, ledgers.insurance, ledgers.protocol_fees, ledgers.protocol_fee_share),
-        p.pnl_token, p.fee_token, p.reward_request, p.penalty_request, params.min_reward // scale,
+        p.pnl_token,
+        p.fee_token,
+        p.reward_request,
+        p.penalty_request,
+        params.min_reward // scale,
     )
     return p, s

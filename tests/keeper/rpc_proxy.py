@@ -21,8 +21,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
 class FaultyProxy:
-    def __init__(self, upstream: str, fail: float = 0.0, drop: float = 0.0, lose: float = 0.0, delay: float = 0.0,
-                 seed: int = 7):
+    def __init__(
+        self, upstream: str, fail: float = 0.0, drop: float = 0.0, lose: float = 0.0, delay: float = 0.0, seed: int = 7
+    ):
         self.upstream = upstream.rstrip("/")
         self.fail, self.drop, self.lose, self.delay = fail, drop, lose, delay
         self.random = random.Random(seed)

@@ -51,9 +51,7 @@ T0 = 1_800_000_000  # a chain time
 
 def view(price_usd: float, market: int = ETH, publish_time: int = T0) -> m.MarketView:
     params = ETH_PARAMS if market == ETH else BTC_PARAMS
-    return m.MarketView(
-        market, params, m.PriceData(int(price_usd * WAD), publish_time), m.MarketState()
-    )
+    return m.MarketView(market, params, m.PriceData(int(price_usd * WAD), publish_time), m.MarketState())
 
 
 def position(size: str | float, entry_usd: int, last_increase: int = 0) -> m.Position:
@@ -62,16 +60,12 @@ def position(size: str | float, entry_usd: int, last_increase: int = 0) -> m.Pos
     return m.Position(size_wad, m.fixed.mul_wad_ceil(size_wad, entry_usd * WAD), 0, last_increase)
 
 
-def record(
-    margin_usd: int, *legs: tuple[int, m.Position], last_trade: int = T0 - 60
-) -> AccountRecord:
+def record(margin_usd: int, *legs: tuple[int, m.Position], last_trade: int = T0 - 60) -> AccountRecord:
     return AccountRecord(margin_usd * USDC, dict(legs), last_trade)
 
 
 def state_at(r: AccountRecord, views: dict[int, m.MarketView]) -> m.AccountState:
-    return m.account_state(
-        r.margin_token, SCALE, [(pos, views[mk]) for mk, pos in sorted(r.positions.items())], COV
-    )
+    return m.account_state(r.margin_token, SCALE, [(pos, views[mk]) for mk, pos in sorted(r.positions.items())], COV)
 
 
 # --------------------------------------------------------------------------- the liquidation index
@@ -83,9 +77,7 @@ BOOK = {
 }
 
 
-def indexed(
-    records: dict[int, AccountRecord], views: dict[int, m.MarketView] | None = None
-) -> LiquidationIndex:
+def indexed(records: dict[int, AccountRecord], views: dict[int, m.MarketView] | None = None) -> LiquidationIndex:
     index = LiquidationIndex()
     for account, r in records.items():
         index.update(account, r, views or {ETH: view(3000), BTC: view(60_000, BTC)}, SCALE, COV)
@@ -98,17 +90,13 @@ def test_the_index_returns_exactly_the_accounts_a_move_makes_liquidatable() -> N
         views = {ETH: view(price)}
         liquidatable = {a for a, r in BOOK.items() if state_at(r, views).liquidatable}
         assert index.candidates(ETH, price * WAD, 0) == liquidatable, price
-    assert index.candidates(ETH, 2_890 * WAD, 0) == {
-        1
-    }  # the move matters: not every account is a candidate
+    assert index.candidates(ETH, 2_890 * WAD, 0) == {1}  # the move matters: not every account is a candidate
     assert index.candidates(ETH, 3_120 * WAD, 0) == {3}
 
 
 def test_the_band_widens_the_candidates_by_its_share_of_the_price() -> None:
     index = indexed(BOOK)
-    liq = m.liquidation_price(
-        BOOK[1].margin_token, SCALE, [(BOOK[1].positions[ETH], view(3000))], ETH, COV
-    )
+    liq = m.liquidation_price(BOOK[1].margin_token, SCALE, [(BOOK[1].positions[ETH], view(3000))], ETH, COV)
     just_above = liq * 1_004 // 1_000  # 0.4% above the liquidation price: healthy ...
     assert not state_at(BOOK[1], {ETH: view(just_above / WAD)}).liquidatable
     assert index.candidates(ETH, just_above, 0) == set()
@@ -134,27 +122,19 @@ def test_the_index_forgets_a_removed_account_and_moves_an_updated_one() -> None:
     assert len(index) == 1
 
 
-def test_a_short_with_no_liquidation_price_is_always_a_candidate_and_a_long_with_none_never() -> (
-    None
-):
+def test_a_short_with_no_liquidation_price_is_always_a_candidate_and_a_long_with_none_never() -> None:
     """`m.liquidation_price` returns 0 when there is none: for a short, because it is liquidatable
     at every price (here its funding and borrowing owed exceed its margin plus all a short can
     ever earn); for a long, because no price is low enough."""
-    owing = m.MarketView(
-        ETH, ETH_PARAMS, m.PriceData(3000 * WAD, T0), m.MarketState(short_index=4_000 * WAD)
-    )
+    owing = m.MarketView(ETH, ETH_PARAMS, m.PriceData(3000 * WAD, T0), m.MarketState(short_index=4_000 * WAD))
     short = record(2_000, (ETH, position(-6, 3000)))  # owes 6 x $4,000 = $24,000 > $2,000 + $18,000
     safe_long = record(100_000, (ETH, position(1, 3000)))
     for r in (short, safe_long):
-        assert (
-            m.liquidation_price(r.margin_token, SCALE, [(r.positions[ETH], owing)], ETH, COV) == 0
-        )
+        assert m.liquidation_price(r.margin_token, SCALE, [(r.positions[ETH], owing)], ETH, COV) == 0
     index = indexed({1: short, 2: safe_long}, {ETH: owing})
     for usd in (1, 100, 2_000, 3_000, 5_000, 100_000):
         views = {ETH: m.MarketView(ETH, ETH_PARAMS, m.PriceData(usd * WAD, T0), owing.state)}
-        assert (
-            state_at(short, views).liquidatable and not state_at(safe_long, views).liquidatable
-        ), usd
+        assert state_at(short, views).liquidatable and not state_at(safe_long, views).liquidatable, usd
         assert index.candidates(ETH, usd * WAD, 0) == {1}, usd
     assert index.candidates(ETH, 0, 0) == {1}  # even at a price of 0, the long is no candidate
 
@@ -199,9 +179,7 @@ def test_evaluate_waits_for_a_price_newer_than_the_accounts_last_trade() -> None
 def test_evaluate_counts_the_pending_orders_fees_a_liquidation_returns_to_the_margin() -> None:
     views = {ETH: view(2_890)}
     equity_gap = -state_at(BOOK[1], views).equity + state_at(BOOK[1], views).maintenance_margin
-    escrow = {
-        1: equity_gap // SCALE + USDC
-    }  # escrowed fees that cover the gap: healthy once returned
+    escrow = {1: equity_gap // SCALE + USDC}  # escrowed fees that cover the gap: healthy once returned
     assert evaluate([1], BOOK, views, PARAMS, COV, {ETH: T0}, escrow) == []
     assert [c.account for c in evaluate([1], BOOK, views, PARAMS, COV, {ETH: T0}, {1: USDC})] == [1]
 
@@ -225,9 +203,7 @@ def test_decide_skips_accounts_already_in_flight() -> None:
 
 def test_the_profit_gate_drops_what_gas_costs_more_than_it_pays_but_clears_bad_debt() -> None:
     # 110k gas at 10 gwei is 0.0011 ETH: $3.30 at $3,000 an ETH, in token units.
-    gated = DecideParams(
-        liquidation=LIQ, token_scale=SCALE, gas_price_wei=10 * 10**9, token_per_eth=3_000 * USDC
-    )
+    gated = DecideParams(liquidation=LIQ, token_scale=SCALE, gas_price_wei=10 * 10**9, token_per_eth=3_000 * USDC)
     found = [
         candidate(1, 10, reward=3 * USDC),
         candidate(2, 10, reward=4 * USDC),
@@ -255,9 +231,7 @@ def test_a_batch_carries_the_gas_of_its_accounts_and_a_second_position_costs_mor
         gas_per_extra_position=40,
         batch_gas_budget=1_400,
     )
-    batches = decide(
-        [candidate(1, 0), candidate(2, 1, positions=2), candidate(3, 2), candidate(4, 3)], p
-    )
+    batches = decide([candidate(1, 0), candidate(2, 1, positions=2), candidate(3, 2), candidate(4, 3)], p)
     assert [b.items for b in batches] == [(1, 2, 3), (4,)]
     assert [b.gas_limit for b in batches] == [1_000 + 100 + 140 + 100, 1_000 + 100]
 
@@ -291,9 +265,7 @@ def order(
     market: int = ETH,
 ) -> Order:
     size_wad = int(float(size) * 10**6) * 10**12
-    return Order(
-        order_id(account, slot), account, size_wad, USDC, updated_at, market, kind, 0, trigger * WAD
-    )
+    return Order(order_id(account, slot), account, size_wad, USDC, updated_at, market, kind, 0, trigger * WAD)
 
 
 def work(
@@ -333,9 +305,7 @@ def test_due_orders_come_oldest_first() -> None:
     assert due == [tie.order_id, early.order_id, late.order_id]
 
 
-def test_a_stop_loss_triggers_only_on_a_price_published_a_delay_after_the_positions_last_increase() -> (
-    None
-):
+def test_a_stop_loss_triggers_only_on_a_price_published_a_delay_after_the_positions_last_increase() -> None:
     increased = T0 + 20
     records = {1: record(10_000, (ETH, position(2, 3000, last_increase=increased)))}
     stop = order(1, Kind.STOP_LOSS, "-2", T0, trigger=2_900)

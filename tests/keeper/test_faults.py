@@ -56,7 +56,9 @@ class Work:
 
     def liquidated(self) -> list[int]:
         h = self.h
-        return [int(e.accountId) for e in h.p.liquidator.Liquidation.range(self.start + 1, h.chain.blocks.head.number + 1)]
+        return [
+            int(e.accountId) for e in h.p.liquidator.Liquidation.range(self.start + 1, h.chain.blocks.head.number + 1)
+        ]
 
     def done(self) -> bool:
         pending = [o for o in self.orders if int(self.h.p.order_book.order(o).updatedAt) != 0]
@@ -135,9 +137,7 @@ def test_the_keeper_survives_its_price_service_failing_and_settles_within_the_wi
     work.check(keeper)
 
 
-def test_batches_that_would_run_out_of_gas_are_split_and_nothing_fails_on_chain(
-    work: Work, make_keeper: Any
-) -> None:
+def test_batches_that_would_run_out_of_gas_are_split_and_nothing_fails_on_chain(work: Work, make_keeper: Any) -> None:
     """Gas budgets far too small: the simulation (run with the gas limit the transaction would
     carry) finds it, the keeper splits the batch (or raises one order's limit), and every
     transaction it sends succeeds."""

@@ -19,9 +19,7 @@ ZERO = "0x0000000000000000000000000000000000000000"
 
 
 def place(h: Harness, owner: Any, account: int, kind: Kind, size: str, trigger: str) -> int:
-    receipt = h.p.order_book.placeOrder(
-        account, 0, int(kind), wad(size), wad(trigger), 0, usdc(1), sender=owner
-    )
+    receipt = h.p.order_book.placeOrder(account, 0, int(kind), wad(size), wad(trigger), 0, usdc(1), sender=owner)
     return int(receipt.events.filter(h.p.order_book.OrderPlaced)[0].orderId)
 
 
@@ -69,9 +67,7 @@ def test_the_keeper_liquidates_an_unhealthy_account_bringing_the_pyth_update_its
     assert statuses(h, keeper, start) == [1]
 
 
-def test_the_keeper_sends_nothing_while_every_account_is_healthy(
-    h: Harness, alice: Any, make_keeper: Any
-) -> None:
+def test_the_keeper_sends_nothing_while_every_account_is_healthy(h: Harness, alice: Any, make_keeper: Any) -> None:
     account = h.open_account(alice, 10_000)
     h.trade(alice, account, ETH, "1")
     keeper = make_keeper()
@@ -146,9 +142,7 @@ def test_orders_sharing_one_proven_price_each_get_its_proof_when_split_into_seve
     publish time): the contract proves it once per batch and lets the batch's later orders of
     that key reuse it. Split into two batches (by the batch size, or by the out-of-gas split),
     each batch's first order of the key must carry the proof, or that batch settles nothing."""
-    seeder = project.BulkSeeder.deploy(
-        h.p.engine, h.p.vault, h.p.order_book, h.p.token, sender=alice
-    )
+    seeder = project.BulkSeeder.deploy(h.p.engine, h.p.vault, h.p.order_book, h.p.token, sender=alice)
     h.p.token.mint(seeder, usdc(20_000), sender=alice)
     seeder.openAccounts(2, usdc(10_000), sender=alice)
     first = int(h.p.engine.accountCount()) - 1
@@ -173,9 +167,7 @@ def test_a_backlog_is_batched_by_the_gas_the_node_estimates_not_the_configured_g
 ) -> None:
     """Six orders at a configured 5M gas each would need two batches of a 30M block; the node's
     estimate of a batch says far less, so they go in one transaction."""
-    seeder = project.BulkSeeder.deploy(
-        h.p.engine, h.p.vault, h.p.order_book, h.p.token, sender=alice
-    )
+    seeder = project.BulkSeeder.deploy(h.p.engine, h.p.vault, h.p.order_book, h.p.token, sender=alice)
     h.p.token.mint(seeder, usdc(60_000), sender=alice)
     seeder.openAccounts(6, usdc(10_000), sender=alice)
     first = int(h.p.engine.accountCount()) - 5
@@ -309,9 +301,7 @@ def test_the_keeper_executes_a_triggered_stop_loss_and_its_take_profit_is_cancel
     assert statuses(h, keeper, start) == [1]
 
 
-def test_the_keeper_executes_a_take_profit_when_the_price_reaches_it(
-    h: Harness, alice: Any, make_keeper: Any
-) -> None:
+def test_the_keeper_executes_a_take_profit_when_the_price_reaches_it(h: Harness, alice: Any, make_keeper: Any) -> None:
     account = h.open_account(alice, 10_000)
     h.trade(alice, account, ETH, "-1")
     take = place(h, alice, account, Kind.TAKE_PROFIT, "1", "2800")
@@ -382,12 +372,8 @@ def test_the_keeper_settles_a_deposit_and_a_redemption_at_prices_it_brings(
     [redeemed] = v.RedeemSettled.range(start + 1, h.chain.blocks.head.number + 1)
     # Each at the pool's value and supply when it settled (the other one may have come first).
     redeem_first = redeemed.block_number < deposited.block_number
-    minted = m.pool.to_shares_down(
-        usdc(1_000), int(deposited.poolValue), supply - shares * redeem_first
-    )
-    paid = m.pool.to_assets_down(
-        shares, int(redeemed.poolValue), supply + minted * (not redeem_first)
-    )
+    minted = m.pool.to_shares_down(usdc(1_000), int(deposited.poolValue), supply - shares * redeem_first)
+    paid = m.pool.to_assets_down(shares, int(redeemed.poolValue), supply + minted * (not redeem_first))
     assert (int(v.maxDeposit(bob)), int(v.maxMint(bob))) == (usdc(1_000), minted)
     assert int(v.maxWithdraw(lp)) == paid > 0
     assert balance(h, keeper.address) - before == 2 * fee  # both requests' executor fees

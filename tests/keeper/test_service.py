@@ -46,15 +46,11 @@ def metric(base: str, name: str) -> float:
 
 @pytest.fixture
 def record(h: Harness, config: Any, tmp_path: Path) -> Path:
-    return save_deployment(
-        deployment_record(h.p, int(h.chain.chain_id), "local", config), directory=tmp_path
-    )
+    return save_deployment(deployment_record(h.p, int(h.chain.chain_id), "local", config), directory=tmp_path)
 
 
 @pytest.fixture
-def running_keeper(
-    node_uri: str, record: Path, price_service: Any, bot: Any
-) -> Iterator[tuple[Any, str]]:
+def running_keeper(node_uri: str, record: Path, price_service: Any, bot: Any) -> Iterator[tuple[Any, str]]:
     port = free_port()
     env = dict(os.environ, LEVER_PRIVATE_KEY=str(bot.private_key))
     process = subprocess.Popen(
@@ -90,9 +86,7 @@ def test_the_keeper_process_does_its_work_counts_it_in_its_metrics_and_exits_zer
     h.trade(alice, risky, ETH, "6")
     trader = h.open_account(bob, 10_000)
     order, _ = h.commit(bob, trader, ETH, "1")
-    assert eventually(
-        lambda: _get(f"{base}/health")[0] == 200 or process.poll() is not None, timeout=60
-    )
+    assert eventually(lambda: _get(f"{base}/health")[0] == 200 or process.poll() is not None, timeout=60)
     assert process.poll() is None, process.stdout.read()
     # after its first step
     assert eventually(lambda: metric(base, "lever_keeper_orders_pending") == 1)
@@ -100,9 +94,7 @@ def test_the_keeper_process_does_its_work_counts_it_in_its_metrics_and_exits_zer
     assert metric(base, "lever_keeper_liquidations_won_total") == 0
     h.advance(h.delay)
     h.set_price(ETH, 2_860)  # the order's price, and a fall that makes `risky` liquidatable
-    assert eventually(
-        lambda: int(h.p.order_book.order(order).updatedAt) == 0 and h.margin(risky) < 1_000 * 10**6
-    )
+    assert eventually(lambda: int(h.p.order_book.order(order).updatedAt) == 0 and h.margin(risky) < 1_000 * 10**6)
     # The process counts each after reading its receipt: wait for the counters.
     assert eventually(lambda: metric(base, "lever_keeper_liquidations_won_total") == 1)
     assert eventually(lambda: metric(base, "lever_keeper_orders_settled_total") == 1)
@@ -113,14 +105,10 @@ def test_the_keeper_process_does_its_work_counts_it_in_its_metrics_and_exits_zer
     assert metric(base, "lever_keeper_loop_seconds_count") > 1
     assert metric(base, "lever_keeper_errors_total") == 0
     health = json.loads(_get(f"{base}/health")[1])
-    assert (
-        health["status"] == "ok" and health["accounts"] == with_positions and health["orders"] == 0
-    )
+    assert health["status"] == "ok" and health["accounts"] == with_positions and health["orders"] == 0
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=30) == 0
-    lines = [
-        json.loads(line) for line in process.stdout.read().splitlines() if line.startswith("{")
-    ]
+    lines = [json.loads(line) for line in process.stdout.read().splitlines() if line.startswith("{")]
     assert lines[-1]["msg"] == "stopped"
     assert any(line["msg"] == "liquidated" for line in lines)
 
@@ -138,9 +126,7 @@ def test_the_keeper_process_does_its_work_counts_it_in_its_metrics_and_exits_zer
     ],
     ids=["flag", "environment", "config-file"],
 )
-def test_a_bad_setting_is_one_error_line_and_a_nonzero_exit(
-    args: list[str], env: dict[str, str], message: str
-) -> None:
+def test_a_bad_setting_is_one_error_line_and_a_nonzero_exit(args: list[str], env: dict[str, str], message: str) -> None:
     result = subprocess.run(
         [*KEEPER, "--rpc-url", "http://127.0.0.1:9", *args],
         env=dict(os.environ, **env),
@@ -151,10 +137,7 @@ def test_a_bad_setting_is_one_error_line_and_a_nonzero_exit(
     )
     assert result.returncode == 1
     assert result.stderr.startswith(message), result.stderr
-    assert (
-        len(result.stderr.strip().splitlines()) == 1
-        and "Traceback" not in result.stderr + result.stdout
-    )
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr + result.stdout
 
 
 def test_a_malformed_deployment_record_is_one_error_line(node_uri: str, tmp_path: Path) -> None:
@@ -169,7 +152,4 @@ def test_a_malformed_deployment_record_is_one_error_line(node_uri: str, tmp_path
     )
     assert result.returncode == 1
     assert result.stderr.startswith(f"error: malformed deployment record {bad}: "), result.stderr
-    assert (
-        len(result.stderr.strip().splitlines()) == 1
-        and "Traceback" not in result.stderr + result.stdout
-    )
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr + result.stdout

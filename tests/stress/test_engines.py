@@ -12,8 +12,17 @@ from lever.stress.model import Agents, make_cell
 
 # Bounds on the vectorised engine (floats, no wei rounding) against the exact one.
 MAX_REL_ERROR = 1e-3
-SAMPLE = [("march-2020", 1), ("luna-2022", 2), ("oracle-freeze-jump", 1), ("keeper-outage", 2), ("lp-run", 1),
-          ("pump", 1), ("skew-squeeze", 2), ("gas-spike", 1), ("whipsaw", 1)]
+SAMPLE = [
+    ("march-2020", 1),
+    ("luna-2022", 2),
+    ("oracle-freeze-jump", 1),
+    ("keeper-outage", 2),
+    ("lp-run", 1),
+    ("pump", 1),
+    ("skew-squeeze", 2),
+    ("gas-spike", 1),
+    ("whipsaw", 1),
+]
 
 
 def test_the_vectorised_engine_matches_the_exact_engine_within_the_bound_on_sampled_cells() -> None:
@@ -38,10 +47,20 @@ def test_the_exact_engine_keeps_every_token_through_a_crash(scenario: str) -> No
     e = ExactEngine(cell)
     e.run()
     led, actions = e.chain.ledgers, [a for s in e.trace.steps for a in s.actions]
-    vault = (sum(e.chain.margin.values()) + led["pool"] + led["insurance"] + led["protocol_fees"] + led["order_escrow"]
-             + led["lp_escrow"])
-    paid_in = (cell.pool + cell.insurance + sum(a.amount for a in actions if a.kind == "deposit")
-               + cell.params.lp_executor_fee * sum(1 for a in actions if a.kind == "redeem"))
+    vault = (
+        sum(e.chain.margin.values())
+        + led["pool"]
+        + led["insurance"]
+        + led["protocol_fees"]
+        + led["order_escrow"]
+        + led["lp_escrow"]
+    )
+    paid_in = (
+        cell.pool
+        + cell.insurance
+        + sum(a.amount for a in actions if a.kind == "deposit")
+        + cell.params.lp_executor_fee * sum(1 for a in actions if a.kind == "redeem")
+    )
     # What the vault holds and the keeper was paid is what came in, plus the executor fees that
     # wallets paid for margins too small to escrow them (at most one per order).
     from_wallets = vault + led["keeper"] - paid_in

@@ -49,9 +49,18 @@ class _Reader:
 
 
 def _event(block: int, reward: int) -> dict[str, Any]:
-    return {"blockNumber": block, "args": {"accountId": 4, "full": True, "closeShareWad": 10**18,
-                                           "closedNotionalWad": 5 * 10**21, "rewardToken": reward,
-                                           "penaltyToken": 25_000_000, "badDebtToken": 0}}
+    return {
+        "blockNumber": block,
+        "args": {
+            "accountId": 4,
+            "full": True,
+            "closeShareWad": 10**18,
+            "closedNotionalWad": 5 * 10**21,
+            "rewardToken": reward,
+            "penaltyToken": 25_000_000,
+            "badDebtToken": 0,
+        },
+    }
 
 
 def test_liquidation_events_are_compared_field_by_field() -> None:

@@ -18,8 +18,14 @@ from lever.stress.errors import StressError
 from lever.stress.recommend import parse_budget, recommend
 from lever.stress.sweep import SweepSpec, parse_grid, run_sweep
 
-SMALL = SweepSpec(name="t", scenarios=("march-2020", "cascade"), seeds=2, accounts=60, steps=60,
-                  grid=(("maintenance_margin_ratio", ("0.01", "0.03")), ("penalty_ratio", ("0.0025", "0.01"))))
+SMALL = SweepSpec(
+    name="t",
+    scenarios=("march-2020", "cascade"),
+    seeds=2,
+    accounts=60,
+    steps=60,
+    grid=(("maintenance_margin_ratio", ("0.01", "0.03")), ("penalty_ratio", ("0.0025", "0.01"))),
+)
 
 
 @pytest.fixture(scope="module")
@@ -37,8 +43,10 @@ def test_a_sweep_runs_every_parameter_set_scenario_and_seed(in_process: Any) -> 
 def test_a_sweep_on_a_dask_cluster_gives_the_in_process_results(in_process: Any) -> None:
     from dask.distributed import Client, LocalCluster
 
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
-            Client(cluster) as client:
+    with (
+        LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster,
+        Client(cluster) as client,
+    ):
         on_dask = run_sweep(SMALL, client=client)
     assert on_dask.workers == 2
     timing = {"seconds": 0, "cpu_seconds": 0}
@@ -71,13 +79,17 @@ def test_recommend_picks_the_lowest_margin_that_meets_the_budget(in_process: Any
     tight = recommend(data, parse_budget(f"es99<={worst_low * 0.999:.6f}"))
     assert tight is None or float(tight.maintenance_margin_ratio) > 0.01
     assert recommend(data, parse_budget("es99<=0,dry<=0")) is None or all(
-        f["bad_debt_es99"] == 0 for f in data["figures"])
+        f["bad_debt_es99"] == 0 for f in data["figures"]
+    )
 
 
-@pytest.mark.parametrize(("budget", "message"), [
-    ("es99 < 5", "expected metric<=value"),
-    ("loss<=5", "unknown metric 'loss'"),
-])
+@pytest.mark.parametrize(
+    ("budget", "message"),
+    [
+        ("es99 < 5", "expected metric<=value"),
+        ("loss<=5", "unknown metric 'loss'"),
+    ],
+)
 def test_a_malformed_budget_is_one_clear_error(budget: str, message: str) -> None:
     with pytest.raises(StressError, match=message):
         parse_budget(budget)
@@ -95,13 +107,35 @@ def test_a_malformed_grid_or_cell_is_one_clear_error() -> None:
 
 def test_the_cli_runs_a_sweep_then_recommends_from_its_report(tmp_path: Path) -> None:
     runner = CliRunner()
-    out = runner.invoke(stress, ["run", "--name", "cli", "--scenario", "flash-crash", "--seeds", "1", "--accounts", "30",
-                                 "--steps", "40", "--grid", "maintenance_margin_ratio=0.01,0.02", "--grid",
-                                 "penalty_ratio=0.005,0.01", "--workers", "0", "--out", str(tmp_path)])
+    out = runner.invoke(
+        stress,
+        [
+            "run",
+            "--name",
+            "cli",
+            "--scenario",
+            "flash-crash",
+            "--seeds",
+            "1",
+            "--accounts",
+            "30",
+            "--steps",
+            "40",
+            "--grid",
+            "maintenance_margin_ratio=0.01,0.02",
+            "--grid",
+            "penalty_ratio=0.005,0.01",
+            "--workers",
+            "0",
+            "--out",
+            str(tmp_path),
+        ],
+    )
     assert out.exit_code == 0, out.output
     assert (tmp_path / "cli" / "report.html").is_file()
-    rec = runner.invoke(stress, ["recommend", "--report", str(tmp_path / "cli" / "report.json"), "--budget",
-                                 "es99<=1000000,dry<=1"])
+    rec = runner.invoke(
+        stress, ["recommend", "--report", str(tmp_path / "cli" / "report.json"), "--budget", "es99<=1000000,dry<=1"]
+    )
     assert rec.exit_code == 0, rec.output
     assert "recommended" in rec.output
 

@@ -39,7 +39,8 @@ def test_every_library_function_has_a_mirror() -> None:
 
 def test_every_mirror_names_a_function_that_exists() -> None:
     wrong = [
-        f"{contract}.{name}" for contract, name in sorted(_mirrored())
+        f"{contract}.{name}"
+        for contract, name in sorted(_mirrored())
         if not re.search(rf"(function|struct) {name}\b", _source(contract))
     ]
     assert not wrong, f"mirrors naming nothing in the contracts: {wrong}"

@@ -10,8 +10,11 @@ PRICE_ID = bytes(range(32))
 
 
 def test_blobs_are_abi_encoded_exactly_as_mockpyth_decodes_them() -> None:
-    for pub, prev in ((Publication(1_700_000_000, 3_000 * 10**8, 12, -8), 1_699_999_999),
-                      (Publication(5, -1, 0, -18), 0), (Publication(2**63, 2**63 - 1, 2**64 - 1, 0), 2**64 - 1)):
+    for pub, prev in (
+        (Publication(1_700_000_000, 3_000 * 10**8, 12, -8), 1_699_999_999),
+        (Publication(5, -1, 0, -18), 0),
+        (Publication(2**63, 2**63 - 1, 2**64 - 1, 0), 2**64 - 1),
+    ):
         price = (pub.price, pub.conf, pub.expo, pub.publish_time)
         assert encode_update(PRICE_ID, pub, prev) == encode([PRICE_FEED, "uint64"], [(PRICE_ID, price, price), prev])
         assert decode_update(encode_update(PRICE_ID, pub, prev)) == (PRICE_ID, pub, prev)

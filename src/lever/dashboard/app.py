@@ -86,35 +86,59 @@ def create_app(engine: Engine, settings: Settings | None = None) -> Starlette:
     def context(conn: Connection, page: str, request: Request) -> dict[str, Any]:
         base: dict[str, Any] = {"page": page, "status": queries.status(conn), "settings": cfg}
         if page == "overview":
-            base.update(markets=queries.markets(conn), pool=queries.pool_latest(conn, units),
-                        counts=queries.counts(conn), liquidations=queries.recent_liquidations(conn, units, 5),
-                        trades=queries.recent_trades(conn, 8), keeper=keeper.fetch(cfg.keeper_url))
+            base.update(
+                markets=queries.markets(conn),
+                pool=queries.pool_latest(conn, units),
+                counts=queries.counts(conn),
+                liquidations=queries.recent_liquidations(conn, units, 5),
+                trades=queries.recent_trades(conn, 8),
+                keeper=keeper.fetch(cfg.keeper_url),
+            )
         elif page == "markets":
             mks = queries.markets(conn)
-            base.update(markets=mks, series={mk["id"]: charts.line([p for _, p in queries.price_series(conn, mk["id"])])
-                                             for mk in mks})
+            base.update(
+                markets=mks,
+                series={mk["id"]: charts.line([p for _, p in queries.price_series(conn, mk["id"])]) for mk in mks},
+            )
         elif page == "pool":
             series = queries.pool_series(conn, units)
             keys = ("pool_value", "share_price", "pool_assets", "reserve", "free_assets", "insurance")
-            base.update(pool=queries.pool_latest(conn, units),
-                        lines={k: charts.line([row[k] for row in series]) for k in keys}, points=len(series))
+            base.update(
+                pool=queries.pool_latest(conn, units),
+                lines={k: charts.line([row[k] for row in series]) for k in keys},
+                points=len(series),
+            )
         elif page == "accounts":
             sort = request.query_params.get("sort", "health")
             descending = request.query_params.get("dir", "asc") == "desc"
             page_no = _int(request.query_params.get("page"), 1)
             rows, pages = queries.accounts(conn, units, sort, descending, page_no)
-            base.update(accounts=rows, pages=pages, page_no=min(max(1, page_no), pages), sort=sort,
-                        descending=descending, counts=queries.counts(conn))
+            base.update(
+                accounts=rows,
+                pages=pages,
+                page_no=min(max(1, page_no), pages),
+                sort=sort,
+                descending=descending,
+                counts=queries.counts(conn),
+            )
         elif page == "liquidation_map":
             names = queries.market_names(conn)
             market = _int(request.query_params.get("market"), min(names, default=0))
             data = queries.liquidation_map(conn, market)
-            base.update(names=names, market=market, map=data, bars=charts.histogram(data["bins"]),
-                        price_x=charts.x_of(data["price"] or 0.0, data["lo"], data["hi"]))
+            base.update(
+                names=names,
+                market=market,
+                map=data,
+                bars=charts.histogram(data["bins"]),
+                price_x=charts.x_of(data["price"] or 0.0, data["lo"], data["hi"]),
+            )
         elif page == "activity":
-            base.update(trades=queries.recent_trades(conn), orders=queries.recent_orders(conn),
-                        liquidations=queries.recent_liquidations(conn, units),
-                        lp_flows=queries.recent_lp_flows(conn, units))
+            base.update(
+                trades=queries.recent_trades(conn),
+                orders=queries.recent_orders(conn),
+                liquidations=queries.recent_liquidations(conn, units),
+                lp_flows=queries.recent_lp_flows(conn, units),
+            )
         elif page == "keeper":
             base.update(keeper=keeper.fetch(cfg.keeper_url))
         return base
@@ -165,5 +189,3 @@ def _int(text: str | None, default: int) -> int:
         return int(text) if text is not None else default
     except ValueError:
         return default
-
-

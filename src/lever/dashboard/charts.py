@@ -45,9 +45,16 @@ def histogram(bins: list[dict[str, float]], width: int = 800, height: int = 220)
         return []
     top = max((b["longs"] + b["shorts"] for b in bins), default=0.0) or 1.0
     w = width / len(bins)
-    return [Bar(i * w, max(1.0, w - 1), height * b["longs"] / top, height * b["shorts"] / top,
-                f"{b['lo']:,.0f}–{b['hi']:,.0f}: longs ${b['longs']:,.0f}, shorts ${b['shorts']:,.0f}")
-            for i, b in enumerate(bins)]
+    return [
+        Bar(
+            i * w,
+            max(1.0, w - 1),
+            height * b["longs"] / top,
+            height * b["shorts"] / top,
+            f"{b['lo']:,.0f}–{b['hi']:,.0f}: longs ${b['longs']:,.0f}, shorts ${b['shorts']:,.0f}",
+        )
+        for i, b in enumerate(bins)
+    ]
 
 
 def x_of(value: float, lo: float, hi: float, width: int = 800) -> float:

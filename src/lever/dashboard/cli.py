@@ -12,15 +12,31 @@ import click
 
 from lever.errors import LeverError
 
-RPC = click.option("--rpc-url", default="http://127.0.0.1:8545", show_default=True, envvar="LEVER_RPC_URL",
-                   help="the node's JSON-RPC URL")
-DEPLOYMENT = click.option("--deployment", "deployment_path", type=click.Path(dir_okay=False, path_type=Path),
-                          help="deployment record (default: deployments/<chain id>.json)")
-DB = click.option("--db", "db_url", envvar="LEVER_INDEX_DB",
-                  help="database URL: sqlite:///file.sqlite (default: build/index/<chain>-<engine>.sqlite) "
-                       "or postgresql://user@host/db")
-CONFIRMATIONS = click.option("--confirmations", type=click.IntRange(min=0),
-                             help="blocks to stay behind the head (default: 0 on local chains, 12 elsewhere)")
+RPC = click.option(
+    "--rpc-url",
+    default="http://127.0.0.1:8545",
+    show_default=True,
+    envvar="LEVER_RPC_URL",
+    help="the node's JSON-RPC URL",
+)
+DEPLOYMENT = click.option(
+    "--deployment",
+    "deployment_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="deployment record (default: deployments/<chain id>.json)",
+)
+DB = click.option(
+    "--db",
+    "db_url",
+    envvar="LEVER_INDEX_DB",
+    help="database URL: sqlite:///file.sqlite (default: build/index/<chain>-<engine>.sqlite) "
+    "or postgresql://user@host/db",
+)
+CONFIRMATIONS = click.option(
+    "--confirmations",
+    type=click.IntRange(min=0),
+    help="blocks to stay behind the head (default: 0 on local chains, 12 elsewhere)",
+)
 
 
 class OneLine(click.ClickException):
@@ -53,8 +69,14 @@ def _stop_on_signals(stop: threading.Event) -> None:
 @CONFIRMATIONS
 @click.option("--follow/--once", default=True, show_default=True, help="keep following the head, or sync once")
 @click.option("--interval", type=float, default=1.0, show_default=True, help="seconds between polls")
-def index(rpc_url: str, deployment_path: Path | None, db_url: str | None, confirmations: int | None,
-          follow: bool, interval: float) -> None:
+def index(
+    rpc_url: str,
+    deployment_path: Path | None,
+    db_url: str | None,
+    confirmations: int | None,
+    follow: bool,
+    interval: float,
+) -> None:
     """Follow the protocol's events into SQLite or PostgreSQL."""
     from lever.dashboard.serve import default_db
     from lever.indexer import Indexer, open_engine
@@ -63,8 +85,9 @@ def index(rpc_url: str, deployment_path: Path | None, db_url: str | None, confir
         w3, deployment = _deployment(rpc_url, deployment_path)
         indexer = Indexer(open_engine(db_url or default_db(deployment)), w3, deployment, confirmations=confirmations)
         report = indexer.sync()
-        click.echo(f"indexed blocks {report.first_block}-{report.last_block}: {report.events} events "
-                   f"in {report.seconds:.1f} s")
+        click.echo(
+            f"indexed blocks {report.first_block}-{report.last_block}: {report.events} events in {report.seconds:.1f} s"
+        )
         if follow:
             logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
             stop = threading.Event()
@@ -81,17 +104,35 @@ def index(rpc_url: str, deployment_path: Path | None, db_url: str | None, confir
 @CONFIRMATIONS
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", type=int, default=8050, show_default=True)
-@click.option("--keeper-url", envvar="LEVER_KEEPER_URL", help="the keeper's /health and /metrics, e.g. http://127.0.0.1:9102")
+@click.option(
+    "--keeper-url", envvar="LEVER_KEEPER_URL", help="the keeper's /health and /metrics, e.g. http://127.0.0.1:9102"
+)
 @click.option("--interval", type=float, default=0.5, show_default=True, help="seconds between index polls")
-def dashboard(rpc_url: str, deployment_path: Path | None, db_url: str | None, confirmations: int | None,
-              host: str, port: int, keeper_url: str | None, interval: float) -> None:
+def dashboard(
+    rpc_url: str,
+    deployment_path: Path | None,
+    db_url: str | None,
+    confirmations: int | None,
+    host: str,
+    port: int,
+    keeper_url: str | None,
+    interval: float,
+) -> None:
     """Serve the live dashboard (and run the indexer) until interrupted."""
     from lever.dashboard.serve import alongside
 
     try:
         _, deployment = _deployment(rpc_url, deployment_path)
-        with alongside(rpc_url, deployment, db_url=db_url, host=host, port=port, keeper_url=keeper_url,
-                       interval=interval, confirmations=confirmations) as running:
+        with alongside(
+            rpc_url,
+            deployment,
+            db_url=db_url,
+            host=host,
+            port=port,
+            keeper_url=keeper_url,
+            interval=interval,
+            confirmations=confirmations,
+        ) as running:
             click.echo(f"dashboard on {running.url} (Ctrl-C to stop)")
             stop = threading.Event()
             _stop_on_signals(stop)

@@ -47,5 +47,10 @@ def fetch(url: str | None, timeout: float = 0.5) -> KeeperStatus:
         body = health.json()
     except ValueError:
         body = {}
-    return KeeperStatus(True, True, health.status_code == 200, body if isinstance(body, dict) else {},
-                        parse_metrics(metrics.text) if metrics.status_code == 200 else [])
+    return KeeperStatus(
+        True,
+        True,
+        health.status_code == 200,
+        body if isinstance(body, dict) else {},
+        parse_metrics(metrics.text) if metrics.status_code == 200 else [],
+    )

@@ -44,7 +44,9 @@ class Running:
 
 def default_db(deployment: Deployment) -> str:
     """One SQLite file per deployment: build/index/<chain>-<engine>.sqlite."""
-    return default_url(REPO / "build" / "index" / f"{deployment.chain_id}-{deployment.contracts['engine'].lower()}.sqlite")
+    return default_url(
+        REPO / "build" / "index" / f"{deployment.chain_id}-{deployment.contracts['engine'].lower()}.sqlite"
+    )
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -71,8 +73,10 @@ def alongside(
     engine = open_engine(db_url or default_db(deployment))
     indexer = Indexer(engine, w3, deployment, confirmations=confirmations)
     decimals = 18 - (len(str(indexer.scale)) - 1)
-    app = create_app(engine, Settings(token_decimals=decimals, keeper_url=keeper_url, chain_id=deployment.chain_id,
-                                      poll=min(interval, 0.5)))
+    app = create_app(
+        engine,
+        Settings(token_decimals=decimals, keeper_url=keeper_url, chain_id=deployment.chain_id, poll=min(interval, 0.5)),
+    )
     port = port or free_port(host)
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off"))
     stop = threading.Event()

@@ -29,7 +29,7 @@ def _normalise(url: str) -> str:
     """`postgresql://` and `postgres://` mean psycopg 3 (the driver this project installs)."""
     for prefix in ("postgresql://", "postgres://"):
         if url.startswith(prefix):
-            return "postgresql+psycopg://" + url[len(prefix):]
+            return "postgresql+psycopg://" + url[len(prefix) :]
     return url
 
 
@@ -39,8 +39,9 @@ def open_engine(url: str | None = None, *, migrate: bool = True) -> Engine:
     try:
         parsed = make_url(raw)
     except ArgumentError:
-        raise IndexDatabaseError(f"not a database URL: {url!r} (e.g. sqlite:///index.sqlite or "
-                                 "postgresql://user@host/db)") from None
+        raise IndexDatabaseError(
+            f"not a database URL: {url!r} (e.g. sqlite:///index.sqlite or postgresql://user@host/db)"
+        ) from None
     backend = parsed.get_backend_name()
     if backend not in ("sqlite", "postgresql"):
         raise IndexDatabaseError(f"unsupported database {backend!r} in {url!r}: use sqlite or postgresql")
@@ -62,8 +63,10 @@ def open_engine(url: str | None = None, *, migrate: bool = True) -> Engine:
         with engine.connect() as conn:
             conn.execute(text("select 1"))
     except OperationalError as exc:
-        raise IndexDatabaseError(f"cannot open the database {parsed.render_as_string(hide_password=True)}: "
-                                 f"{str(exc.orig).strip().splitlines()[0]}") from None
+        raise IndexDatabaseError(
+            f"cannot open the database {parsed.render_as_string(hide_password=True)}: "
+            f"{str(exc.orig).strip().splitlines()[0]}"
+        ) from None
     if migrate:
         upgrade(engine)
     return engine

@@ -104,8 +104,13 @@ class RawLog:
     @classmethod
     def from_rpc(cls, log: dict[str, Any]) -> RawLog:
         return cls(
-            int(log["blockNumber"], 16), int(log["logIndex"], 16), log["transactionHash"], log["blockHash"],
-            log["address"].lower(), tuple(log["topics"]), log["data"],
+            int(log["blockNumber"], 16),
+            int(log["logIndex"], 16),
+            log["transactionHash"],
+            log["blockHash"],
+            log["address"].lower(),
+            tuple(log["topics"]),
+            log["data"],
         )
 
 
@@ -149,7 +154,12 @@ class Decoder:
                 data_names = tuple(i["name"] for i in inputs if not i["indexed"])
                 plain = words is not None and not any(k.startswith("(") for k in data_types)
                 self.shapes[(address, topic)] = EventShape(
-                    contract, item["name"], indexed, data_names, data_types, words,
+                    contract,
+                    item["name"],
+                    indexed,
+                    data_names,
+                    data_types,
+                    words,
                     (*(n for n, _ in indexed), *data_names) if plain else None,
                 )
 
@@ -168,16 +178,24 @@ class Decoder:
         if shape is None:
             return None
         if shape.words is not None and not generic:
-            return Event(log.block, log.log_index, log.tx_hash, timestamp, shape.contract, shape.name,
-                         self._static(shape, log))
+            return Event(
+                log.block, log.log_index, log.tx_hash, timestamp, shape.contract, shape.name, self._static(shape, log)
+            )
         args: dict[str, Any] = {}
         for (name, kind), topic in zip(shape.indexed, log.topics[1:], strict=True):
             (args[name],) = abi_decode([kind], bytes.fromhex(topic[2:]))
         if shape.data_types:
             values = abi_decode(list(shape.data_types), bytes.fromhex(log.data[2:]))
             args.update(zip(shape.data_names, values, strict=True))
-        return Event(log.block, log.log_index, log.tx_hash, timestamp, shape.contract, shape.name,
-                     {k: _normalise(v) for k, v in args.items()})
+        return Event(
+            log.block,
+            log.log_index,
+            log.tx_hash,
+            timestamp,
+            shape.contract,
+            shape.name,
+            {k: _normalise(v) for k, v in args.items()},
+        )
 
     @staticmethod
     def _static(shape: EventShape, log: RawLog) -> dict[str, Any]:
@@ -185,7 +203,7 @@ class Decoder:
         (indexed first, then data; a static tuple's members inline)."""
         raw = b"".join(bytes.fromhex(t[2:]) for t in log.topics[1:]) + bytes.fromhex(log.data[2:])
         assert shape.words is not None
-        values = [conv(raw[32 * i:32 * i + 32]) for i, conv in enumerate(shape.words)]
+        values = [conv(raw[32 * i : 32 * i + 32]) for i, conv in enumerate(shape.words)]
         if shape.flat_names is not None:  # no tuples: one word per input
             return dict(zip(shape.flat_names, values, strict=True))
         args: dict[str, Any] = {}
@@ -193,7 +211,7 @@ class Decoder:
         for name, kind in [*shape.indexed, *zip(shape.data_names, shape.data_types, strict=True)]:
             width = len(_flat(kind) or ())
             if kind.startswith("("):
-                args[name] = _nest(kind, values[i:i + width])
+                args[name] = _nest(kind, values[i : i + width])
             else:
                 args[name] = values[i]
             i += width
@@ -206,6 +224,6 @@ def _nest(kind: str, values: list[Any]) -> tuple[Any, ...]:
     i = 0
     for part in _members(kind):
         width = len(_flat(part) or ())
-        out.append(_nest(part, values[i:i + width]) if part.startswith("(") else values[i])
+        out.append(_nest(part, values[i : i + width]) if part.startswith("(") else values[i])
         i += width
     return tuple(out)

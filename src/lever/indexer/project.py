@@ -183,8 +183,16 @@ class Projection:
 
     def _on_Accrued(self, e: Event, a: dict[str, Any]) -> None:
         self.small.indices[a["marketId"]] = [a["longIndexWad"], a["shortIndexWad"]]
-        self.changes.add("funding", self._row(
-            e, market_id=a["marketId"], long_index=a["longIndexWad"], short_index=a["shortIndexWad"], price=a["priceWad"]))
+        self.changes.add(
+            "funding",
+            self._row(
+                e,
+                market_id=a["marketId"],
+                long_index=a["longIndexWad"],
+                short_index=a["shortIndexWad"],
+                price=a["priceWad"],
+            ),
+        )
 
     def _on_PositionChanged(self, e: Event, a: dict[str, Any]) -> None:
         key = (a["accountId"], a["marketId"])
@@ -194,13 +202,20 @@ class Projection:
             raise ProjectionError(f"account {key[0]} market {key[1]}: size {pos.size} + {delta} != {after}")
         if pos.size == 0 or (pos.size > 0) == (delta > 0):
             index = self.small.indices.get(key[1], [0, 0])[0 if after > 0 else 1]
-            new = m.Position(after, pos.cost + perp.added_cost(delta, fill),
-                             pos.entry_charge + perp.added_entry_charge(abs(delta), index), e.timestamp)
+            new = m.Position(
+                after,
+                pos.cost + perp.added_cost(delta, fill),
+                pos.entry_charge + perp.added_entry_charge(abs(delta), index),
+                e.timestamp,
+            )
         else:
             closed = abs(delta)
-            new = m.Position(after, pos.cost - perp.removed_cost(pos.cost, closed, abs(pos.size)),
-                             pos.entry_charge - perp.removed_entry_charge(pos.entry_charge, closed, abs(pos.size)),
-                             pos.last_increase_time)
+            new = m.Position(
+                after,
+                pos.cost - perp.removed_cost(pos.cost, closed, abs(pos.size)),
+                pos.entry_charge - perp.removed_entry_charge(pos.entry_charge, closed, abs(pos.size)),
+                pos.last_increase_time,
+            )
         if after == 0:
             self.positions.pop(key, None)
             self.account_markets.get(key[0], set()).discard(key[1])
@@ -209,9 +224,21 @@ class Projection:
             self.account_markets.setdefault(key[0], set()).add(key[1])
         self.changes.positions.add(key)
         self.changes.accounts.add(key[0])
-        row = self.changes.add("trades", self._row(
-            e, account_id=key[0], market_id=key[1], size_delta=delta, size_after=after, fill_price=fill,
-            oracle_price=a["oraclePriceWad"], realised=a["realisedWad"], fee=a["feeWad"], liquidation=False))
+        row = self.changes.add(
+            "trades",
+            self._row(
+                e,
+                account_id=key[0],
+                market_id=key[1],
+                size_delta=delta,
+                size_after=after,
+                fill_price=fill,
+                oracle_price=a["oraclePriceWad"],
+                realised=a["realisedWad"],
+                fee=a["feeWad"],
+                liquidation=False,
+            ),
+        )
         legs = self._legs.setdefault((e.tx_hash, key[0]), _Legs())
         legs.realised += a["realisedWad"]
         legs.fee += a["feeWad"]
@@ -221,18 +248,23 @@ class Projection:
 
     def _on_MarginDeposited(self, e: Event, a: dict[str, Any]) -> None:
         self._margin(a["accountId"], a["amount"])
-        self.changes.add("margin_flows", self._row(
-            e, account_id=a["accountId"], kind="deposit", address=a["from"], amount=a["amount"]))
+        self.changes.add(
+            "margin_flows",
+            self._row(e, account_id=a["accountId"], kind="deposit", address=a["from"], amount=a["amount"]),
+        )
 
     def _on_MarginWithdrawn(self, e: Event, a: dict[str, Any]) -> None:
         self._margin(a["accountId"], -a["amount"])
-        self.changes.add("margin_flows", self._row(
-            e, account_id=a["accountId"], kind="withdrawal", address=a["to"], amount=a["amount"]))
+        self.changes.add(
+            "margin_flows",
+            self._row(e, account_id=a["accountId"], kind="withdrawal", address=a["to"], amount=a["amount"]),
+        )
 
     def _on_Settled(self, e: Event, a: dict[str, Any]) -> None:
         self._legs.pop((e.tx_hash, a["accountId"]), None)
-        margin, ledgers = m.vault.settle(self._account(a["accountId"]).margin, self._vault_ledgers(),
-                                         a["pnlToken"], a["feeToken"])
+        margin, ledgers = m.vault.settle(
+            self._account(a["accountId"]).margin, self._vault_ledgers(), a["pnlToken"], a["feeToken"]
+        )
         if margin != a["marginAfterToken"]:
             raise ProjectionError(f"account {a['accountId']}: margin {margin} != {a['marginAfterToken']} after a trade")
         self._margin(a["accountId"], set_to=margin)
@@ -274,32 +306,50 @@ class Projection:
         closed = a["closedNotionalWad"]
         acct = self._account(account_id)
         s = m.vault.settle_liquidation(
-            acct.margin, self._vault_ledgers(),
-            to_token_floor(legs.realised, self.scale), to_token_up(legs.fee, self.scale),
+            acct.margin,
+            self._vault_ledgers(),
+            to_token_floor(legs.realised, self.scale),
+            to_token_up(legs.fee, self.scale),
             to_token_down(m.keeper_reward(closed, p), self.scale),
             to_token_up(m.liquidation_penalty(closed, p), self.scale),
             0 if a["keeper"] == acct.owner else to_token_down(p.min_reward, self.scale),
         )
         paid = (s.reward_paid, s.penalty_paid, s.bad_debt)
         if paid != (a["rewardToken"], a["penaltyToken"], a["badDebtToken"]):
-            raise ProjectionError(f"liquidation of account {account_id}: mirror {paid} != event "
-                                  f"{(a['rewardToken'], a['penaltyToken'], a['badDebtToken'])}")
+            raise ProjectionError(
+                f"liquidation of account {account_id}: mirror {paid} != event "
+                f"{(a['rewardToken'], a['penaltyToken'], a['badDebtToken'])}"
+            )
         self._margin(account_id, set_to=s.margin)
         self._set_vault_ledgers(s.ledgers)
-        self.changes.add("liquidations", self._row(
-            e, account_id=account_id, keeper=a["keeper"], full=a["full"], close_share=a["closeShareWad"],
-            closed_notional=closed, reward=a["rewardToken"], penalty=a["penaltyToken"], bad_debt=a["badDebtToken"],
-            equity=a["equityWad"], maintenance=a["maintenanceMarginWad"]))
+        self.changes.add(
+            "liquidations",
+            self._row(
+                e,
+                account_id=account_id,
+                keeper=a["keeper"],
+                full=a["full"],
+                close_share=a["closeShareWad"],
+                closed_notional=closed,
+                reward=a["rewardToken"],
+                penalty=a["penaltyToken"],
+                bad_debt=a["badDebtToken"],
+                equity=a["equityWad"],
+                maintenance=a["maintenanceMarginWad"],
+            ),
+        )
 
     # ------------------------------------------------------------------ the pool (ERC-7540)
 
     def _on_LpParamsSet(self, e: Event, a: dict[str, Any]) -> None:
         self.small.lp_fee = a["params"][3]
 
-    def _lp_row(self, e: Event, kind: str, controller: str, assets: int = 0, shares: int = 0,
-                reason: str | None = None) -> None:
-        self.changes.add("lp_flows", self._row(e, kind=kind, controller=controller, assets=assets, shares=shares,
-                                               reason=reason))
+    def _lp_row(
+        self, e: Event, kind: str, controller: str, assets: int = 0, shares: int = 0, reason: str | None = None
+    ) -> None:
+        self.changes.add(
+            "lp_flows", self._row(e, kind=kind, controller=controller, assets=assets, shares=shares, reason=reason)
+        )
 
     def _request(self, book: dict[str, list[int]], controller: str, amount: int) -> int:
         q = book.get(controller, [0, 0])
@@ -337,9 +387,14 @@ class Projection:
         led.lp_escrow -= amount + fee if a["deposit"] else fee
         if bytes(a["reason"]) == self.request_expired:
             led.insurance += fee
-        self._lp_row(e, "deposit cancelled" if a["deposit"] else "redeem cancelled", a["controller"],
-                     a["amount"] if a["deposit"] else 0, 0 if a["deposit"] else a["amount"],
-                     self.error_name(bytes(a["reason"])))
+        self._lp_row(
+            e,
+            "deposit cancelled" if a["deposit"] else "redeem cancelled",
+            a["controller"],
+            a["amount"] if a["deposit"] else 0,
+            0 if a["deposit"] else a["amount"],
+            self.error_name(bytes(a["reason"])),
+        )
 
     def _on_Deposit(self, e: Event, a: dict[str, Any]) -> None:
         self._lp_row(e, "deposit claimed", a["sender"], a["assets"], a["shares"])
@@ -366,9 +421,20 @@ class Projection:
     def _on_OrderPlaced(self, e: Event, a: dict[str, Any]) -> None:
         key = (e.block, e.log_index)
         row = self._row(
-            e, order_id=a["orderId"], account_id=a["accountId"], market_id=a["marketId"], kind=a["kind"],
-            size_delta=a["sizeDeltaWad"], trigger_price=a["triggerPriceWad"], acceptable_price=a["acceptablePriceWad"],
-            executor_fee=a["executorFee"], status="pending", closed_block=None, fill_price=None, reason=None)
+            e,
+            order_id=a["orderId"],
+            account_id=a["accountId"],
+            market_id=a["marketId"],
+            kind=a["kind"],
+            size_delta=a["sizeDeltaWad"],
+            trigger_price=a["triggerPriceWad"],
+            acceptable_price=a["acceptablePriceWad"],
+            executor_fee=a["executorFee"],
+            status="pending",
+            closed_block=None,
+            fill_price=None,
+            reason=None,
+        )
         self.small.open_orders[a["orderId"]] = list(key)
         self.open_order_rows[key] = row
         self.changes.orders[key] = row
@@ -394,8 +460,9 @@ class Projection:
         row = self._open_order(a["orderId"])
         if row is None:
             raise ProjectionError(f"order {a['orderId']} updated but never placed")
-        row.update(size_delta=a["sizeDeltaWad"], trigger_price=a["triggerPriceWad"],
-                   acceptable_price=a["acceptablePriceWad"])
+        row.update(
+            size_delta=a["sizeDeltaWad"], trigger_price=a["triggerPriceWad"], acceptable_price=a["acceptablePriceWad"]
+        )
 
     def _on_OrderSettled(self, e: Event, a: dict[str, Any]) -> None:
         self._close_order(e, a["orderId"], status="settled", fill_price=a["fillPriceWad"])
@@ -406,5 +473,6 @@ class Projection:
     # ------------------------------------------------------------------ oracle
 
     def _on_PriceStored(self, e: Event, a: dict[str, Any]) -> None:
-        self.changes.add("prices", self._row(e, market_id=a["marketId"], price=a["priceWad"],
-                                             publish_time=a["publishTime"]))
+        self.changes.add(
+            "prices", self._row(e, market_id=a["marketId"], price=a["priceWad"], publish_time=a["publishTime"])
+        )

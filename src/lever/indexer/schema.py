@@ -1,7 +1,8 @@
 """The index's tables (SQLAlchemy 2 Core metadata; Alembic migrates it).
 
 Three kinds of table:
-- `events`: every log of the protocol's contracts as the node gave it, the source the projection is replayed from after a reorg;
+- `events`: every log of the protocol's contracts as the node gave it, the source the projection
+  is replayed from after a reorg;
 - typed history (`trades`, `orders`, `funding`, `prices`, `liquidations`, `lp_flows`,
   `margin_flows`), keyed by (block, log index), each a view of one kind of event;
 - current state (`accounts`, `positions`, `lp_holders`, `ledgers`, `cursor`) derived from the
@@ -48,7 +49,8 @@ class Int256(TypeDecorator[int]):
 metadata = MetaData()
 
 cursor = Table(
-    "cursor", metadata,
+    "cursor",
+    metadata,
     Column("id", Integer, primary_key=True),
     Column("chain_id", BigInteger, nullable=False),
     Column("engine", String(42), nullable=False),  # the deployment this index follows
@@ -58,14 +60,16 @@ cursor = Table(
 )
 
 blocks = Table(
-    "blocks", metadata,
+    "blocks",
+    metadata,
     Column("number", BigInteger, primary_key=True),
     Column("hash", String(66), nullable=False),
     Column("timestamp", BigInteger, nullable=False),
 )
 
 events = Table(
-    "events", metadata,
+    "events",
+    metadata,
     Column("block", BigInteger, primary_key=True),
     Column("log_index", Integer, primary_key=True),
     Column("tx_hash", String(66), nullable=False),
@@ -77,14 +81,16 @@ events = Table(
 )
 
 markets = Table(
-    "markets", metadata,
+    "markets",
+    metadata,
     Column("market_id", Integer, primary_key=True),
     Column("name", String(64), nullable=False),
     Column("created_block", BigInteger, nullable=False),
 )
 
 market_snapshots = Table(
-    "market_snapshots", metadata,
+    "market_snapshots",
+    metadata,
     Column("block", BigInteger, primary_key=True),
     Column("market_id", Integer, primary_key=True),
     Column("timestamp", BigInteger, nullable=False),
@@ -101,7 +107,8 @@ market_snapshots = Table(
 )
 
 pool_snapshots = Table(
-    "pool_snapshots", metadata,
+    "pool_snapshots",
+    metadata,
     Column("block", BigInteger, primary_key=True),
     Column("timestamp", BigInteger, nullable=False),
     Column("pool_assets", Int256, nullable=False),  # token units
@@ -114,7 +121,8 @@ pool_snapshots = Table(
 )
 
 ledgers = Table(
-    "ledgers", metadata,
+    "ledgers",
+    metadata,
     Column("id", Integer, primary_key=True),
     Column("block", BigInteger, nullable=False),
     Column("pool", Int256, nullable=False),
@@ -127,7 +135,8 @@ ledgers = Table(
 )
 
 accounts = Table(
-    "accounts", metadata,
+    "accounts",
+    metadata,
     Column("account_id", BigInteger, primary_key=True),
     Column("owner", String(42), nullable=False),
     Column("created_block", BigInteger, nullable=False),
@@ -144,7 +153,8 @@ Index("ix_accounts_health", accounts.c.health_f)
 Index("ix_accounts_owner", accounts.c.owner)
 
 positions = Table(
-    "positions", metadata,
+    "positions",
+    metadata,
     Column("account_id", BigInteger, primary_key=True),
     Column("market_id", Integer, primary_key=True),
     Column("size", Int256, nullable=False),
@@ -159,7 +169,8 @@ positions = Table(
 Index("ix_positions_market_liq", positions.c.market_id, positions.c.liquidation_price_f)
 
 lp_holders = Table(
-    "lp_holders", metadata,
+    "lp_holders",
+    metadata,
     Column("address", String(42), primary_key=True),
     Column("shares", Int256, nullable=False),
 )
@@ -167,7 +178,8 @@ lp_holders = Table(
 
 def _history(name: str, *columns: Column[Any]) -> Table:
     return Table(
-        name, metadata,
+        name,
+        metadata,
         Column("block", BigInteger, primary_key=True),
         Column("log_index", Integer, primary_key=True),
         Column("tx_hash", String(66), nullable=False),

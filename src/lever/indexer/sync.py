@@ -64,8 +64,11 @@ def upsert(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
     stmt = dialect.insert(table)
     keys = [c.name for c in table.primary_key.columns]
     columns = [c for c in rows[0] if c not in keys]
-    stmt = (stmt.on_conflict_do_update(index_elements=keys, set_={c: stmt.excluded[c] for c in columns})
-            if columns else stmt.on_conflict_do_nothing(index_elements=keys))
+    stmt = (
+        stmt.on_conflict_do_update(index_elements=keys, set_={c: stmt.excluded[c] for c in columns})
+        if columns
+        else stmt.on_conflict_do_nothing(index_elements=keys)
+    )
     conn.execute(stmt, rows)
 
 
@@ -78,16 +81,29 @@ def insert_many(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> N
     names = list(rows[0])
     quote = conn.dialect.identifier_preparer.quote
     mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
-    sql = (f"INSERT INTO {quote(table.name)} ({', '.join(quote(n) for n in names)}) "
-           f"VALUES ({', '.join([mark] * len(names))})")
+    sql = (
+        f"INSERT INTO {quote(table.name)} ({', '.join(quote(n) for n in names)}) "
+        f"VALUES ({', '.join([mark] * len(names))})"
+    )
     processors = [table.c[n].type.bind_processor(conn.dialect) for n in names]
-    conn.exec_driver_sql(sql, [tuple(v if f is None else f(v) for f, v in zip(processors, (r[n] for n in names),
-                                                                               strict=True)) for r in rows])
+    conn.exec_driver_sql(
+        sql,
+        [tuple(v if f is None else f(v) for f, v in zip(processors, (r[n] for n in names), strict=True)) for r in rows],
+    )
 
 
 class Indexer:
-    def __init__(self, engine: Engine, w3: Web3, deployment: Deployment, *, confirmations: int | None = None,
-                 batch_blocks: int = 2_000, from_block: int | None = None, arts: Artifacts | None = None):
+    def __init__(
+        self,
+        engine: Engine,
+        w3: Web3,
+        deployment: Deployment,
+        *,
+        confirmations: int | None = None,
+        batch_blocks: int = 2_000,
+        from_block: int | None = None,
+        arts: Artifacts | None = None,
+    ):
         self.engine = engine
         self.w3 = w3
         self.deployment = deployment
@@ -113,8 +129,12 @@ class Indexer:
     # ------------------------------------------------------------------ state
 
     def _projection(self) -> Projection:
-        return Projection(self.scale, self.deployment.contracts["vault"], self.arts.error_name,
-                          self.arts.error_selector("RequestExpired"))
+        return Projection(
+            self.scale,
+            self.deployment.contracts["vault"],
+            self.arts.error_name,
+            self.arts.error_selector("RequestExpired"),
+        )
 
     def _load(self) -> None:
         with self.engine.connect() as conn:
@@ -123,9 +143,11 @@ class Indexer:
                 self.cursor_block = self._start_block() - 1
                 return
             if row["chain_id"] != self.chain_id or row["engine"].lower() != self.deployment.contracts["engine"].lower():
-                raise LeverError(f"this database indexes engine {row['engine']} on chain {row['chain_id']}, "
-                                 f"not {self.deployment.contracts['engine']} on chain {self.chain_id}: "
-                                 "use another database")
+                raise LeverError(
+                    f"this database indexes engine {row['engine']} on chain {row['chain_id']}, "
+                    f"not {self.deployment.contracts['engine']} on chain {self.chain_id}: "
+                    "use another database"
+                )
             self.cursor_block, self.cursor_hash = int(row["block"]), row["hash"]
             self.snapshot_block = int(conn.execute(select(func.max(s.pool_snapshots.c.block))).scalar() or -1)
             self._load_state(conn, Small.from_json(row["state"]))
@@ -133,8 +155,9 @@ class Indexer:
     def _load_state(self, conn: Connection, small: Small) -> None:
         p = self.proj = self._projection()
         p.small = small
-        for a in conn.execute(select(s.accounts.c.account_id, s.accounts.c.owner, s.accounts.c.margin,
-                                     s.accounts.c.created_block)):
+        for a in conn.execute(
+            select(s.accounts.c.account_id, s.accounts.c.owner, s.accounts.c.margin, s.accounts.c.created_block)
+        ):
             p.accounts[int(a.account_id)] = Account(a.owner, int(a.margin), int(a.created_block))
         for r in conn.execute(select(s.positions)).mappings():
             key = (int(r["account_id"]), int(r["market_id"]))
@@ -220,8 +243,13 @@ class Indexer:
             try:
                 report = self.sync()
                 if report.events or report.rollbacks:
-                    log.info("indexed blocks %d-%d: %d events, %d rollbacks", report.first_block,
-                             report.last_block, report.events, report.rollbacks)
+                    log.info(
+                        "indexed blocks %d-%d: %d events, %d rollbacks",
+                        report.first_block,
+                        report.last_block,
+                        report.events,
+                        report.rollbacks,
+                    )
             except NodeError as exc:
                 log.warning("node error, retrying: %s", exc)
             stop.wait(interval)
@@ -230,7 +258,9 @@ class Indexer:
         end_block = self._block(end)
         if end_block is None:
             return None
-        raw = self._rpc("eth_getLogs", [{"fromBlock": hex(start), "toBlock": hex(end), "address": self.decoder.addresses}])
+        raw = self._rpc(
+            "eth_getLogs", [{"fromBlock": hex(start), "toBlock": hex(end), "address": self.decoder.addresses}]
+        )
         if self._block(end) != end_block:
             return None
         logs = [RawLog.from_rpc(r) for r in raw if not r.get("removed")]
@@ -248,9 +278,18 @@ class Indexer:
         event_rows = []
         for lg in logs:
             e = self.decoder.decode(lg, stamps[lg.block])
-            event_rows.append({"block": lg.block, "log_index": lg.log_index, "tx_hash": lg.tx_hash,
-                               "timestamp": stamps[lg.block], "address": lg.address, "name": self.decoder.name(lg),
-                               "topics": ",".join(lg.topics), "data": lg.data})
+            event_rows.append(
+                {
+                    "block": lg.block,
+                    "log_index": lg.log_index,
+                    "tx_hash": lg.tx_hash,
+                    "timestamp": stamps[lg.block],
+                    "address": lg.address,
+                    "name": self.decoder.name(lg),
+                    "topics": ",".join(lg.topics),
+                    "data": lg.data,
+                }
+            )
             if e is not None:
                 self.proj.apply(e)
         block_rows = [{"number": n, "hash": hashes[n], "timestamp": stamps[n]} for n in sorted(hashes)]
@@ -268,30 +307,69 @@ class Indexer:
         if c.markets:
             upsert(conn, s.markets, c.markets)
         upsert(conn, s.orders, list(c.orders.values()))
-        upsert(conn, s.accounts, [
-            {"account_id": a, "owner": p.accounts[a].owner, "created_block": p.accounts[a].created_block,
-             "margin": p.accounts[a].margin, "positions": len(p.account_markets.get(a, ()))}
-            for a in sorted(c.accounts)
-        ])
+        upsert(
+            conn,
+            s.accounts,
+            [
+                {
+                    "account_id": a,
+                    "owner": p.accounts[a].owner,
+                    "created_block": p.accounts[a].created_block,
+                    "margin": p.accounts[a].margin,
+                    "positions": len(p.account_markets.get(a, ())),
+                }
+                for a in sorted(c.accounts)
+            ],
+        )
         gone = [{"a": a, "mk": mk} for a, mk in c.positions if (a, mk) not in p.positions]
         if gone:
-            conn.execute(delete(s.positions).where(s.positions.c.account_id == bindparam("a"),
-                                                   s.positions.c.market_id == bindparam("mk")), gone)
-        upsert(conn, s.positions, [_position_row(key, p.positions[key]) for key in sorted(c.positions)
-                                   if key in p.positions])
+            conn.execute(
+                delete(s.positions).where(
+                    s.positions.c.account_id == bindparam("a"), s.positions.c.market_id == bindparam("mk")
+                ),
+                gone,
+            )
+        upsert(
+            conn,
+            s.positions,
+            [_position_row(key, p.positions[key]) for key in sorted(c.positions) if key in p.positions],
+        )
         upsert(conn, s.lp_holders, [{"address": h, "shares": p.holders[h]} for h in sorted(c.holders)])
         led = p.small.ledgers
-        upsert(conn, s.ledgers, [{
-            "id": 1, "block": block_rows[-1]["number"] if block_rows else self.cursor_block, "pool": led.pool,
-            "insurance": led.insurance, "protocol_fees": led.protocol_fees, "order_escrow": led.order_escrow,
-            "lp_escrow": led.lp_escrow, "share_supply": led.share_supply,
-            "total_margin": sum(a.margin for a in p.accounts.values()),
-        }])
+        upsert(
+            conn,
+            s.ledgers,
+            [
+                {
+                    "id": 1,
+                    "block": block_rows[-1]["number"] if block_rows else self.cursor_block,
+                    "pool": led.pool,
+                    "insurance": led.insurance,
+                    "protocol_fees": led.protocol_fees,
+                    "order_escrow": led.order_escrow,
+                    "lp_escrow": led.lp_escrow,
+                    "share_supply": led.share_supply,
+                    "total_margin": sum(a.margin for a in p.accounts.values()),
+                }
+            ],
+        )
         upsert(conn, s.blocks, block_rows)
 
     def _write_cursor(self, conn: Connection, block: int, block_hash: str) -> None:
-        upsert(conn, s.cursor, [{"id": 1, "chain_id": self.chain_id, "engine": self.deployment.contracts["engine"],
-                                 "block": block, "hash": block_hash, "state": self.proj.small.to_json()}])
+        upsert(
+            conn,
+            s.cursor,
+            [
+                {
+                    "id": 1,
+                    "chain_id": self.chain_id,
+                    "engine": self.deployment.contracts["engine"],
+                    "block": block,
+                    "hash": block_hash,
+                    "state": self.proj.small.to_json(),
+                }
+            ],
+        )
 
     # ------------------------------------------------------------------ reorgs
 
@@ -304,8 +382,11 @@ class Indexer:
             return False
         ancestor: int | None = None
         with self.engine.connect() as conn:
-            stored = conn.execute(select(s.blocks.c.number, s.blocks.c.hash).where(
-                s.blocks.c.number < self.cursor_block).order_by(s.blocks.c.number.desc())).all()
+            stored = conn.execute(
+                select(s.blocks.c.number, s.blocks.c.hash)
+                .where(s.blocks.c.number < self.cursor_block)
+                .order_by(s.blocks.c.number.desc())
+            ).all()
         for number, block_hash in stored:
             b = self._block(int(number))
             if b is not None and b[0] == block_hash:
@@ -333,8 +414,15 @@ class Indexer:
             self.proj = self._projection()
             rows = conn.execute(select(s.events).order_by(s.events.c.block, s.events.c.log_index)).mappings().all()
             for r in rows:
-                raw = RawLog(int(r["block"]), int(r["log_index"]), r["tx_hash"], "", r["address"],
-                             tuple(r["topics"].split(",")) if r["topics"] else (), r["data"])
+                raw = RawLog(
+                    int(r["block"]),
+                    int(r["log_index"]),
+                    r["tx_hash"],
+                    "",
+                    r["address"],
+                    tuple(r["topics"].split(",")) if r["topics"] else (),
+                    r["data"],
+                )
                 e = self.decoder.decode(raw, int(r["timestamp"]))
                 if e is not None:
                     self.proj.apply(e)
@@ -365,42 +453,74 @@ class Indexer:
             view = reader.market(mk, block).view(now, pool_wad)
             views[mk] = view
             st, pa = view.state, view.params
-            market_rows.append({
-                "block": block, "market_id": mk, "timestamp": now, "price": view.price.price,
-                "long_oi": st.long_oi, "short_oi": st.short_oi,
-                "funding_rate_day": perp.funding_rate_per_day(st.skew, pa.funding_scale, pa.max_funding_rate_per_day),
-                "long_borrow_day": perp.borrow_rate_per_day(
-                    pa.borrow_rate_per_day, perp.reserve(st.long_cost, pa.max_profit_ratio), pool_wad),
-                "short_borrow_day": perp.borrow_rate_per_day(
-                    pa.borrow_rate_per_day, perp.reserve(st.short_cost, pa.max_profit_ratio), pool_wad),
-                "reserve": m.market_reserve(st, pa),
-                "price_f": view.price.price / WAD_F, "long_oi_f": st.long_oi / WAD_F, "short_oi_f": st.short_oi / WAD_F,
-            })
+            market_rows.append(
+                {
+                    "block": block,
+                    "market_id": mk,
+                    "timestamp": now,
+                    "price": view.price.price,
+                    "long_oi": st.long_oi,
+                    "short_oi": st.short_oi,
+                    "funding_rate_day": perp.funding_rate_per_day(
+                        st.skew, pa.funding_scale, pa.max_funding_rate_per_day
+                    ),
+                    "long_borrow_day": perp.borrow_rate_per_day(
+                        pa.borrow_rate_per_day, perp.reserve(st.long_cost, pa.max_profit_ratio), pool_wad
+                    ),
+                    "short_borrow_day": perp.borrow_rate_per_day(
+                        pa.borrow_rate_per_day, perp.reserve(st.short_cost, pa.max_profit_ratio), pool_wad
+                    ),
+                    "reserve": m.market_reserve(st, pa),
+                    "price_f": view.price.price / WAD_F,
+                    "long_oi_f": st.long_oi / WAD_F,
+                    "short_oi_f": st.short_oi / WAD_F,
+                }
+            )
         pool_row = {
-            "block": block, "timestamp": now, "pool_assets": ledgers.pool,
+            "block": block,
+            "timestamp": now,
+            "pool_assets": ledgers.pool,
             "pool_value": int(reader.call(v.totalAssets(), block)),
             "share_supply": int(reader.call(v.totalSupply(), block)),
-            "reserve_wad": ledgers.total_reserve_wad, "free_assets": int(reader.call(v.freeAssets(), block)),
-            "insurance": ledgers.insurance, "protocol_fees": ledgers.protocol_fees,
+            "reserve_wad": ledgers.total_reserve_wad,
+            "free_assets": int(reader.call(v.freeAssets(), block)),
+            "insurance": ledgers.insurance,
+            "protocol_fees": ledgers.protocol_fees,
         }
         accounts, positions = self._risk(views, cov, block)
         with self.engine.begin() as conn:
             upsert(conn, s.market_snapshots, market_rows)
             upsert(conn, s.pool_snapshots, [pool_row])
-            conn.execute(update(s.accounts).where(s.accounts.c.positions == 0, s.accounts.c.health_f.is_not(None))
-                         .values(equity_f=None, maintenance_f=None, notional_f=None, health_f=None, risk_block=block))
+            conn.execute(
+                update(s.accounts)
+                .where(s.accounts.c.positions == 0, s.accounts.c.health_f.is_not(None))
+                .values(equity_f=None, maintenance_f=None, notional_f=None, health_f=None, risk_block=block)
+            )
             if accounts:
-                conn.execute(update(s.accounts).where(s.accounts.c.account_id == bindparam("a")).values(
-                    equity_f=bindparam("equity"), maintenance_f=bindparam("mm"), notional_f=bindparam("notional"),
-                    health_f=bindparam("health"), risk_block=bindparam("rb")), accounts)
+                conn.execute(
+                    update(s.accounts)
+                    .where(s.accounts.c.account_id == bindparam("a"))
+                    .values(
+                        equity_f=bindparam("equity"),
+                        maintenance_f=bindparam("mm"),
+                        notional_f=bindparam("notional"),
+                        health_f=bindparam("health"),
+                        risk_block=bindparam("rb"),
+                    ),
+                    accounts,
+                )
             if positions:
-                conn.execute(update(s.positions).where(s.positions.c.account_id == bindparam("a"),
-                                                       s.positions.c.market_id == bindparam("mk")).values(
-                    liquidation_price_f=bindparam("liq"), value_f=bindparam("value")), positions)
+                conn.execute(
+                    update(s.positions)
+                    .where(s.positions.c.account_id == bindparam("a"), s.positions.c.market_id == bindparam("mk"))
+                    .values(liquidation_price_f=bindparam("liq"), value_f=bindparam("value")),
+                    positions,
+                )
         self.snapshot_block = block
 
-    def _risk(self, views: dict[int, m.MarketView], cov: m.Coverage, block: int
-              ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    def _risk(
+        self, views: dict[int, m.MarketView], cov: m.Coverage, block: int
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         p = self.proj
         accounts, positions = [], []
         for account_id, markets in p.account_markets.items():
@@ -409,23 +529,39 @@ class Indexer:
             legs = [(p.positions[(account_id, mk)], views[mk]) for mk in sorted(markets)]
             margin = p.accounts[account_id].margin
             st = m.account_state(margin, self.scale, legs, cov)
-            accounts.append({
-                "a": account_id, "equity": st.equity / WAD_F, "mm": st.maintenance_margin / WAD_F,
-                "notional": st.notional / WAD_F, "rb": block,
-                "health": st.equity / st.maintenance_margin if st.maintenance_margin else None,
-            })
+            accounts.append(
+                {
+                    "a": account_id,
+                    "equity": st.equity / WAD_F,
+                    "mm": st.maintenance_margin / WAD_F,
+                    "notional": st.notional / WAD_F,
+                    "rb": block,
+                    "health": st.equity / st.maintenance_margin if st.maintenance_margin else None,
+                }
+            )
             for pos, view in legs:
                 liq = m.liquidation_price(margin, self.scale, legs, view.market_id, cov)
-                positions.append({"a": account_id, "mk": view.market_id, "liq": liq / WAD_F if liq else None,
-                                  "value": m.figures(pos, view, cov).value / WAD_F})
+                positions.append(
+                    {
+                        "a": account_id,
+                        "mk": view.market_id,
+                        "liq": liq / WAD_F if liq else None,
+                        "value": m.figures(pos, view, cov).value / WAD_F,
+                    }
+                )
         return accounts, positions
 
 
 def _position_row(key: tuple[int, int], pos: m.Position) -> dict[str, Any]:
     return {
-        "account_id": key[0], "market_id": key[1], "size": pos.size, "cost": pos.cost,
-        "entry_charge": pos.entry_charge, "last_increase_time": pos.last_increase_time,
-        "size_f": pos.size / WAD_F, "entry_price_f": abs(pos.cost / pos.size) if pos.size else 0.0,
+        "account_id": key[0],
+        "market_id": key[1],
+        "size": pos.size,
+        "cost": pos.cost,
+        "entry_charge": pos.entry_charge,
+        "last_increase_time": pos.last_increase_time,
+        "size_f": pos.size / WAD_F,
+        "entry_price_f": abs(pos.cost / pos.size) if pos.size else 0.0,
     }
 
 

@@ -24,17 +24,13 @@ keeper = Group("keeper", help="The keeper: liquidations, orders and LP requests.
     type=click.Path(path_type=Path),
     help="deployment record (default: deployments/<chain id>.json)",
 )
-@click.option(
-    "--config", "config_file", type=click.Path(path_type=Path), help="TOML file of keeper settings"
-)
+@click.option("--config", "config_file", type=click.Path(path_type=Path), help="TOML file of keeper settings")
 @click.option("--account", help=ACCOUNT_HELP + " (default: LEVER_PRIVATE_KEY, else a dry run)")
 @click.option("--dry-run", is_flag=True, default=None, help="log what would be sent, send nothing")
 @click.option("--poll-interval", type=float)
 @click.option("--max-batch", type=int)
 @click.option("--metrics-port", type=int, help="serve /metrics and /health on 127.0.0.1 (0: off)")
 @click.option("--max-steps", type=int, hidden=True)
-def keeper_run(
-    config_file: Path | None, account: str | None, max_steps: int | None, **flags: Any
-) -> None:
+def keeper_run(config_file: Path | None, account: str | None, max_steps: int | None, **flags: Any) -> None:
     """Watch every account and order; liquidate, settle, execute."""
     sys.exit(run_keeper(flags, config_file, account, max_steps))

@@ -31,9 +31,7 @@ from lever.math.orders import (
 WAD = m.WAD
 
 
-def legs(
-    record: AccountRecord, views: Mapping[int, m.MarketView]
-) -> list[tuple[m.Position, m.MarketView]]:
+def legs(record: AccountRecord, views: Mapping[int, m.MarketView]) -> list[tuple[m.Position, m.MarketView]]:
     return [(pos, views[market]) for market, pos in sorted(record.positions.items())]
 
 
@@ -73,14 +71,10 @@ class LiquidationIndex:
         entries: list[tuple[str, int, tuple[int, int]]] = []
         if len(record.positions) == 1:
             [(market, pos)] = record.positions.items()
-            price = m.liquidation_price(
-                record.margin_token, token_scale, legs(record, views), market, cov
-            )
+            price = m.liquidation_price(record.margin_token, token_scale, legs(record, views), market, cov)
             kind = "long" if pos.size > 0 else "short"
             entry = (price, account)
-            bisect.insort(
-                (self._longs if kind == "long" else self._shorts).setdefault(market, []), entry
-            )
+            bisect.insort((self._longs if kind == "long" else self._shorts).setdefault(market, []), entry)
             entries.append((kind, market, entry))
         else:
             for market in record.positions:
@@ -101,14 +95,10 @@ class LiquidationIndex:
         found = set(self._multi.get(market, ()))
         low = m.fixed.mul_div_down(price, WAD - band_wad, WAD)
         longs = self._longs.get(market, [])
-        found.update(
-            account for liq, account in longs[bisect.bisect_left(longs, (low, -1)) :] if liq > 0
-        )
+        found.update(account for liq, account in longs[bisect.bisect_left(longs, (low, -1)) :] if liq > 0)
         high = m.fixed.mul_div_up(price, WAD + band_wad, WAD)
         shorts = self._shorts.get(market, [])
-        found.update(
-            account for _, account in shorts[: bisect.bisect_right(shorts, (high, 2**256))]
-        )
+        found.update(account for _, account in shorts[: bisect.bisect_right(shorts, (high, 2**256))])
         return found
 
 
@@ -180,9 +170,7 @@ def evaluate(
         state = m.account_state(margin, params.token_scale, account_legs, cov)
         if not state.liquidatable:
             continue
-        prediction = m.predict_liquidation(
-            margin, params.token_scale, account_legs, params.liquidation, cov
-        )
+        prediction = m.predict_liquidation(margin, params.token_scale, account_legs, params.liquidation, cov)
         found.append(Candidate(account, state, prediction))
     return found
 
@@ -200,9 +188,7 @@ def decide(
     kept = []
     for c in ordered:
         if params.token_per_eth and not (c.underwater and params.clear_bad_debt):
-            gas_cost_token = (
-                account_gas(c, params) * params.gas_price_wei * params.token_per_eth // 10**18
-            )
+            gas_cost_token = account_gas(c, params) * params.gas_price_wei * params.token_per_eth // 10**18
             if c.prediction.reward_request <= gas_cost_token:
                 continue
         kept.append(c)
@@ -215,9 +201,7 @@ def decide(
 
 
 def account_gas(c: Candidate, params: DecideParams) -> int:
-    return params.gas_per_account + params.gas_per_extra_position * max(
-        0, c.state.position_count - 1
-    )
+    return params.gas_per_account + params.gas_per_extra_position * max(0, c.state.position_count - 1)
 
 
 def pack(items: list[tuple[int, int]], gas_base: int, max_batch: int, budget: int) -> list[Batch]:
@@ -280,9 +264,7 @@ def order_work(
         if triggered(o, pos.size > 0, price):
             fired.append(o)
     key = lambda o: (o.updated_at, o.order_id)
-    return OrderWork(
-        tuple(sorted(due, key=key)), tuple(sorted(expired, key=key)), tuple(sorted(fired, key=key))
-    )
+    return OrderWork(tuple(sorted(due, key=key)), tuple(sorted(expired, key=key)), tuple(sorted(fired, key=key)))
 
 
 @dataclass(frozen=True)

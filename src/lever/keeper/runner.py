@@ -59,39 +59,19 @@ class KeeperMetrics:
     def __init__(self, registry: CollectorRegistry | None = None):
         self.registry = registry or CollectorRegistry()
         r = self.registry
-        self.accounts = Gauge(
-            "lever_keeper_accounts_tracked", "Accounts with positions in the index", registry=r
-        )
-        self.candidates = Counter(
-            "lever_keeper_candidates_total", "Accounts re-checked after a change", registry=r
-        )
-        self.sent = Counter(
-            "lever_keeper_liquidations_sent_total", "Accounts sent for liquidation", registry=r
-        )
-        self.won = Counter(
-            "lever_keeper_liquidations_won_total", "Accounts this keeper liquidated", registry=r
-        )
-        self.lost = Counter(
-            "lever_keeper_liquidations_lost_total", "Accounts another keeper got first", registry=r
-        )
-        self.orders_pending = Gauge(
-            "lever_keeper_orders_pending", "Pending orders the keeper watches", registry=r
-        )
-        self.orders_settled = Counter(
-            "lever_keeper_orders_settled_total", "Orders this keeper filled", registry=r
-        )
+        self.accounts = Gauge("lever_keeper_accounts_tracked", "Accounts with positions in the index", registry=r)
+        self.candidates = Counter("lever_keeper_candidates_total", "Accounts re-checked after a change", registry=r)
+        self.sent = Counter("lever_keeper_liquidations_sent_total", "Accounts sent for liquidation", registry=r)
+        self.won = Counter("lever_keeper_liquidations_won_total", "Accounts this keeper liquidated", registry=r)
+        self.lost = Counter("lever_keeper_liquidations_lost_total", "Accounts another keeper got first", registry=r)
+        self.orders_pending = Gauge("lever_keeper_orders_pending", "Pending orders the keeper watches", registry=r)
+        self.orders_settled = Counter("lever_keeper_orders_settled_total", "Orders this keeper filled", registry=r)
         self.orders_cancelled = Counter(
             "lever_keeper_orders_cancelled_total", "Orders this keeper cancelled", registry=r
         )
-        self.lp_settled = Counter(
-            "lever_keeper_lp_settled_total", "LP requests this keeper settled", registry=r
-        )
-        self.gas = Counter(
-            "lever_keeper_gas_spent_total", "Gas used by this keeper's transactions", registry=r
-        )
-        self.block_lag = Gauge(
-            "lever_keeper_block_lag", "Head block minus the last handled block", registry=r
-        )
+        self.lp_settled = Counter("lever_keeper_lp_settled_total", "LP requests this keeper settled", registry=r)
+        self.gas = Counter("lever_keeper_gas_spent_total", "Gas used by this keeper's transactions", registry=r)
+        self.block_lag = Gauge("lever_keeper_block_lag", "Head block minus the last handled block", registry=r)
         self.loop = Histogram("lever_keeper_loop_seconds", "Time to handle one block", registry=r)
         self.errors = Counter("lever_keeper_errors_total", "RPC or send errors", registry=r)
 
@@ -191,9 +171,7 @@ class Keeper:
 
     @property
     def address(self) -> str:
-        return (
-            self.account.address if self.account else "0x0000000000000000000000000000000000000000"
-        )
+        return self.account.address if self.account else "0x0000000000000000000000000000000000000000"
 
     # ------------------------------------------------------------------ state
 
@@ -209,9 +187,7 @@ class Keeper:
         total = self.reader.account_count(block)
         with_positions: list[int] = []
         for start in range(1, total + 1, self.config.page_size):
-            with_positions += self.reader.accounts_with_positions(
-                start, self.config.page_size, block
-            )
+            with_positions += self.reader.accounts_with_positions(start, self.config.page_size, block)
         records = self.reader.accounts(with_positions, block)
         # Accounts with orders and LP controllers with requests: from one scan of the history.
         placed = self.reader.arts.topic("OrderBook", "OrderPlaced")
@@ -288,33 +264,21 @@ class Keeper:
         self.metrics.block_lag.set(max(0, block - self.state.last_block))
         changes = Changes()
         if block > self.state.last_block or first:
-            changes = self._changes(
-                self.state.last_block + 1 if not first else self.state.last_block, block
-            )
+            changes = self._changes(self.state.last_block + 1 if not first else self.state.last_block, block)
         moved_prices = self._refresh_prices()
         moved = set(self.state.markets) if first or changes.params else set(changes.markets)
         for mk in moved:
             self.state.markets[mk] = self.reader.market(mk, block)
-        for account, record in self.reader.accounts(
-            sorted(changes.accounts | changes.order_accounts), block
-        ).items():
+        for account, record in self.reader.accounts(sorted(changes.accounts | changes.order_accounts), block).items():
             if record.positions:
                 self.state.records[account] = record
             else:
                 self.state.records.pop(account, None)
         if changes.order_accounts:
-            self.state.orders = {
-                i: o
-                for i, o in self.state.orders.items()
-                if o.account not in changes.order_accounts
-            }
-            for pending in self.reader.orders_of_accounts(
-                sorted(changes.order_accounts), block
-            ).values():
+            self.state.orders = {i: o for i, o in self.state.orders.items() if o.account not in changes.order_accounts}
+            for pending in self.reader.orders_of_accounts(sorted(changes.order_accounts), block).values():
                 self.state.orders.update(pending)
-        if (
-            changes.logs or self._cov is None
-        ):  # the ledgers move only with the protocol's own events
+        if changes.logs or self._cov is None:  # the ledgers move only with the protocol's own events
             self._pool_wad, self._cov = self._coverage()
         cov = self._cov
         views = self._views(now)
@@ -324,9 +288,7 @@ class Keeper:
         else:
             for account in changes.accounts | changes.order_accounts:
                 if account in self.state.records:
-                    self.index.update(
-                        account, self.state.records[account], views, self.token_scale, cov
-                    )
+                    self.index.update(account, self.state.records[account], views, self.token_scale, cov)
                 else:
                     self.index.remove(account)
         # Accounts found liquidatable last time and not liquidated (lost, deferred, refused) stay
@@ -465,17 +427,13 @@ class Keeper:
         for is_deposit in (True, False):
             amount, t, _ = self.reader.pending_lp(controller, is_deposit, block)
             if amount:
-                self.state.lp[(controller, is_deposit)] = LpRequest(
-                    controller, is_deposit, amount, t
-                )
+                self.state.lp[(controller, is_deposit)] = LpRequest(controller, is_deposit, amount, t)
             else:
                 self.state.lp.pop((controller, is_deposit), None)
 
     # ------------------------------------------------------------------ job 1: liquidations
 
-    def _liquidate(
-        self, candidates: list[int], views: dict[int, m.MarketView], cov: m.Coverage, block: int
-    ) -> int:
+    def _liquidate(self, candidates: list[int], views: dict[int, m.MarketView], cov: m.Coverage, block: int) -> int:
         self.state.liquidatable = set()
         if not candidates:
             return 0
@@ -490,9 +448,7 @@ class Keeper:
             gas_per_account=self.config.gas_per_account,
             gas_price_wei=self.reader.head_base_fee + self.config.tip_wei,
             # token units one gas-token unit is worth: the gas market's price over the token scale
-            token_per_eth=views[gas_market].price.price // self.token_scale
-            if gas_market in views
-            else 0,
+            token_per_eth=views[gas_market].price.price // self.token_scale if gas_market in views else 0,
             clear_bad_debt=self.config.clear_bad_debt,
         )
         latest_publish = {mk: t for mk, (_, t) in self.state.prices.items()}
@@ -503,9 +459,7 @@ class Keeper:
         self.state.liquidatable = {c.account for c in found}
         if not found:
             return 0
-        updates = self._latest_updates(
-            sorted({mk for c in found for mk in self.state.records[c.account].positions})
-        )
+        updates = self._latest_updates(sorted({mk for c in found for mk in self.state.records[c.account].positions}))
         liquidated = 0
         for batch in decide(found, params, frozenset(self.state.in_flight)):
             liquidated += self._send_liquidations(list(batch.items), updates, batch.gas_limit)
@@ -516,9 +470,7 @@ class Keeper:
         latest = self.prices.latest([ids[mk] for mk in markets])
         return [(mk, latest[ids[mk]].blob) for mk in markets if ids[mk] in latest]
 
-    def _send_liquidations(
-        self, accounts: list[int], updates: list[tuple[int, bytes]], gas: int
-    ) -> int:
+    def _send_liquidations(self, accounts: list[int], updates: list[tuple[int, bytes]], gas: int) -> int:
         fn = self.reader.liquidator.functions.liquidateBatch(accounts, updates)
         value = self.reader.update_fee() * len(updates)
         self.state.in_flight.update(accounts)
@@ -531,9 +483,7 @@ class Keeper:
                 if gas >= limit:
                     raise
                 return self._send_liquidations(accounts, updates, min(2 * gas, limit))
-            log.warning(
-                "a batch of %d would run out of gas at %d: splitting it", len(accounts), gas
-            )
+            log.warning("a batch of %d would run out of gas at %d: splitting it", len(accounts), gas)
             half = len(accounts) // 2
             return self._send_liquidations(accounts[:half], updates, gas) + self._send_liquidations(
                 accounts[half:], updates, gas
@@ -552,9 +502,7 @@ class Keeper:
             return 0
         topic = self.reader.arts.topic("Liquidator", "Liquidation")
         won = {
-            int.from_bytes(bytes(lg["topics"][1]), "big")
-            for lg in receipt["logs"]
-            if bytes(lg["topics"][0]) == topic
+            int.from_bytes(bytes(lg["topics"][1]), "big") for lg in receipt["logs"] if bytes(lg["topics"][0]) == topic
         }
         self.metrics.won.inc(len(won))
         self.metrics.lost.inc(len(accounts) - len(won))
@@ -565,9 +513,7 @@ class Keeper:
 
     def _settle_orders(self, now: int) -> int:
         delay, window = self.settings[0], self.settings[1]
-        work = order_work(
-            self.state.orders.values(), now, delay, window, self.state.records, self.state.prices
-        )
+        work = order_work(self.state.orders.values(), now, delay, window, self.state.records, self.state.prices)
         if not (work.due or work.expired or work.triggered):
             return 0
         ids = self.reader.addresses.price_ids
@@ -580,9 +526,7 @@ class Keeper:
             key = (o.market_id, earliest_publish_time(o, delay))
             if key not in proofs:
                 try:
-                    found = self.prices.at_or_after(key[1], [ids[o.market_id]]).get(
-                        ids[o.market_id]
-                    )
+                    found = self.prices.at_or_after(key[1], [ids[o.market_id]]).get(ids[o.market_id])
                 except PriceServiceError as exc:
                     log.warning("price service: %s", exc)
                     found = None
@@ -640,9 +584,7 @@ class Keeper:
                 continue
             if len(kind) < 2:
                 continue
-            batch = pack(
-                [(i, configured) for i in kind], self.config.gas_base, self.config.max_batch, budget
-            )[0]
+            batch = pack([(i, configured) for i in kind], self.config.gas_base, self.config.max_batch, budget)[0]
             fn, value = self._settle_call(list(batch.items), keys, proofs, latest)
             call: dict[str, Any] = {"from": self.address, "value": value, "gas": batch.gas_limit}
 
@@ -691,14 +633,12 @@ class Keeper:
             if len(order_ids) == 1:
                 if gas >= self.reader.head_gas_limit:
                     raise
-                return self._send_orders(
-                    order_ids, keys, proofs, latest, min(2 * gas, self.reader.head_gas_limit)
-                )
+                return self._send_orders(order_ids, keys, proofs, latest, min(2 * gas, self.reader.head_gas_limit))
             log.warning("%d orders would run out of gas at %d: splitting them", len(order_ids), gas)
             half = len(order_ids) // 2
-            return self._send_orders(
-                order_ids[:half], keys, proofs, latest, gas
-            ) + self._send_orders(order_ids[half:], keys, proofs, latest, gas)
+            return self._send_orders(order_ids[:half], keys, proofs, latest, gas) + self._send_orders(
+                order_ids[half:], keys, proofs, latest, gas
+            )
         except ContractLogicError as exc:
             log.info("settling %s would revert (%s): skipped", order_ids, exc)
             return 0
@@ -720,9 +660,7 @@ class Keeper:
         """The first indexed argument (an id) of each `event` in `receipt`."""
         topic = self.reader.arts.topic(contract, event)
         return {
-            int.from_bytes(bytes(lg["topics"][1]), "big")
-            for lg in receipt["logs"]
-            if bytes(lg["topics"][0]) == topic
+            int.from_bytes(bytes(lg["topics"][1]), "big") for lg in receipt["logs"] if bytes(lg["topics"][0]) == topic
         }
 
     # ------------------------------------------------------------------ job 3: LP requests
@@ -743,24 +681,17 @@ class Keeper:
             open_markets = self.reader.open_markets()
             try:
                 found = (
-                    self.prices.at_or_after(r.time + delay, [ids[mk] for mk in open_markets])
-                    if open_markets
-                    else {}
+                    self.prices.at_or_after(r.time + delay, [ids[mk] for mk in open_markets]) if open_markets else {}
                 )
             except PriceServiceError as exc:
                 log.warning("price service: %s", exc)
                 continue
-            if any(
-                ids[mk] not in found or found[ids[mk]].publish_time + grace > now
-                for mk in open_markets
-            ):
+            if any(ids[mk] not in found or found[ids[mk]].publish_time + grace > now for mk in open_markets):
                 continue  # a price or its grace is not there yet
             updates = [(mk, found[ids[mk]].blob) for mk in open_markets]
-            fn = (
-                self.reader.vault.functions.settleDeposit
-                if r.deposit
-                else self.reader.vault.functions.settleRedeem
-            )(r.controller, updates)
+            fn = (self.reader.vault.functions.settleDeposit if r.deposit else self.reader.vault.functions.settleRedeem)(
+                r.controller, updates
+            )
             try:
                 receipt = self._transact(
                     fn,
@@ -797,9 +728,7 @@ class Keeper:
         except (ContractLogicError, Web3RPCError) as exc:
             if is_out_of_gas(exc):
                 raise OutOfGas(f"{what} at {gas} gas") from None
-            if gas < int(latest["gasLimit"]) and self._simulates(
-                fn, {**call, "gas": int(latest["gasLimit"])}
-            ):
+            if gas < int(latest["gasLimit"]) and self._simulates(fn, {**call, "gas": int(latest["gasLimit"])}):
                 # Starved, not refused: a sub-call that ran out of gas inside a try/catch reads as
                 # "not ready" (the order book then reverts NothingToSettle); at the block's gas
                 # limit the same call goes through. One more eth_call, on refusals only.
@@ -815,9 +744,7 @@ class Keeper:
             "nonce": Nonce(self._allocate_nonce()),
             "gas": gas,
             "maxPriorityFeePerGas": Wei(self.config.tip_wei),
-            "maxFeePerGas": Wei(
-                min(self.config.max_fee_cap_wei, 2 * base_fee + self.config.tip_wei)
-            ),
+            "maxFeePerGas": Wei(min(self.config.max_fee_cap_wei, 2 * base_fee + self.config.tip_wei)),
             "chainId": self.reader.retry(lambda: w3.eth.chain_id),
             "type": 2,
         }
@@ -843,11 +770,7 @@ class Keeper:
         assert self.account is not None
         sender = self.account.address
         with self._nonce_lock:
-            pending = int(
-                self.reader.retry(
-                    lambda: self.reader.w3.eth.get_transaction_count(sender, "pending")
-                )
-            )
+            pending = int(self.reader.retry(lambda: self.reader.w3.eth.get_transaction_count(sender, "pending")))
             nonce = pending if self._next_nonce is None else max(pending, self._next_nonce)
             self._next_nonce = nonce + 1
             return nonce
@@ -865,9 +788,7 @@ class Keeper:
                     self.config.max_fee_cap_wei,
                 )
                 tx = {**tx, "maxFeePerGas": Wei(max_fee), "maxPriorityFeePerGas": Wei(tip)}
-                log.warning(
-                    "transaction stuck: replacing it with fees +12.5%%", extra={"kv_bump": bump}
-                )
+                log.warning("transaction stuck: replacing it with fees +12.5%%", extra={"kv_bump": bump})
             signed = self.account.sign_transaction(tx)
             self._broadcast(signed.raw_transaction)
             hashes.append(bytes(signed.hash))

@@ -29,7 +29,13 @@ from lever.keeper.runner import Keeper
 
 log = logging.getLogger("lever.keeper")
 
-RPC_ERRORS: tuple[type[BaseException], ...] = (RequestException, Web3Exception, OSError, TimeoutError, PriceServiceError)
+RPC_ERRORS: tuple[type[BaseException], ...] = (
+    RequestException,
+    Web3Exception,
+    OSError,
+    TimeoutError,
+    PriceServiceError,
+)
 
 
 class JsonFormatter(logging.Formatter):
@@ -98,14 +104,21 @@ class KeeperService:
                     if not self.hydrated:
                         self.keeper.hydrate()
                         self.hydrated = True
-                        log.info("hydrated", extra={"kv_accounts": len(self.keeper.state.records),
-                                                    "kv_block": self.keeper.state.last_block})
+                        log.info(
+                            "hydrated",
+                            extra={
+                                "kv_accounts": len(self.keeper.state.records),
+                                "kv_block": self.keeper.state.last_block,
+                            },
+                        )
                     liquidated = self.keeper.step()
                     steps += 1
                     errors = 0
                     self.breaker_open = False
                     if liquidated:
-                        log.info("liquidated", extra={"kv_accounts": liquidated, "kv_block": self.keeper.state.last_block})
+                        log.info(
+                            "liquidated", extra={"kv_accounts": liquidated, "kv_block": self.keeper.state.last_block}
+                        )
                 except RPC_ERRORS as exc:
                     errors += 1
                     self.keeper.metrics.errors.inc()

@@ -200,7 +200,9 @@ def accrued(state: MarketState, params: MarketParams, price: int, pool_wad: int,
 
 
 def _borrow_delta(params: MarketParams, side_cost: int, pool_wad: int, price: int, elapsed: int) -> int:
-    rate = perp.borrow_rate_per_day(params.borrow_rate_per_day, perp.reserve(side_cost, params.max_profit_ratio), pool_wad)
+    rate = perp.borrow_rate_per_day(
+        params.borrow_rate_per_day, perp.reserve(side_cost, params.max_profit_ratio), pool_wad
+    )
     return perp.charge_index_delta(rate, price, elapsed)
 
 
@@ -222,7 +224,9 @@ def market_view(
 
 def market_reserve(state: MarketState, params: MarketParams) -> int:
     """Mirrors `PerpEngine._marketReserve`: both sides' reserves."""
-    return perp.reserve(state.long_cost, params.max_profit_ratio) + perp.reserve(state.short_cost, params.max_profit_ratio)
+    return perp.reserve(state.long_cost, params.max_profit_ratio) + perp.reserve(
+        state.short_cost, params.max_profit_ratio
+    )
 
 
 def market_liability(params: MarketParams, state: MarketState, price: int, cov: Coverage, now: int) -> int:
@@ -231,7 +235,9 @@ def market_liability(params: MarketParams, state: MarketState, price: int, cov: 
     if price == 0:
         return market_reserve(state, params)
     s = accrued(state, params, price, cov.pool, now)
-    longs = perp.side_value(True, s.long_oi, s.long_cost, s.long_entry_charge, price, s.long_index, params.max_profit_ratio)
+    longs = perp.side_value(
+        True, s.long_oi, s.long_cost, s.long_entry_charge, price, s.long_index, params.max_profit_ratio
+    )
     shorts = perp.side_value(
         False, s.short_oi, s.short_cost, s.short_entry_charge, price, s.short_index, params.max_profit_ratio
     )
@@ -241,9 +247,7 @@ def market_liability(params: MarketParams, state: MarketState, price: int, cov: 
 def pool_liability(markets: Iterable[tuple[MarketParams, MarketState, int]], cov: Coverage, now: int) -> int:
     """Mirrors `PerpEngine.poolLiabilityWad`: over the markets with open interest,
     (params, state, price) each."""
-    return sum(
-        market_liability(p, s, price, cov, now) for p, s, price in markets if s.long_oi != 0 or s.short_oi != 0
-    )
+    return sum(market_liability(p, s, price, cov, now) for p, s, price in markets if s.long_oi != 0 or s.short_oi != 0)
 
 
 def oi_caps_hold(markets: Iterable[tuple[MarketParams, MarketState, int]], pool_wad: int) -> bool:
@@ -369,7 +373,9 @@ def trade_math(view: MarketView, pos: Position, delta: int, cov: Coverage) -> Tr
     if not increasing and new_size != 0 and (new_size > 0) != (size > 0):
         raise Refused("PositionFlip", marketId=view.market_id, sizeWad=size, sizeDeltaWad=delta)
     if new_size != 0 and abs(new_size) < p.min_position_size:
-        raise Refused("PositionTooSmall", marketId=view.market_id, sizeWad=abs(new_size), minSizeWad=p.min_position_size)
+        raise Refused(
+            "PositionTooSmall", marketId=view.market_id, sizeWad=abs(new_size), minSizeWad=p.min_position_size
+        )
     is_long = size > 0 or (size == 0 and delta > 0)
     index = s.long_index if is_long else s.short_index
     if increasing:
@@ -511,8 +517,13 @@ def execute_trade(
         max_leverage = view.params.max_leverage
         if a.equity <= 0 or n > a.equity * max_leverage:
             leverage = 2**256 - 1 if a.equity <= 0 else mul_div_up(n, WAD, a.equity)
-            raise Refused("LeverageTooHigh", accountId=account_id, marketId=market, leverageWad=leverage,
-                          maxLeverageWad=max_leverage * WAD)
+            raise Refused(
+                "LeverageTooHigh",
+                accountId=account_id,
+                marketId=market,
+                leverageWad=leverage,
+                maxLeverageWad=max_leverage * WAD,
+            )
         if a.equity < a.initial_margin:
             raise Refused("InsufficientMargin", accountId=account_id, equityWad=a.equity, requiredWad=a.initial_margin)
     return TradeOutcome(delta, t, position, state, reserve, pnl_token, fee_token, margin_after, mask_after)
@@ -559,7 +570,10 @@ def liquidation_price(
         - f.value
         + f.close_fee
         + (f.maintenance - params.min_margin)
-        - (pos.cost + perp.charge_owed(abs(pos.size), s.long_index if pos.size > 0 else s.short_index, pos.entry_charge))
+        - (
+            pos.cost
+            + perp.charge_owed(abs(pos.size), s.long_index if pos.size > 0 else s.short_index, pos.entry_charge)
+        )
     )
     numerator = 2 * params.skew_scale + 2 * s.skew - pos.size  # close-fill factor * 2K
     size = abs(pos.size)

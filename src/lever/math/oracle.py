@@ -145,7 +145,9 @@ def record_reference(c: OracleConfig, s: OracleState, round_id: int, price: int,
     )
 
 
-def record_round(c: OracleConfig, s: OracleState, market_id: int, r: ReferenceRound, now: int, strict: bool) -> tuple[OracleState, int]:
+def record_round(
+    c: OracleConfig, s: OracleState, market_id: int, r: ReferenceRound, now: int, strict: bool
+) -> tuple[OracleState, int]:
     """Mirrors `OracleAdapter._recordReference`: the state with the round recorded (if usable and
     new), and the reference price (0 if unusable and not `strict`)."""
     price = reference_price(market_id, r, c.reference_max_age, now, strict)
@@ -168,11 +170,17 @@ def store_if_newer(s: OracleState, price: int, publish_time: int) -> OracleState
     return replace(s, latest_price=price, latest_publish_time=publish_time)
 
 
-def price_data(c: OracleConfig, s: OracleState, price: int, publish_time: int, now: int, reference: int = 0) -> PriceData:
+def price_data(
+    c: OracleConfig, s: OracleState, price: int, publish_time: int, now: int, reference: int = 0
+) -> PriceData:
     """Mirrors `OracleAdapter._data`: a price with the margin factors and shock flag of `s`."""
     return PriceData(
-        price, publish_time, target_factor(s.variance, c.ref_volatility, c.max_vol_factor), mm_factor(c, s, now),
-        s.shocked, reference,
+        price,
+        publish_time,
+        target_factor(s.variance, c.ref_volatility, c.max_vol_factor),
+        mm_factor(c, s, now),
+        s.shocked,
+        reference,
     )
 
 

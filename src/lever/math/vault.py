@@ -38,7 +38,10 @@ def settle(margin: int, ledgers: Ledgers, pnl_token: int, fee_token: int) -> tup
     """Mirrors `LeverVault.settle`: margin (which may go negative) and pool after a trade."""
     cut = protocol_cut(fee_token, ledgers.protocol_fee_share)
     return margin + pnl_token - fee_token, Ledgers(
-        ledgers.pool - pnl_token + fee_token - cut, ledgers.insurance, ledgers.protocol_fees + cut, ledgers.protocol_fee_share
+        ledgers.pool - pnl_token + fee_token - cut,
+        ledgers.insurance,
+        ledgers.protocol_fees + cut,
+        ledgers.protocol_fee_share,
     )
 
 

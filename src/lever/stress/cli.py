@@ -39,10 +39,20 @@ def stress() -> None:
 @click.option("--name", default="default", show_default=True, help="the report's folder: build/stress/NAME")
 @click.option("--scenario", "scenarios", multiple=True, help="a scenario (repeatable; default: five crashes)")
 @click.option("--seeds", type=int, default=None, help="seeds per scenario and parameter set [default: 4]")
-@click.option("--grid", "grid", multiple=True, metavar="NAME=V1,V2,...",
-              help="a swept parameter (repeatable; the first two make the heatmap)")
-@click.option("--random", "random_points", type=int, default=0,
-              help="random search: this many points between each --grid parameter's first and last value")
+@click.option(
+    "--grid",
+    "grid",
+    multiple=True,
+    metavar="NAME=V1,V2,...",
+    help="a swept parameter (repeatable; the first two make the heatmap)",
+)
+@click.option(
+    "--random",
+    "random_points",
+    type=int,
+    default=0,
+    help="random search: this many points between each --grid parameter's first and last value",
+)
 @click.option("--accounts", type=int, default=None, help="trader accounts per cell [default: 300]")
 @click.option("--steps", type=int, default=None, help="blocks per cell [default: 300]")
 @click.option("--engine", type=click.Choice(["vector", "exact"]), default="vector", show_default=True)
@@ -54,10 +64,24 @@ def stress() -> None:
 @click.option("--out", type=click.Path(path_type=Path), default=DEFAULT_OUT, show_default=True)
 @click.option("--pictures", type=click.Path(path_type=Path), help="also save the report's pictures as PNGs here")
 @click.option("--list", "list_", is_flag=True, help="list the scenario library and exit")
-def run_cmd(name: str, scenarios: tuple[str, ...], seeds: int | None, grid: tuple[str, ...], random_points: int,
-            accounts: int | None, steps: int | None, engine: str, scheduler: str | None, workers: int | None,
-            impact_depth: float | None, keeper_latency: int | None, keeper_capacity: int | None, out: Path,
-            pictures: Path | None, list_: bool) -> None:
+def run_cmd(
+    name: str,
+    scenarios: tuple[str, ...],
+    seeds: int | None,
+    grid: tuple[str, ...],
+    random_points: int,
+    accounts: int | None,
+    steps: int | None,
+    engine: str,
+    scheduler: str | None,
+    workers: int | None,
+    impact_depth: float | None,
+    keeper_latency: int | None,
+    keeper_capacity: int | None,
+    out: Path,
+    pictures: Path | None,
+    list_: bool,
+) -> None:
     """Run a sweep (parameters x scenarios x seeds) and write its report."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -98,11 +122,13 @@ def run_cmd(name: str, scenarios: tuple[str, ...], seeds: int | None, grid: tupl
     if spec.accounts < 1 or spec.steps < 10:
         raise StressError("--accounts must be at least 1 and --steps at least 10")
     total = len(spec.cells())
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=console) as bar:
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
+    ) as bar:
         task = bar.add_task(f"sweep {name}: {total} cells", total=total)
-        result = run_sweep(spec, scheduler=scheduler, workers=workers,
-                           progress=lambda done, _: bar.update(task, completed=done))
+        result = run_sweep(
+            spec, scheduler=scheduler, workers=workers, progress=lambda done, _: bar.update(task, completed=done)
+        )
         bar.update(task, description=f"report {name}")
         json_path, html_path = report_.write(result, out / name)
     _summary(console, result)
@@ -115,14 +141,22 @@ def run_cmd(name: str, scenarios: tuple[str, ...], seeds: int | None, grid: tupl
 def _summary(console: Any, result: Any) -> None:
     from rich.table import Table
 
-    table = Table(title=f"{len(result.runs)} cells in {result.seconds:.1f} s "
-                        f"({result.account_steps / max(result.seconds, 1e-9):,.0f} account-steps/s)")
+    table = Table(
+        title=f"{len(result.runs)} cells in {result.seconds:.1f} s "
+        f"({result.account_steps / max(result.seconds, 1e-9):,.0f} account-steps/s)"
+    )
     for col in ("scenario", "parameters", "bad debt ES99", "P(dry)", "LP dd p99", "liquidations"):
         table.add_column(col, justify="right" if col != "parameters" else "left")
     for c in sorted(result.cells(), key=lambda c: (-c.bad_debt_es99, c.scenario))[:12]:
         knobs = ", ".join(f"{k}={v}" for k, v in sorted(c.knobs.items())) or "shipped"
-        table.add_row(c.scenario, knobs, f"${c.bad_debt_es99:,.0f}", f"{c.insurance_dry_probability:.0%}",
-                      f"{c.lp_drawdown_p99:.2%}", f"{c.liquidations_mean:,.1f}")
+        table.add_row(
+            c.scenario,
+            knobs,
+            f"${c.bad_debt_es99:,.0f}",
+            f"{c.insurance_dry_probability:.0%}",
+            f"{c.lp_drawdown_p99:.2%}",
+            f"{c.liquidations_mean:,.1f}",
+        )
     console.print(table)
 
 
@@ -148,11 +182,15 @@ def replay_cmd(cell: str, accounts: int, steps: int, network: str) -> None:
         from ape import accounts as ape_accounts
 
         report = replay(built, provider, app.project(), ape_accounts.test_accounts)
-    console.print(f"{report.cell}: {report.steps + 1} blocks, {report.accounts} accounts, {report.transactions} agent "
-                  f"transactions, {report.liquidations} liquidations (all by the keeper: "
-                  f"{report.keeper_liquidations}), bad debt {report.bad_debt_token / 10**6:,.6f} USDC")
-    console.print(f"[green]chain == exact engine[/]: {report.compared:,} values compared to the wei, 0 mismatches "
-                  f"({report.seconds:.1f} s)")
+    console.print(
+        f"{report.cell}: {report.steps + 1} blocks, {report.accounts} accounts, {report.transactions} agent "
+        f"transactions, {report.liquidations} liquidations (all by the keeper: "
+        f"{report.keeper_liquidations}), bad debt {report.bad_debt_token / 10**6:,.6f} USDC"
+    )
+    console.print(
+        f"[green]chain == exact engine[/]: {report.compared:,} values compared to the wei, 0 mismatches "
+        f"({report.seconds:.1f} s)"
+    )
 
 
 def parse_cell(text: str) -> tuple[str, int, dict[str, str]]:
@@ -175,11 +213,20 @@ def parse_cell(text: str) -> tuple[str, int, dict[str, str]]:
 
 
 @stress.command("recommend")
-@click.option("--budget", default="es99<=insurance", show_default=True,
-              help="conditions metric<=value joined by commas (metrics: es99, var99, mean, dry, drawdown, "
-                   "drawdown99, saturated, unpaid; value: a number or `insurance`)")
-@click.option("--report", "report_path", type=click.Path(path_type=Path),
-              default=DEFAULT_OUT / "default" / "report.json", show_default=True)
+@click.option(
+    "--budget",
+    default="es99<=insurance",
+    show_default=True,
+    help="conditions metric<=value joined by commas (metrics: es99, var99, mean, dry, drawdown, "
+    "drawdown99, saturated, unpaid; value: a number or `insurance`)",
+)
+@click.option(
+    "--report",
+    "report_path",
+    type=click.Path(path_type=Path),
+    default=DEFAULT_OUT / "default" / "report.json",
+    show_default=True,
+)
 @click.option("--require", is_flag=True, help="exit with code 3 when no parameter set meets the budget")
 def recommend_cmd(budget: str, report_path: Path, require: bool) -> None:
     """Print the swept parameter set that meets the budget in every scenario with the lowest margin
@@ -194,22 +241,31 @@ def recommend_cmd(budget: str, report_path: Path, require: bool) -> None:
     found = recommend(data, conditions)
     console = Console()
     if found is None:
-        console.print(f"[bold red]no parameter set[/] in {report_path} meets {budget} in every scenario: sweep "
-                      "stricter parameters (higher margins, lower maximum leverage) or relax the budget")
+        console.print(
+            f"[bold red]no parameter set[/] in {report_path} meets {budget} in every scenario: sweep "
+            "stricter parameters (higher margins, lower maximum leverage) or relax the budget"
+        )
         _closest(console, data, conditions)
         if require:
             raise SystemExit(3)
         return
     knobs = ", ".join(f"{k}={v}" for k, v in sorted(found.knobs.items())) or "the shipped parameters"
     console.print(f"[bold]recommended[/]: {knobs}")
-    console.print(f"maintenance margin ratio {found.maintenance_margin_ratio}, initial {found.initial_margin_ratio} "
-                  f"({found.meeting} of {found.candidates} parameter sets meet {budget})")
+    console.print(
+        f"maintenance margin ratio {found.maintenance_margin_ratio}, initial {found.initial_margin_ratio} "
+        f"({found.meeting} of {found.candidates} parameter sets meet {budget})"
+    )
     table = Table()
     for col in ("scenario", "bad debt ES99", "insurance", "P(dry)", "LP dd p99"):
         table.add_column(col, justify="right")
     for f in found.figures:
-        table.add_row(f["scenario"], f"${f['bad_debt_es99']:,.0f}", f"${f['insurance_start']:,.0f}",
-                      f"{f['insurance_dry_probability']:.0%}", f"{f['lp_drawdown_p99']:.2%}")
+        table.add_row(
+            f["scenario"],
+            f"${f['bad_debt_es99']:,.0f}",
+            f"${f['insurance_start']:,.0f}",
+            f"{f['insurance_dry_probability']:.0%}",
+            f"{f['lp_drawdown_p99']:.2%}",
+        )
     console.print(table)
 
 
@@ -223,8 +279,13 @@ def _closest(console: Any, data: dict[str, Any], conditions: list[Any]) -> None:
     table = Table(title="closest parameter sets")
     for col in ("parameters", "scenarios breaking the budget", "worst bad debt ES99"):
         table.add_column(col)
-    ranked = sorted(groups.items(), key=lambda kv: (sum(not all(c.holds(f) for c in conditions) for f in kv[1]),
-                                                    max(f["bad_debt_es99"] for f in kv[1])))
+    ranked = sorted(
+        groups.items(),
+        key=lambda kv: (
+            sum(not all(c.holds(f) for c in conditions) for f in kv[1]),
+            max(f["bad_debt_es99"] for f in kv[1]),
+        ),
+    )
     for knobs, figs in ranked[:5]:
         broken = [f["scenario"] for f in figs if not all(c.holds(f) for c in conditions)]
         table.add_row(knobs, ", ".join(broken), f"${max(f['bad_debt_es99'] for f in figs):,.0f}")

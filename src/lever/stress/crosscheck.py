@@ -14,10 +14,28 @@ from lever.stress.exact import run_exact
 from lever.stress.model import Cell
 from lever.stress.vector import run_vector
 
-MONEY = ("bad_debt", "bad_debt_by_insurance", "bad_debt_by_pool", "keeper_rewards", "keeper_fees", "unpaid_profit",
-         "lp_redeemed", "pool_end", "insurance_end", "margin_end")
-COUNTS = ("liquidations", "full_liquidations", "orders_filled", "stops_filled", "topups", "profit_cap_hits",
-          "saturated_blocks", "cascade_depth")
+MONEY = (
+    "bad_debt",
+    "bad_debt_by_insurance",
+    "bad_debt_by_pool",
+    "keeper_rewards",
+    "keeper_fees",
+    "unpaid_profit",
+    "lp_redeemed",
+    "pool_end",
+    "insurance_end",
+    "margin_end",
+)
+COUNTS = (
+    "liquidations",
+    "full_liquidations",
+    "orders_filled",
+    "stops_filled",
+    "topups",
+    "profit_cap_hits",
+    "saturated_blocks",
+    "cascade_depth",
+)
 FLOOR_USD = 100.0
 
 

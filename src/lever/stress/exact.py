@@ -121,9 +121,20 @@ class Protocol:
         self.mask: dict[int, int] = {}
         self.last_trade: dict[int, int] = {}
         self.orders: dict[int, Order] = {}
-        self.ledgers = {"pool": 0, "insurance": 0, "protocol_fees": 0, "order_escrow": 0, "lp_escrow": 0,
-                        "bad_debt": 0, "bad_debt_by_insurance": 0, "bad_debt_by_pool": 0, "keeper": 0,
-                        "supply": 0, "lp_shares": 0, "lp_claimable": 0}
+        self.ledgers = {
+            "pool": 0,
+            "insurance": 0,
+            "protocol_fees": 0,
+            "order_escrow": 0,
+            "lp_escrow": 0,
+            "bad_debt": 0,
+            "bad_debt_by_insurance": 0,
+            "bad_debt_by_pool": 0,
+            "keeper": 0,
+            "supply": 0,
+            "lp_shares": 0,
+            "lp_claimable": 0,
+        }
         self.pending_redeem: tuple[int, int, int] | None = None  # (shares, time, fee)
         self.accounts = 0
         self.order_events: set[int] = set()  # accounts with order-book events since the keeper last looked
@@ -131,21 +142,50 @@ class Protocol:
     # ------------------------------------------------------------------ transactions
 
     def _snapshot(self) -> tuple[Any, ...]:
-        return (dict(self.market_state), dict(self.oracle_state), self.total_reserve, dict(self.margin),
-                dict(self.positions), dict(self.mask), dict(self.last_trade), dict(self.orders), dict(self.ledgers),
-                self.pending_redeem, set(self.order_events))
+        return (
+            dict(self.market_state),
+            dict(self.oracle_state),
+            self.total_reserve,
+            dict(self.margin),
+            dict(self.positions),
+            dict(self.mask),
+            dict(self.last_trade),
+            dict(self.orders),
+            dict(self.ledgers),
+            self.pending_redeem,
+            set(self.order_events),
+        )
 
     def _restore(self, s: tuple[Any, ...]) -> None:
-        (self.market_state, self.oracle_state, self.total_reserve, self.margin, self.positions, self.mask,
-         self.last_trade, self.orders, self.ledgers, self.pending_redeem, self.order_events) = s
+        (
+            self.market_state,
+            self.oracle_state,
+            self.total_reserve,
+            self.margin,
+            self.positions,
+            self.mask,
+            self.last_trade,
+            self.orders,
+            self.ledgers,
+            self.pending_redeem,
+            self.order_events,
+        ) = s
 
     # ------------------------------------------------------------------ the oracle
 
     def snapshot(self, mk: int) -> MarketSnapshot:
         """The market as `lever.chain.MarketSnapshot` (what the keeper reads)."""
         rid, answer, updated = self.feed[mk]
-        return MarketSnapshot(mk, self.params.markets[mk], self.params.markets[mk], self.market_state[mk],
-                              self.oracle_config, self.oracle_state[mk], (rid, answer, updated, rid), 8)
+        return MarketSnapshot(
+            mk,
+            self.params.markets[mk],
+            self.params.markets[mk],
+            self.market_state[mk],
+            self.oracle_config,
+            self.oracle_state[mk],
+            (rid, answer, updated, rid),
+            8,
+        )
 
     def set_reference(self, mk: int, cents: int, now: int) -> None:
         """`MockPriceFeed.setPrice`: a new round."""
@@ -199,7 +239,8 @@ class Protocol:
         if reference == 0:
             raise Refused("OracleStalePrice", marketId=mk)
         if reference_time <= pub.time and not m.oracle.reference_deviation_ok(
-                pub.price, reference, self.oracle_config.max_reference_deviation):
+            pub.price, reference, self.oracle_config.max_reference_deviation
+        ):
             raise Refused("OracleReferenceDeviation", marketId=mk)
         s = m.oracle.store_if_newer(s, pub.price, pub.time)
         self.oracle_state[mk] = s
@@ -240,20 +281,35 @@ class Protocol:
     def lp_deposit(self, assets: int) -> None:
         """A first deposit into an empty pool (no open interest): its shares at the virtual rate."""
         shares = m.pool.to_shares_down(assets, 0, self.ledgers["supply"])
-        self.ledgers.update(pool=self.ledgers["pool"] + assets, supply=self.ledgers["supply"] + shares,
-                            lp_shares=self.ledgers["lp_shares"] + shares)
+        self.ledgers.update(
+            pool=self.ledgers["pool"] + assets,
+            supply=self.ledgers["supply"] + shares,
+            lp_shares=self.ledgers["lp_shares"] + shares,
+        )
 
-    def execute_trade(self, account: int, mk: int, delta: int, acceptable: int, reduce_only: bool,
-                      price: m.PriceData, now: int) -> tuple[m.TradeOutcome, int]:
+    def execute_trade(
+        self, account: int, mk: int, delta: int, acceptable: int, reduce_only: bool, price: m.PriceData, now: int
+    ) -> tuple[m.TradeOutcome, int]:
         """`PerpEngine.executeTrade` (one-market accounts): raises `Refused`, else writes. Returns
         the outcome and the profit a reduction did not pay (cap, coverage)."""
         cov = self.coverage()
         view = m.market_view(mk, self.params.markets[mk], self.market_state[mk], price, cov.pool, now)
         pos = self.positions.get((account, mk), m.Position())
         out = m.execute_trade(
-            account_id=account, view=view, pos=pos, delta=delta, acceptable=acceptable, reduce_only=reduce_only,
-            mask=self.mask[account], margin_token=self.margin[account], other_legs=[], cov=cov,
-            total_reserve=self.total_reserve, paused=False, token_scale=TOKEN_SCALE, now=now,
+            account_id=account,
+            view=view,
+            pos=pos,
+            delta=delta,
+            acceptable=acceptable,
+            reduce_only=reduce_only,
+            mask=self.mask[account],
+            margin_token=self.margin[account],
+            other_legs=[],
+            cov=cov,
+            total_reserve=self.total_reserve,
+            paused=False,
+            token_scale=TOKEN_SCALE,
+            now=now,
         )
         self.market_state[mk] = out.state
         self.total_reserve = out.total_reserve
@@ -276,8 +332,9 @@ class Protocol:
         mask = self.mask.get(account, 0)
         return [mk for mk in range(self.n_markets) if mask >> mk & 1]
 
-    def liquidate(self, account: int, now: int) -> tuple[m.LiquidationPrediction, m.vault.LiquidationSettlement,
-                                                          int, list[int]] | None:
+    def liquidate(
+        self, account: int, now: int
+    ) -> tuple[m.LiquidationPrediction, m.vault.LiquidationSettlement, int, list[int]] | None:
         """`PerpEngine.liquidate` and `LeverVault.settleLiquidation` (the keeper is never the
         account's owner). None: not liquidated. Raises `OracleStalePrice` (the batch reverts).
         Returns the prediction, the settlement, the profit the cap and the coverage withheld, and
@@ -289,8 +346,12 @@ class Protocol:
         legs = []
         for mk in markets:
             d = self.latest_recent(mk, now)
-            legs.append((self.positions[(account, mk)],
-                         m.market_view(mk, self.params.markets[mk], self.market_state[mk], d, cov.pool, now)))
+            legs.append(
+                (
+                    self.positions[(account, mk)],
+                    m.market_view(mk, self.params.markets[mk], self.market_state[mk], d, cov.pool, now),
+                )
+            )
         if any(view.price.publish_time <= self.last_trade[account] for _, view in legs):
             return None
         lp = self.params.liquidation
@@ -307,12 +368,20 @@ class Protocol:
                 self.mask[account] &= ~(1 << view.market_id)
                 self.positions.pop((account, view.market_id), None)
             else:
-                self.positions[(account, view.market_id)] = m.Position(t.new_size, t.new_cost, t.new_entry_charge,
-                                                                        pos.last_increase_time)
+                self.positions[(account, view.market_id)] = m.Position(
+                    t.new_size, t.new_cost, t.new_entry_charge, pos.last_increase_time
+                )
             withheld += _withheld(pos, t, view, -size)
         self.last_trade[account] = now
-        s = m.vault.settle_liquidation(self.margin[account], self._vault(), pred.pnl_token, pred.fee_token,
-                                       pred.reward_request, pred.penalty_request, lp.min_reward // TOKEN_SCALE)
+        s = m.vault.settle_liquidation(
+            self.margin[account],
+            self._vault(),
+            pred.pnl_token,
+            pred.fee_token,
+            pred.reward_request,
+            pred.penalty_request,
+            lp.min_reward // TOKEN_SCALE,
+        )
         self.margin[account] = s.margin
         self._set_vault(s.ledgers)
         led = self.ledgers
@@ -366,8 +435,9 @@ class Protocol:
             if o is not None:
                 self._release(o, True)
 
-    def settle_orders(self, ids: list[int], blobs: dict[int, Publication | None], latest: list[tuple[int, Publication]],
-                      now: int) -> list[tuple[Order, m.TradeOutcome, int]] | None:
+    def settle_orders(
+        self, ids: list[int], blobs: dict[int, Publication | None], latest: list[tuple[int, Publication]], now: int
+    ) -> list[tuple[Order, m.TradeOutcome, int]] | None:
         """`OrderBook.settleOrders` from the keeper: the fills (order, outcome, profit withheld);
         None if it reverts (nothing settled, a deviation): then nothing changed."""
         saved = self._snapshot()
@@ -377,8 +447,9 @@ class Protocol:
             self._restore(saved)
             return None
 
-    def _settle_orders(self, ids: list[int], blobs: dict[int, Publication | None],
-                       latest: list[tuple[int, Publication]], now: int) -> list[tuple[Order, m.TradeOutcome, int]]:
+    def _settle_orders(
+        self, ids: list[int], blobs: dict[int, Publication | None], latest: list[tuple[int, Publication]], now: int
+    ) -> list[tuple[Order, m.TradeOutcome, int]]:
         p = self.params
         if latest:
             self.update_prices(latest, now)
@@ -409,8 +480,9 @@ class Protocol:
                 continue
             conditional = o.kind != Kind.MARKET
             try:
-                out, withheld = self.execute_trade(o.account, o.market_id, o.size_delta, o.acceptable_price,
-                                                   o.reduce_only, price, now)
+                out, withheld = self.execute_trade(
+                    o.account, o.market_id, o.size_delta, o.acceptable_price, o.reduce_only, price, now
+                )
             except Refused as exc:
                 if exc.error in RETRYABLE or (conditional and exc.error in RETRYABLE_CONDITIONAL):
                     continue
@@ -429,8 +501,9 @@ class Protocol:
             raise Refused("NothingToSettle")
         return fills
 
-    def _market_price(self, o: Order, pub: Publication | None, proven: dict[tuple[int, int], m.PriceData],
-                      now: int) -> m.PriceData | None:
+    def _market_price(
+        self, o: Order, pub: Publication | None, proven: dict[tuple[int, int], m.PriceData], now: int
+    ) -> m.PriceData | None:
         p = self.params
         min_time = o.updated_at + p.order_delay
         if now < min_time:
@@ -685,8 +758,9 @@ class ExactEngine:
                         chain.place(account, mk, kind, -pos.size, cents * CENT, pop.executor_fee, now)
                     except Refused:
                         continue
-                    log.actions.append(Action("place", account, mk, -pos.size, pop.executor_fee, int(kind),
-                                              cents * CENT))
+                    log.actions.append(
+                        Action("place", account, mk, -pos.size, pop.executor_fee, int(kind), cents * CENT)
+                    )
         if any(self.topups_left):
             self._topups(now, log)
         self._lp(k, now, log)
@@ -763,10 +837,15 @@ class ExactEngine:
         gas_price = int(cell.scenario.gas_gwei[k] * 10**9)
         gate = cell.agents.profit_gate and not cell.replay
         params = DecideParams(
-            liquidation=cell.params.liquidation, token_scale=TOKEN_SCALE, max_batch=KEEPER_MAX_BATCH,
-            gas_per_account=KEEPER_GAS_PER_ACCOUNT, gas_base=KEEPER_GAS_BASE,
-            batch_gas_budget=cell.agents.block_gas_limit * 9 // 10, gas_price_wei=gas_price,
-            token_per_eth=eth_price // TOKEN_SCALE if gate else 0, clear_bad_debt=True,
+            liquidation=cell.params.liquidation,
+            token_scale=TOKEN_SCALE,
+            max_batch=KEEPER_MAX_BATCH,
+            gas_per_account=KEEPER_GAS_PER_ACCOUNT,
+            gas_base=KEEPER_GAS_BASE,
+            batch_gas_budget=cell.agents.block_gas_limit * 9 // 10,
+            gas_price_wei=gas_price,
+            token_per_eth=eth_price // TOKEN_SCALE if gate else 0,
+            clear_bad_debt=True,
         )
         found = evaluate(sorted(records), records, views, params, cov, latest_publish, escrow)
         closed: dict[int, int] = {}
@@ -793,8 +872,17 @@ class ExactEngine:
         self.keeper.gas_used += gas
         self.keeper.gas_cost_usd += gas * gas_price / 1e18 * eth_price / 1e18
 
-    def _liquidate_batch(self, k: int, accounts: list[int], updates: list[tuple[int, Publication]], now: int,
-                         gas: int, gas_price: int, eth_price: int, closed: dict[int, int]) -> None:
+    def _liquidate_batch(
+        self,
+        k: int,
+        accounts: list[int],
+        updates: list[tuple[int, Publication]],
+        now: int,
+        gas: int,
+        gas_price: int,
+        eth_price: int,
+        closed: dict[int, int],
+    ) -> None:
         """`Liquidator.liquidateBatch` (the keeper simulates first: a reverting batch is not sent)."""
         chain = self.chain
         saved = chain._snapshot()
@@ -814,8 +902,11 @@ class ExactEngine:
             return
         self._gas(gas, gas_price, eth_price)
         for account, pred, s, withheld, markets in events:
-            self.trace.liquidations.append(LiquidationEvent(k, account, pred.full, pred.share, pred.closed_notional,
-                                                            s.reward_paid, s.penalty_paid, s.bad_debt))
+            self.trace.liquidations.append(
+                LiquidationEvent(
+                    k, account, pred.full, pred.share, pred.closed_notional, s.reward_paid, s.penalty_paid, s.bad_debt
+                )
+            )
             r = self.result
             r.liquidations += 1
             r.full_liquidations += pred.full
@@ -825,13 +916,15 @@ class ExactEngine:
             for mk, size in zip(markets, pred.close_sizes, strict=True):
                 closed[mk] = closed.get(mk, 0) + size
 
-    def _orders(self, now: int, records: dict[int, AccountRecord], orders: list[Order], gas_price: int,
-                eth_price: int) -> None:
+    def _orders(
+        self, now: int, records: dict[int, AccountRecord], orders: list[Order], gas_price: int, eth_price: int
+    ) -> None:
         """`Keeper._settle_orders`: due market orders with their price, expired ones, triggered
         conditional ones, packed by gas into `settleOrders` batches."""
         chain, p = self.chain, self.cell.params
-        latest_prices = {mk: (pub.price, pub.time) for mk in range(chain.n_markets)
-                         if (pub := chain.latest_publication(mk))}
+        latest_prices = {
+            mk: (pub.price, pub.time) for mk in range(chain.n_markets) if (pub := chain.latest_publication(mk))
+        }
         work = order_work(orders, now, p.order_delay, p.order_window, records, latest_prices)
         if not (work.due or work.expired or work.triggered):
             return

@@ -33,11 +33,29 @@ DT = 12  # seconds between steps (one block)
 OPEN_PER_STEP = 120
 
 # Parameters a sweep may set: (section, field). Market fields apply to every market.
-MARKET_KNOBS = ("max_leverage", "taker_fee", "maker_fee", "initial_margin_ratio", "maintenance_margin_ratio",
-                "max_funding_rate_per_day", "borrow_rate_per_day", "max_profit_ratio", "skew_scale",
-                "funding_scale", "min_margin", "oi_cap_ratio")
-LIQUIDATION_KNOBS = ("target_health", "max_partial_share", "penalty_ratio", "reward_ratio", "min_reward",
-                     "max_reward", "min_leftover_notional")
+MARKET_KNOBS = (
+    "max_leverage",
+    "taker_fee",
+    "maker_fee",
+    "initial_margin_ratio",
+    "maintenance_margin_ratio",
+    "max_funding_rate_per_day",
+    "borrow_rate_per_day",
+    "max_profit_ratio",
+    "skew_scale",
+    "funding_scale",
+    "min_margin",
+    "oi_cap_ratio",
+)
+LIQUIDATION_KNOBS = (
+    "target_health",
+    "max_partial_share",
+    "penalty_ratio",
+    "reward_ratio",
+    "min_reward",
+    "max_reward",
+    "min_leftover_notional",
+)
 ORACLE_KNOBS = ("max_deviation", "ewma_lambda", "ref_volatility", "max_vol_factor", "factor_rise_per_day")
 
 
@@ -80,8 +98,15 @@ class Agents:
 
 
 # The replay's agents: ten accounts, more leverage, stops and top-ups (small enough for Anvil).
-REPLAY_AGENTS = Agents(accounts=10, leverage_median=12.0, leverage_sigma=0.5, stop_loss_share=0.35,
-                       take_profit_share=0.2, topup_share=0.3, lp_run_drawdown=0.0)
+REPLAY_AGENTS = Agents(
+    accounts=10,
+    leverage_median=12.0,
+    leverage_sigma=0.5,
+    stop_loss_share=0.35,
+    take_profit_share=0.2,
+    topup_share=0.3,
+    lp_run_drawdown=0.0,
+)
 
 
 @dataclass(frozen=True)
@@ -175,7 +200,9 @@ def network_config(knobs: tuple[tuple[str, str], ...], base: NetworkConfig | Non
     if "max_leverage" in market_updates:
         market_updates["max_leverage"] = int(market_updates["max_leverage"])  # type: ignore[assignment]
     markets = {name: mk.model_copy(update=market_updates) for name, mk in cfg.markets.items()}
-    liquidation = cfg.liquidation.model_copy(update={k: Decimal(v) for k, v in values.items() if k in LIQUIDATION_KNOBS})
+    liquidation = cfg.liquidation.model_copy(
+        update={k: Decimal(v) for k, v in values.items() if k in LIQUIDATION_KNOBS}
+    )
     oracle = cfg.oracle.model_copy(update={k: Decimal(v) for k, v in values.items() if k in ORACLE_KNOBS})
     out = cfg.model_copy(update={"markets": markets, "liquidation": liquidation, "oracle": oracle})
     _check(out)
@@ -190,8 +217,10 @@ def _check(cfg: NetworkConfig) -> None:
         if mk.maintenance_margin_ratio < Decimal("0.001"):
             raise StressError(f"{name}: maintenance_margin_ratio must be at least 0.001")
         if not mk.maintenance_margin_ratio < mk.initial_margin_ratio <= 1:
-            raise StressError(f"{name}: initial_margin_ratio ({mk.initial_margin_ratio}) must be above the "
-                              f"maintenance margin ratio ({mk.maintenance_margin_ratio}) and at most 1")
+            raise StressError(
+                f"{name}: initial_margin_ratio ({mk.initial_margin_ratio}) must be above the "
+                f"maintenance margin ratio ({mk.maintenance_margin_ratio}) and at most 1"
+            )
         if mk.taker_fee > Decimal("0.01") or mk.maker_fee > mk.taker_fee:
             raise StressError(f"{name}: taker_fee must be at most 0.01 and maker_fee at most taker_fee")
         if not Decimal("0.01") <= mk.max_profit_ratio <= 10:
@@ -223,8 +252,14 @@ def params_of(cfg: NetworkConfig) -> Params:
         liquidation=m.LiquidationParams(*cfg.liquidation.params()),
         initial_prices=tuple(int(mk.initial_price * 100) for mk in markets),
         protocol_fee_share=int(cfg.vault.protocol_fee_share * 10**18),
-        order_delay=orders[0], order_window=orders[1], min_executor_fee=orders[2], max_executor_fee=orders[3],
-        lp_delay=lp[0], lp_window=lp[1], lp_grace=lp[2], lp_executor_fee=lp[3],
+        order_delay=orders[0],
+        order_window=orders[1],
+        min_executor_fee=orders[2],
+        max_executor_fee=orders[3],
+        lp_delay=lp[0],
+        lp_window=lp[1],
+        lp_grace=lp[2],
+        lp_executor_fee=lp[3],
     )
 
 
@@ -245,8 +280,9 @@ def population(agents: Agents, params: Params, scenario: Scenario, prices: IntAr
     # A trader asks for at most 90% of what the market allows: its maximum leverage, and the
     # leverage its initial margin ratio permits (so stricter parameters mean smaller positions, not
     # refused traders).
-    max_lev = np.array([min(p.max_leverage, 10**18 / p.initial_margin_ratio) for p in params.markets],
-                       dtype=np.float64)[market]
+    max_lev = np.array(
+        [min(p.max_leverage, 10**18 / p.initial_margin_ratio) for p in params.markets], dtype=np.float64
+    )[market]
     leverage = np.clip(rng.lognormal(math.log(agents.leverage_median), agents.leverage_sigma, n), 1.1, 0.9 * max_lev)
     notional = np.clip(rng.lognormal(math.log(agents.notional_median_usd), agents.notional_sigma, n), 200.0, 250_000.0)
     # At most OPEN_PER_STEP market orders a step: the keeper settles a step's due orders in one
@@ -274,12 +310,23 @@ def population(agents: Agents, params: Params, scenario: Scenario, prices: IntAr
     margin_usd = units / 1e6 * fill_cents / 100 / leverage + 3 * fee_rate * notional
     margin = (np.rint(margin_usd * 10**TOKEN_DECIMALS) + 3 * exec_fee).astype(np.int64)
     side = np.where(long, 1.0, -1.0)
-    stop = np.where(rng.random(n) < agents.stop_loss_share, np.rint(fill_cents * (1 - side * agents.stop_loss_distance)), 0)
-    take = np.where(rng.random(n) < agents.take_profit_share,
-                    np.rint(fill_cents * (1 + side * agents.take_profit_distance)), 0)
+    stop = np.where(
+        rng.random(n) < agents.stop_loss_share, np.rint(fill_cents * (1 - side * agents.stop_loss_distance)), 0
+    )
+    take = np.where(
+        rng.random(n) < agents.take_profit_share, np.rint(fill_cents * (1 + side * agents.take_profit_distance)), 0
+    )
     topup = np.where(rng.random(n) < agents.topup_share, np.rint(margin * agents.topup_fraction), 0)
-    return Population(market, size_units, margin, open_step, stop.astype(np.int64), take.astype(np.int64),
-                      topup.astype(np.int64), exec_fee)
+    return Population(
+        market,
+        size_units,
+        margin,
+        open_step,
+        stop.astype(np.int64),
+        take.astype(np.int64),
+        topup.astype(np.int64),
+        exec_fee,
+    )
 
 
 def make_cell(
@@ -310,8 +357,9 @@ def make_cell(
 
 def with_agents(cell: Cell, **changes: Any) -> Cell:
     """The cell rebuilt with other agent settings."""
-    return make_cell(cell.scenario.spec, cell.seed, cell.steps, cell.knobs, replace(cell.agents, **changes),
-                     cell.replay)
+    return make_cell(
+        cell.scenario.spec, cell.seed, cell.steps, cell.knobs, replace(cell.agents, **changes), cell.replay
+    )
 
 
 def library() -> dict[str, ScenarioSpec]:

@@ -100,8 +100,7 @@ def recommend(report: dict[str, Any], budget: list[Condition]) -> Recommendation
     meeting = [(k, fs) for k, fs in groups.items() if all(c.holds(f) for c in budget for f in fs)]
     if not meeting:
         return None
-    knobs, figs = min(meeting, key=lambda kf: (margin_requirement(dict(kf[0])),
-                                               max(f["bad_debt_es99"] for f in kf[1])))
+    knobs, figs = min(meeting, key=lambda kf: (margin_requirement(dict(kf[0])), max(f["bad_debt_es99"] for f in kf[1])))
     mm, im = margin_requirement(dict(knobs))
     return Recommendation(dict(knobs), mm, im, sorted(figs, key=lambda f: f["scenario"]), len(groups), len(meeting))
 

@@ -79,7 +79,9 @@ def _rpc(w3: Any, method: str, params: list[Any]) -> Any:
     return response.get("result")
 
 
-def replay(cell: Cell, provider: Any, project: Any, test_accounts: Any, progress: Progress | None = None) -> ReplayReport:
+def replay(
+    cell: Cell, provider: Any, project: Any, test_accounts: Any, progress: Progress | None = None
+) -> ReplayReport:
     """Replays `cell` on the connected Anvil (`provider`); raises `ReplayMismatch` on the first
     difference between the chain and the exact engine."""
     from lever.chain import Addresses, ProtocolReader
@@ -113,8 +115,9 @@ def replay(cell: Cell, provider: Any, project: Any, test_accounts: Any, progress
     need: dict[str, int] = {}
     for i in range(pop.count):
         owner = driver.owner(i + 1)
-        need[owner] = need.get(owner, 0) + int(pop.margin[i]) + int(pop.topup[i]) * cell.agents.max_topups \
-            + 4 * pop.executor_fee
+        need[owner] = (
+            need.get(owner, 0) + int(pop.margin[i]) + int(pop.topup[i]) * cell.agents.max_topups + 4 * pop.executor_fee
+        )
     for owner, amount in need.items():
         driver.send("mint", token.functions.mint(owner, amount), owner)
         driver.send("approve", token.functions.approve(vault.address, 2**256 - 1), owner)
@@ -130,8 +133,11 @@ def replay(cell: Cell, provider: Any, project: Any, test_accounts: Any, progress
 
     # The price service, and the keeper, hydrated before the first step.
     book_ = PriceBook.for_markets(dict(protocol.price_ids))
-    prices = PriceState(book_, {n: Decimal(cents) / 100 for n, cents in zip(protocol.markets, cell.params.initial_prices,
-                                                                            strict=True)}, lambda: 0)
+    prices = PriceState(
+        book_,
+        {n: Decimal(cents) / 100 for n, cents in zip(protocol.markets, cell.params.initial_prices, strict=True)},
+        lambda: 0,
+    )
     server = Server(prices)
     url = server.start()
     head = w3.eth.get_block("latest")
@@ -141,10 +147,12 @@ def replay(cell: Cell, provider: Any, project: Any, test_accounts: Any, progress
         exact.chain.market_state[mk] = m.MarketState.from_chain(engine.functions.marketState(mk).call())
         rid, answer, _, updated, _ = reader.feeds[mk].functions.latestRoundData().call()
         exact.chain.feed[mk] = (int(rid), int(answer), int(updated))
-    keeper = Keeper(ProtocolReader(w3, Addresses.from_deployment(record)), HermesClient(url),
-                    str(keeper_account.private_key),
-                    KeeperConfig(start_block=protocol.deploy_block, gas_market=None, band_wad=m.WAD // 2,
-                                 reindex_every_blocks=1))
+    keeper = Keeper(
+        ProtocolReader(w3, Addresses.from_deployment(record)),
+        HermesClient(url),
+        str(keeper_account.private_key),
+        KeeperConfig(start_block=protocol.deploy_block, gas_market=None, band_wad=m.WAD // 2, reindex_every_blocks=1),
+    )
     keeper_address = str(keeper_account.address)
     keeper_before = int(token.functions.balanceOf(keeper_address).call())
     report = ReplayReport(cell.id, cell.steps, pop.count, 0, 0, 0, 0, 0)
@@ -159,8 +167,9 @@ def replay(cell: Cell, provider: Any, project: Any, test_accounts: Any, progress
             _rpc(w3, "evm_mine", [log.time])
             _chain_step(log, driver, reader, prices, names, create_account, engine, book, vault, protocol)
             keeper.step()
-            report.compared += _compare_step(k, exact, reader, str(provider.uri), pop.count, keeper_address,
-                                              keeper_before)
+            report.compared += _compare_step(
+                k, exact, reader, str(provider.uri), pop.count, keeper_address, keeper_before
+            )
             tick("replaying", k + 1, cell.steps + 1)
         for _ in steps:  # the engine's end-of-run figures
             pass
@@ -176,13 +185,24 @@ def replay(cell: Cell, provider: Any, project: Any, test_accounts: Any, progress
     return report
 
 
-def _chain_step(log: StepLog, driver: Driver, reader: Any, prices: Any, names: dict[int, str],
-                create_account: Any, engine: Any, book: Any, vault: Any, protocol: Any) -> None:
+def _chain_step(
+    log: StepLog,
+    driver: Driver,
+    reader: Any,
+    prices: Any,
+    names: dict[int, str],
+    create_account: Any,
+    engine: Any,
+    book: Any,
+    vault: Any,
+    protocol: Any,
+) -> None:
     """The step's oracle rounds and publications, then the agents' transactions."""
     if log.published:
         for mk, cents in enumerate(log.prices):
-            driver.send(f"step {log.step}: reference round", reader.feeds[mk].functions.setPrice(cents * 10**6),
-                        driver.deployer)
+            driver.send(
+                f"step {log.step}: reference round", reader.feeds[mk].functions.setPrice(cents * 10**6), driver.deployer
+            )
             with prices.lock:
                 prices.current[names[mk]] = Decimal(cents) / 100
                 prices.book.publish(names[mk], Decimal(cents) / 100, log.time)
@@ -201,10 +221,15 @@ def _send_action(step: int, a: Action, driver: Driver, engine: Any, book: Any, v
                 raise ReplayMismatch(f"{where}: the chain created account {created}")
         driver.send(where, vault.functions.depositMargin(a.account, a.amount), owner)
     elif a.kind == "commit":
-        driver.send(where, book.functions.commitOrder(a.account, a.market, a.size, 0, a.amount), driver.owner(a.account))
+        driver.send(
+            where, book.functions.commitOrder(a.account, a.market, a.size, 0, a.amount), driver.owner(a.account)
+        )
     elif a.kind == "place":
-        driver.send(where, book.functions.placeOrder(a.account, a.market, a.order_kind, a.size, a.trigger, 0, a.amount),
-                    driver.owner(a.account))
+        driver.send(
+            where,
+            book.functions.placeOrder(a.account, a.market, a.order_kind, a.size, a.trigger, 0, a.amount),
+            driver.owner(a.account),
+        )
     elif a.kind == "redeem":
         driver.send(where, vault.functions.requestRedeem(a.size, driver.lp, driver.lp), driver.lp)
     else:
@@ -232,9 +257,15 @@ class Batch:
     def run(self) -> dict[str, Any]:
         from eth_abi.abi import decode as abi_decode
 
-        body = [{"jsonrpc": "2.0", "id": i, "method": "eth_call",
-                 "params": [{"to": c.address, "data": c.encode_abi(fn, args=list(args))}, self.block]}
-                for i, (_, c, fn, args) in enumerate(self.calls)]
+        body = [
+            {
+                "jsonrpc": "2.0",
+                "id": i,
+                "method": "eth_call",
+                "params": [{"to": c.address, "data": c.encode_abi(fn, args=list(args))}, self.block],
+            }
+            for i, (_, c, fn, args) in enumerate(self.calls)
+        ]
         answers = {a["id"]: a for a in self.http.post(self.uri, json=body).json()}
         out = {}
         for i, (label, c, fn, _) in enumerate(self.calls):
@@ -255,8 +286,9 @@ def _abi_type(output: dict[str, Any]) -> str:
     return str(output["type"])
 
 
-def _compare_step(k: int, exact: ExactEngine, reader: Any, uri: str, accounts: int, keeper: str,
-                  keeper_before: int) -> int:
+def _compare_step(
+    k: int, exact: ExactEngine, reader: Any, uri: str, accounts: int, keeper: str, keeper_before: int
+) -> int:
     """Every ledger, margin, position and market state after step `k` (read in one batch at the
     head block); returns how many values were compared."""
     led = exact.chain.ledgers
@@ -295,19 +327,22 @@ def _compare_step(k: int, exact: ExactEngine, reader: Any, uri: str, accounts: i
     for mk in range(exact.chain.n_markets):
         state = m.MarketState.from_chain(got[f"market {mk} state"])
         if state != exact.chain.market_state[mk]:
-            raise ReplayMismatch(f"{where}: market {mk} state: chain {state} != exact engine "
-                                 f"{exact.chain.market_state[mk]}")
+            raise ReplayMismatch(
+                f"{where}: market {mk} state: chain {state} != exact engine {exact.chain.market_state[mk]}"
+            )
         n += 10
     for account in range(1, count + 1):
-        _check(where, f"margin of account {account}", int(got[f"margin of account {account}"]),
-               exact.chain.margin[account])
+        _check(
+            where, f"margin of account {account}", int(got[f"margin of account {account}"]), exact.chain.margin[account]
+        )
         n += 1
         for mk in range(exact.chain.n_markets):
             held = m.Position.from_chain(got[f"account {account} market {mk} position"])
             expected = exact.chain.positions.get((account, mk), m.Position())
             if held != expected:
-                raise ReplayMismatch(f"{where}: account {account} market {mk} position: chain {held} != "
-                                     f"exact engine {expected}")
+                raise ReplayMismatch(
+                    f"{where}: account {account} market {mk} position: chain {held} != exact engine {expected}"
+                )
             n += 4
     return n
 
@@ -320,9 +355,18 @@ def _compare_liquidations(events: list[LiquidationEvent], reader: Any, from_bloc
     for log in logs:
         a = log["args"]
         ts = int(reader.w3.eth.get_block(log["blockNumber"])["timestamp"])
-        chain.append(LiquidationEvent((ts - t0) // STEP_SECONDS, int(a["accountId"]), bool(a["full"]),
-                                      int(a["closeShareWad"]), int(a["closedNotionalWad"]), int(a["rewardToken"]),
-                                      int(a["penaltyToken"]), int(a["badDebtToken"])))
+        chain.append(
+            LiquidationEvent(
+                (ts - t0) // STEP_SECONDS,
+                int(a["accountId"]),
+                bool(a["full"]),
+                int(a["closeShareWad"]),
+                int(a["closedNotionalWad"]),
+                int(a["rewardToken"]),
+                int(a["penaltyToken"]),
+                int(a["badDebtToken"]),
+            )
+        )
     if len(chain) != len(events):
         raise ReplayMismatch(f"liquidations: chain {len(chain)} != exact engine {len(events)}")
     for i, (got, want) in enumerate(zip(chain, events, strict=True)):

@@ -85,8 +85,15 @@ def _heatmap(result: SweepResult, axes: tuple[str, str]) -> bytes:
                 if not np.isnan(z[i, j]):
                     over = z[i, j] > insurance
                     dark = hi > lo and (z[i, j] - lo) / (hi - lo) > 0.6
-                    ax.text(j, i, f"{z[i, j]:,.0f}" + (" !" if over else ""), ha="center", va="center", fontsize=8,
-                            color="white" if dark else "black")
+                    ax.text(
+                        j,
+                        i,
+                        f"{z[i, j]:,.0f}" + (" !" if over else ""),
+                        ha="center",
+                        va="center",
+                        fontsize=8,
+                        color="white" if dark else "black",
+                    )
         fig.colorbar(im, ax=ax, shrink=0.8)
     for n in range(len(scenarios), rows * cols):
         axs[n // cols][n % cols].axis("off")
@@ -104,8 +111,7 @@ def _drawdowns(result: SweepResult) -> bytes:
     ax.boxplot(data, whis=(1, 99), showfliers=True)
     ax.set_xticks(range(1, len(scenarios) + 1), scenarios, rotation=20, fontsize=8)
     ax.set_ylabel("LP share price max drawdown (%)")
-    ax.set_title("LP drawdown per scenario, every parameter set and seed (whiskers: 1st-99th percentile)",
-                 fontsize=9)
+    ax.set_title("LP drawdown per scenario, every parameter set and seed (whiskers: 1st-99th percentile)", fontsize=9)
     ax.grid(alpha=0.3)
     fig.tight_layout()
     return _png(fig)
@@ -137,8 +143,10 @@ def _timelines(result: SweepResult) -> bytes:
         if r.insurance:
             handles += twin2.get_legend_handles_labels()[0]
         ax.legend(handles=handles, loc="upper right", fontsize=7)
-        ax.set_title(f"{r.cell}: {r.liquidations} liquidations, bad debt ${r.bad_debt:,.0f}, "
-                     f"cascade depth {r.cascade_depth}", fontsize=8)
+        ax.set_title(
+            f"{r.cell}: {r.liquidations} liquidations, bad debt ${r.bad_debt:,.0f}, cascade depth {r.cascade_depth}",
+            fontsize=8,
+        )
     axs[-1, 0].set_xlabel("block (12 s)")
     fig.tight_layout()
     return _png(fig)
@@ -167,12 +175,22 @@ def save_pictures(result: SweepResult, directory: Path, prefix: str = "stress_")
 
 
 def _table(cells: list[CellFigures]) -> str:
-    cols = [("scenario", "scenario"), ("parameters", None), ("bad debt mean", "bad_debt_mean"),
-            ("VaR99", "bad_debt_var99"), ("ES99", "bad_debt_es99"), ("P(insurance dry)", "insurance_dry_probability"),
-            ("LP dd max", "lp_drawdown_max"), ("LP dd p99", "lp_drawdown_p99"), ("liquidations", "liquidations_mean"),
-            ("cascade", "cascade_depth_max"), ("saturated", "saturated_blocks_mean"),
-            ("cap hits", "profit_cap_hits_mean"), ("unpaid profit", "unpaid_profit_mean"),
-            ("keeper profit", "keeper_profit_mean")]
+    cols = [
+        ("scenario", "scenario"),
+        ("parameters", None),
+        ("bad debt mean", "bad_debt_mean"),
+        ("VaR99", "bad_debt_var99"),
+        ("ES99", "bad_debt_es99"),
+        ("P(insurance dry)", "insurance_dry_probability"),
+        ("LP dd max", "lp_drawdown_max"),
+        ("LP dd p99", "lp_drawdown_p99"),
+        ("liquidations", "liquidations_mean"),
+        ("cascade", "cascade_depth_max"),
+        ("saturated", "saturated_blocks_mean"),
+        ("cap hits", "profit_cap_hits_mean"),
+        ("unpaid profit", "unpaid_profit_mean"),
+        ("keeper profit", "keeper_profit_mean"),
+    ]
     head = "".join(f"<th>{html.escape(c)}</th>" for c, _ in cols)
     rows = []
     for c in sorted(cells, key=lambda c: (c.scenario, sorted(c.knobs.items()))):
@@ -199,7 +217,9 @@ def render_html(result: SweepResult, pics: dict[str, bytes]) -> str:
     spec = result.spec
     imgs = "".join(
         f"<h2>{html.escape(name.replace('_', ' '))}</h2><img alt='{name}' src='data:image/png;base64,"
-        f"{base64.b64encode(png).decode()}'>" for name, png in pics.items())
+        f"{base64.b64encode(png).decode()}'>"
+        for name, png in pics.items()
+    )
     grid = "; ".join(f"{k} in {{{', '.join(v)}}}" for k, v in spec.grid)
     insurance = spec.agents.insurance_per_account_usd * spec.accounts
     return f"""<!doctype html>

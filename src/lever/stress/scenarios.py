@@ -25,8 +25,23 @@ DATA = REPO / "data" / "scenarios" / "v1.toml"
 WARMUP = 4  # steps before any scenario move: orders commit (0), fill (1), stops are placed (2)
 MARKETS = 2  # market 0 carries the scenario; market 1 follows it (beta, corr)
 BASE_GAS_GWEI = 20.0
-FAMILIES = ("historical", "gbm", "garch", "jump", "correlated", "oracle", "keeper", "gas", "lp-run", "squeeze",
-            "flash", "bleed", "pump", "whipsaw", "cascade")
+FAMILIES = (
+    "historical",
+    "gbm",
+    "garch",
+    "jump",
+    "correlated",
+    "oracle",
+    "keeper",
+    "gas",
+    "lp-run",
+    "squeeze",
+    "flash",
+    "bleed",
+    "pump",
+    "whipsaw",
+    "cascade",
+)
 
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
@@ -90,7 +105,9 @@ def load_library(path: Path = DATA) -> dict[str, ScenarioSpec]:
 def spec(name: str, library: dict[str, ScenarioSpec] | None = None) -> ScenarioSpec:
     lib = library if library is not None else load_library()
     if name not in lib:
-        raise StressError(f"unknown scenario {name!r} (see `lever stress run --list`; e.g. {', '.join(sorted(lib)[:4])})")
+        raise StressError(
+            f"unknown scenario {name!r} (see `lever stress run --list`; e.g. {', '.join(sorted(lib)[:4])})"
+        )
     return lib[name]
 
 
@@ -138,20 +155,21 @@ def generate(s: ScenarioSpec, steps: int, seed: int) -> Scenario:
     a = max(WARMUP, round(s.get("crash_start", 0.25) * n))
     if f == "oracle":
         start = max(WARMUP, round(s.get("freeze_start", 0.3) * n))
-        frozen[start: start + max(1, round(s.get("freeze_len", 0.2) * n))] = True
+        frozen[start : start + max(1, round(s.get("freeze_len", 0.2) * n))] = True
     if f == "keeper":
         start = max(WARMUP, round(s.get("outage_start", 0.25) * n))
-        keeper_down[start: start + int(s.get("outage_blocks", 40))] = True
+        keeper_down[start : start + int(s.get("outage_blocks", 40))] = True
     if "gas_spike_gwei" in s.params:
         b = a + max(1, round(s.get("crash_len", 0.25) * n))
-        gas[a: b + (b - a)] = s.get("gas_spike_gwei", 1000.0)
+        gas[a : b + (b - a)] = s.get("gas_spike_gwei", 1000.0)
     if f == "lp-run":
         lp_run[max(WARMUP, round(s.get("run_at", 0.2) * n))] = s.get("run_share", 0.5)
     if f == "squeeze":
         squeeze[max(WARMUP, round(s.get("squeeze_at", 0.1) * n))] = s.get("squeeze_share", 0.4)
     log[: WARMUP + 1] = 0.0
-    return Scenario(s, seed, steps, np.exp(log), frozen, keeper_down, gas, lp_run, squeeze,
-                    s.get("impact_multiplier", 1.0))
+    return Scenario(
+        s, seed, steps, np.exp(log), frozen, keeper_down, gas, lp_run, squeeze, s.get("impact_multiplier", 1.0)
+    )
 
 
 def _stable_hash(name: str) -> int:

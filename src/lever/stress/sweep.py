@@ -56,8 +56,10 @@ class SweepSpec:
                     point[name] = str(Decimal(str(round(rng.uniform(lo, hi), 6))))
                 out.append(parse_knobs(point))
             return out
-        return [parse_knobs(dict(zip(names, combo, strict=True)))
-                for combo in itertools.product(*(values for _, values in self.grid))]
+        return [
+            parse_knobs(dict(zip(names, combo, strict=True)))
+            for combo in itertools.product(*(values for _, values in self.grid))
+        ]
 
     def cells(self) -> list[tuple[str, int, Knobs]]:
         lib = load_library()
@@ -68,12 +70,14 @@ class SweepSpec:
             raise StressError(f"unknown engine {self.engine!r} (vector or exact)")
         if self.seeds < 1:
             raise StressError("a sweep needs at least one seed")
-        return [(s, seed, knobs) for knobs in self.knob_sets() for s in self.scenarios
-                for seed in range(1, self.seeds + 1)]
+        return [
+            (s, seed, knobs) for knobs in self.knob_sets() for s in self.scenarios for seed in range(1, self.seeds + 1)
+        ]
 
 
-def run_cells(descriptors: Sequence[tuple[str, int, Knobs]], steps: int, agents: Agents, engine: str,
-              keep_series: bool = True) -> list[RunResult]:
+def run_cells(
+    descriptors: Sequence[tuple[str, int, Knobs]], steps: int, agents: Agents, engine: str, keep_series: bool = True
+) -> list[RunResult]:
     """A worker's task: build and run each cell (pure: no I/O)."""
     from lever.stress.exact import run_exact
     from lever.stress.vector import run_vector
@@ -127,11 +131,17 @@ class SweepResult:
 
 def _chunks(items: list[Any], size: int) -> Iterable[list[Any]]:
     for i in range(0, len(items), size):
-        yield items[i: i + size]
+        yield items[i : i + size]
 
 
-def run_sweep(spec: SweepSpec, scheduler: str | None = None, workers: int | None = None,
-              progress: Progress | None = None, client: Any = None, chunk: int = 0) -> SweepResult:
+def run_sweep(
+    spec: SweepSpec,
+    scheduler: str | None = None,
+    workers: int | None = None,
+    progress: Progress | None = None,
+    client: Any = None,
+    chunk: int = 0,
+) -> SweepResult:
     """Runs every cell of `spec`: on the Dask cluster at `scheduler` (tcp://host:port), on
     `client`, on a local cluster of `workers` processes (default: the machine's cores), or in this
     process when `workers == 0`. Results come back in the cells' order."""
@@ -157,8 +167,12 @@ def run_sweep(spec: SweepSpec, scheduler: str | None = None, workers: int | None
                 raise StressError(f"cannot reach the Dask scheduler at {scheduler}: {exc}") from None
         else:
             n = workers or os.cpu_count() or 1
-            own = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,  # type: ignore[no-untyped-call]
-                               dashboard_address=None)
+            own = LocalCluster(
+                n_workers=n,
+                threads_per_worker=1,
+                processes=True,  # type: ignore[no-untyped-call]
+                dashboard_address=None,
+            )
             client = Client(own)  # type: ignore[no-untyped-call]
     try:
         n_workers = max(1, len(client.scheduler_info().get("workers", {})))
@@ -181,8 +195,9 @@ def run_sweep(spec: SweepSpec, scheduler: str | None = None, workers: int | None
             own.close()
 
 
-def _task(piece: list[tuple[int, tuple[str, int, Knobs]]], steps: int, agents: Agents,
-          engine: str) -> list[tuple[int, RunResult]]:
+def _task(
+    piece: list[tuple[int, tuple[str, int, Knobs]]], steps: int, agents: Agents, engine: str
+) -> list[tuple[int, RunResult]]:
     results = run_cells([d for _, d in piece], steps, agents, engine)
     return [(i, r) for (i, _), r in zip(piece, results, strict=True)]
 

@@ -96,7 +96,11 @@ class VectorEngine:
         lq = p.liquidation
         self.target, self.max_partial = lq.target_health / W, lq.max_partial_share / W
         self.penalty, self.reward_ratio = lq.penalty_ratio / W, lq.reward_ratio / W
-        self.min_reward, self.max_reward, self.min_leftover = lq.min_reward / W, lq.max_reward / W, lq.min_leftover_notional / W
+        self.min_reward, self.max_reward, self.min_leftover = (
+            lq.min_reward / W,
+            lq.max_reward / W,
+            lq.min_leftover_notional / W,
+        )
         self.fee_share = p.protocol_fee_share / W
         pop = cell.population
         n = self.n = pop.count
@@ -122,7 +126,12 @@ class VectorEngine:
         self.known = np.zeros(n, dtype=bool)  # the keeper knows the account's orders (from events)
         mk = self.market
         self.a_K, self.a_mpr, self.a_Fs = self.K[mk], self.mpr[mk], self.Fs[mk]
-        self.a_mmr, self.a_imr, self.a_taker, self.a_minmargin = self.mmr[mk], self.imr[mk], self.taker[mk], self.minmargin[mk]
+        self.a_mmr, self.a_imr, self.a_taker, self.a_minmargin = (
+            self.mmr[mk],
+            self.imr[mk],
+            self.taker[mk],
+            self.minmargin[mk],
+        )
         self._version = 0  # bumped by every write to positions, markets or the pool
         steps = pop.open_step
         self._opening = {int(k): np.flatnonzero(steps == k) for k in np.unique(steps)}
@@ -185,8 +194,9 @@ class VectorEngine:
         cp = self._mm_factor(o, now)
         ret = abs(ref - o.last_ref) / o.last_ref
         var = min(self.lam * o.variance + (1 - self.lam) * ret * ret, VAR_MAX)
-        return replace(o, mm_cp=cp, variance=var, shocked=ret > self.max_dev, cp_time=now, last_ref=ref,
-                       last_round=rid), ref
+        return replace(
+            o, mm_cp=cp, variance=var, shocked=ret > self.max_dev, cp_time=now, last_ref=ref, last_round=rid
+        ), ref
 
     def _data(self, o: Oracle, price: float, t: float, now: float) -> Price:
         return Price(price, t, self._target(o.variance), self._mm_factor(o, now), o.shocked)
@@ -335,7 +345,9 @@ class VectorEngine:
         if value > 0 and self.pool < self.total_reserve:
             value = value * self.pool / self.total_reserve
         notional = abs(size) * d.price
-        mm = notional * min(float(self.mmr[mk]) * (1 + abs(size) / float(self.Fs[mk])) * d.mm, 1.0) + float(self.minmargin[mk])
+        mm = notional * min(float(self.mmr[mk]) * (1 + abs(size) / float(self.Fs[mk])) * d.mm, 1.0) + float(
+            self.minmargin[mk]
+        )
         return float(self.margin[i]) + value - notional * float(self.taker[mk]), mm, notional
 
     # ------------------------------------------------------------------ a trade
@@ -380,7 +392,12 @@ class VectorEngine:
             new_cost, new_entry = cost - rc, entry - re
         if increasing and d.shocked:
             return "OracleShockUnconfirmed"
-        lo, so, lc, sc = float(self.long_oi[mk]), float(self.short_oi[mk]), float(self.long_cost[mk]), float(self.short_cost[mk])
+        lo, so, lc, sc = (
+            float(self.long_oi[mk]),
+            float(self.short_oi[mk]),
+            float(self.long_cost[mk]),
+            float(self.short_cost[mk]),
+        )
         if is_long:
             lo, lc = lo - abs(size) + abs(new), lc - abs(cost) + abs(new_cost)
             side_oi = lo
@@ -560,8 +577,12 @@ class VectorEngine:
             high = (gap + self.max_reward) / (variable - pps)
             share = np.where(reward < self.min_reward, low, np.where(reward > self.max_reward, high, share))
             share = np.where(variable > pps + rps, share, high)
-            full = (equity <= 0) | (variable <= pps) | (share >= self.max_partial) | (
-                notional * (1 - share) < self.min_leftover)
+            full = (
+                (equity <= 0)
+                | (variable <= pps)
+                | (share >= self.max_partial)
+                | (notional * (1 - share) < self.min_leftover)
+            )
         out: F = np.where(full, 1.0, share)
         return out
 
@@ -747,14 +768,21 @@ class VectorEngine:
         kept: npt.NDArray[np.intp] = idx[(reward > gas_usd) | (equity < 0)]
         return kept
 
-    def _liquidations(self, k: int, idx: npt.NDArray[np.intp], now: float, gas_price: float, eth: float,
-                      closed: list[float]) -> None:
+    def _liquidations(
+        self, k: int, idx: npt.NDArray[np.intp], now: float, gas_price: float, eth: float, closed: list[float]
+    ) -> None:
         per_batch = max(1, min(MAX_BATCH, (self.cell.agents.block_gas_limit * 9 // 10 - GAS_BASE) // GAS_PER_ACCOUNT))
         for start in range(0, idx.size, per_batch):
-            batch = idx[start: start + per_batch]
+            batch = idx[start : start + per_batch]
             saved_oracle = list(self.oracle)
-            saved = (self.margin[batch].copy(), self.mo_time[batch].copy(), self.sl_on[batch].copy(),
-                     self.tp_on[batch].copy(), self.touched[batch].copy(), self.order_escrow)
+            saved = (
+                self.margin[batch].copy(),
+                self.mo_time[batch].copy(),
+                self.sl_on[batch].copy(),
+                self.tp_on[batch].copy(),
+                self.touched[batch].copy(),
+                self.order_escrow,
+            )
             events = []
             try:
                 self._update_prices(sorted({int(self.market[i]) for i in idx}), now)
@@ -772,8 +800,14 @@ class VectorEngine:
                 # nothing was liquidated: only the oracle and the orders' cancellations to undo
                 self.oracle = saved_oracle
                 self._version += 1
-                (self.margin[batch], self.mo_time[batch], self.sl_on[batch], self.tp_on[batch],
-                 self.touched[batch], self.order_escrow) = saved
+                (
+                    self.margin[batch],
+                    self.mo_time[batch],
+                    self.sl_on[batch],
+                    self.tp_on[batch],
+                    self.touched[batch],
+                    self.order_escrow,
+                ) = saved
                 continue
             self.gas_cost += (GAS_BASE + GAS_PER_ACCOUNT * batch.size) * gas_price / 1e18 * eth
             for i, (full, delta, _, _, withheld) in events:
@@ -803,15 +837,24 @@ class VectorEngine:
         mo = np.flatnonzero(known & (self.mo_time >= 0))
         expired = mo[now > self.mo_time[mo] + p.order_delay + p.order_window]
         due = mo[(now >= self.mo_time[mo] + p.order_delay) & (now <= self.mo_time[mo] + p.order_delay + p.order_window)]
-        due = np.array([i for i in due if (pub := self._publication_at_or_after(int(self.market[i]), self.mo_time[i]
-                                                                                  + p.order_delay)) is not None
-                        and pub[0] <= now], dtype=np.intp)
+        due = np.array(
+            [
+                i
+                for i in due
+                if (pub := self._publication_at_or_after(int(self.market[i]), self.mo_time[i] + p.order_delay))
+                is not None
+                and pub[0] <= now
+            ],
+            dtype=np.intp,
+        )
         fired = self._triggered(now)
         if not (due.size or expired.size or len(fired)):
             return
-        work = (sorted((float(self.mo_time[i]), int(i), 0, 0) for i in due)
-                + sorted((float(self.mo_time[i]), int(i), 0, 1) for i in expired)
-                + [(at, i, kind, 2) for at, i, kind in fired])
+        work = (
+            sorted((float(self.mo_time[i]), int(i), 0, 0) for i in due)
+            + sorted((float(self.mo_time[i]), int(i), 0, 1) for i in expired)
+            + [(at, i, kind, 2) for at, i, kind in fired]
+        )
         saved_oracle = list(self.oracle)  # with nothing done, only the oracle changed: a revert restores it
         done, fills = 0, []
         proven: dict[tuple[int, float], Price] = {}
@@ -879,7 +922,9 @@ class VectorEngine:
             self.oracle = saved_oracle
             self._version += 1
             return
-        batches = max(1, -(-len(work) // max(1, (self.cell.agents.block_gas_limit * 9 // 10 - GAS_BASE) // GAS_PER_ORDER)))
+        batches = max(
+            1, -(-len(work) // max(1, (self.cell.agents.block_gas_limit * 9 // 10 - GAS_BASE) // GAS_PER_ORDER))
+        )
         self.gas_cost += (GAS_BASE * batches + GAS_PER_ORDER * len(work)) * gas_price / 1e18 * eth
         for _, i, kind, _ in work:  # `_send_orders` forgets the batch's orders (events bring them back)
             self.known[int(i)] = False
@@ -899,8 +944,10 @@ class VectorEngine:
         pub_t = np.array([self.pubs[mk][-1][0] if self.pubs[mk] else 0.0 for mk in range(self.nm)])
         pub_p = np.array([self.pubs[mk][-1][1] if self.pubs[mk] else 0.0 for mk in range(self.nm)])
         ats, ids, kinds = [], [], []
-        for kind, flag, at, trig in ((1, self.sl_on, self.sl_at, self.sl_trigger),
-                                     (2, self.tp_on, self.tp_at, self.tp_trigger)):
+        for kind, flag, at, trig in (
+            (1, self.sl_on, self.sl_at, self.sl_trigger),
+            (2, self.tp_on, self.tp_at, self.tp_trigger),
+        ):
             idx = np.flatnonzero(flag & self.known)
             if not idx.size:
                 continue
@@ -975,8 +1022,10 @@ class VectorEngine:
         self.keeper_income += fee
         self.gas_cost += GAS_PER_LP * gas_price / 1e18 * eth
         free = max(0.0, self.pool - self.total_reserve)
-        caps = all(max(self.long_oi[mk], self.short_oi[mk]) * prices.get(mk, 0.0) <= (self.pool - assets) * self.oicap[mk]
-                   for mk in open_)
+        caps = all(
+            max(self.long_oi[mk], self.short_oi[mk]) * prices.get(mk, 0.0) <= (self.pool - assets) * self.oicap[mk]
+            for mk in open_
+        )
         if assets > free or not caps:
             self.lp_shares += shares
             return
@@ -1007,7 +1056,11 @@ class VectorEngine:
         r.insurance_dry = bool(self.bad_pool > 1e-6)
         r.lp_drawdown = max_drawdown(r.share_price)
         r.pool_end, r.insurance_end, r.margin_end = float(self.pool), float(self.insurance), float(self.margin.sum())
-        r.bad_debt, r.bad_debt_by_insurance, r.bad_debt_by_pool = float(self.bad), float(self.bad_ins), float(self.bad_pool)
+        r.bad_debt, r.bad_debt_by_insurance, r.bad_debt_by_pool = (
+            float(self.bad),
+            float(self.bad_ins),
+            float(self.bad_pool),
+        )
         r.keeper_rewards, r.keeper_fees = float(self.rewards), float(self.keeper_income - self.rewards)
         now = float(self.t0 + self.cell.steps * DT)
         held = np.flatnonzero(self.size != 0)

@@ -214,9 +214,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("account_id", "market_id"),
     )
     with op.batch_alter_table("positions", schema=None) as batch_op:
-        batch_op.create_index(
-            "ix_positions_market_liq", ["market_id", "liquidation_price_f"], unique=False
-        )
+        batch_op.create_index("ix_positions_market_liq", ["market_id", "liquidation_price_f"], unique=False)
 
     op.create_table(
         "prices",
