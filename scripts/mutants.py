@@ -82,6 +82,20 @@ MUTANTS = (
         "if (ref != 0 && (sizeWad > 0 ? ref < d.priceWad : ref > d.priceWad)) d.priceWad = ref;",
         "if (ref != 0 && (sizeWad > 0 ? ref > d.priceWad : ref < d.priceWad)) d.priceWad = ref;",
     ),
+    Mutant(
+        "market-order-no-window",
+        "a market order fills after its settlement window instead of expiring",
+        "contracts/OrderBook.sol",
+        "if (block.timestamp > _expiry(o, st)) {",
+        "if (false && block.timestamp > _expiry(o, st)) {",
+    ),
+    Mutant(
+        "close-leaves-debt",
+        "closing an account's last position may leave its margin negative: a debt no liquidation books",
+        "contracts/PerpEngine.sol",
+        "if (closesLast && r.marginAfterToken < 0) revert",
+        "if (false && closesLast && r.marginAfterToken < 0) revert",
+    ),
     # The pool: its price, its reserve, its LPs.
     Mutant(
         "lp-deposit-no-delay",
