@@ -703,7 +703,7 @@ class ExactEngine:
         self._agents(k, now, log)
         liquidatable, closed = self._keeper(k, now, keeper_up)
         self.result.liquidatable_per_step.append(liquidatable)
-        if liquidatable > (10**9 if cell.replay else cell.agents.capacity()) or (liquidatable and not keeper_up):
+        if cell.saturated(liquidatable, keeper_up):
             self.result.saturated_blocks += 1
         if cell.agents.impact_depth_usd > 0:
             depth = cell.agents.impact_depth_usd / sc.impact_multiplier

@@ -162,6 +162,11 @@ class Cell:
     replay: bool = False  # the keeper as `lever.keeper` runs in a replay: no capacity, latency or gas gate
     labels: dict[str, Any] = field(default_factory=dict)
 
+    def saturated(self, liquidatable: int, keeper_up: bool) -> bool:
+        """A block in which the keeper cannot clear every liquidatable account: more than its
+        capacity (a replay's keeper has none), or any while it is down. Both engines count these."""
+        return liquidatable > (10**9 if self.replay else self.agents.capacity()) or (liquidatable > 0 and not keeper_up)
+
     @property
     def steps(self) -> int:
         return self.scenario.steps

@@ -614,7 +614,7 @@ class VectorEngine:
         up = cell.replay or not sc.keeper_down[k]
         found, closed = self._keeper(k, now, up)
         self.r.liquidatable_per_step.append(found)
-        if found > (10**9 if cell.replay else cell.agents.capacity()) or (found and not up):
+        if cell.saturated(found, up):
             self.r.saturated_blocks += 1
         if cell.agents.impact_depth_usd > 0:
             depth = cell.agents.impact_depth_usd / sc.impact_multiplier
