@@ -12,7 +12,7 @@ export SOLCX_BINARY_PATH := $(SOLCX_DIR)
 # ape starts its Anvil on a free port (not 8545, which a developer's own node may hold).
 export APE_FOUNDRY_HOST ?= auto
 
-.PHONY: help setup test unit demo node compile layouts lint format docs slither browser fuzz fuzz-nightly \
+.PHONY: help setup test unit demo node compile layouts lint format docs slither browser postgres fuzz fuzz-nightly \
 	mutants bench-gas bench-keeper bench-fuzz bench-attacks bench-index stress bench-stress clean
 
 help: ## This list
@@ -48,10 +48,14 @@ layouts: setup ## Storage layouts for the fuzz suite's reads (forge build, cache
 browser: ## Chromium for the browser tests (apt)
 	@test -x /usr/bin/chromium || (apt-get update && apt-get install -y chromium)
 
+# Debian's PostgreSQL 15 for the indexer's tests on a real server (each test starts its own).
+postgres: ## PostgreSQL server binaries for the indexer tests (apt)
+	@test -x /usr/lib/postgresql/15/bin/postgres || (apt-get update && apt-get install -y postgresql-15)
+
 # Everything CI runs: lint and formatting, the docs (strict), Slither, the fuzz suite in process,
 # then every test on Anvil (the default network; it includes a short fuzz run on Anvil, the
 # keeper, the command line, the dashboard in a real browser), then the order flows on Hardhat.
-test: browser compile lint docs slither fuzz ## The whole suite (what CI runs)
+test: browser postgres compile lint docs slither fuzz ## The whole suite (what CI runs)
 	ape test tests -q
 	ape test tests/test_smoke.py tests/test_orders.py -q --network ethereum:local:hardhat
 
