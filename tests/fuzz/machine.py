@@ -55,8 +55,8 @@ ECONOMIC_INVARIANTS = {
     "order of its closes)",
     "funding_bounded_by_payers_rate": "a position receives at most the paying side's rate on its own notional (funding "
     "captured by dust on the minority side)",
-    "reserves_cover_profits": "the pool holds every side's reserve unless the pool itself has covered bad debt "
-    "(winners left unpaid by LPs who leave first)",
+    "reserves_cover_profits": "the pool's assets always cover every side's reserve, bad debt or not (winners left "
+    "unpaid by LPs who leave first)",
     "self_liquidation_unprofitable": "an owner liquidating its own account ends with no more than before (a "
     "self-liquidator farming the keeper reward)",
     "parameter_change_never_liquidates": "no account healthy before a parameter change is liquidatable right after it "
@@ -381,7 +381,7 @@ class Driver:
         self.bad_debt, self.liquidating = scalars["bad_debt"], False
         require(
             "reserves_cover_profits",
-            scalars["bad_by_pool"] > 0 or scalars["pool"] * self.w.settings.token_scale >= scalars["total_reserve"],
+            scalars["pool"] * self.w.settings.token_scale >= scalars["total_reserve"],
             lambda: f"pool {scalars['pool']} < reserve {scalars['total_reserve']}",
         )
 
