@@ -284,6 +284,16 @@ class Driver:
             lambda s: self.g.place(s, owner, account, market, Kind.MARKET, size, 0, acceptable, fee),
         )
 
+    def request_redeem(self, lp: str, shares: int, label: str = "requestRedeem") -> Any:
+        """`lp` asks to redeem `shares` of its own (ERC-7540 requestRedeem); None if refused."""
+        return self.act(
+            label,
+            lp,
+            self.w.vault,
+            self.tx("LeverVault", "requestRedeem", shares, lp, lp),
+            lambda s: self.g.request_redeem(s, lp, shares),
+        )
+
     def due_orders(self) -> list[tuple[int, Blob | None]]:
         """Pending market orders whose eligible price exists, with it; and conditional orders."""
         out = []
@@ -646,13 +656,7 @@ def lp_request_deposit(machine: Driver, a: int, b: int, c: int) -> None:
 def lp_request_redeem(machine: Driver, a: int, b: int, c: int) -> None:
     lp = machine.w.lps[a % len(machine.w.lps)]
     shares = machine.g.s.shares.get(lp, 0) * (b % 1100) // 1000
-    machine.act(
-        "requestRedeem",
-        lp,
-        machine.w.vault,
-        machine.tx("LeverVault", "requestRedeem", shares, lp, lp),
-        lambda s: machine.g.request_redeem(s, lp, shares),
-    )
+    machine.request_redeem(lp, shares, "requestRedeem")
 
 
 def lp_blobs(machine: Driver, time: int, choice: int) -> list[Blob]:
@@ -1031,16 +1035,7 @@ def jit_lp(machine: Driver, a: int, b: int, c: int) -> None:
         lambda s: machine.g.claim_deposit(s, lp, claim.assets),
     )
     shares = machine.g.s.shares.get(lp, 0) - shares0
-    if (
-        machine.act(
-            "jit.requestRedeem",
-            lp,
-            machine.w.vault,
-            machine.tx("LeverVault", "requestRedeem", shares, lp, lp),
-            lambda s: machine.g.request_redeem(s, lp, shares),
-        )
-        is None
-    ):
+    if machine.request_redeem(lp, shares, "jit.requestRedeem") is None:
         return
     t = machine.now()
     machine.wait_seconds(machine.w.settings.lp_delay)
@@ -1365,16 +1360,7 @@ def redeemer_ahead_of_liquidation(machine: Driver, a: int, b: int, c: int) -> No
     market = machine.market_of(b)
     machine.publish(market, machine.truth[market] * (10_000 - (300 + c % 900)) // 10_000)  # a crash
     machine.set_reference(market)
-    if (
-        machine.act(
-            "ahead.requestRedeem",
-            lp,
-            machine.w.vault,
-            machine.tx("LeverVault", "requestRedeem", shares, lp, lp),
-            lambda s: machine.g.request_redeem(s, lp, shares),
-        )
-        is None
-    ):
+    if machine.request_redeem(lp, shares, "ahead.requestRedeem") is None:
         return
     t = machine.now()
     machine.wait_seconds(machine.w.settings.lp_delay)
@@ -1409,14 +1395,7 @@ def lp_run(machine: Driver, a: int, b: int, c: int) -> None:
         if (
             shares
             and not machine.g.s.pending_redeem.get(lp)
-            and machine.act(
-                "run.requestRedeem",
-                lp,
-                machine.w.vault,
-                machine.tx("LeverVault", "requestRedeem", shares, lp, lp),
-                lambda s, lp=lp, shares=shares: machine.g.request_redeem(s, lp, shares),
-            )
-            is not None
+            and machine.request_redeem(lp, shares, "run.requestRedeem") is not None
         ):
             asked.append((lp, machine.now()))
     if not asked:
@@ -1529,13 +1508,7 @@ def exit_everyone(machine: Driver) -> None:
             )
         shares = g.s.shares.get(lp, 0)
         if shares:
-            machine.act(
-                "exit.requestRedeem",
-                lp,
-                w.vault,
-                machine.tx("LeverVault", "requestRedeem", shares, lp, lp),
-                lambda s, lp=lp, x=shares: g.request_redeem(s, lp, x),
-            )
+            machine.request_redeem(lp, shares, "exit.requestRedeem")
     machine.wait_seconds(w.settings.lp_delay)
     machine.publish_all()
     machine.wait_seconds(w.settings.lp_grace)
