@@ -268,6 +268,7 @@ class Harness:
         self.chain.mine(timestamp=t)
         self.publish_all(at=t)
         updates = self.latest_updates()
+        self.chain.pending_timestamp = t  # the same second however slow the machine: predictions hold
         return self.p.liquidator.liquidateBatch(
             accounts, updates, sender=sender or self.keeper, value=self.fee(len(updates))
         )
