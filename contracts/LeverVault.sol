@@ -338,6 +338,10 @@ contract LeverVault is ILeverVault, IERC4626, ERC20, AccessControl, ReentrancyGu
         if (owner != msg.sender && !isOperator[owner][msg.sender]) _spendAllowance(owner, msg.sender, shares);
         Request memory q = _pendingRedeem[controller];
         if (q.amount != 0) _requireOperator(controller);
+        if (q.amount + shares == totalSupply()) {
+            uint256 reserve = engine.totalReserveWad();
+            if (reserve != 0) revert LastSharesBackOpenPositions(reserve); // and again at settlement
+        }
         uint256 fee = q.amount == 0 ? _e.lpExecutorFee : 0;
         if (fee > 0) {
             _pull(msg.sender, fee);
@@ -394,6 +398,8 @@ contract LeverVault is ILeverVault, IERC4626, ERC20, AccessControl, ReentrancyGu
         bytes4 refused;
         if (assets > freeAssets()) {
             refused = ReserveExceeded.selector;
+        } else if (q.amount == supply && engine.totalReserveWad() != 0) {
+            refused = LastSharesBackOpenPositions.selector;
         } else if (!engine.oiCapsHold(prices, (_poolAssets - assets) * tokenScale)) {
             refused = OpenInterestCapExceeded.selector;
         }

@@ -372,15 +372,17 @@ contract PerpEngine is IPerpEngine, AccessControl {
         account.lastTradeTime = uint32(block.timestamp);
         _accounts[accountId] = account;
         // What the account owes the keeper and the insurance fund; the vault caps both by the margin left.
+        // An owner liquidating its own account is paid no reward: from an account in debt it would
+        // come out of the pool's share; and the insurance fund tops up the minimum reward for an
+        // account too poor to pay it only for other keepers.
+        bool own = keeper == account.owner;
         (r.rewardToken, r.penaltyToken, r.badDebtToken) = vault.settleLiquidation(
             accountId,
             pnl.toTokenFloor(_tokenScale),
             fees.toTokenUp(_tokenScale),
-            LiquidationMath.rewardWad(r.closedNotionalWad, lp).toTokenDown(_tokenScale),
+            own ? 0 : LiquidationMath.rewardWad(r.closedNotionalWad, lp).toTokenDown(_tokenScale),
             LiquidationMath.penaltyWad(r.closedNotionalWad, lp).toTokenUp(_tokenScale),
-            // The insurance fund tops up the minimum reward for an account too poor to pay it,
-            // but never for its own owner (self-liquidation must not pay).
-            keeper == account.owner ? 0 : uint256(lp.minRewardWad).toTokenDown(_tokenScale),
+            own ? 0 : uint256(lp.minRewardWad).toTokenDown(_tokenScale),
             keeper
         );
     }

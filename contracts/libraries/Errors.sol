@@ -38,6 +38,9 @@ error LeverageTooHigh(uint256 accountId, uint256 marketId, uint256 leverageWad, 
 error OpenInterestCapExceeded(uint256 marketId, uint256 openInterestWad, uint256 capWad);
 /// @notice The pool could not hold the reserve every open position's capped profit needs.
 error ReserveExceeded(uint256 reserveWad, uint256 poolWad);
+/// @notice A redemption would burn the pool's last shares while it backs open positions: what
+///         those positions still lose or pay would belong to no one.
+error LastSharesBackOpenPositions(uint256 reserveWad);
 /// @notice A non-zero position would be smaller than the market's minimum size.
 error PositionTooSmall(uint256 marketId, uint256 sizeWad, uint256 minSizeWad);
 /// @notice A trade would flip a position from long to short or back; close it first.

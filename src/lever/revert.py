@@ -75,6 +75,10 @@ MESSAGES: dict[str, Callable[[Args, _Tokens], str]] = {
         f"the pool cannot reserve for this position: open positions' capped profits would need"
         f" {_usd(a['reserveWad'])}, the pool holds {_usd(a['poolWad'])}"
     ),
+    "LastSharesBackOpenPositions": lambda a, t: (
+        f"these are the pool's last shares and it backs open positions (reserve {_usd(a['reserveWad'])}):"
+        " redeem them once the positions close"
+    ),
     "PositionTooSmall": lambda a, t: (
         f"position size {_num(a['sizeWad'])} is below market {a['marketId']}'s minimum {_num(a['minSizeWad'])}"
     ),
@@ -245,6 +249,7 @@ REASONS: dict[str, str] = {
     "AcceptablePriceExceeded": "the fill price was worse than the order's acceptable price",
     "OpenInterestCapExceeded": "the market's open-interest cap would be exceeded",
     "ReserveExceeded": "the pool cannot reserve for the position's capped profit",
+    "LastSharesBackOpenPositions": "the pool's last shares stay until its open positions close",
     "EnforcedPause": "the protocol is paused: opening and increasing are stopped",
     "OracleShockUnconfirmed": "the market's reference moved beyond the shock threshold: increases wait",
     "PositionTooSmall": "the position would be below the market's minimum size",

@@ -393,14 +393,15 @@ class Ghost:
                     pos, size=t.new_size, cost=t.new_cost, entry_charge=t.new_entry_charge
                 )
         s.accounts[account] = replace(acc, mask=mask, last_trade_time=self.now)
-        floor = 0 if keeper == acc.owner else s.liquidation.min_reward // scale
+        own = keeper == acc.owner  # an owner liquidating its own account is paid nothing
+        floor = 0 if own else s.liquidation.min_reward // scale
         before = s.margin.get(account, 0)
         r = m.vault.settle_liquidation(
             before,
             m.vault.Ledgers(s.pool, s.insurance, s.fees, self.cfg.fee_share),
             p.pnl_token,
             p.fee_token,
-            p.reward_request,
+            0 if own else p.reward_request,
             p.penalty_request,
             floor,
         )
@@ -763,6 +764,8 @@ class Ghost:
         if shares == 0:
             raise Refused("ZeroAmount")
         q = s.pending_redeem.get(sender, Request(0, 0, 0))
+        if q.amount + shares == s.supply and s.total_reserve:
+            raise Refused("LastSharesBackOpenPositions")
         fee = self.cfg.lp_fee if q.amount == 0 else 0
         if fee:
             self._pull(s, sender, fee)
@@ -844,12 +847,15 @@ class Ghost:
         assets = m.pool.to_assets_down(q.amount, value, s.supply)
         del s.pending_redeem[controller]
         s.lp_escrow -= q.fee
-        if assets > self.free_assets(s):
-            refused = "ReserveExceeded"
-        elif not self._oi_caps_hold(s, prices, (s.pool - assets) * self.cfg.token_scale):
-            refused = "OpenInterestCapExceeded"
-        else:
-            refused = ""
+        refused = m.vault.redeem_refusal(
+            assets,
+            q.amount,
+            s.supply,
+            s.pool,
+            s.total_reserve,
+            self.cfg.token_scale,
+            assets <= s.pool and self._oi_caps_hold(s, prices, (s.pool - assets) * self.cfg.token_scale),
+        )
         self.redeem_refusal = refused
         if refused:
             self._move_shares(s, self.cfg.vault, controller, q.amount)

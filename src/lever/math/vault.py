@@ -94,6 +94,22 @@ def settle_liquidation(
     )
 
 
+def redeem_refusal(
+    assets: int, shares: int, supply: int, pool: int, total_reserve_wad: int, token_scale: int, caps_hold: bool
+) -> str:
+    """Mirrors the checks of `LeverVault.settleRedeem`, in its order: why a redemption of `shares`
+    for `assets` is refused ("" if it is not). Redemptions take only free assets; the last shares
+    stay while the pool backs open positions (their outcome must belong to some LP); the open-
+    interest caps must still hold on the smaller pool (`caps_hold`)."""
+    if assets > free_assets(pool, total_reserve_wad, token_scale):
+        return "ReserveExceeded"
+    if shares == supply and total_reserve_wad != 0:
+        return "LastSharesBackOpenPositions"
+    if not caps_hold:
+        return "OpenInterestCapExceeded"
+    return ""
+
+
 def free_assets(pool: int, total_reserve_wad: int, token_scale: int) -> int:
     """Mirrors `LeverVault.freeAssets`: the pool less every side's reserve (rounded up), never below 0."""
     reserve = to_token_up(total_reserve_wad, token_scale)

@@ -551,8 +551,11 @@ class Protocol:
         return m.engine.oi_caps_hold(markets, pool_wad)
 
     def request_redeem(self, shares: int, now: int) -> None:
-        fee = self.params.lp_executor_fee if self.pending_redeem is None else 0
+        """`LeverVault.requestRedeem`; raises `Refused` as the vault reverts."""
         old = self.pending_redeem or (0, 0, 0)
+        if old[0] + shares == self.ledgers["supply"] and self.total_reserve:
+            raise Refused("LastSharesBackOpenPositions")
+        fee = self.params.lp_executor_fee if self.pending_redeem is None else 0
         self.ledgers["lp_escrow"] += fee
         self.ledgers["lp_shares"] -= shares
         self.pending_redeem = (old[0] + shares, now, old[2] + fee)
@@ -594,7 +597,15 @@ class Protocol:
         self.pending_redeem = None
         led["lp_escrow"] -= fee
         led["keeper"] += fee
-        if assets > self.free_assets() or not self.oi_caps_hold(prices, (led["pool"] - assets) * TOKEN_SCALE):
+        if m.vault.redeem_refusal(
+            assets,
+            shares,
+            led["supply"],
+            led["pool"],
+            self.total_reserve,
+            TOKEN_SCALE,
+            assets <= led["pool"] and self.oi_caps_hold(prices, (led["pool"] - assets) * TOKEN_SCALE),
+        ):
             led["lp_shares"] += shares
             return 0
         led["supply"] -= shares
@@ -804,7 +815,10 @@ class ExactEngine:
         if share > 0:
             shares = chain.ledgers["lp_shares"] * round(share * 10_000) // 10_000
             if shares > 0:
-                chain.request_redeem(shares, now)
+                try:
+                    chain.request_redeem(shares, now)
+                except Refused:
+                    return  # the pool's last shares stay while it backs open positions
                 log.actions.append(Action("redeem", size=shares))
 
     def _lp_value(self, now: int) -> int:
