@@ -147,6 +147,20 @@ MUTANTS = (
         "if (valueWad_ <= 0 || poolWad >= totalReserveWad) return valueWad_;",
         "return valueWad_;",
     ),
+    Mutant(
+        "last-shares-leave-open-book",
+        "every share can be redeemed while the pool backs open positions (their outcome is left to no one)",
+        "contracts/LeverVault.sol",
+        "} else if (q.amount == supply && engine.totalReserveWad() != 0) {",
+        "} else if (false) {",
+    ),
+    Mutant(
+        "self-liquidation-rewarded",
+        "an owner liquidating its own account in debt is paid the reward out of the pool's share",
+        "contracts/PerpEngine.sol",
+        "own ? 0 : LiquidationMath.rewardWad(r.closedNotionalWad, lp).toTokenDown(_tokenScale),",
+        "LiquidationMath.rewardWad(r.closedNotionalWad, lp).toTokenDown(_tokenScale),",
+    ),
     # Funding, fees, parameters.
     Mutant(
         "funding-to-dust",
