@@ -9,6 +9,8 @@ mirror's (`lever.math`), never re-derived here.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -27,6 +29,7 @@ from lever.keeper.core import (
     lp_work,
     order_work,
     pack,
+    safe_behind,
 )
 from lever.keeper.runner import bumped_fees
 from lever.keeper.settings import load_settings
@@ -317,6 +320,22 @@ def test_a_stop_loss_triggers_only_on_a_price_published_a_delay_after_the_positi
     ):
         fired = work([stop], publish_time, records, {ETH: (price * WAD, publish_time)})[2]
         assert fired == ([stop.order_id] if fires else []), (publish_time, price)
+
+
+def test_a_batch_goes_behind_a_steps_earlier_ones_only_if_they_cannot_leave_it_nothing_to_settle() -> None:
+    """The earlier batches of a step may move the skew (a fill past an acceptable price: left
+    pending) and close positions (a sibling stop-loss or take-profit cancelled: skipped). A batch
+    they could leave with nothing done would revert `NothingToSettle`: it waits for the next step."""
+    market = order(1, Kind.MARKET, "1", T0)
+    stop = order(2, Kind.STOP_LOSS, "-1", T0, trigger=2_900)
+    take = order(3, Kind.TAKE_PROFIT, "-1", T0, trigger=3_100)
+    limit = order(4, Kind.LIMIT, "1", T0, trigger=2_900)  # its trigger is its acceptable price
+    bounded = replace(order(5, Kind.TAKE_PROFIT, "-1", T0, trigger=3_100), acceptable_price=3_050 * WAD)
+    assert safe_behind([market, limit, bounded], touched={1, 4, 5})  # filled or cancelled, whatever came first
+    assert safe_behind([stop, take], touched={9})
+    assert not safe_behind([stop, take], touched={3})  # an earlier batch traded for the take-profit's account
+    assert not safe_behind([stop, limit], touched=set())
+    assert not safe_behind([bounded], touched=set())
 
 
 def test_a_limit_order_counts_only_from_its_own_update() -> None:

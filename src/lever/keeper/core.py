@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Iterable, Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 
 from lever import math as m
@@ -265,6 +266,21 @@ def order_work(
             fired.append(o)
     key = lambda o: (o.updated_at, o.order_id)
     return OrderWork(tuple(sorted(due, key=key)), tuple(sorted(expired, key=key)), tuple(sorted(fired, key=key)))
+
+
+def safe_behind(batch: Iterable[Order], touched: AbstractSet[int]) -> bool:
+    """May a `settleOrders` batch, simulated on the state before any batch of its step was sent,
+    be sent behind those batches (their accounts: `touched`) without waiting for them? Only if
+    it cannot revert `NothingToSettle` whatever they did (see `Keeper._send_orders`): it holds a
+    market order, which is filled at its proven price or cancelled, never left pending; or none
+    of its orders can be changed by them, so each is done (filled or cancelled) exactly when its
+    simulation said: a stop-loss or take-profit with no acceptable price (no fill price refuses
+    it), of an account no earlier batch touched (its position, hence its trigger, is as
+    simulated)."""
+    orders = list(batch)
+    return any(o.kind == Kind.MARKET for o in orders) or all(
+        o.reduce_only and o.acceptable_price == 0 and o.account not in touched for o in orders
+    )
 
 
 @dataclass(frozen=True)
