@@ -1,6 +1,6 @@
 """The keeper through faults: a flaky node connection, a node outage, the price service down or
-answering errors, batches that would run out of gas. It survives each, catches up, and never
-sends a transaction that reverts."""
+answering errors, batches that would run out of gas, a transaction the node drops. It survives
+each, catches up, and never sends a transaction that reverts."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from harness import Harness
+from hexbytes import HexBytes
 from keeper_helpers import eventually, keeper_receipts, order_events
 from rpc_proxy import FaultyProxy
 
@@ -148,3 +149,41 @@ def test_batches_that_would_run_out_of_gas_are_split_and_nothing_fails_on_chain(
     work.check(keeper)
     assert len(keeper_receipts(work.h, keeper.address, work.start)) >= 4  # split: 2 + 2 at least
     assert keeper.metrics.errors._value.get() == 0
+
+
+def test_a_settlement_the_node_drops_from_its_pool_is_broadcast_again(h: Harness, bob: Any, make_keeper: Any) -> None:
+    """Anvil drops a pending transaction now and then (foundry-rs/foundry#13352: one a block
+    skipped for gas leaves the later nonces executed out of order, refused, removed). The
+    keeper, waiting for its receipt, finds the node no longer knows it and sends the same bytes
+    again: it is mined, and nothing was sent twice."""
+    account = h.open_account(bob, 10_000)
+    order, _ = h.commit(bob, account, ETH, "1")
+    keeper = make_keeper()
+    keeper.hydrate()
+    start = int(h.chain.blocks.head.number)
+    h.advance(h.delay)
+    h.publish_all()
+    w3 = h.chain.provider.web3
+
+    def pooled() -> list[str]:
+        content = w3.provider.make_request("txpool_content", [])["result"]
+        return [tx["hash"] for by_nonce in content["pending"].values() for tx in by_nonce.values()]
+
+    w3.provider.make_request("evm_setAutomine", [False])
+    step = threading.Thread(target=keeper.step, daemon=True)
+    try:
+        step.start()
+        assert eventually(lambda: len(pooled()) == 1, timeout=10.0)
+        [sent] = pooled()
+        w3.provider.make_request("anvil_dropTransaction", [sent])
+        assert pooled() == []
+        assert eventually(lambda: pooled() == [sent], timeout=10.0)  # the same transaction again
+        w3.provider.make_request("evm_mine", [])
+    finally:
+        w3.provider.make_request("evm_setAutomine", [True])
+        step.join(timeout=60)
+    assert not step.is_alive()
+    [receipt] = keeper_receipts(h, keeper.address, start)
+    assert receipt["status"] == 1 and receipt["transactionHash"] == HexBytes(sent)
+    settled, _ = order_events(h, start)
+    assert [int(e.orderId) for e in settled] == [order]

@@ -5,11 +5,12 @@ Every test checks the keeper's own transactions: all mined with status 1."""
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import pytest
 from harness import Harness, usdc, wad
-from keeper_helpers import keeper_receipts, order_events, predicted_liquidation
+from keeper_helpers import eventually, keeper_receipts, order_events, predicted_liquidation
 
 from lever import math as m
 from lever.math.orders import Kind
@@ -160,6 +161,69 @@ def test_orders_sharing_one_proven_price_each_get_its_proof_when_split_into_seve
     assert len({e.block_number for e in settled}) == 2  # two transactions
     assert (h.position(first, ETH).size, h.position(first + 1, ETH).size) == (wad(1), -wad(1))
     assert set(statuses(h, keeper, start)) == {1}
+
+
+def test_a_steps_batches_are_all_broadcast_before_the_first_is_mined(h: Harness, bob: Any, make_keeper: Any) -> None:
+    """Three due orders in three batches (`max_batch=1`): the keeper simulates the three, sends
+    them back to back with consecutive nonces, and only then waits for receipts. The node mines
+    only when told: the three are in its pool together before the first block, which holds all
+    three. (Sent one at a time, each waiting for its receipt, only the first would be there.)"""
+    traders = [h.open_account(bob, 10_000) for _ in range(3)]
+    orders = [h.commit(bob, account, ETH, "1")[0] for account in traders]
+    keeper = make_keeper(max_batch=1)
+    keeper.hydrate()
+    start = h.chain.blocks.head.number
+    h.advance(h.delay)
+    h.publish_all()
+    w3 = h.chain.provider.web3
+
+    def pooled() -> int:
+        return int(w3.eth.get_transaction_count(keeper.address, "pending")) - int(
+            w3.eth.get_transaction_count(keeper.address, "latest")
+        )
+
+    w3.provider.make_request("evm_setAutomine", [False])
+    step = threading.Thread(target=keeper.step, daemon=True)
+    try:
+        step.start()
+        all_sent = eventually(lambda: pooled() == 3, timeout=8.0)
+        w3.provider.make_request("evm_mine", [])
+    finally:
+        w3.provider.make_request("evm_setAutomine", [True])
+        step.join(timeout=60)
+    assert all_sent
+    assert not step.is_alive()
+    receipts = keeper_receipts(h, keeper.address, start)
+    assert [r["status"] for r in receipts] == [1, 1, 1]
+    assert len({r["blockNumber"] for r in receipts}) == 1  # one block holds the three
+    nonces = [int(w3.eth.get_transaction(r["transactionHash"])["nonce"]) for r in receipts]
+    assert nonces == list(range(nonces[0], nonces[0] + 3))
+    settled, cancelled = order_events(h, start)
+    assert sorted(int(e.orderId) for e in settled) == sorted(orders) and not cancelled
+    assert not keeper.state.in_flight and not set(orders) & set(keeper.state.orders)
+
+
+def test_a_batch_the_ones_ahead_of_it_could_leave_with_nothing_to_settle_waits_for_the_next_step(
+    h: Harness, alice: Any, bob: Any, make_keeper: Any
+) -> None:
+    """Two triggered limit orders in two batches. The first one's fill moves the skew, which may
+    push the second's fill past its limit: simulated before the first is mined, the second batch
+    could revert `NothingToSettle`. It is not sent behind the first; the next step settles it."""
+    buyers = [h.open_account(owner, 20_000) for owner in (alice, bob)]
+    limits = [place(h, owner, account, Kind.LIMIT, "1", "3000") for owner, account in zip((alice, bob), buyers)]
+    keeper = make_keeper(max_batch=1)
+    keeper.hydrate()
+    start = h.chain.blocks.head.number
+    h.advance(h.delay)
+    h.set_price(ETH, 2_990)
+    keeper.step()
+    [first], _ = order_events(h, start)
+    [waiting] = [o for o in limits if o != int(first.orderId)]
+    assert waiting in keeper.state.orders and not keeper.state.in_flight
+    keeper.step()
+    settled, cancelled = order_events(h, start)
+    assert [int(e.orderId) for e in settled] == [int(first.orderId), waiting] and not cancelled
+    assert statuses(h, keeper, start) == [1, 1]
 
 
 def test_a_backlog_is_batched_by_the_gas_the_node_estimates_not_the_configured_guess(

@@ -46,6 +46,7 @@ from lever.keeper.core import (
     lp_work,
     order_work,
     pack,
+    safe_behind,
 )
 from lever.math.orders import Kind, Order, earliest_publish_time
 
@@ -95,6 +96,9 @@ class KeeperConfig:
     gas_base: int = 600_000
     gas_per_account: int = 150_000
     gas_per_order: int = 200_000
+    # A settleOrders batch takes at most the block gas limit over this: a block holds several,
+    # and the refunds of those before leave room for one more (see `_send_orders`).
+    order_batches_per_block: int = 6
     gas_per_lp: int = 800_000
     # A transaction not mined after `stuck_after` seconds is replaced (same nonce) with fees
     # raised by 12.5%, at most `max_fee_bumps` times and never above `max_fee_cap_wei`.
@@ -134,6 +138,27 @@ class OutOfGas(Exception):
     """The simulation ran out of gas at the limit the transaction would carry."""
 
 
+@dataclass(frozen=True)
+class OrderCall:
+    """What every `settleOrders` batch of a step draws on: each due market order's (market,
+    minTime) key, each key's proof, every market's latest update, and the oracle's fee."""
+
+    keys: dict[int, tuple[int, int]]
+    proofs: dict[tuple[int, int], bytes]
+    latest: list[tuple[int, bytes]]
+    fee: int
+
+
+@dataclass
+class Sent:
+    """A broadcast transaction: its latest signed version and the hashes of every version
+    (replacements share its nonce, so at most one lands)."""
+
+    tx: TxParams
+    raw: bytes
+    hashes: list[bytes]
+
+
 def bumped_fees(max_fee: int, tip: int, cap: int) -> tuple[int, int]:
     """EIP-1559 replacement fees: both +12.5% (plus 1 wei, the minimum nodes accept), capped."""
     new_tip = min(cap, tip + tip // 8 + 1)
@@ -159,6 +184,7 @@ class Keeper:
         self.index = LiquidationIndex()
         self._nonce_lock = threading.Lock()
         self._next_nonce: int | None = None
+        self._chain_id: int | None = None
         self._topics = self._event_topics()
         self.token_scale = 0  # read at hydration (no RPC in the constructor)
         self.settings = (0, 0, 0, 0)
@@ -540,29 +566,27 @@ class Keeper:
         # margin check needs the account's other markets fresh (a stale one must not stall it).
         latest = self._latest_updates(sorted(self.state.markets))
         todo = [o for o in ready if o.order_id not in self.state.in_flight]
-        budget = self.reader.head_gas_limit * 9 // 10
-        gas = self._gas_per_order(todo, keys, proofs, latest, budget)
+        call = OrderCall(keys, proofs, latest, self.reader.update_fee())
+        budget = self.reader.head_gas_limit // max(2, self.config.order_batches_per_block)
+        gas = self._gas_per_order(todo, call, budget)
         items = [(o.order_id, gas[o.kind == Kind.MARKET]) for o in todo]
-        settled = 0
-        for batch in pack(items, self.config.gas_base, self.config.max_batch, budget):
-            settled += self._send_orders(list(batch.items), keys, proofs, latest, batch.gas_limit)
-        return settled
+        batches = pack(items, self.config.gas_base, self.config.max_batch, budget)
+        return self._send_orders([(list(b.items), b.gas_limit) for b in batches], call)
 
     def _gas_per_order(
         self,
         orders: list[Order],
-        keys: dict[int, tuple[int, int]],
-        proofs: dict[tuple[int, int], bytes],
-        latest: list[tuple[int, bytes]],
+        call: OrderCall,
         budget: int,
     ) -> dict[bool, int]:
         """The gas to budget per order, market orders (True) and the others (False) apart:
         `gas_per_order`, or less when the work needs several batches and `eth_estimateGas` of a
-        full batch of that kind (one request a kind) says less, plus 5%; kept for 20 blocks (a
-        backlog takes several steps). A conditional order closing a position costs more before
-        refunds than a market order. Fewer, fuller batches: fewer blocks to settle a backlog. An
-        estimate too low costs a split (the simulation runs out of gas), never a failed
-        transaction."""
+        batch of that kind (one request a kind; as many orders as 90% of a block holds at
+        `gas_per_order`, so that the per-transaction cost weighs little in the figure) says
+        less, plus 5%; kept for 20 blocks (a backlog takes several steps). A conditional order
+        closing a position costs more before refunds than a market order. Fewer, fuller batches:
+        fewer blocks to settle a backlog. An estimate too low costs a split (the simulation runs
+        out of gas), never a failed transaction."""
         configured = self.config.gas_per_order
         out = {True: configured, False: configured}
         if self.config.dry_run or self.account is None:
@@ -584,12 +608,13 @@ class Keeper:
                 continue
             if len(kind) < 2:
                 continue
-            batch = pack([(i, configured) for i in kind], self.config.gas_base, self.config.max_batch, budget)[0]
-            fn, value = self._settle_call(list(batch.items), keys, proofs, latest)
-            call: dict[str, Any] = {"from": self.address, "value": value, "gas": batch.gas_limit}
+            sample = self.reader.head_gas_limit * 9 // 10
+            batch = pack([(i, configured) for i in kind], self.config.gas_base, self.config.max_batch, sample)[0]
+            fn, value = self._settle_call(list(batch.items), call)
+            params: dict[str, Any] = {"from": self.address, "value": value, "gas": batch.gas_limit}
 
-            def estimate(fn: Any = fn, call: dict[str, Any] = call) -> int:
-                return int(fn.estimate_gas(call, "pending"))
+            def estimate(fn: Any = fn, params: dict[str, Any] = params) -> int:
+                return int(fn.estimate_gas(params, "pending"))
 
             try:
                 need = self.reader.retry(estimate)
@@ -600,50 +625,112 @@ class Keeper:
             self._measured_gas[market] = (block, out[market])
         return out
 
-    def _settle_call(
-        self,
-        order_ids: list[int],
-        keys: dict[int, tuple[int, int]],
-        proofs: dict[tuple[int, int], bytes],
-        latest: list[tuple[int, bytes]],
-    ) -> tuple[Any, int]:
+    def _settle_call(self, order_ids: list[int], call: OrderCall) -> tuple[Any, int]:
         """`settleOrders` for `order_ids` and the value it carries: the first order of each
         (market, minTime) key in this batch carries that key's proof, the others reuse it."""
         blobs, proven = [], set()
         for i in order_ids:
-            key = keys.get(i)
-            blobs.append(proofs[key] if key is not None and key not in proven else b"")
+            key = call.keys.get(i)
+            blobs.append(call.proofs[key] if key is not None and key not in proven else b"")
             proven.add(key)
-        fn = self.reader.order_book.functions.settleOrders(order_ids, blobs, latest)
-        return fn, self.reader.update_fee() * (len(latest) + sum(1 for b in blobs if b))
+        fn = self.reader.order_book.functions.settleOrders(order_ids, blobs, call.latest)
+        return fn, call.fee * (len(call.latest) + sum(1 for b in blobs if b))
 
-    def _send_orders(
-        self,
-        order_ids: list[int],
-        keys: dict[int, tuple[int, int]],
-        proofs: dict[tuple[int, int], bytes],
-        latest: list[tuple[int, bytes]],
-        gas: int,
-    ) -> int:
-        fn, value = self._settle_call(order_ids, keys, proofs, latest)
-        self.state.in_flight.update(order_ids)
+    def _send_orders(self, batches: list[tuple[list[int], int]], call: OrderCall) -> int:
+        """A step's batches (order ids, gas limit), pipelined: each simulated, then all broadcast
+        back to back (consecutive nonces), and only then their receipts read. Returns the orders
+        filled."""
+        planned: list[tuple[list[int], TxParams]] = []
+        started = time.monotonic()
+        head = self.reader.retry(lambda: self.reader.w3.eth.get_block("latest"))
+        for ids, gas in batches:
+            planned += self._simulate_orders(ids, call, gas, head)
+        # In ascending order of gas limit. A node admits a transaction into a block while its gas
+        # limit fits what the block has left (counted after the refunds of those before it); one
+        # that does not fit waits for the next block, and so does every later one no smaller.
+        # A later, smaller one that fits is executed ahead of its nonce: Anvil then finds the
+        # nonce too high and drops it from its pool.
+        planned.sort(key=lambda p: int(p[1]["gas"]))
+        # Every batch was simulated on the state before the first is sent: a later batch's
+        # simulation does not see what the earlier ones will have done by the time it runs. The
+        # batches hold disjoint orders; each carries its own proofs (the first order of each key),
+        # which `settlementPrice` checks against the order's window, not against the stored
+        # price; and `settleOrders` refuses an order by leaving it pending or cancelling it, never
+        # by reverting. So the earlier batches can: have stored the `latest` prices already (the
+        # later batch skips them, fee refunded: cheaper); have removed an order (a take-profit
+        # cancelled when its account's stop-loss closed the position: skipped); have moved the
+        # skew, and so a fill price past an acceptable price (a market order is then cancelled,
+        # a limit or conditional one left pending); have accrued the markets already (cheaper).
+        # None of it reverts a batch, except through `NothingToSettle`: a batch every one of
+        # whose orders they turned into a skip or a refusal-for-now. A batch with a market order
+        # settles or cancels it whatever happened before; in a batch of stop-losses and
+        # take-profits without an acceptable price, of accounts no earlier batch touched, each
+        # order is done exactly when its simulation said. Any other batch waits for the next step,
+        # simulated again on the state the earlier ones left (`core.safe_behind`). Gas: they
+        # change a later batch's only through storage both write, and a refusal costs less than
+        # a fill; its limit keeps the headroom it was simulated with (`gas_base`, 5% over the
+        # estimate).
+        sendable: list[tuple[list[int], TxParams]] = []
+        touched: set[int] = set()
+        for ids, tx in planned:
+            orders = [self.state.orders[i] for i in ids if i in self.state.orders]
+            if sendable and not safe_behind(orders, touched):
+                log.info("%d orders wait for the next step: the batches ahead may leave them pending", len(ids))
+                continue
+            sendable.append((ids, tx))
+            touched.update(o.account for o in orders)
+        if not sendable:
+            return 0
+        simulated = time.monotonic()
+        sent: list[Sent] = []
         try:
-            receipt = self._transact(fn, value, gas, "settle orders")
+            for ids, tx in sendable:
+                self.state.in_flight.update(ids)  # until its receipt is read
+                sent.append(self._send(tx))
+        finally:  # a broadcast refused: those sent before it are still waited for
+            log.info(
+                "settling orders",
+                extra={
+                    "kv_orders": sum(len(ids) for ids, _ in sendable[: len(sent)]),
+                    "kv_transactions": len(sent),
+                    "kv_simulated_s": round(simulated - started, 3),
+                    "kv_sent_s": round(time.monotonic() - simulated, 3),
+                },
+            )
+            try:
+                filled = sum(self._orders_done(self._wait(tx_sent)) for tx_sent in sent)
+            finally:
+                for ids, _ in sendable:
+                    self.state.in_flight.difference_update(ids)
+        return filled
+
+    def _simulate_orders(
+        self, order_ids: list[int], call: OrderCall, gas: int, head: Any
+    ) -> list[tuple[list[int], TxParams]]:
+        """The transactions settling `order_ids` at `gas`, each simulated with its gas limit: a
+        batch that would run out of gas is split in halves (one order alone gets twice the gas,
+        up to the block's limit); one that would revert is dropped."""
+        fn, value = self._settle_call(order_ids, call)
+        try:
+            tx = self._prepare(fn, value, gas, "settle orders", head)
         except OutOfGas:
+            limit = int(head["gasLimit"])
             if len(order_ids) == 1:
-                if gas >= self.reader.head_gas_limit:
+                if gas >= limit:
                     raise
-                return self._send_orders(order_ids, keys, proofs, latest, min(2 * gas, self.reader.head_gas_limit))
+                return self._simulate_orders(order_ids, call, min(2 * gas, limit), head)
             log.warning("%d orders would run out of gas at %d: splitting them", len(order_ids), gas)
             half = len(order_ids) // 2
-            return self._send_orders(order_ids[:half], keys, proofs, latest, gas) + self._send_orders(
-                order_ids[half:], keys, proofs, latest, gas
+            return self._simulate_orders(order_ids[:half], call, gas, head) + self._simulate_orders(
+                order_ids[half:], call, gas, head
             )
         except ContractLogicError as exc:
             log.info("settling %s would revert (%s): skipped", order_ids, exc)
-            return 0
-        finally:
-            self.state.in_flight.difference_update(order_ids)
+            return []
+        return [] if tx is None else [(order_ids, tx)]
+
+    def _orders_done(self, receipt: Any) -> int:
+        """Forgets the orders a settlement's receipt filled or cancelled; returns those filled."""
         if receipt is None or receipt["status"] != 1:
             return 0
         filled = self._logged(receipt, "OrderBook", "OrderSettled")
@@ -654,6 +741,15 @@ class Keeper:
         # price not proven, a conditional fill refused for now) stays known and is tried again.
         for i in filled | cancelled:
             self.state.orders.pop(i, None)
+        log.info(
+            "orders settled",
+            extra={
+                "kv_block": int(receipt["blockNumber"]),
+                "kv_filled": len(filled),
+                "kv_cancelled": len(cancelled),
+                "kv_gas_used": int(receipt["gasUsed"]),
+            },
+        )
         return len(filled)
 
     def _logged(self, receipt: Any, contract: str, event: str) -> set[int]:
@@ -713,22 +809,38 @@ class Keeper:
     def _transact(self, fn: Any, value: int, gas: int, what: str) -> Any:
         """Simulates `fn` with the gas limit it will carry (raising `ContractLogicError` if it
         would revert), then signs, sends, replaces if stuck, and returns the receipt."""
+        tx = self._prepare(fn, value, gas, what)
+        if tx is None:
+            return None
+        return self._send_until_mined(tx)
+
+    def _prepare(self, fn: Any, value: int, gas: int, what: str, head: Any = None) -> TxParams | None:
+        """Simulates `fn` with the gas limit it will carry: raises `OutOfGas` if it would run out
+        of gas, `ContractLogicError` if it would revert; returns the transaction to send (its
+        nonce is allocated when it is sent), or None in a dry run. `head`: the latest block, if
+        the caller has read it."""
         if self.config.dry_run or self.account is None:
             log.info("dry run: would %s", what)
             return None
         w3 = self.reader.w3
-        latest = self.reader.retry(lambda: w3.eth.get_block("latest"))
+        latest = head if head is not None else self.reader.retry(lambda: w3.eth.get_block("latest"))
         gas = min(gas, int(latest["gasLimit"]))
-        call: dict[str, Any] = {"from": self.address, "gas": gas, "value": value}
+        call: TxParams = {
+            "from": self.address,
+            "to": fn.address,
+            "data": fn._encode_transaction_data(),
+            "gas": gas,
+            "value": Wei(value),
+        }
         try:
             # On the pending block: the one the transaction joins, at its time. A price published
             # since the head block is valid there and not on the head (the pull oracle refuses a
             # price from after the block's timestamp).
-            self.reader.retry(lambda: fn.call(call, block_identifier="pending"))
+            self.reader.retry(lambda: w3.eth.call(call, "pending"))
         except (ContractLogicError, Web3RPCError) as exc:
             if is_out_of_gas(exc):
                 raise OutOfGas(f"{what} at {gas} gas") from None
-            if gas < int(latest["gasLimit"]) and self._simulates(fn, {**call, "gas": int(latest["gasLimit"])}):
+            if gas < int(latest["gasLimit"]) and self._simulates({**call, "gas": int(latest["gasLimit"])}):
                 # Starved, not refused: a sub-call that ran out of gas inside a try/catch reads as
                 # "not ready" (the order book then reverts NothingToSettle); at the block's gas
                 # limit the same call goes through. One more eth_call, on refusals only.
@@ -736,30 +848,23 @@ class Keeper:
             if isinstance(exc, ContractLogicError):
                 raise
             raise ContractLogicError(str(exc)) from None
+        if self._chain_id is None:
+            self._chain_id = int(self.reader.retry(lambda: w3.eth.chain_id))
         base_fee = int(latest.get("baseFeePerGas", 0))
-        tx: TxParams = {
-            "to": fn.address,
-            "data": fn._encode_transaction_data(),
+        return {
+            "to": call["to"],
+            "data": call["data"],
             "value": Wei(value),
-            "nonce": Nonce(self._allocate_nonce()),
             "gas": gas,
             "maxPriorityFeePerGas": Wei(self.config.tip_wei),
             "maxFeePerGas": Wei(min(self.config.max_fee_cap_wei, 2 * base_fee + self.config.tip_wei)),
-            "chainId": self.reader.retry(lambda: w3.eth.chain_id),
+            "chainId": self._chain_id,
             "type": 2,
         }
-        try:
-            receipt = self._send_until_mined(tx)
-        except Exception:
-            self.metrics.errors.inc()
-            raise
-        if receipt is not None:
-            self.metrics.gas.inc(int(receipt["gasUsed"]))
-        return receipt
 
-    def _simulates(self, fn: Any, call: dict[str, Any]) -> bool:
+    def _simulates(self, call: TxParams) -> bool:
         try:
-            self.reader.retry(lambda: fn.call(call, block_identifier="pending"))
+            self.reader.retry(lambda: self.reader.w3.eth.call(call, "pending"))
         except (ContractLogicError, Web3RPCError):
             return False
         return True
@@ -776,25 +881,50 @@ class Keeper:
             return nonce
 
     def _send_until_mined(self, tx: TxParams) -> Any:
-        """Signs and broadcasts; if not mined within `stuck_after`, replaces it (same nonce,
-        bumped fees) up to `max_fee_bumps` times; returns the receipt of whichever got mined."""
+        """Sends `tx` (a nonce of its own) and waits for it to be mined; None if it never was."""
+        return self._wait(self._send(tx))
+
+    def _send(self, tx: TxParams) -> Sent:
+        """Allocates `tx` the next nonce, signs it and broadcasts it."""
         assert self.account is not None
-        hashes: list[bytes] = []
+        nonce = self._allocate_nonce()
+        signed = self.account.sign_transaction({**tx, "nonce": Nonce(nonce)})
+        try:
+            self._broadcast(signed.raw_transaction)
+        except Exception:
+            self.metrics.errors.inc()
+            with self._nonce_lock:
+                if self._next_nonce == nonce + 1:
+                    self._next_nonce = None  # not sent, perhaps: ask the node next time
+            raise
+        return Sent({**tx, "nonce": Nonce(nonce)}, bytes(signed.raw_transaction), [bytes(signed.hash)])
+
+    def _wait(self, sent: Sent) -> Any:
+        """The receipt of `sent`. If it is not mined within `stuck_after` seconds of this call,
+        it is replaced (same nonce, fees +12.5%) up to `max_fee_bumps` times; returns the receipt
+        of whichever version got mined, or None if none did."""
+        assert self.account is not None
         for bump in range(self.config.max_fee_bumps + 1):
             if bump:
                 max_fee, tip = bumped_fees(
-                    int(tx["maxFeePerGas"]),
-                    int(tx["maxPriorityFeePerGas"]),
+                    int(sent.tx["maxFeePerGas"]),
+                    int(sent.tx["maxPriorityFeePerGas"]),
                     self.config.max_fee_cap_wei,
                 )
-                tx = {**tx, "maxFeePerGas": Wei(max_fee), "maxPriorityFeePerGas": Wei(tip)}
+                sent.tx = {**sent.tx, "maxFeePerGas": Wei(max_fee), "maxPriorityFeePerGas": Wei(tip)}
                 log.warning("transaction stuck: replacing it with fees +12.5%%", extra={"kv_bump": bump})
-            signed = self.account.sign_transaction(tx)
-            self._broadcast(signed.raw_transaction)
-            hashes.append(bytes(signed.hash))
+                signed = self.account.sign_transaction(sent.tx)
+                try:
+                    self._broadcast(signed.raw_transaction)
+                except Exception:
+                    self.metrics.errors.inc()
+                    raise
+                sent.raw = bytes(signed.raw_transaction)
+                sent.hashes.append(bytes(signed.hash))
             last = bump == self.config.max_fee_bumps
-            receipt = self._receipt(hashes, timeout=60.0 if last else self.config.stuck_after)
+            receipt = self._receipt(sent, timeout=60.0 if last else self.config.stuck_after)
             if receipt is not None:
+                self.metrics.gas.inc(int(receipt["gasUsed"]))
                 return receipt
         with self._nonce_lock:
             self._next_nonce = None  # resynchronise with the node next time
@@ -816,18 +946,39 @@ class Keeper:
                     return
                 raise
 
-    def _receipt(self, tx_hashes: list[bytes], timeout: float = 60.0) -> Any:
-        """Polls for the receipt of any of `tx_hashes` (replacements share a nonce, so at most one
-        lands) through transport errors; None if none landed in time."""
+    def _receipt(self, sent: Sent, timeout: float = 60.0, recheck: float = 2.0) -> Any:
+        """Polls for the receipt of any version of `sent` (at most one lands) through transport
+        errors; None if none landed in time. Every `recheck` seconds without one, a transaction
+        the node no longer knows (dropped from its pool) is broadcast again, same bytes."""
         deadline = time.monotonic() + timeout
+        checked = time.monotonic()
         pause = 0.01
         while time.monotonic() < deadline:
-            for tx_hash in tx_hashes:
+            for tx_hash in sent.hashes:
                 try:
                     self.reader.calls += 1
                     return self.reader.w3.eth.get_transaction_receipt(HexBytes(tx_hash))
                 except RECEIPT_NOT_YET:
                     pass
+            if time.monotonic() - checked > recheck:
+                checked = time.monotonic()
+                if self._dropped(sent.hashes[-1]):
+                    log.warning("transaction dropped by the node: sending it again")
+                    try:
+                        self._broadcast(sent.raw)
+                    except Web3RPCError as exc:  # refused: replaced with higher fees once stuck
+                        log.warning("sending it again: %s", exc)
             time.sleep(pause)
             pause = min(pause * 2, 1.0)
         return None
+
+    def _dropped(self, tx_hash: bytes) -> bool:
+        """Does the node no longer know `tx_hash` (neither pending nor mined)?"""
+        self.reader.calls += 1
+        try:
+            self.reader.w3.eth.get_transaction(HexBytes(tx_hash))
+        except TransactionNotFound:
+            return True
+        except TRANSPORT_ERRORS:
+            pass
+        return False
