@@ -338,9 +338,8 @@ contract LeverVault is ILeverVault, IERC4626, ERC20, AccessControl, ReentrancyGu
         if (owner != msg.sender && !isOperator[owner][msg.sender]) _spendAllowance(owner, msg.sender, shares);
         Request memory q = _pendingRedeem[controller];
         if (q.amount != 0) _requireOperator(controller);
-        if (q.amount + shares == totalSupply()) {
-            uint256 reserve = engine.totalReserveWad();
-            if (reserve != 0) revert LastSharesBackOpenPositions(reserve); // and again at settlement
+        if (_lastSharesBackOpenPositions(q.amount + shares, totalSupply())) {
+            revert LastSharesBackOpenPositions(engine.totalReserveWad()); // and again at settlement
         }
         uint256 fee = q.amount == 0 ? _e.lpExecutorFee : 0;
         if (fee > 0) {
@@ -398,7 +397,7 @@ contract LeverVault is ILeverVault, IERC4626, ERC20, AccessControl, ReentrancyGu
         bytes4 refused;
         if (assets > freeAssets()) {
             refused = ReserveExceeded.selector;
-        } else if (q.amount == supply && engine.totalReserveWad() != 0) {
+        } else if (_lastSharesBackOpenPositions(q.amount, supply)) {
             refused = LastSharesBackOpenPositions.selector;
         } else if (!engine.oiCapsHold(prices, (_poolAssets - assets) * tokenScale)) {
             refused = OpenInterestCapExceeded.selector;
@@ -734,6 +733,12 @@ contract LeverVault is ILeverVault, IERC4626, ERC20, AccessControl, ReentrancyGu
             mask >>= 1;
         }
         value = PoolMath.poolValue(_poolAssets, engine.poolLiabilityWad(prices), tokenScale);
+    }
+
+    /// @dev Redeeming every share while positions are open would leave what they later lose or
+    ///      pay to no LP: the last shares wait for the book to close.
+    function _lastSharesBackOpenPositions(uint256 shares, uint256 supply) internal view returns (bool) {
+        return shares == supply && engine.totalReserveWad() != 0;
     }
 
     function _expiry(uint256 time) internal view returns (uint256) {

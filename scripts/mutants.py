@@ -140,19 +140,35 @@ MUTANTS = (
         "return raw < cap ? raw : cap;",
         "return raw;",
     ),
+    # The premises that keep the pool's assets at or above the total reserve (with the profit cap
+    # and the free-asset redemptions above): see EQUIVALENT below.
     Mutant(
-        "profit-not-scaled-by-coverage",
-        "profits are paid in full when the pool holds less than the reserve (first closer wins)",
+        "profit-ratio-raise-beyond-pool",
+        "a raise of maxProfitRatio may take the reserve beyond the pool",
+        "contracts/PerpEngine.sol",
+        "if (totalReserve > totalBefore && totalReserve > poolWad) revert",
+        "if (false) revert",
+    ),
+    Mutant(
+        "profit-ratio-cut-while-open",
+        "maxProfitRatio may be cut while positions are open (their reserve shrinks, their cap does not)",
+        "contracts/PerpEngine.sol",
+        "if (open && params.maxProfitRatioWad < c.p.maxProfitRatioWad) {",
+        "if (false) {",
+    ),
+    Mutant(
+        "reserve-rounds-down",
+        "a side's reserve is rounded down, below the capped profit it must cover",
         "contracts/libraries/PerpMath.sol",
-        "if (valueWad_ <= 0 || poolWad >= totalReserveWad) return valueWad_;",
-        "return valueWad_;",
+        "return sideCostWad.mulDivUp(maxProfitRatioWad, WAD);",
+        "return sideCostWad.mulDivDown(maxProfitRatioWad, WAD);",
     ),
     Mutant(
         "last-shares-leave-open-book",
         "every share can be redeemed while the pool backs open positions (their outcome is left to no one)",
         "contracts/LeverVault.sol",
-        "} else if (q.amount == supply && engine.totalReserveWad() != 0) {",
-        "} else if (false) {",
+        "return shares == supply && engine.totalReserveWad() != 0;",
+        "return false;",
     ),
     Mutant(
         "self-liquidation-rewarded",
@@ -257,6 +273,25 @@ MUTANTS = (
 )
 
 
+# Equivalent mutants: changes no state the protocol can reach tells apart, so no test can catch
+# them. They are listed (and their text kept in place by tests/unit/test_mutants_apply.py), not
+# scored. `profit-not-scaled-by-coverage` removes the coverage rule, which applies only when the
+# pool's assets are below the total reserve; the pool never gets there: a profit paid is at most
+# its position's cap (cost x maxProfitRatio, floored) while the reserve it releases is the same
+# product ceiled; a liquidation credits the pool the loss and takes back only what was not
+# collected; redemptions take only free assets; a maxProfitRatio raise beyond the pool is refused
+# and a cut is refused while positions are open. Each premise has a mutant above that the suite
+# catches, and the fuzz machine checks the conclusion (`reserves_cover_profits`) after every step.
+EQUIVALENT = (
+    Mutant(
+        "profit-not-scaled-by-coverage",
+        "profits are paid in full when the pool holds less than the reserve (first closer wins)",
+        "contracts/libraries/PerpMath.sol",
+        "if (valueWad_ <= 0 || poolWad >= totalReserveWad) return valueWad_;",
+        "return valueWad_;",
+    ),
+)
+
 NAMES = {m.name for m in MUTANTS}
 
 
@@ -325,7 +360,12 @@ def main(names: list[str]) -> int:
         kept = [r for r in json.loads(out.read_text())["mutants"] if r["name"] in NAMES and r["name"] not in rerun]
         order = [m.name for m in MUTANTS]
         results = sorted(kept + results, key=lambda r: order.index(r["name"]))
-    report = {"total": len(results), "caught": sum(r["caught"] for r in results), "mutants": results}
+    report = {
+        "total": len(results),
+        "caught": sum(r["caught"] for r in results),
+        "mutants": results,
+        "equivalent": [{"name": m.name, "what": m.what} for m in EQUIVALENT],  # not scored: see EQUIVALENT
+    }
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")
     print(f"{report['caught']}/{report['total']} mutants caught -> {out.relative_to(ROOT)}")

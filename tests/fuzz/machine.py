@@ -1491,6 +1491,10 @@ def lp_run(machine: Driver, a: int, b: int, c: int) -> None:
     machine.wait_seconds(machine.w.settings.lp_grace)
     for lp, t in asked[a % len(asked) :] + asked[: a % len(asked)]:  # in an order the run chooses
         settle_lp(machine, lp, False, lp_blobs(machine, t, 0), machine.w.keepers[b % 2])
+    for lp in machine.w.lps:  # those refused ask again at once (the last holder is refused outright)
+        shares = machine.g.s.shares.get(lp, 0)
+        if shares and not machine.g.s.pending_redeem.get(lp):
+            machine.request_redeem(lp, shares, "run.askAgain")
 
 
 def keeper_liquidates_all(machine: Driver) -> None:

@@ -22,7 +22,7 @@ def _mutants() -> ModuleType:
     return module
 
 
-MUTANTS = _mutants().MUTANTS
+MUTANTS = _mutants().MUTANTS + _mutants().EQUIVALENT
 
 
 def test_there_are_at_least_twenty_mutants_with_distinct_names() -> None:
