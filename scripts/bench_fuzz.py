@@ -6,7 +6,9 @@
 
 - fast: the `bench` profile in process, its shards shared out over the two cores (`pytest -n 2`),
   adversaries on; steps/s is all steps over the time from the first shard's start to the last
-  one's end (each process' own rate is reported too). Target: at least 5,000.
+  one's end (each process' own rate is reported too). Target: at least 5,000. A step is one action:
+  none to a few dozen transactions (an adversary plays its whole strategy in one step), so the
+  transactions sent and their rate are reported beside it.
 - anvil: the same machine on Anvil through ape, runs of the same length.
 - economic_invariants, adversaries: what the machine checks and who attacks it (targets: 8 each).
 - mutants: `scripts/mutants.py`; every mutant must be caught (target: at least 20).
@@ -90,6 +92,8 @@ def main() -> int:
         "fast": {
             "steps": fast_steps,
             "steps_per_s": round(fast_rate, 1),
+            "transactions": sum(int(r.get("transactions", 0)) for r in fast_runs),
+            "transactions_per_s": round(sum(int(r.get("transactions", 0)) for r in fast_runs) / fast_seconds, 1),
             "seconds": round(fast_seconds, 2),
             "runs": len(fast_runs),
             "steps_per_s_per_process": [

@@ -32,6 +32,7 @@ def _run(world: World, backend: str, budget: Budget, run: int) -> None:
     machine = hypothesis_seed(run)(machine_for(world))
     print(f"\n{backend}: seed {run} (rerun with LEVER_FUZZ_SEED={run})")
     steps0, started, wall = STATS.steps, time.perf_counter(), time.time()
+    sent0 = sum(STATS.outcomes.values())
     run_state_machine_as_test(machine, settings=hypothesis_settings(budget))
     steps, seconds = STATS.steps - steps0, time.perf_counter() - started
     print(f"{backend}: {steps} steps in {seconds:.1f} s ({steps / seconds:,.0f} steps/s)\n{STATS.coverage()}")
@@ -41,6 +42,7 @@ def _run(world: World, backend: str, budget: Budget, run: int) -> None:
             "backend": backend,
             "seed": run,
             "steps": steps,
+            "transactions": sum(STATS.outcomes.values()) - sent0,  # each step sends none to dozens
             "seconds": round(seconds, 3),
             "process": os.getpid(),
             "started": wall,
