@@ -6,6 +6,7 @@ import {Address} from "@openzeppelin/contracts/utils/Address.sol";
 import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
 import {ILiquidator} from "./interfaces/ILiquidator.sol";
 import {IPerpEngine} from "./interfaces/IPerpEngine.sol";
+import {ILeverVault} from "./interfaces/ILeverVault.sol";
 import {IOracleAdapter} from "./interfaces/IOracleAdapter.sol";
 import {LiquidationMath} from "./libraries/LiquidationMath.sol";
 import "./libraries/Constants.sol";
@@ -104,6 +105,24 @@ contract Liquidator is ILiquidator, AccessControl, ReentrancyGuardTransient {
             health[i].initialMarginWad = a.initialMarginWad;
             health[i].notionalWad = a.notionalWad;
             health[i].liquidatable = a.equityWad < int256(a.maintenanceMarginWad);
+        }
+    }
+
+    /// @inheritdoc ILiquidator
+    function accountsOf(uint256[] calldata accountIds) external view returns (AccountRecord[] memory records) {
+        ILeverVault vault = engine.vault();
+        records = new AccountRecord[](accountIds.length);
+        for (uint256 i; i < accountIds.length; ++i) {
+            uint256 id = accountIds[i];
+            AccountRecord memory r = records[i];
+            r.accountId = id;
+            r.margin = vault.marginOf(id);
+            r.lastTradeTime = engine.accountLastTradeTime(id);
+            r.markets = engine.accountMarkets(id);
+            r.positions = new IPerpEngine.Position[](r.markets.length);
+            for (uint256 j; j < r.markets.length; ++j) {
+                r.positions[j] = engine.position(id, r.markets[j]);
+            }
         }
     }
 

@@ -30,6 +30,16 @@ interface ILiquidator {
         bool liquidatable;
     }
 
+    /// @notice What a keeper holds of one account: its margin (token units, signed), the time of
+    ///         its last trade, and its positions with their market ids.
+    struct AccountRecord {
+        uint256 accountId;
+        int256 margin;
+        uint256 lastTradeTime;
+        uint256[] markets;
+        IPerpEngine.Position[] positions;
+    }
+
     /// @notice Every liquidation, for indexers and keepers.
     event Liquidation(
         uint256 indexed accountId,
@@ -72,4 +82,8 @@ interface ILiquidator {
 
     /// @notice Health of many accounts at the stored latest prices, in one call.
     function healthOf(uint256[] calldata accountIds) external view returns (AccountHealth[] memory);
+
+    /// @notice The records of many accounts, in one call (a keeper's reads: one `eth_call` for
+    ///         hundreds of accounts instead of several calls each).
+    function accountsOf(uint256[] calldata accountIds) external view returns (AccountRecord[] memory);
 }

@@ -2,6 +2,7 @@
 pragma solidity 0.8.28;
 
 import {IOracleAdapter} from "./IOracleAdapter.sol";
+import {ILeverVault} from "./ILeverVault.sol";
 import {LiquidationMath} from "../libraries/LiquidationMath.sol";
 
 /// @title IPerpEngine
@@ -173,6 +174,8 @@ interface IPerpEngine {
     /// @notice When the account last traded (a liquidation needs a newer price).
     function accountLastTradeTime(uint256 accountId) external view returns (uint256);
     function accountCount() external view returns (uint256);
+    /// @notice The vault that holds the margins, the pool and the insurance fund.
+    function vault() external view returns (ILeverVault);
     function marketCount() external view returns (uint256);
     function marketParams(uint256 marketId) external view returns (MarketParams memory);
     /// @notice The parameters a phasing-in change started from (all zero when none).
