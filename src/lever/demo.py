@@ -454,6 +454,7 @@ def _play(stage: Stage, plan: Plan, out: Path, progress: Progress, started: floa
     for _ in range(3):  # a few more blocks for what the last price made liquidatable
         stage.provider.web3.provider.make_request("evm_mine", [])
         stage.keeper.step()
+    stage.keeper.land()
     last_block = int(chain.blocks.head.number)
 
     # Read every block back.

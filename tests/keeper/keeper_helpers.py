@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import socket
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 
@@ -87,3 +89,31 @@ def predicted_liquidation(h: Any, account: int, block: int) -> tuple[Any, Any]:
         params.min_reward // scale,
     )
     return p, s
+
+
+@contextmanager
+def stepping(keeper: Any, pause: float = 0.05) -> Iterator[threading.Thread]:
+    """Runs `keeper.step()` over and over in a thread, as the service does, until the block
+    ends; then waits for the step under way to finish."""
+    stop = threading.Event()
+
+    def loop() -> None:
+        while not stop.is_set():
+            keeper.step()
+            stop.wait(pause)
+
+    thread = threading.Thread(target=loop, daemon=True)
+    thread.start()
+    try:
+        yield thread
+    finally:
+        stop.set()
+        thread.join(timeout=60)
+
+
+def step_and_land(keeper: Any) -> int:
+    """One keeper step, then its order batches waited for until mined and their receipts read:
+    the step's whole outcome, on the chain and in the keeper's state. Returns the liquidations."""
+    liquidated = int(keeper.step())
+    keeper.land()
+    return liquidated

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from harness import Harness
 from hexbytes import HexBytes
-from keeper_helpers import eventually, keeper_receipts, order_events
+from keeper_helpers import eventually, keeper_receipts, order_events, step_and_land, stepping
 from rpc_proxy import FaultyProxy
 
 from lever.keeper.service import KeeperService
@@ -144,7 +144,7 @@ def test_batches_that_would_run_out_of_gas_are_split_and_nothing_fails_on_chain(
     transaction it sends succeeds."""
     keeper = make_keeper(gas_base=30_000, gas_per_account=20_000, gas_per_order=20_000)
     keeper.hydrate()
-    keeper.step()
+    step_and_land(keeper)
     assert work.done()
     work.check(keeper)
     assert len(keeper_receipts(work.h, keeper.address, work.start)) >= 4  # split: 2 + 2 at least
@@ -154,8 +154,8 @@ def test_batches_that_would_run_out_of_gas_are_split_and_nothing_fails_on_chain(
 def test_a_settlement_the_node_drops_from_its_pool_is_broadcast_again(h: Harness, bob: Any, make_keeper: Any) -> None:
     """Anvil drops a pending transaction now and then (foundry-rs/foundry#13352: one a block
     skipped for gas leaves the later nonces executed out of order, refused, removed). The
-    keeper, waiting for its receipt, finds the node no longer knows it and sends the same bytes
-    again: it is mined, and nothing was sent twice."""
+    keeper, looking for its receipt at the next steps, finds the node no longer knows it and
+    sends the same bytes again: it is mined, and nothing was sent twice."""
     account = h.open_account(bob, 10_000)
     order, _ = h.commit(bob, account, ETH, "1")
     keeper = make_keeper()
@@ -170,19 +170,18 @@ def test_a_settlement_the_node_drops_from_its_pool_is_broadcast_again(h: Harness
         return [tx["hash"] for by_nonce in content["pending"].values() for tx in by_nonce.values()]
 
     w3.provider.make_request("evm_setAutomine", [False])
-    step = threading.Thread(target=keeper.step, daemon=True)
     try:
-        step.start()
-        assert eventually(lambda: len(pooled()) == 1, timeout=10.0)
-        [sent] = pooled()
-        w3.provider.make_request("anvil_dropTransaction", [sent])
-        assert pooled() == []
-        assert eventually(lambda: pooled() == [sent], timeout=10.0)  # the same transaction again
-        w3.provider.make_request("evm_mine", [])
+        with stepping(keeper) as steps:
+            assert eventually(lambda: len(pooled()) == 1, timeout=10.0)
+            [sent] = pooled()
+            w3.provider.make_request("anvil_dropTransaction", [sent])
+            assert pooled() == []
+            assert eventually(lambda: pooled() == [sent], timeout=10.0)  # the same transaction again
+            w3.provider.make_request("evm_mine", [])
+            assert eventually(lambda: not keeper.state.in_flight, timeout=10.0)  # its receipt read
     finally:
         w3.provider.make_request("evm_setAutomine", [True])
-        step.join(timeout=60)
-    assert not step.is_alive()
+    assert not steps.is_alive()
     [receipt] = keeper_receipts(h, keeper.address, start)
     assert receipt["status"] == 1 and receipt["transactionHash"] == HexBytes(sent)
     settled, _ = order_events(h, start)

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from harness import Harness, usdc, wad
-from keeper_helpers import eventually, keeper_receipts, order_events, predicted_liquidation
+from keeper_helpers import eventually, keeper_receipts, order_events, predicted_liquidation, step_and_land
 
 from lever import math as m
 from lever.math.orders import Kind
@@ -68,6 +68,48 @@ def test_the_keeper_liquidates_an_unhealthy_account_bringing_the_pyth_update_its
     assert statuses(h, keeper, start) == [1]
 
 
+def test_a_steps_liquidation_batches_are_all_broadcast_before_the_first_is_mined(
+    h: Harness, alice: Any, make_keeper: Any
+) -> None:
+    """Three unhealthy accounts in three batches (`max_batch=1`): the keeper simulates the
+    three, sends them back to back with consecutive nonces, and only then waits for their
+    receipts. The node mines only when told: the three are in its pool together, and one block
+    liquidates all three. (Sent one at a time, each waiting for its receipt, only the first
+    would be there.)"""
+    risky = [h.open_account(alice, 1_000) for _ in range(3)]
+    for account in risky:
+        h.trade(alice, account, ETH, "6")  # $18,000 on $1,000
+    keeper = make_keeper(max_batch=1)
+    keeper.hydrate()
+    start = h.chain.blocks.head.number
+    h.set_price(ETH, 2_860)
+    w3 = h.chain.provider.web3
+
+    def pooled() -> int:
+        return int(w3.eth.get_transaction_count(keeper.address, "pending")) - int(
+            w3.eth.get_transaction_count(keeper.address, "latest")
+        )
+
+    liquidated: list[int] = []
+    w3.provider.make_request("evm_setAutomine", [False])
+    step = threading.Thread(target=lambda: liquidated.append(keeper.step()), daemon=True)
+    try:
+        step.start()
+        all_sent = eventually(lambda: pooled() == 3, timeout=8.0)
+        w3.provider.make_request("evm_mine", [])
+    finally:
+        w3.provider.make_request("evm_setAutomine", [True])
+        step.join(timeout=60)
+    assert all_sent and not step.is_alive()
+    assert liquidated == [3]
+    receipts = keeper_receipts(h, keeper.address, start)
+    assert [r["status"] for r in receipts] == [1, 1, 1]
+    assert len({r["blockNumber"] for r in receipts}) == 1  # one block holds the three
+    events = h.p.liquidator.Liquidation.range(start + 1, h.chain.blocks.head.number + 1)
+    assert sorted(int(e.accountId) for e in events) == sorted(risky)
+    assert not keeper.state.in_flight
+
+
 def test_the_keeper_sends_nothing_while_every_account_is_healthy(h: Harness, alice: Any, make_keeper: Any) -> None:
     account = h.open_account(alice, 10_000)
     h.trade(alice, account, ETH, "1")
@@ -96,7 +138,7 @@ def test_the_keeper_settles_a_due_market_order_at_the_first_price_published_afte
         h.book.publish(ETH, usd, due + offset)
     h.chain.mine(timestamp=due + 2)
     before = balance(h, keeper.address)
-    keeper.step()
+    step_and_land(keeper)
     [settled], cancelled = order_events(h, start)
     assert not cancelled and int(settled.orderId) == order
     assert int(settled.publishTime) == due
@@ -123,7 +165,7 @@ def test_the_keeper_settles_orders_of_both_markets_in_one_transaction(
     h.advance(h.delay)
     h.publish_all()
     before = balance(h, keeper.address)
-    keeper.step()
+    step_and_land(keeper)
     settled, cancelled = order_events(h, start)
     assert sorted(int(e.orderId) for e in settled) == sorted(orders) and not cancelled
     assert (h.position(first, ETH).size, h.position(second, BTC).size) == (wad(2), -wad("0.1"))
@@ -154,7 +196,7 @@ def test_orders_sharing_one_proven_price_each_get_its_proof_when_split_into_seve
     start = h.chain.blocks.head.number
     h.advance(h.delay)
     h.publish_all()
-    keeper.step()
+    step_and_land(keeper)
     settled, cancelled = order_events(h, start)
     assert sorted(int(e.orderId) for e in settled) == sorted(orders) and not cancelled
     assert len({int(e.publishTime) for e in settled}) == 1  # one price, proven in each batch
@@ -164,10 +206,11 @@ def test_orders_sharing_one_proven_price_each_get_its_proof_when_split_into_seve
 
 
 def test_a_steps_batches_are_all_broadcast_before_the_first_is_mined(h: Harness, bob: Any, make_keeper: Any) -> None:
-    """Three due orders in three batches (`max_batch=1`): the keeper simulates the three, sends
-    them back to back with consecutive nonces, and only then waits for receipts. The node mines
-    only when told: the three are in its pool together before the first block, which holds all
-    three. (Sent one at a time, each waiting for its receipt, only the first would be there.)"""
+    """Three due orders in three batches (`max_batch=1`): the keeper simulates the three and
+    sends them back to back with consecutive nonces; the step ends without waiting for them to
+    be mined. The node mines only when told: the three are in its pool together before the first
+    block, which holds all three. (Sent one at a time, each waiting for its receipt, only the
+    first would be there.) The next step reads their receipts and forgets the orders."""
     traders = [h.open_account(bob, 10_000) for _ in range(3)]
     orders = [h.commit(bob, account, ETH, "1")[0] for account in traders]
     keeper = make_keeper(max_batch=1)
@@ -193,6 +236,8 @@ def test_a_steps_batches_are_all_broadcast_before_the_first_is_mined(h: Harness,
         step.join(timeout=60)
     assert all_sent
     assert not step.is_alive()
+    assert keeper.state.in_flight == set(orders)  # sent, receipts not read yet
+    keeper.step()
     receipts = keeper_receipts(h, keeper.address, start)
     assert [r["status"] for r in receipts] == [1, 1, 1]
     assert len({r["blockNumber"] for r in receipts}) == 1  # one block holds the three
@@ -216,11 +261,11 @@ def test_a_batch_the_ones_ahead_of_it_could_leave_with_nothing_to_settle_waits_f
     start = h.chain.blocks.head.number
     h.advance(h.delay)
     h.set_price(ETH, 2_990)
-    keeper.step()
+    step_and_land(keeper)
     [first], _ = order_events(h, start)
     [waiting] = [o for o in limits if o != int(first.orderId)]
     assert waiting in keeper.state.orders and not keeper.state.in_flight
-    keeper.step()
+    step_and_land(keeper)
     settled, cancelled = order_events(h, start)
     assert [int(e.orderId) for e in settled] == [int(first.orderId), waiting] and not cancelled
     assert statuses(h, keeper, start) == [1, 1]
@@ -243,7 +288,7 @@ def test_a_backlog_is_batched_by_the_gas_the_node_estimates_not_the_configured_g
     start = h.chain.blocks.head.number
     h.advance(h.delay)
     h.publish_all()
-    keeper.step()
+    step_and_land(keeper)
     settled, cancelled = order_events(h, start)
     assert sorted(int(e.orderId) for e in settled) == sorted(orders) and not cancelled
     assert len({e.block_number for e in settled}) == 1  # one transaction
@@ -265,13 +310,13 @@ def test_an_order_a_batch_leaves_pending_stays_known_and_is_settled_once_it_can_
     start = h.chain.blocks.head.number
     h.advance(h.delay)
     h.set_price(ETH, "2999.99")  # the limit triggers; with the premium it would fill above $3,000
-    keeper.step()
+    step_and_land(keeper)
     [settled], cancelled = order_events(h, start)
     assert int(settled.orderId) == order and not cancelled
     assert int(h.p.order_book.order(limit).updatedAt) != 0
     assert limit in keeper.state.orders  # still pending: still the keeper's to settle
     h.set_price(ETH, 2_990)  # no event of the buyer's account: only the keeper's memory finds it
-    keeper.step()
+    step_and_land(keeper)
     settled, cancelled = order_events(h, start)
     assert [int(e.orderId) for e in settled] == [order, limit] and not cancelled
     assert int(settled[1].fillPriceWad) <= wad(3_000)
@@ -291,7 +336,7 @@ def test_the_keeper_cancels_an_expired_order_and_its_fee_goes_to_the_insurance_f
     h.chain.mine(timestamp=t + h.delay + h.window + 1)  # no price published in its window
     h.publish_all()
     before, insurance = balance(h, keeper.address), int(h.p.vault.insuranceFund())
-    keeper.step()
+    step_and_land(keeper)
     settled, [cancelled] = order_events(h, start)
     assert not settled and int(cancelled.orderId) == order
     assert cancelled.feeTo == h.p.vault.address
@@ -312,8 +357,8 @@ def test_a_keeper_that_finds_an_order_already_settled_sends_nothing(
     start = h.chain.blocks.head.number
     h.advance(h.delay)
     h.publish_all()
-    rival.step()
-    keeper.step()  # its state still holds the order until it reads the rival's block
+    step_and_land(rival)
+    step_and_land(keeper)  # its state still holds the order until it reads the rival's block
     [settled], _ = order_events(h, start)
     assert settled.keeper == accounts[6].address
     assert keeper_receipts(h, keeper.address, start) == []
@@ -328,7 +373,7 @@ def test_a_dry_run_keeper_sends_nothing(h: Harness, alice: Any, make_keeper: Any
     start = h.chain.blocks.head.number
     h.advance(h.delay)
     h.publish_all()
-    keeper.step()
+    step_and_land(keeper)
     assert keeper_receipts(h, keeper.address, start) == []
     assert int(h.p.order_book.order(order).updatedAt) != 0
 
@@ -348,11 +393,11 @@ def test_the_keeper_executes_a_triggered_stop_loss_and_its_take_profit_is_cancel
     start = h.chain.blocks.head.number
     h.advance(h.delay)
     h.set_price(ETH, 2_950)  # not yet
-    keeper.step()
+    step_and_land(keeper)
     assert keeper_receipts(h, keeper.address, start) == []
     h.set_price(ETH, 2_890)
     before = balance(h, keeper.address)
-    keeper.step()
+    step_and_land(keeper)
     [settled], [cancelled] = order_events(h, start)
     assert (int(settled.orderId), int(settled.sizeDeltaWad)) == (stop, -wad(2))
     # the price it brought
@@ -375,7 +420,7 @@ def test_the_keeper_executes_a_take_profit_when_the_price_reaches_it(h: Harness,
     h.advance(h.delay)
     h.set_price(ETH, 2_790)
     before = balance(h, keeper.address)
-    keeper.step()
+    step_and_land(keeper)
     [settled], _ = order_events(h, start)
     assert int(settled.orderId) == take and int(settled.fillPriceWad) < wad(2_800)
     assert h.position(account, ETH).size == 0
@@ -395,11 +440,11 @@ def test_the_keeper_waits_for_a_price_published_a_delay_after_the_position_grew(
     keeper = make_keeper()
     keeper.hydrate()
     start = h.chain.blocks.head.number
-    keeper.step()
+    step_and_land(keeper)
     assert keeper_receipts(h, keeper.address, start) == []
     h.advance(h.delay)
     h.set_price(ETH, 2_880)
-    keeper.step()
+    step_and_land(keeper)
     [settled], _ = order_events(h, start)
     assert int(settled.orderId) == stop and int(settled.sizeDeltaWad) == -wad(1)
     assert h.position(account, ETH).size == wad(1)
@@ -431,7 +476,7 @@ def test_the_keeper_settles_a_deposit_and_a_redemption_at_prices_it_brings(
     h.publish_all()  # the price service publishes after the requests' delay
     h.advance(h.lp_grace)
     supply, before = int(v.totalSupply()), balance(h, keeper.address)
-    keeper.step()
+    step_and_land(keeper)
     [deposited] = v.DepositSettled.range(start + 1, h.chain.blocks.head.number + 1)
     [redeemed] = v.RedeemSettled.range(start + 1, h.chain.blocks.head.number + 1)
     # Each at the pool's value and supply when it settled (the other one may have come first).

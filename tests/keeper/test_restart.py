@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from eth_utils import keccak
 from harness import Harness, usdc, wad
-from keeper_helpers import keeper_receipts, order_events
+from keeper_helpers import keeper_receipts, order_events, step_and_land
 
 from lever.math.orders import Kind
 
@@ -55,7 +55,7 @@ def test_a_keeper_killed_between_two_batches_is_replaced_by_one_that_finishes_th
     restarted = make_keeper(max_batch=2)  # a new process with the same key
     restarted.hydrate()
     assert set(restarted.state.orders) == set(orders) - {int(e.orderId) for e in settled}
-    restarted.step()
+    step_and_land(restarted)
     settled, cancelled = order_events(h, start)
     assert sorted(int(e.orderId) for e in settled) == sorted(orders) and not cancelled  # each once
     assert all(h.position(account, ETH).size == wad(1) for account in traders)
@@ -73,7 +73,7 @@ def test_a_restarted_keeper_finds_what_arrived_while_it_was_down_in_the_chains_h
     h.trade(alice, trader, ETH, "2")
     first = make_keeper()
     first.hydrate()
-    first.step()
+    step_and_land(first)
     start = int(h.chain.blocks.head.number)
     # While no keeper runs: a market order, a stop-loss, an LP deposit request.
     other = h.open_account(bob, 10_000)
@@ -92,7 +92,7 @@ def test_a_restarted_keeper_finds_what_arrived_while_it_was_down_in_the_chains_h
     assert set(restarted.state.orders) == {order, stop}
     assert list(restarted.state.lp) == [(bob.address, True)]
     before = int(h.p.token.balanceOf(restarted.address))
-    restarted.step()
+    step_and_land(restarted)
     settled, _ = order_events(h, start)
     assert sorted(int(e.orderId) for e in settled) == sorted([order, stop])
     assert h.position(trader, ETH).size == 0 and h.position(other, ETH).size == -wad(1)

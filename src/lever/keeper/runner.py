@@ -52,6 +52,7 @@ from lever.math.orders import Kind, Order, earliest_publish_time
 
 log = logging.getLogger("lever.keeper")
 RECEIPT_NOT_YET: tuple[type[BaseException], ...] = (TransactionNotFound, *TRANSPORT_ERRORS)
+RECHECK_S = 2.0  # how often a transaction not yet mined is checked for having been dropped
 
 
 class KeeperMetrics:
@@ -128,7 +129,9 @@ class KeeperState:
 class Changes:
     accounts: set[int] = field(default_factory=set)
     markets: set[int] = field(default_factory=set)
-    order_accounts: set[int] = field(default_factory=set)
+    order_accounts: set[int] = field(default_factory=set)  # accounts whose orders changed
+    orders_read: set[int] = field(default_factory=set)  # ... of which orders were placed or updated
+    orders_done: set[int] = field(default_factory=set)  # order ids settled or cancelled
     lp_controllers: set[str] = field(default_factory=set)
     params: bool = False
     logs: int = 0  # the protocol's logs in the range (none: the vault's ledgers did not move)
@@ -157,6 +160,19 @@ class Sent:
     tx: TxParams
     raw: bytes
     hashes: list[bytes]
+    since: float = field(default_factory=time.monotonic)  # sent, or last replaced
+    checked: float = field(default_factory=time.monotonic)  # last asked whether the node dropped it
+    bumps: int = 0
+    abandoned: bool = False  # never mined, however replaced: its nonce is asked of the node again
+
+
+@dataclass
+class Flight:
+    """An order batch broadcast and not yet seen mined: its orders stay `in_flight` until then."""
+
+    ids: list[int]
+    sent: Sent
+    accounts: set[int]
 
 
 def bumped_fees(max_fee: int, tip: int, cap: int) -> tuple[int, int]:
@@ -194,6 +210,8 @@ class Keeper:
         self._cov: m.Coverage | None = None
         # market orders (True) or not -> (block, gas per order) measured by eth_estimateGas
         self._measured_gas: dict[bool, tuple[int, int]] = {}
+        # order batches broadcast and not yet seen mined, oldest first
+        self._flights: list[Flight] = []
 
     @property
     def address(self) -> str:
@@ -300,9 +318,11 @@ class Keeper:
                 self.state.records[account] = record
             else:
                 self.state.records.pop(account, None)
-        if changes.order_accounts:
-            self.state.orders = {i: o for i, o in self.state.orders.items() if o.account not in changes.order_accounts}
-            for pending in self.reader.orders_of_accounts(sorted(changes.order_accounts), block).values():
+        for order_id in changes.orders_done:
+            self.state.orders.pop(order_id, None)
+        if changes.orders_read:
+            self.state.orders = {i: o for i, o in self.state.orders.items() if o.account not in changes.orders_read}
+            for pending in self.reader.orders_of_accounts(sorted(changes.orders_read), block).values():
                 self.state.orders.update(pending)
         if changes.logs or self._cov is None:  # the ledgers move only with the protocol's own events
             self._pool_wad, self._cov = self._coverage()
@@ -388,12 +408,19 @@ class Keeper:
                 else:
                     changes.params = True
             elif contract == "OrderBook":
+                # A placed or updated order is read back; a settled or cancelled one is gone.
                 if event in ("OrderPlaced", "OrderSettled", "OrderCancelled"):
                     changes.order_accounts.add(indexed[1])
+                    if event == "OrderPlaced":
+                        changes.orders_read.add(indexed[1])
+                    else:
+                        changes.orders_done.add(indexed[0])
                     if event in ("OrderPlaced", "OrderSettled"):
                         changes.markets.add(indexed[2])
                 elif event == "OrderUpdated":
-                    changes.order_accounts.add(m.orders.split(indexed[0])[0])
+                    account = m.orders.split(indexed[0])[0]
+                    changes.order_accounts.add(account)
+                    changes.orders_read.add(account)
                 else:
                     changes.params = True
             elif contract == "LeverVault" and event in (
@@ -486,50 +513,79 @@ class Keeper:
         if not found:
             return 0
         updates = self._latest_updates(sorted({mk for c in found for mk in self.state.records[c.account].positions}))
-        liquidated = 0
-        for batch in decide(found, params, frozenset(self.state.in_flight)):
-            liquidated += self._send_liquidations(list(batch.items), updates, batch.gas_limit)
-        return liquidated
+        return self._send_liquidations(
+            [(list(b.items), b.gas_limit) for b in decide(found, params, frozenset(self.state.in_flight))], updates
+        )
 
     def _latest_updates(self, markets: list[int]) -> list[tuple[int, bytes]]:
         ids = self.reader.addresses.price_ids
         latest = self.prices.latest([ids[mk] for mk in markets])
         return [(mk, latest[ids[mk]].blob) for mk in markets if ids[mk] in latest]
 
-    def _send_liquidations(self, accounts: list[int], updates: list[tuple[int, bytes]], gas: int) -> int:
-        fn = self.reader.liquidator.functions.liquidateBatch(accounts, updates)
+    def _send_liquidations(self, batches: list[tuple[list[int], int]], updates: list[tuple[int, bytes]]) -> int:
+        """The step's liquidation batches (accounts, gas limit), pipelined as the order batches
+        are: each simulated, all broadcast back to back in ascending order of gas limit, then
+        their receipts read, within the step. Returns the accounts liquidated. A later batch
+        simulated before the ones ahead are mined still liquidates: the batches hold disjoint
+        accounts, and the ones ahead change only the pool, the insurance fund and the skew,
+        which decide what a liquidation pays, not whether an account is liquidatable (a smaller
+        coverage of profits only lowers an equity)."""
+        if not batches:
+            return 0
+        head = self.reader.retry(lambda: self.reader.w3.eth.get_block("latest"))
         value = self.reader.update_fee() * len(updates)
-        self.state.in_flight.update(accounts)
+        planned: list[tuple[list[int], TxParams]] = []
+        for accounts, gas in batches:
+            planned += self._simulate_liquidations(accounts, updates, value, gas, head)
+        planned.sort(key=lambda p: int(p[1]["gas"]))
+        sent: list[tuple[list[int], Sent]] = []
+        liquidated = 0
         try:
-            receipt = self._transact(fn, value, gas, "liquidate")
+            for accounts, tx in planned:
+                self.state.in_flight.update(accounts)
+                sent.append((accounts, self._send(tx)))
+            for accounts, flight in sent:
+                liquidated += self._liquidated(accounts, self._wait(flight))
+        finally:
+            for accounts, _ in planned:
+                self.state.in_flight.difference_update(accounts)
+        return liquidated
+
+    def _simulate_liquidations(
+        self, accounts: list[int], updates: list[tuple[int, bytes]], value: int, gas: int, head: Any
+    ) -> list[tuple[list[int], TxParams]]:
+        """The transactions liquidating `accounts` at `gas`, each simulated with its gas limit: a
+        batch that would run out of gas is split in halves (one account alone gets twice the
+        gas, up to the block's limit); one that would revert is counted lost and not sent."""
+        fn = self.reader.liquidator.functions.liquidateBatch(accounts, updates)
+        try:
+            tx = self._prepare(fn, value, gas, "liquidate", head)
         except OutOfGas:
-            self.state.in_flight.difference_update(accounts)
+            limit = int(head["gasLimit"])
             if len(accounts) == 1:
-                limit = self.reader.head_gas_limit
                 if gas >= limit:
                     raise
-                return self._send_liquidations(accounts, updates, min(2 * gas, limit))
+                return self._simulate_liquidations(accounts, updates, value, min(2 * gas, limit), head)
             log.warning("a batch of %d would run out of gas at %d: splitting it", len(accounts), gas)
             half = len(accounts) // 2
-            return self._send_liquidations(accounts[:half], updates, gas) + self._send_liquidations(
-                accounts[half:], updates, gas
+            return self._simulate_liquidations(accounts[:half], updates, value, gas, head) + (
+                self._simulate_liquidations(accounts[half:], updates, value, gas, head)
             )
         except ContractLogicError as exc:
             log.info("liquidation of %s would revert (%s): counted as lost", accounts, exc)
             self.metrics.lost.inc(len(accounts))
-            return 0
-        finally:
-            self.state.in_flight.difference_update(accounts)
+            return []
+        return [] if tx is None else [(accounts, tx)]
+
+    def _liquidated(self, accounts: list[int], receipt: Any) -> int:
+        """How many of `accounts` a liquidation's receipt liquidated (the rest are lost)."""
         if receipt is None:
             return 0
         self.metrics.sent.inc(len(accounts))
         if receipt["status"] != 1:
             self.metrics.lost.inc(len(accounts))
             return 0
-        topic = self.reader.arts.topic("Liquidator", "Liquidation")
-        won = {
-            int.from_bytes(bytes(lg["topics"][1]), "big") for lg in receipt["logs"] if bytes(lg["topics"][0]) == topic
-        }
+        won = self._logged(receipt, "Liquidator", "Liquidation")
         self.metrics.won.inc(len(won))
         self.metrics.lost.inc(len(accounts) - len(won))
         log.info("liquidated %s of %s", sorted(won), accounts)
@@ -538,10 +594,13 @@ class Keeper:
     # ------------------------------------------------------------------ job 2: orders
 
     def _settle_orders(self, now: int) -> int:
+        """Lands the batches in flight, then sends batches for the orders due, expired or
+        triggered that none of them holds; returns the orders the landed batches filled."""
+        filled = self._land_orders()
         delay, window = self.settings[0], self.settings[1]
         work = order_work(self.state.orders.values(), now, delay, window, self.state.records, self.state.prices)
         if not (work.due or work.expired or work.triggered):
-            return 0
+            return filled
         ids = self.reader.addresses.price_ids
         # A market order's price: the earliest published at or after its commit + delay, proven
         # once per (market, time) in each batch; the batch's other orders of that key reuse it.
@@ -571,7 +630,8 @@ class Keeper:
         gas = self._gas_per_order(todo, call, budget)
         items = [(o.order_id, gas[o.kind == Kind.MARKET]) for o in todo]
         batches = pack(items, self.config.gas_base, self.config.max_batch, budget)
-        return self._send_orders([(list(b.items), b.gas_limit) for b in batches], call)
+        self._send_orders([(list(b.items), b.gas_limit) for b in batches], call)
+        return filled
 
     def _gas_per_order(
         self,
@@ -638,8 +698,9 @@ class Keeper:
 
     def _send_orders(self, batches: list[tuple[list[int], int]], call: OrderCall) -> int:
         """A step's batches (order ids, gas limit), pipelined: each simulated, then all broadcast
-        back to back (consecutive nonces), and only then their receipts read. Returns the orders
-        filled."""
+        back to back (consecutive nonces). Their receipts are read by the next steps
+        (`_land_orders`): a step does not wait for its batches to be mined, so the next one reads
+        what changed and sends the next batches while they are. Returns the transactions sent."""
         planned: list[tuple[list[int], TxParams]] = []
         started = time.monotonic()
         head = self.reader.retry(lambda: self.reader.w3.eth.get_block("latest"))
@@ -670,11 +731,12 @@ class Keeper:
         # change a later batch's only through storage both write, and a refusal costs less than
         # a fill; its limit keeps the headroom it was simulated with (`gas_base`, 5% over the
         # estimate).
+        # The batches of earlier steps still in flight are ahead of this step's in the same way.
         sendable: list[tuple[list[int], TxParams]] = []
-        touched: set[int] = set()
+        touched: set[int] = set().union(*(f.accounts for f in self._flights))
         for ids, tx in planned:
             orders = [self.state.orders[i] for i in ids if i in self.state.orders]
-            if sendable and not safe_behind(orders, touched):
+            if (sendable or self._flights) and not safe_behind(orders, touched):
                 log.info("%d orders wait for the next step: the batches ahead may leave them pending", len(ids))
                 continue
             sendable.append((ids, tx))
@@ -682,26 +744,59 @@ class Keeper:
         if not sendable:
             return 0
         simulated = time.monotonic()
-        sent: list[Sent] = []
+        sent = 0
         try:
             for ids, tx in sendable:
                 self.state.in_flight.update(ids)  # until its receipt is read
-                sent.append(self._send(tx))
-        finally:  # a broadcast refused: those sent before it are still waited for
+                try:
+                    flight = self._send(tx)
+                except Exception:
+                    self.state.in_flight.difference_update(ids)
+                    raise
+                accounts = {self.state.orders[i].account for i in ids if i in self.state.orders}
+                self._flights.append(Flight(ids, flight, accounts))
+                sent += 1
+        finally:  # a broadcast refused: those sent before it are still in flight
             log.info(
                 "settling orders",
                 extra={
-                    "kv_orders": sum(len(ids) for ids, _ in sendable[: len(sent)]),
-                    "kv_transactions": len(sent),
+                    "kv_orders": sum(len(ids) for ids, _ in sendable[:sent]),
+                    "kv_transactions": sent,
                     "kv_simulated_s": round(simulated - started, 3),
                     "kv_sent_s": round(time.monotonic() - simulated, 3),
                 },
             )
-            try:
-                filled = sum(self._orders_done(self._wait(tx_sent)) for tx_sent in sent)
-            finally:
-                for ids, _ in sendable:
-                    self.state.in_flight.difference_update(ids)
+        return sent
+
+    def land(self) -> int:
+        """Waits until every order batch in flight is mined (or abandoned) and reads its receipt:
+        for a service stopping, or a caller that wants a step's outcome. Returns the orders
+        filled."""
+        filled, pause = 0, 0.01
+        while True:
+            filled += self._land_orders()
+            if not self._flights:
+                return filled
+            time.sleep(pause)
+            pause = min(pause * 2, 1.0)
+
+    def _land_orders(self) -> int:
+        """Reads the receipts of the order batches in flight, without waiting for those not yet
+        mined: the orders a mined batch filled or cancelled are forgotten, and every order of a
+        mined or abandoned batch leaves `in_flight` (one it left pending is tried again). Returns
+        the orders filled."""
+        filled = 0
+        flying: list[Flight] = []
+        for f in self._flights:
+            # Nonce order: one behind a batch not yet mined cannot be mined before it, so its
+            # `stuck_after` runs only from when those ahead of it are.
+            receipt = self._poll(f.sent, behind=bool(flying))
+            if receipt is None and not f.sent.abandoned:
+                flying.append(f)
+                continue
+            filled += self._orders_done(receipt)
+            self.state.in_flight.difference_update(f.ids)
+        self._flights = flying
         return filled
 
     def _simulate_orders(
@@ -900,34 +995,68 @@ class Keeper:
         return Sent({**tx, "nonce": Nonce(nonce)}, bytes(signed.raw_transaction), [bytes(signed.hash)])
 
     def _wait(self, sent: Sent) -> Any:
-        """The receipt of `sent`. If it is not mined within `stuck_after` seconds of this call,
-        it is replaced (same nonce, fees +12.5%) up to `max_fee_bumps` times; returns the receipt
-        of whichever version got mined, or None if none did."""
-        assert self.account is not None
-        for bump in range(self.config.max_fee_bumps + 1):
-            if bump:
-                max_fee, tip = bumped_fees(
-                    int(sent.tx["maxFeePerGas"]),
-                    int(sent.tx["maxPriorityFeePerGas"]),
-                    self.config.max_fee_cap_wei,
-                )
-                sent.tx = {**sent.tx, "maxFeePerGas": Wei(max_fee), "maxPriorityFeePerGas": Wei(tip)}
-                log.warning("transaction stuck: replacing it with fees +12.5%%", extra={"kv_bump": bump})
-                signed = self.account.sign_transaction(sent.tx)
-                try:
-                    self._broadcast(signed.raw_transaction)
-                except Exception:
-                    self.metrics.errors.inc()
-                    raise
-                sent.raw = bytes(signed.raw_transaction)
-                sent.hashes.append(bytes(signed.hash))
-            last = bump == self.config.max_fee_bumps
-            receipt = self._receipt(sent, timeout=60.0 if last else self.config.stuck_after)
-            if receipt is not None:
-                self.metrics.gas.inc(int(receipt["gasUsed"]))
+        """The receipt of `sent`, waiting for it (`_poll` replaces it when stuck and sends it
+        again when dropped); None if no version of it was mined."""
+        pause = 0.01
+        while True:
+            receipt = self._poll(sent)
+            if receipt is not None or sent.abandoned:
                 return receipt
-        with self._nonce_lock:
-            self._next_nonce = None  # resynchronise with the node next time
+            time.sleep(pause)
+            pause = min(pause * 2, 1.0)
+
+    def _poll(self, sent: Sent, behind: bool = False) -> Any:
+        """One look at a broadcast transaction, without waiting: the receipt of whichever version
+        was mined, or None. While none is: every `RECHECK_S` seconds, one the node no longer knows
+        (dropped from its pool) is broadcast again, same bytes; one not mined `stuck_after`
+        seconds after it was sent is replaced (same nonce, fees +12.5%), up to `max_fee_bumps`
+        times; the last version gets 60 s, then the transaction is `abandoned`. `behind`: a
+        transaction of this keeper's with a lower nonce is not mined yet, so this one cannot be
+        and is not stuck: its clock restarts."""
+        for tx_hash in sent.hashes:
+            try:
+                self.reader.calls += 1
+                receipt = self.reader.w3.eth.get_transaction_receipt(HexBytes(tx_hash))
+            except RECEIPT_NOT_YET:
+                continue
+            self.metrics.gas.inc(int(receipt["gasUsed"]))
+            return receipt
+        now = time.monotonic()
+        if now - sent.checked > RECHECK_S:
+            sent.checked = now
+            if self._dropped(sent.hashes[-1]):
+                log.warning("transaction dropped by the node: sending it again")
+                try:
+                    self._broadcast(sent.raw)
+                except Web3RPCError as exc:  # refused: replaced with higher fees once stuck
+                    log.warning("sending it again: %s", exc)
+        if behind:
+            sent.since = now
+            return None
+        last = sent.bumps == self.config.max_fee_bumps
+        if now - sent.since <= (60.0 if last else self.config.stuck_after):
+            return None
+        if last:
+            sent.abandoned = True
+            with self._nonce_lock:
+                self._next_nonce = None  # resynchronise with the node next time
+            return None
+        assert self.account is not None
+        sent.bumps += 1
+        max_fee, tip = bumped_fees(
+            int(sent.tx["maxFeePerGas"]), int(sent.tx["maxPriorityFeePerGas"]), self.config.max_fee_cap_wei
+        )
+        sent.tx = {**sent.tx, "maxFeePerGas": Wei(max_fee), "maxPriorityFeePerGas": Wei(tip)}
+        log.warning("transaction stuck: replacing it with fees +12.5%%", extra={"kv_bump": sent.bumps})
+        signed = self.account.sign_transaction(sent.tx)
+        try:
+            self._broadcast(signed.raw_transaction)
+        except Exception:
+            self.metrics.errors.inc()
+            raise
+        sent.raw = bytes(signed.raw_transaction)
+        sent.hashes.append(bytes(signed.hash))
+        sent.since = sent.checked = time.monotonic()
         return None
 
     def _broadcast(self, raw: bytes) -> None:
@@ -945,32 +1074,6 @@ class Keeper:
                 if "already known" in str(exc) or "nonce too low" in str(exc):
                     return
                 raise
-
-    def _receipt(self, sent: Sent, timeout: float = 60.0, recheck: float = 2.0) -> Any:
-        """Polls for the receipt of any version of `sent` (at most one lands) through transport
-        errors; None if none landed in time. Every `recheck` seconds without one, a transaction
-        the node no longer knows (dropped from its pool) is broadcast again, same bytes."""
-        deadline = time.monotonic() + timeout
-        checked = time.monotonic()
-        pause = 0.01
-        while time.monotonic() < deadline:
-            for tx_hash in sent.hashes:
-                try:
-                    self.reader.calls += 1
-                    return self.reader.w3.eth.get_transaction_receipt(HexBytes(tx_hash))
-                except RECEIPT_NOT_YET:
-                    pass
-            if time.monotonic() - checked > recheck:
-                checked = time.monotonic()
-                if self._dropped(sent.hashes[-1]):
-                    log.warning("transaction dropped by the node: sending it again")
-                    try:
-                        self._broadcast(sent.raw)
-                    except Web3RPCError as exc:  # refused: replaced with higher fees once stuck
-                        log.warning("sending it again: %s", exc)
-            time.sleep(pause)
-            pause = min(pause * 2, 1.0)
-        return None
 
     def _dropped(self, tx_hash: bytes) -> bool:
         """Does the node no longer know `tx_hash` (neither pending nor mined)?"""
