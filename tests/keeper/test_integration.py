@@ -110,6 +110,24 @@ def test_a_steps_liquidation_batches_are_all_broadcast_before_the_first_is_mined
     assert not keeper.state.in_flight
 
 
+def test_the_batched_account_records_equal_the_accounts_read_one_by_one(h: Harness, alice: Any, bob: Any) -> None:
+    """`Liquidator.accountsOf`, which the keeper reads accounts through, against the engine's
+    and the vault's own views, for accounts with no, one and two positions and an unknown id."""
+    empty = h.open_account(alice, 1_000)
+    one = h.open_account(alice, 5_000)
+    h.trade(alice, one, ETH, "-1.5")
+    two = h.open_account(bob, 20_000)
+    h.trade(bob, two, ETH, "2")
+    h.trade(bob, two, BTC, "-0.1")
+    ids = [two, empty, 999_999, one]
+    batched = h.reader.accounts(ids, chunk=3)  # two calls, one of them partial
+    assert list(batched) == ids
+    for account in ids:
+        assert batched[account] == h.reader.account(account)
+    assert set(batched[two].positions) == {0, 1} and batched[two].positions[0].size == wad(2)
+    assert batched[empty].positions == {} and batched[empty].margin_token == usdc(1_000)
+
+
 def test_the_keeper_sends_nothing_while_every_account_is_healthy(h: Harness, alice: Any, make_keeper: Any) -> None:
     account = h.open_account(alice, 10_000)
     h.trade(alice, account, ETH, "1")
