@@ -110,6 +110,35 @@ def test_a_steps_liquidation_batches_are_all_broadcast_before_the_first_is_mined
     assert not keeper.state.in_flight
 
 
+def test_a_cascade_is_batched_by_the_gas_the_node_estimates_per_account_not_the_configured_guess(
+    h: Harness, alice: Any, project: Any, make_keeper: Any
+) -> None:
+    """Thirty-two 18x longs fall through their maintenance margin together. At a configured 5M
+    gas an account they would need seven batches of a 30M block; the node's estimate of the
+    marginal account says far less, so one transaction liquidates all of them."""
+    seeder = project.BulkSeeder.deploy(h.p.engine, h.p.vault, h.p.order_book, h.p.token, sender=alice)
+    h.p.token.mint(seeder, usdc(64_000), sender=alice)
+    seeder.openAccounts(64, usdc(1_000), sender=alice)
+    first = int(h.p.engine.accountCount()) - 63
+    ids = list(range(first, first + 64))
+    seeder.commitOrders(ids, 0, [wad(6), -wad(6)] * 32, usdc(1), sender=alice)  # longs and shorts
+    keeper = make_keeper(gas_per_account=5_000_000)
+    keeper.hydrate()
+    h.advance(h.delay)
+    h.publish_all()
+    step_and_land(keeper)  # the keeper fills the orders
+    longs = ids[0::2]
+    assert all(h.position(a, ETH).size == wad(6) for a in longs)
+    start = h.chain.blocks.head.number
+    h.set_price(ETH, 2_860)
+    assert keeper.step() == 32
+    events = list(h.p.liquidator.Liquidation.range(start + 1, h.chain.blocks.head.number + 1))
+    assert sorted(int(e.accountId) for e in events) == longs
+    assert len({e.transaction_hash for e in events}) == 1  # one transaction
+    assert statuses(h, keeper, start) == [1]
+    assert keeper._measured_gas["liquidation"][1] < 200_000  # what it batched by
+
+
 def test_the_batched_account_records_equal_the_accounts_read_one_by_one(h: Harness, alice: Any, bob: Any) -> None:
     """`Liquidator.accountsOf`, which the keeper reads accounts through, against the engine's
     and the vault's own views, for accounts with no, one and two positions and an unknown id."""

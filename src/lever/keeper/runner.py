@@ -18,7 +18,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from eth_account import Account
@@ -208,8 +209,9 @@ class Keeper:
         self._pool_wad = 0
         # the vault's coverage, re-read after any protocol event
         self._cov: m.Coverage | None = None
-        # market orders (True) or not -> (block, gas per order) measured by eth_estimateGas
-        self._measured_gas: dict[bool, tuple[int, int]] = {}
+        # market orders (True), other orders (False), liquidated accounts ("liquidation") ->
+        # (block, gas per order or account) measured by eth_estimateGas
+        self._measured_gas: dict[bool | str, tuple[int, int]] = {}
         # order batches broadcast and not yet seen mined, oldest first
         self._flights: list[Flight] = []
 
@@ -513,9 +515,45 @@ class Keeper:
         if not found:
             return 0
         updates = self._latest_updates(sorted({mk for c in found for mk in self.state.records[c.account].positions}))
-        return self._send_liquidations(
-            [(list(b.items), b.gas_limit) for b in decide(found, params, frozenset(self.state.in_flight))], updates
-        )
+        in_flight = frozenset(self.state.in_flight)
+        batches = decide(found, params, in_flight)
+        if len(batches) > 1:
+            measured = self._gas_per_account([a for b in batches for a in b.items], updates, block)
+            if measured < params.gas_per_account:
+                batches = decide(found, replace(params, gas_per_account=measured), in_flight)
+        return self._send_liquidations([(list(b.items), b.gas_limit) for b in batches], updates)
+
+    def _gas_per_account(self, accounts: Sequence[int], updates: list[tuple[int, bytes]], block: int) -> int:
+        """The gas to budget per liquidated account when the work needs several batches:
+        `gas_per_account`, or less when `eth_estimateGas` says less. The marginal cost of an
+        account, from batches of the first 16 and the first 32 candidates (the transaction's own
+        cost and the price updates cancel out), plus 5%; kept for 20 blocks. Fewer, fuller
+        batches: a batch's gas limit is what decides how many fit in a block, and at 150,000 an
+        account one 27M batch used 14M. An estimate too low costs a split (the simulation runs out
+        of gas), never a failed transaction."""
+        configured = self.config.gas_per_account
+        cached = self._measured_gas.get("liquidation")
+        if cached is not None and block - cached[0] < 20:
+            return cached[1]
+        if self.config.dry_run or self.account is None or len(accounts) < 32:
+            return configured
+        value = self.reader.update_fee() * len(updates)
+        need: list[int] = []
+        for n in (16, 32):
+            fn = self.reader.liquidator.functions.liquidateBatch(list(accounts[:n]), updates)
+            params: dict[str, Any] = {"from": self.address, "value": value}
+
+            def estimate(fn: Any = fn, params: dict[str, Any] = params) -> int:
+                return int(fn.estimate_gas(params, "pending"))
+
+            try:
+                need.append(int(self.reader.retry(estimate)))
+            except (ContractLogicError, Web3RPCError, ValueError) as exc:
+                log.info("estimating a liquidation batch of %d: %s", n, exc)
+                return configured
+        measured = min(configured, max(1, -(-(need[1] - need[0]) * 21 // (20 * 16))))
+        self._measured_gas["liquidation"] = (block, measured)
+        return measured
 
     def _latest_updates(self, markets: list[int]) -> list[tuple[int, bytes]]:
         ids = self.reader.addresses.price_ids
@@ -544,7 +582,9 @@ class Keeper:
             for accounts, tx in planned:
                 self.state.in_flight.update(accounts)
                 sent.append((accounts, self._send(tx)))
-            for accounts, flight in sent:
+            for k, (accounts, flight) in enumerate(sent):
+                if k:  # behind the ones just mined: its `stuck_after` runs from now
+                    flight.since = time.monotonic()
                 liquidated += self._liquidated(accounts, self._wait(flight))
         finally:
             for accounts, _ in planned:
