@@ -53,6 +53,7 @@ from lever.math.orders import Kind, Order, earliest_publish_time
 
 log = logging.getLogger("lever.keeper")
 RECEIPT_NOT_YET: tuple[type[BaseException], ...] = (TransactionNotFound, *TRANSPORT_ERRORS)
+SLOW_STEP_S = 1.0  # a step longer than this logs where its time went
 RECHECK_S = 2.0  # how often a transaction not yet mined is checked for having been dropped
 
 
@@ -311,6 +312,7 @@ class Keeper:
         changes = Changes()
         if block > self.state.last_block or first:
             changes = self._changes(self.state.last_block + 1 if not first else self.state.last_block, block)
+        logged = time.monotonic()
         moved_prices = self._refresh_prices()
         moved = set(self.state.markets) if first or changes.params else set(changes.markets)
         for mk in moved:
@@ -349,7 +351,9 @@ class Keeper:
             candidates |= set(self.state.records)
         self.metrics.candidates.inc(len(candidates))
         self.metrics.accounts.set(len(self.state.records))
+        read = time.monotonic()
         liquidated = self._liquidate(sorted(candidates), views, cov, block)
+        checked = time.monotonic()
         if self.config.settle_orders:
             self._settle_orders(now)
         if self.config.settle_lp:
@@ -358,7 +362,21 @@ class Keeper:
         self.state.last_block = block
         self.state.last_hash = self.reader.head_hash
         self.state.check_all = False
-        self.metrics.loop.observe(time.monotonic() - started)
+        took = time.monotonic() - started
+        self.metrics.loop.observe(took)
+        if took > SLOW_STEP_S:  # where a slow step's time went, for the operator
+            log.info(
+                "slow step",
+                extra={
+                    "kv_block": block,
+                    "kv_seconds": round(took, 3),
+                    "kv_logs_s": round(logged - started, 3),
+                    "kv_reads_s": round(read - logged, 3),
+                    "kv_accounts_read": len(changes.accounts | changes.order_accounts),
+                    "kv_liquidations_s": round(checked - read, 3),
+                    "kv_orders_and_lp_s": round(time.monotonic() - checked, 3),
+                },
+            )
         return liquidated
 
     def _reorged(self, block: int) -> bool:
@@ -737,75 +755,68 @@ class Keeper:
         return fn, call.fee * (len(call.latest) + sum(1 for b in blobs if b))
 
     def _send_orders(self, batches: list[tuple[list[int], int]], call: OrderCall) -> int:
-        """A step's batches (order ids, gas limit), pipelined: each simulated, then all broadcast
-        back to back (consecutive nonces). Their receipts are read by the next steps
-        (`_land_orders`): a step does not wait for its batches to be mined, so the next one reads
-        what changed and sends the next batches while they are. Returns the transactions sent."""
-        planned: list[tuple[list[int], TxParams]] = []
+        """A step's batches (order ids, gas limit), pipelined: each simulated and broadcast at
+        once, back to back (consecutive nonces), so the first is mined while the later ones are
+        simulated. Their receipts are read by the next steps (`_land_orders`): a step does not
+        wait for its batches to be mined, so the next one reads what changed and sends the next
+        batches while they are. Returns the transactions sent."""
         started = time.monotonic()
         head = self.reader.retry(lambda: self.reader.w3.eth.get_block("latest"))
-        for ids, gas in batches:
-            planned += self._simulate_orders(ids, call, gas, head)
         # In ascending order of gas limit. A node admits a transaction into a block while its gas
         # limit fits what the block has left (counted after the refunds of those before it); one
         # that does not fit waits for the next block, and so does every later one no smaller.
         # A later, smaller one that fits is executed ahead of its nonce: Anvil then finds the
-        # nonce too high and drops it from its pool.
-        planned.sort(key=lambda p: int(p[1]["gas"]))
-        # Every batch was simulated on the state before the first is sent: a later batch's
-        # simulation does not see what the earlier ones will have done by the time it runs. The
-        # batches hold disjoint orders; each carries its own proofs (the first order of each key),
-        # which `settlementPrice` checks against the order's window, not against the stored
-        # price; and `settleOrders` refuses an order by leaving it pending or cancelling it, never
-        # by reverting. So the earlier batches can: have stored the `latest` prices already (the
-        # later batch skips them, fee refunded: cheaper); have removed an order (a take-profit
-        # cancelled when its account's stop-loss closed the position: skipped); have moved the
-        # skew, and so a fill price past an acceptable price (a market order is then cancelled,
-        # a limit or conditional one left pending); have accrued the markets already (cheaper).
-        # None of it reverts a batch, except through `NothingToSettle`: a batch every one of
-        # whose orders they turned into a skip or a refusal-for-now. A batch with a market order
-        # settles or cancels it whatever happened before; in a batch of stop-losses and
-        # take-profits without an acceptable price, of accounts no earlier batch touched, each
-        # order is done exactly when its simulation said. Any other batch waits for the next step,
-        # simulated again on the state the earlier ones left (`core.safe_behind`). Gas: they
-        # change a later batch's only through storage both write, and a refusal costs less than
-        # a fill; its limit keeps the headroom it was simulated with (`gas_base`, 5% over the
-        # estimate).
-        # The batches of earlier steps still in flight are ahead of this step's in the same way.
-        sendable: list[tuple[list[int], TxParams]] = []
+        # nonce too high and drops it from its pool (a batch split for gas breaks the order; the
+        # drop is found and the same bytes sent again, `_poll`).
+        # A batch may be simulated before the ones ahead of it (this step's, and earlier steps'
+        # still in flight) are mined: its simulation does not see what they will have done by
+        # the time it runs. The batches hold disjoint orders; each carries its own proofs (the
+        # first order of each key), which `settlementPrice` checks against the order's window,
+        # not against the stored price; and `settleOrders` refuses an order by leaving it pending
+        # or cancelling it, never by reverting. So the batches ahead can: have stored the
+        # `latest` prices already (the later batch skips them, fee refunded: cheaper); have
+        # removed an order (a take-profit cancelled when its account's stop-loss closed the
+        # position: skipped); have moved the skew, and so a fill price past an acceptable price
+        # (a market order is then cancelled, a limit or conditional one left pending); have
+        # accrued the markets already (cheaper). None of it reverts a batch, except through
+        # `NothingToSettle`: a batch every one of whose orders they turned into a skip or a
+        # refusal-for-now. A batch with a market order settles or cancels it whatever happened
+        # before; in a batch of stop-losses and take-profits without an acceptable price, of
+        # accounts no batch ahead touched, each order is done exactly when its simulation said.
+        # Any other batch behind others waits for a later step, simulated again on the state
+        # they left (`core.safe_behind`). Gas: they change a later batch's only through storage
+        # both write, and a refusal costs less than a fill; its limit keeps the headroom it was
+        # simulated with (`gas_base`, 5% over the estimate).
         touched: set[int] = set().union(*(f.accounts for f in self._flights))
-        for ids, tx in planned:
-            orders = [self.state.orders[i] for i in ids if i in self.state.orders]
-            if (sendable or self._flights) and not safe_behind(orders, touched):
-                log.info("%d orders wait for the next step: the batches ahead may leave them pending", len(ids))
-                continue
-            sendable.append((ids, tx))
-            touched.update(o.account for o in orders)
-        if not sendable:
-            return 0
-        simulated = time.monotonic()
-        sent = 0
+        sent = orders_sent = 0
         try:
-            for ids, tx in sendable:
-                self.state.in_flight.update(ids)  # until its receipt is read
-                try:
-                    flight = self._send(tx)
-                except Exception:
-                    self.state.in_flight.difference_update(ids)
-                    raise
-                accounts = {self.state.orders[i].account for i in ids if i in self.state.orders}
-                self._flights.append(Flight(ids, flight, accounts))
-                sent += 1
-        finally:  # a broadcast refused: those sent before it are still in flight
-            log.info(
-                "settling orders",
-                extra={
-                    "kv_orders": sum(len(ids) for ids, _ in sendable[:sent]),
-                    "kv_transactions": sent,
-                    "kv_simulated_s": round(simulated - started, 3),
-                    "kv_sent_s": round(time.monotonic() - simulated, 3),
-                },
-            )
+            for batch, gas in sorted(batches, key=lambda b: b[1]):
+                for ids, tx in self._simulate_orders(batch, call, gas, head):
+                    orders = [self.state.orders[i] for i in ids if i in self.state.orders]
+                    if self._flights and not safe_behind(orders, touched):
+                        log.info("%d orders wait for a later step: the batches ahead may leave them pending", len(ids))
+                        continue
+                    self.state.in_flight.update(ids)  # until its receipt is read
+                    try:
+                        flight = self._send(tx)
+                    except Exception:
+                        self.state.in_flight.difference_update(ids)
+                        raise
+                    accounts = {o.account for o in orders}
+                    self._flights.append(Flight(ids, flight, accounts))
+                    touched |= accounts
+                    sent += 1
+                    orders_sent += len(ids)
+        finally:  # a broadcast refused: those sent before it are in flight
+            if sent:
+                log.info(
+                    "settling orders",
+                    extra={
+                        "kv_orders": orders_sent,
+                        "kv_transactions": sent,
+                        "kv_seconds": round(time.monotonic() - started, 3),
+                    },
+                )
         return sent
 
     def land(self) -> int:
