@@ -544,8 +544,9 @@ class Keeper:
     def _gas_per_account(self, accounts: Sequence[int], updates: list[tuple[int, bytes]], block: int) -> int:
         """The gas to budget per liquidated account when the work needs several batches:
         `gas_per_account`, or less when `eth_estimateGas` says less. The marginal cost of an
-        account, from batches of the first 16 and the first 32 candidates (the transaction's own
-        cost and the price updates cancel out), plus 5%; kept for 20 blocks. Fewer, fuller
+        account, from a batch of 32 candidates spread over the work and one of every other of
+        them (the transaction's own cost and the price updates cancel out), plus 5%; kept for
+        20 blocks. Fewer, fuller
         batches: a batch's gas limit is what decides how many fit in a block, and at 150,000 an
         account one 27M batch used 14M. An estimate too low costs a split (the simulation runs out
         of gas), never a failed transaction."""
@@ -556,9 +557,12 @@ class Keeper:
         if self.config.dry_run or self.account is None or len(accounts) < 32:
             return configured
         value = self.reader.update_fee() * len(updates)
+        # 32 accounts spread over the work (the most underwater come first and cost the most:
+        # the first 32 overstated the average by a quarter), and every other one of them.
+        sample = list(accounts[:: len(accounts) // 32][:32])
         need: list[int] = []
-        for n in (16, 32):
-            fn = self.reader.liquidator.functions.liquidateBatch(list(accounts[:n]), updates)
+        for part in (sample[::2], sample):
+            fn = self.reader.liquidator.functions.liquidateBatch(part, updates)
             params: dict[str, Any] = {"from": self.address, "value": value}
 
             def estimate(fn: Any = fn, params: dict[str, Any] = params) -> int:
@@ -567,10 +571,11 @@ class Keeper:
             try:
                 need.append(int(self.reader.retry(estimate)))
             except (ContractLogicError, Web3RPCError, ValueError) as exc:
-                log.info("estimating a liquidation batch of %d: %s", n, exc)
+                log.info("estimating a liquidation batch of %d: %s", len(part), exc)
                 return configured
         measured = min(configured, max(1, -(-(need[1] - need[0]) * 21 // (20 * 16))))
         self._measured_gas["liquidation"] = (block, measured)
+        log.info("liquidation gas measured", extra={"kv_per_account": measured, "kv_configured": configured})
         return measured
 
     def _latest_updates(self, markets: list[int]) -> list[tuple[int, bytes]]:
@@ -1063,8 +1068,8 @@ class Keeper:
         seconds after it was sent is replaced (same nonce, fees +12.5%), up to `max_fee_bumps`
         times; the last version gets 60 s, then the transaction is `abandoned`. `behind`: a
         transaction of this keeper's with a lower nonce is not mined yet, so this one cannot be
-        and is not stuck: its clock restarts."""
-        for tx_hash in sent.hashes:
+        (its receipt is not asked for) and is not stuck: its clock restarts."""
+        for tx_hash in [] if behind else sent.hashes:
             try:
                 self.reader.calls += 1
                 receipt = self.reader.w3.eth.get_transaction_receipt(HexBytes(tx_hash))
