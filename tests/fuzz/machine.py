@@ -21,15 +21,17 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from operator import attrgetter
 from typing import Any
 
 from backends import Reverted
-from ghost import Blob, Fill, Ghost, Kind, Refused, State
+from ghost import Blob, Claim, Fill, Ghost, Kind, Refused, State
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 from world import ACCOUNT_MARGIN, LP_FUNDS, MAX_UINT, TRADER_FUNDS, USDC, WAD, Prices, World
 
 from lever import math as m
+from lever.math.oracle import OracleState
 
 PYTH_SCALE = 10**10  # Pyth prices at expo -8 to WAD
 FULL_CHECK_EVERY = 25
@@ -368,13 +370,17 @@ class Driver:
     def check_step(self) -> None:
         """Agreement on the ledgers, markets, oracles and whatever the step touched."""
         obs, s = self.w.observer, self.g.s
-        scalars = obs.scalars()
+        scalars = dict(zip(obs.scalar_names, obs.scalars_tuple(0), strict=True))
         for name, value in scalars.items():
             mine = getattr(s, name)
             assert value == int(mine), f"{name}: chain {value} != ghost {int(mine)}"
         for i in range(self.w.n_markets):
-            assert obs.market(i) == s.markets[i], f"market {i}: chain {obs.market(i)} != ghost {s.markets[i]}"
-            assert obs.oracle_state(i) == s.oracle[i], f"oracle {i}: chain {obs.oracle_state(i)} != ghost {s.oracle[i]}"
+            assert _same(obs.market_tuple(i), s.markets[i], m.MarketState), (
+                f"market {i}: chain {obs.market(i)} != ghost {s.markets[i]}"
+            )
+            assert _same(obs.oracle_tuple(i), s.oracle[i], OracleState), (
+                f"oracle {i}: chain {obs.oracle_state(i)} != ghost {s.oracle[i]}"
+            )
         assert obs.balance(self.w.vault) == s.balances.get(self.w.vault, 0), "the vault's token balance"
         for name, key in self.touched:
             self._compare(name, key)
@@ -400,10 +406,11 @@ class Driver:
     def _compare(self, name: str, key: Any) -> None:
         obs, s = self.w.observer, self.g.s
         if name == "margin":
-            assert obs.margin(key) == s.margin.get(key, 0), (
-                f"margin {key}: chain {obs.margin(key)} != ghost {s.margin.get(key, 0)}"
+            margin, pending = obs.margin_tuple(key)
+            assert margin == s.margin.get(key, 0), f"margin {key}: chain {margin} != ghost {s.margin.get(key, 0)}"
+            assert pending == s.pending_orders(key), (
+                f"pending orders of {key}: chain {pending} != ghost {s.pending_orders(key)}"
             )
-            self._compare("pending_orders", key)
         elif name == "pending_orders":
             chain = obs.pending_orders(key)
             assert chain == s.pending_orders(key), (
@@ -414,12 +421,12 @@ class Driver:
                 f"account {key}: chain {obs.account(key)} != ghost {s.accounts.get(key)}"
             )
         elif name == "positions":
-            assert obs.position(*key) == s.positions.get(key, m.Position()), (
+            assert _same(obs.position_tuple(*key), s.positions.get(key, _NO_POSITION), m.Position), (
                 f"position {key}: chain {obs.position(*key)} != ghost {s.positions.get(key)}"
             )
         elif name == "orders":
             account, slot = key
-            chain = obs.orders(account).get(slot)
+            chain = obs.order(account, slot)
             assert chain == s.orders.get(key), f"order {key}: chain {chain} != ghost {s.orders.get(key)}"
             self._compare("pending_orders", account)
         elif name in ("pending_deposit", "pending_redeem"):
@@ -428,10 +435,10 @@ class Driver:
                 f"{name} {key}: chain {chain} != ghost {getattr(s, name).get(key)}"
             )
         elif name in ("claim_deposit", "claim_redeem"):
-            from ghost import Claim
-
-            chain = obs.claim(key, name == "claim_deposit")
-            assert chain == getattr(s, name).get(key, Claim()), f"{name} {key}: chain {chain}"
+            chain_claim = obs.claim_tuple(key, name == "claim_deposit")
+            assert _same(chain_claim, getattr(s, name).get(key, _NO_CLAIM), Claim), (
+                f"{name} {key}: chain {obs.claim(key, name == 'claim_deposit')}"
+            )
         elif name == "shares":
             assert obs.shares(key) == s.shares.get(key, 0), (
                 f"shares {key}: chain {obs.shares(key)} != ghost {s.shares.get(key, 0)}"
@@ -442,13 +449,13 @@ class Driver:
             )
 
     def check_everything(self) -> None:
-        s = self.g.s
+        s, obs = self.g.s, self.w.observer
         for a in self.w.accounts:
             self._compare("margin", a)
             self._compare("accounts", a)
             for i in range(self.w.n_markets):
                 self._compare("positions", (a, i))
-            chain_orders = self.w.observer.orders(a)
+            chain_orders = obs.orders(a)
             mine = {slot: o for (acc, slot), o in s.orders.items() if acc == a}
             assert chain_orders == mine, f"orders of {a}: chain {chain_orders} != ghost {mine}"
         for who in self.w.actors:
@@ -458,10 +465,14 @@ class Driver:
             for name in ("pending_deposit", "pending_redeem", "claim_deposit", "claim_redeem"):
                 self._compare(name, lp)
         for i in range(self.w.n_markets):
-            assert self.w.observer.params(i) == s.params[i]
+            assert _same(obs.params_tuple(i), s.params[i], m.MarketParams), f"params {i}: chain {obs.params(i)}"
             if s.prev[i] is not None:
-                assert self.w.observer.params(i, previous=True) == s.prev[i]
-        assert self.w.observer.liquidation_params() == s.liquidation
+                assert _same(obs.params_tuple(i, previous=True), s.prev[i], m.MarketParams), (
+                    f"previous params {i}: chain {obs.params(i, previous=True)}"
+                )
+        assert _same(obs.liquidation_tuple(), s.liquidation, m.LiquidationParams), (
+            f"liquidation params: chain {obs.liquidation_params()}"
+        )
         # The contracts' views against the mirror's formulas: equity and margins of every account,
         # the pool's value (the storage comparison above does not run the views' arithmetic).
         for a in self.w.accounts:
@@ -481,7 +492,24 @@ class Driver:
         total = self.view_words("LeverVault", self.w.vault, "totalAssets")[0]
         assert total == self.g.total_assets(s), f"totalAssets: chain {total} != mirror {self.g.total_assets(s)}"
         for i in range(self.w.n_markets):
-            assert self.w.observer.oracle_state(i) == s.oracle[i]
+            assert _same(obs.oracle_tuple(i), s.oracle[i], OracleState), f"oracle {i}: chain {obs.oracle_state(i)}"
+
+
+_NO_POSITION = m.Position()
+_NO_CLAIM = Claim()
+_FIELDS: dict[type, Callable[[Any], tuple[Any, ...]]] = {}
+
+
+def _same(chain: tuple[int, ...], mine: Any, kind: type) -> bool:
+    """`kind(*chain) == mine`, without building the dataclass: the same class, the same fields."""
+    if type(mine) is not kind:
+        return False
+    fields = _FIELDS.get(kind)
+    if fields is None:
+        names = list(kind.__dataclass_fields__)  # type: ignore[attr-defined]
+        getter = attrgetter(*names)
+        fields = _FIELDS[kind] = getter if len(names) > 1 else (lambda v, g=getter: (g(v),))
+    return fields(mine) == chain
 
 
 # =========================================================================== actions
