@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from functools import cache
 from operator import attrgetter
 from typing import Any
 
@@ -115,6 +116,26 @@ class Stats:
 
 STATS = Stats()
 
+# The ghost's per-key ledgers, compared key by key after the steps that touch them.
+_LEDGERS = (
+    "margin",
+    "accounts",
+    "positions",
+    "orders",
+    "pending_deposit",
+    "pending_redeem",
+    "claim_deposit",
+    "claim_redeem",
+    "shares",
+    "balances",
+)
+
+
+@cache
+def _topic(art: Any, contract: str, event: str) -> bytes:
+    """An event's topic (a keccak: computed once per event)."""
+    return bytes(art.topic(contract, event))
+
 
 class Driver:
     """The chain, the ghost beside it and the publications: every action goes through `act`."""
@@ -167,24 +188,20 @@ class Driver:
         return True if result is None else result
 
     def _note_touched(self, before: State, after: State) -> None:
-        for name in (
-            "margin",
-            "accounts",
-            "positions",
-            "orders",
-            "pending_deposit",
-            "pending_redeem",
-            "claim_deposit",
-            "claim_redeem",
-            "shares",
-            "balances",
-        ):
+        """Every key whose value in one of the ledgers is not the same object as before (added,
+        replaced or removed): what `check_step` compares."""
+        touched = self.touched
+        for name in _LEDGERS:
             old, new = getattr(before, name), getattr(after, name)
             if old is new:
                 continue
-            for key in old.keys() | new.keys():
-                if old.get(key) is not new.get(key):
-                    self.touched.add((name, key))
+            get = old.get
+            for key, value in new.items():
+                if get(key) is not value:
+                    touched.add((name, key))
+            for key in old.keys() - new.keys():
+                if old[key] is not None:
+                    touched.add((name, key))
 
     def now(self) -> int:
         return self.g.now
@@ -201,14 +218,8 @@ class Driver:
         return self.w.calls.encode(contract, function, *args)
 
     def view(self, contract: str, address: str, function: str, *args: Any) -> Any:
-        from eth_abi import decode
-
         out = self.chain.call(address, self.tx(contract, function, *args))
-        entry = self.w.art.item(contract, function)
-        from lever.artifacts import abi_type
-
-        decoded = decode([abi_type(o) for o in entry["outputs"]], out)
-        return decoded[0] if len(decoded) == 1 else decoded
+        return self.w.calls.decode(contract, function, out)
 
     def view_words(self, contract: str, address: str, function: str, *args: Any) -> list[int]:
         """A view's return words, as signed integers (static return types only)."""
@@ -339,7 +350,7 @@ class Driver:
 
     def check_fills(self, before: dict[int, Any], fills: list[Fill]) -> None:
         """`fill_at_first_eligible_price`, from the chain's OrderSettled events and the publication history."""
-        topic = self.w.art.topic("OrderBook", "OrderSettled")
+        topic = _topic(self.w.art, "OrderBook", "OrderSettled")
         events = [log for log in self.chain.logs if log.topics and log.topics[0] == topic]
         require(
             "fill_at_first_eligible_price",
@@ -657,7 +668,7 @@ def liquidate_batch(machine: Driver, a: int, b: int, c: int) -> None:
 def _check_bad_debt(machine: Driver) -> None:
     """`bad_debt_only_in_liquidation`: a liquidation books bad debt only for an account whose
     equity (as the liquidation saw it, from its event) was negative, and at most that."""
-    topic = machine.w.art.topic("Liquidator", "Liquidation")
+    topic = _topic(machine.w.art, "Liquidator", "Liquidation")
     scale = machine.w.settings.token_scale
     for log in machine.chain.logs:
         if log.topics and log.topics[0] == topic:
@@ -755,7 +766,7 @@ def settle_lp(machine: Driver, lp: str, deposit: bool, blobs: list[Blob], keeper
     if out is None or q is None:
         return None
     if not deposit:  # a refused redemption names its reason: the reserve first, then the caps
-        topic = machine.w.art.topic("LeverVault", "LpRequestCancelled")
+        topic = _topic(machine.w.art, "LeverVault", "LpRequestCancelled")
         reasons = [
             machine.w.art.error_name(log.data[96:100])
             for log in machine.chain.logs
@@ -773,7 +784,7 @@ def settle_lp(machine: Driver, lp: str, deposit: bool, blobs: list[Blob], keeper
             first is not None and first.publish_time == blob.publish_time,
             lambda: f"{lp}'s request of {q.time} settled at a price of {blob.publish_time}",
         )
-    topic = machine.w.art.topic("LeverVault", "DepositSettled" if deposit else "RedeemSettled")
+    topic = _topic(machine.w.art, "LeverVault", "DepositSettled" if deposit else "RedeemSettled")
     for log in machine.chain.logs:
         if log.topics and log.topics[0] == topic:
             words = [int.from_bytes(log.data[i : i + 32], "big") for i in range(0, len(log.data), 32)]

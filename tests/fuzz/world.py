@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from functools import cached_property, lru_cache
+from functools import cache, cached_property, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -69,7 +69,8 @@ class Calls:
 
     def __init__(self, art: Artifacts):
         self.art = art
-        self._shapes: dict[tuple[str, str, int], tuple[bytes, list[str], bool]] = {}
+        self._shapes: dict[tuple[str, str, int], tuple[bytes, bool, Any]] = {}
+        self._outputs: dict[tuple[str, str], Any] = {}
 
     def encode(self, contract: str, function: str, *args: Any) -> bytes:
         key = (contract, function, len(args))
@@ -81,11 +82,21 @@ class Calls:
                 if e.get("type") == "function" and e["name"] == function and len(e["inputs"]) == len(args)
             ]
             types = [abi_type(i) for i in entry["inputs"]]
-            shape = self._shapes[key] = (selector_of(entry), types, all(t in _STATIC for t in types))
-        selector, types, static = shape
+            shape = self._shapes[key] = (selector_of(entry), all(t in _STATIC for t in types), _tuple_encoder(types))
+        selector, static, encoder = shape
         if static:  # one 32-byte word an argument: no need for eth-abi's general encoder
-            return selector + b"".join(_word(a) for a in args)
-        return selector + encode_args(types, list(args))
+            return selector + b"".join([_word(a) for a in args])
+        return selector + encoder(args)
+
+    def decode(self, contract: str, function: str, out: bytes) -> Any:
+        """A view's return value as eth-abi decodes it (one value: itself; several: a tuple)."""
+        key = (contract, function)
+        decoder = self._outputs.get(key)
+        if decoder is None:
+            types = [abi_type(o) for o in self.art.item(contract, function)["outputs"]]
+            decoder = self._outputs[key] = _output_decoder(types)
+        decoded = decoder(out)
+        return decoded[0] if len(decoded) == 1 else decoded
 
 
 _STATIC = {"uint256", "int256", "address", "bool", "uint8", "uint64", "uint80", "bytes32"}
@@ -124,28 +135,90 @@ def encode_args(types: list[str], values: list[Any]) -> bytes:
     """ABI encoding of a tuple of values (the head/tail layout), for the shapes the machine sends:
     value types, bytes, arrays and tuples. eth-abi validates every value first, five times slower;
     `test_calldata_matches_eth_abi` keeps the two equal."""
+    return _tuple_encoder(types)(values)
+
+
+def _tuple_encoder(types: list[str]) -> Any:
+    """The head/tail encoder of a tuple of `types`, built once per shape (`_encoder`)."""
+    return _encoder("(" + ",".join(types) + ")")[1] if types else (lambda values: b"")
+
+
+@cache
+def _encoder(kind: str) -> tuple[bool, Any]:
+    """(dynamic, encode(value) -> bytes) of one ABI type; tuples and arrays compose their parts'."""
+    if kind.endswith("[]"):
+        inner_dynamic, inner = _encoder(kind[:-2])
+
+        def array(value: Any) -> bytes:
+            return _word(len(value)) + _head_tail([(inner_dynamic, inner)] * len(value), value)
+
+        return True, array
+    if kind == "bytes":
+        return True, lambda value: _word(len(value)) + value + bytes(-len(value) % 32)
+    if kind.startswith("("):
+        parts = [_encoder(k) for k in _split_tuple(kind)]
+        return any(d for d, _ in parts), lambda value: _head_tail(parts, value)
+    return False, _word
+
+
+def _head_tail(parts: list[tuple[bool, Any]], values: Any) -> bytes:
     heads, tails = [], []
-    offset = 32 * len(types)
-    for kind, value in zip(types, values, strict=True):
-        if _dynamic(kind):
+    offset = 32 * len(parts)
+    for (dynamic, encode), value in zip(parts, values, strict=True):
+        if dynamic:
             heads.append(_word(offset))
-            tail = _encode_one(kind, value)
+            tail = encode(value)
             tails.append(tail)
             offset += len(tail)
         else:
-            heads.append(_encode_one(kind, value))
+            heads.append(encode(value))
     return b"".join(heads) + b"".join(tails)
 
 
-def _encode_one(kind: str, value: Any) -> bytes:
-    if kind.endswith("[]"):
-        inner = kind[:-2]
-        return _word(len(value)) + encode_args([inner] * len(value), list(value))
-    if kind == "bytes":
-        return _word(len(value)) + value + bytes(-len(value) % 32)
-    if kind.startswith("("):
-        return encode_args(_split_tuple(kind), list(value))
-    return _word(value)
+def _output_decoder(types: list[str]) -> Any:
+    """decode(out) -> tuple, as `eth_abi.decode(types, out)`: word by word when every output is a
+    signed or unsigned integer, a bool, or a tuple of those (each word checked as eth-abi checks
+    it: no bits beyond the type's width); otherwise eth-abi itself."""
+    from eth_abi import decode as abi_decode
+
+    def flat(kind: str) -> list[tuple[bool, int, bool]] | None:
+        """(signed, bits, bool) per word of `kind`; None if not such a static shape."""
+        if kind.startswith("(") and not kind.endswith("]"):
+            out: list[tuple[bool, int, bool]] = []
+            for part in _split_tuple(kind):
+                inner = None if part.startswith("(") else flat(part)  # nested tuples: eth-abi
+                if inner is None:
+                    return None
+                out += inner
+            return out
+        for prefix, signed in (("uint", False), ("int", True)):
+            if kind.startswith(prefix) and kind[len(prefix) :].isdigit():
+                return [(signed, int(kind[len(prefix) :]), False)]
+        return [(False, 1, True)] if kind == "bool" else None
+
+    shapes = [flat(t) for t in types]
+    if any(s is None for s in shapes):
+        return lambda out: abi_decode(types, out)
+    words = sum(len(s) for s in shapes if s is not None)
+
+    def decode(out: bytes) -> tuple[Any, ...]:
+        if len(out) < 32 * words:
+            return tuple(abi_decode(types, out))  # eth-abi's own error
+        values, i = [], 0
+        for kind, shape in zip(types, shapes, strict=True):
+            assert shape is not None
+            got = []
+            for signed, bits, is_bool in shape:
+                word = int.from_bytes(out[32 * i : 32 * i + 32], "big")
+                i += 1
+                value = word - (1 << 256) if signed and word >> 255 else word
+                if not (-(1 << (bits - 1)) <= value < 1 << (bits - 1) if signed else value >> bits == 0):
+                    return tuple(abi_decode(types, out))  # eth-abi's own error
+                got.append(bool(value) if is_bool else value)
+            values.append(tuple(got) if kind.startswith("(") else got[0])
+        return tuple(values)
+
+    return decode
 
 
 # --------------------------------------------------------------------------- prices
