@@ -103,6 +103,8 @@ _STATIC = {"uint256", "int256", "address", "bool", "uint8", "uint64", "uint80", 
 
 
 def _word(value: Any) -> bytes:
+    if type(value) is int:
+        return (value % 2**256).to_bytes(32, "big")
     if isinstance(value, str):
         return bytes(12) + bytes.fromhex(value[2:])
     if isinstance(value, bytes):
