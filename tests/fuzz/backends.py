@@ -50,7 +50,15 @@ class RevmChain:
         self._now = self.START
         self._checkpoint: Any = None
         self._snapshot_time = self.START
-        self.logs: list[Log] = []
+        self._raw_logs: Any = []
+        self._logs: list[Log] | None = []
+
+    @property
+    def logs(self) -> list[Log]:
+        """The last successful transaction's logs (decoded when first asked for)."""
+        if self._logs is None:
+            self._logs = [_revm_log(log) for log in self._raw_logs]
+        return self._logs
 
     def deploy(self, sender: str, code: bytes) -> str:
         try:
@@ -66,7 +74,7 @@ class RevmChain:
         finally:
             self.evm.reset_transient_storage()  # EIP-1153: transient storage ends with the transaction
         result = self.evm.result
-        self.logs = [_revm_log(log) for log in result.logs] if result is not None else []
+        self._raw_logs, self._logs = (result.logs, None) if result is not None else ([], [])
         return out
 
     def call(self, to: str, data: bytes) -> bytes:

@@ -178,6 +178,11 @@ class Ghost:
     now: int
     fills: list[Fill] = field(default_factory=list)  # settled orders of the last action
     redeem_refusal: str = ""  # why the last redemption settled was refused ("": it was not)
+    # The last `latest` and `view` of each market, with their inputs: both are pure functions of
+    # immutable values (the market's oracle state, round, parameters and state, compared by
+    # identity; the price, pool and time), asked for again and again between two changes.
+    _latest: dict[int, tuple[Any, ...]] = field(default_factory=dict, repr=False, compare=False)
+    _views: dict[int, tuple[Any, ...]] = field(default_factory=dict, repr=False, compare=False)
 
     # ------------------------------------------------------------------ plumbing
 
@@ -225,7 +230,13 @@ class Ghost:
         return price, r.updated_at
 
     def latest(self, s: State, market: int) -> PriceData:
-        return m.oracle.latest(self.cfg.oracle[market], s.oracle[market], s.rounds[market], self.now)
+        state, round_, now = s.oracle[market], s.rounds[market], self.now
+        hit = self._latest.get(market)
+        if hit is not None and hit[0] is state and hit[1] is round_ and hit[2] == now:
+            return hit[3]  # type: ignore[no-any-return]
+        d = m.oracle.latest(self.cfg.oracle[market], state, round_, now)
+        self._latest[market] = (state, round_, now, d)
+        return d
 
     def latest_within(self, s: State, market: int, max_age: int) -> PriceData:
         d = self.latest(s, market)
@@ -298,7 +309,21 @@ class Ghost:
         return m.Coverage(s.pool * self.cfg.token_scale, s.total_reserve)
 
     def view(self, s: State, market: int, price: PriceData, pool_wad: int) -> m.MarketView:
-        return m.market_view(market, s.params[market], s.markets[market], price, pool_wad, self.now, s.prev[market])
+        params, state, prev, now = s.params[market], s.markets[market], s.prev[market], self.now
+        hit = self._views.get(market)
+        if (
+            hit is not None
+            and hit[0] is params
+            and hit[1] is state
+            and hit[2] is prev
+            and hit[3] is price
+            and hit[4] == pool_wad
+            and hit[5] == now
+        ):
+            return hit[6]  # type: ignore[no-any-return]
+        v = m.market_view(market, params, state, price, pool_wad, now, prev)
+        self._views[market] = (params, state, prev, price, pool_wad, now, v)
+        return v
 
     def _write_market(self, s: State, market: int, state: m.MarketState) -> None:
         s.markets[market] = state

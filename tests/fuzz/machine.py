@@ -18,19 +18,24 @@ arguments: Hypothesis' public API only, a few integer draws a step.
 
 from __future__ import annotations
 
+import struct
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from functools import cache
+from operator import attrgetter
 from typing import Any
 
 from backends import Reverted
-from ghost import Blob, Fill, Ghost, Kind, Refused, State
+from ghost import Blob, Claim, Fill, Ghost, Kind, Refused, State
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 from world import ACCOUNT_MARGIN, LP_FUNDS, MAX_UINT, TRADER_FUNDS, USDC, WAD, Prices, World
 
 from lever import math as m
+from lever.math.oracle import OracleState
 
+_FOUR_U16 = struct.Struct(">4H")  # a step's action pick and three arguments, big-endian
 PYTH_SCALE = 10**10  # Pyth prices at expo -8 to WAD
 FULL_CHECK_EVERY = 25
 STEPS_PER_RULE = 4
@@ -113,6 +118,29 @@ class Stats:
 
 STATS = Stats()
 
+# The ghost's per-key ledgers, compared key by key after the steps that touch them.
+_LEDGERS = (
+    "margin",
+    "accounts",
+    "positions",
+    "orders",
+    "pending_deposit",
+    "pending_redeem",
+    "claim_deposit",
+    "claim_redeem",
+    "shares",
+    "balances",
+)
+
+
+_MISSING = object()
+
+
+@cache
+def _topic(art: Any, contract: str, event: str) -> bytes:
+    """An event's topic (a keccak: computed once per event)."""
+    return bytes(art.topic(contract, event))
+
 
 class Driver:
     """The chain, the ghost beside it and the publications: every action goes through `act`."""
@@ -129,6 +157,7 @@ class Driver:
         self.liquidating = False  # a liquidation ran this step (the only place bad debt may appear)
         self.sent = False  # a transaction was sent this step (otherwise the chain did not change)
         self.bad_debt = state.bad_debt
+        self._ghost_scalars = attrgetter(*world.observer.scalar_names)  # the ghost's, in the chain's order
 
     # ------------------------------------------------------------------ plumbing
 
@@ -165,24 +194,23 @@ class Driver:
         return True if result is None else result
 
     def _note_touched(self, before: State, after: State) -> None:
-        for name in (
-            "margin",
-            "accounts",
-            "positions",
-            "orders",
-            "pending_deposit",
-            "pending_redeem",
-            "claim_deposit",
-            "claim_redeem",
-            "shares",
-            "balances",
-        ):
+        """Every key whose value in one of the ledgers is not the same object as before (added,
+        replaced or removed): what `check_step` compares."""
+        add = self.touched.add
+        for name in _LEDGERS:
             old, new = getattr(before, name), getattr(after, name)
             if old is new:
                 continue
-            for key in old.keys() | new.keys():
-                if old.get(key) is not new.get(key):
-                    self.touched.add((name, key))
+            get, added = old.get, 0
+            for key, value in new.items():
+                was = get(key, _MISSING)
+                if was is not value:
+                    add((name, key))
+                    added += was is _MISSING
+            if len(new) - added < len(old):  # some key was removed
+                for key in old.keys() - new.keys():
+                    if old[key] is not None:
+                        add((name, key))
 
     def now(self) -> int:
         return self.g.now
@@ -199,14 +227,8 @@ class Driver:
         return self.w.calls.encode(contract, function, *args)
 
     def view(self, contract: str, address: str, function: str, *args: Any) -> Any:
-        from eth_abi import decode
-
         out = self.chain.call(address, self.tx(contract, function, *args))
-        entry = self.w.art.item(contract, function)
-        from lever.artifacts import abi_type
-
-        decoded = decode([abi_type(o) for o in entry["outputs"]], out)
-        return decoded[0] if len(decoded) == 1 else decoded
+        return self.w.calls.decode(contract, function, out)
 
     def view_words(self, contract: str, address: str, function: str, *args: Any) -> list[int]:
         """A view's return words, as signed integers (static return types only)."""
@@ -337,7 +359,7 @@ class Driver:
 
     def check_fills(self, before: dict[int, Any], fills: list[Fill]) -> None:
         """`fill_at_first_eligible_price`, from the chain's OrderSettled events and the publication history."""
-        topic = self.w.art.topic("OrderBook", "OrderSettled")
+        topic = _topic(self.w.art, "OrderBook", "OrderSettled")
         events = [log for log in self.chain.logs if log.topics and log.topics[0] == topic]
         require(
             "fill_at_first_eligible_price",
@@ -368,16 +390,23 @@ class Driver:
     def check_step(self) -> None:
         """Agreement on the ledgers, markets, oracles and whatever the step touched."""
         obs, s = self.w.observer, self.g.s
-        scalars = obs.scalars()
-        for name, value in scalars.items():
-            mine = getattr(s, name)
-            assert value == int(mine), f"{name}: chain {value} != ghost {int(mine)}"
+        chain = obs.scalars_tuple(0)
+        if chain != self._ghost_scalars(s):  # the same test, field by field, with the first difference
+            for name, value in zip(obs.scalar_names, chain, strict=True):
+                mine = getattr(s, name)
+                assert value == int(mine), f"{name}: chain {value} != ghost {int(mine)}"
+        scalars = dict(zip(obs.scalar_names, chain, strict=True))
         for i in range(self.w.n_markets):
-            assert obs.market(i) == s.markets[i], f"market {i}: chain {obs.market(i)} != ghost {s.markets[i]}"
-            assert obs.oracle_state(i) == s.oracle[i], f"oracle {i}: chain {obs.oracle_state(i)} != ghost {s.oracle[i]}"
+            assert _same(obs.market_tuple(i), s.markets[i], m.MarketState), (
+                f"market {i}: chain {obs.market(i)} != ghost {s.markets[i]}"
+            )
+            assert _same(obs.oracle_tuple(i), s.oracle[i], OracleState), (
+                f"oracle {i}: chain {obs.oracle_state(i)} != ghost {s.oracle[i]}"
+            )
         assert obs.balance(self.w.vault) == s.balances.get(self.w.vault, 0), "the vault's token balance"
+        compare = self._compare
         for name, key in self.touched:
-            self._compare(name, key)
+            compare(name, key)
             if name == "margin" and not s.accounts[key].mask:
                 require(
                     "bad_debt_only_in_liquidation",
@@ -400,10 +429,11 @@ class Driver:
     def _compare(self, name: str, key: Any) -> None:
         obs, s = self.w.observer, self.g.s
         if name == "margin":
-            assert obs.margin(key) == s.margin.get(key, 0), (
-                f"margin {key}: chain {obs.margin(key)} != ghost {s.margin.get(key, 0)}"
+            margin, pending = obs.margin_tuple(key)
+            assert margin == s.margin.get(key, 0), f"margin {key}: chain {margin} != ghost {s.margin.get(key, 0)}"
+            assert pending == s.pending_orders(key), (
+                f"pending orders of {key}: chain {pending} != ghost {s.pending_orders(key)}"
             )
-            self._compare("pending_orders", key)
         elif name == "pending_orders":
             chain = obs.pending_orders(key)
             assert chain == s.pending_orders(key), (
@@ -414,12 +444,12 @@ class Driver:
                 f"account {key}: chain {obs.account(key)} != ghost {s.accounts.get(key)}"
             )
         elif name == "positions":
-            assert obs.position(*key) == s.positions.get(key, m.Position()), (
+            assert _same(obs.position_tuple(*key), s.positions.get(key, _NO_POSITION), m.Position), (
                 f"position {key}: chain {obs.position(*key)} != ghost {s.positions.get(key)}"
             )
         elif name == "orders":
             account, slot = key
-            chain = obs.orders(account).get(slot)
+            chain = obs.order(account, slot)
             assert chain == s.orders.get(key), f"order {key}: chain {chain} != ghost {s.orders.get(key)}"
             self._compare("pending_orders", account)
         elif name in ("pending_deposit", "pending_redeem"):
@@ -428,10 +458,10 @@ class Driver:
                 f"{name} {key}: chain {chain} != ghost {getattr(s, name).get(key)}"
             )
         elif name in ("claim_deposit", "claim_redeem"):
-            from ghost import Claim
-
-            chain = obs.claim(key, name == "claim_deposit")
-            assert chain == getattr(s, name).get(key, Claim()), f"{name} {key}: chain {chain}"
+            chain_claim = obs.claim_tuple(key, name == "claim_deposit")
+            assert _same(chain_claim, getattr(s, name).get(key, _NO_CLAIM), Claim), (
+                f"{name} {key}: chain {obs.claim(key, name == 'claim_deposit')}"
+            )
         elif name == "shares":
             assert obs.shares(key) == s.shares.get(key, 0), (
                 f"shares {key}: chain {obs.shares(key)} != ghost {s.shares.get(key, 0)}"
@@ -442,13 +472,13 @@ class Driver:
             )
 
     def check_everything(self) -> None:
-        s = self.g.s
+        s, obs = self.g.s, self.w.observer
         for a in self.w.accounts:
             self._compare("margin", a)
             self._compare("accounts", a)
             for i in range(self.w.n_markets):
                 self._compare("positions", (a, i))
-            chain_orders = self.w.observer.orders(a)
+            chain_orders = obs.orders(a)
             mine = {slot: o for (acc, slot), o in s.orders.items() if acc == a}
             assert chain_orders == mine, f"orders of {a}: chain {chain_orders} != ghost {mine}"
         for who in self.w.actors:
@@ -458,10 +488,14 @@ class Driver:
             for name in ("pending_deposit", "pending_redeem", "claim_deposit", "claim_redeem"):
                 self._compare(name, lp)
         for i in range(self.w.n_markets):
-            assert self.w.observer.params(i) == s.params[i]
+            assert _same(obs.params_tuple(i), s.params[i], m.MarketParams), f"params {i}: chain {obs.params(i)}"
             if s.prev[i] is not None:
-                assert self.w.observer.params(i, previous=True) == s.prev[i]
-        assert self.w.observer.liquidation_params() == s.liquidation
+                assert _same(obs.params_tuple(i, previous=True), s.prev[i], m.MarketParams), (
+                    f"previous params {i}: chain {obs.params(i, previous=True)}"
+                )
+        assert _same(obs.liquidation_tuple(), s.liquidation, m.LiquidationParams), (
+            f"liquidation params: chain {obs.liquidation_params()}"
+        )
         # The contracts' views against the mirror's formulas: equity and margins of every account,
         # the pool's value (the storage comparison above does not run the views' arithmetic).
         for a in self.w.accounts:
@@ -481,7 +515,24 @@ class Driver:
         total = self.view_words("LeverVault", self.w.vault, "totalAssets")[0]
         assert total == self.g.total_assets(s), f"totalAssets: chain {total} != mirror {self.g.total_assets(s)}"
         for i in range(self.w.n_markets):
-            assert self.w.observer.oracle_state(i) == s.oracle[i]
+            assert _same(obs.oracle_tuple(i), s.oracle[i], OracleState), f"oracle {i}: chain {obs.oracle_state(i)}"
+
+
+_NO_POSITION = m.Position()
+_NO_CLAIM = Claim()
+_FIELDS: dict[type, Callable[[Any], tuple[Any, ...]]] = {}
+
+
+def _same(chain: tuple[int, ...], mine: Any, kind: type) -> bool:
+    """`kind(*chain) == mine`, without building the dataclass: the same class, the same fields."""
+    if type(mine) is not kind:
+        return False
+    fields = _FIELDS.get(kind)
+    if fields is None:
+        names = list(kind.__dataclass_fields__)  # type: ignore[attr-defined]
+        getter = attrgetter(*names)
+        fields = _FIELDS[kind] = getter if len(names) > 1 else (lambda v, g=getter: (g(v),))
+    return fields(mine) == chain
 
 
 # =========================================================================== actions
@@ -629,7 +680,7 @@ def liquidate_batch(machine: Driver, a: int, b: int, c: int) -> None:
 def _check_bad_debt(machine: Driver) -> None:
     """`bad_debt_only_in_liquidation`: a liquidation books bad debt only for an account whose
     equity (as the liquidation saw it, from its event) was negative, and at most that."""
-    topic = machine.w.art.topic("Liquidator", "Liquidation")
+    topic = _topic(machine.w.art, "Liquidator", "Liquidation")
     scale = machine.w.settings.token_scale
     for log in machine.chain.logs:
         if log.topics and log.topics[0] == topic:
@@ -727,7 +778,7 @@ def settle_lp(machine: Driver, lp: str, deposit: bool, blobs: list[Blob], keeper
     if out is None or q is None:
         return None
     if not deposit:  # a refused redemption names its reason: the reserve first, then the caps
-        topic = machine.w.art.topic("LeverVault", "LpRequestCancelled")
+        topic = _topic(machine.w.art, "LeverVault", "LpRequestCancelled")
         reasons = [
             machine.w.art.error_name(log.data[96:100])
             for log in machine.chain.logs
@@ -745,7 +796,7 @@ def settle_lp(machine: Driver, lp: str, deposit: bool, blobs: list[Blob], keeper
             first is not None and first.publish_time == blob.publish_time,
             lambda: f"{lp}'s request of {q.time} settled at a price of {blob.publish_time}",
         )
-    topic = machine.w.art.topic("LeverVault", "DepositSettled" if deposit else "RedeemSettled")
+    topic = _topic(machine.w.art, "LeverVault", "DepositSettled" if deposit else "RedeemSettled")
     for log in machine.chain.logs:
         if log.topics and log.topics[0] == topic:
             words = [int.from_bytes(log.data[i : i + 32], "big") for i in range(0, len(log.data), 32)]
@@ -1697,7 +1748,7 @@ class Machine(RuleBasedStateMachine):
         transaction."""
         d = self.d
         for i in range(0, 8 * STEPS_PER_RULE, 8):
-            pick, a, b, c = (int.from_bytes(draw[j : j + 2], "big") for j in range(i, i + 8, 2))
+            pick, a, b, c = _FOUR_U16.unpack_from(draw, i)
             d.sent = False
             self.enabled[pick % len(self.enabled)](d, a, b, c)
             STATS.steps += 1

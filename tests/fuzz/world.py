@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from functools import cached_property, lru_cache
+from functools import cache, cached_property, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -69,7 +69,8 @@ class Calls:
 
     def __init__(self, art: Artifacts):
         self.art = art
-        self._shapes: dict[tuple[str, str, int], tuple[bytes, list[str], bool]] = {}
+        self._shapes: dict[tuple[str, str, int], tuple[bytes, bool, Any]] = {}
+        self._outputs: dict[tuple[str, str], Any] = {}
 
     def encode(self, contract: str, function: str, *args: Any) -> bytes:
         key = (contract, function, len(args))
@@ -81,17 +82,29 @@ class Calls:
                 if e.get("type") == "function" and e["name"] == function and len(e["inputs"]) == len(args)
             ]
             types = [abi_type(i) for i in entry["inputs"]]
-            shape = self._shapes[key] = (selector_of(entry), types, all(t in _STATIC for t in types))
-        selector, types, static = shape
+            shape = self._shapes[key] = (selector_of(entry), all(t in _STATIC for t in types), _tuple_encoder(types))
+        selector, static, encoder = shape
         if static:  # one 32-byte word an argument: no need for eth-abi's general encoder
-            return selector + b"".join(_word(a) for a in args)
-        return selector + encode_args(types, list(args))
+            return selector + b"".join([_word(a) for a in args])
+        return selector + encoder(args)
+
+    def decode(self, contract: str, function: str, out: bytes) -> Any:
+        """A view's return value as eth-abi decodes it (one value: itself; several: a tuple)."""
+        key = (contract, function)
+        decoder = self._outputs.get(key)
+        if decoder is None:
+            types = [abi_type(o) for o in self.art.item(contract, function)["outputs"]]
+            decoder = self._outputs[key] = _output_decoder(types)
+        decoded = decoder(out)
+        return decoded[0] if len(decoded) == 1 else decoded
 
 
 _STATIC = {"uint256", "int256", "address", "bool", "uint8", "uint64", "uint80", "bytes32"}
 
 
 def _word(value: Any) -> bytes:
+    if type(value) is int:
+        return (value % 2**256).to_bytes(32, "big")
     if isinstance(value, str):
         return bytes(12) + bytes.fromhex(value[2:])
     if isinstance(value, bytes):
@@ -124,28 +137,90 @@ def encode_args(types: list[str], values: list[Any]) -> bytes:
     """ABI encoding of a tuple of values (the head/tail layout), for the shapes the machine sends:
     value types, bytes, arrays and tuples. eth-abi validates every value first, five times slower;
     `test_calldata_matches_eth_abi` keeps the two equal."""
+    return _tuple_encoder(types)(values)
+
+
+def _tuple_encoder(types: list[str]) -> Any:
+    """The head/tail encoder of a tuple of `types`, built once per shape (`_encoder`)."""
+    return _encoder("(" + ",".join(types) + ")")[1] if types else (lambda values: b"")
+
+
+@cache
+def _encoder(kind: str) -> tuple[bool, Any]:
+    """(dynamic, encode(value) -> bytes) of one ABI type; tuples and arrays compose their parts'."""
+    if kind.endswith("[]"):
+        inner_dynamic, inner = _encoder(kind[:-2])
+
+        def array(value: Any) -> bytes:
+            return _word(len(value)) + _head_tail([(inner_dynamic, inner)] * len(value), value)
+
+        return True, array
+    if kind == "bytes":
+        return True, lambda value: _word(len(value)) + value + bytes(-len(value) % 32)
+    if kind.startswith("("):
+        parts = [_encoder(k) for k in _split_tuple(kind)]
+        return any(d for d, _ in parts), lambda value: _head_tail(parts, value)
+    return False, _word
+
+
+def _head_tail(parts: list[tuple[bool, Any]], values: Any) -> bytes:
     heads, tails = [], []
-    offset = 32 * len(types)
-    for kind, value in zip(types, values, strict=True):
-        if _dynamic(kind):
+    offset = 32 * len(parts)
+    for (dynamic, encode), value in zip(parts, values, strict=True):
+        if dynamic:
             heads.append(_word(offset))
-            tail = _encode_one(kind, value)
+            tail = encode(value)
             tails.append(tail)
             offset += len(tail)
         else:
-            heads.append(_encode_one(kind, value))
+            heads.append(encode(value))
     return b"".join(heads) + b"".join(tails)
 
 
-def _encode_one(kind: str, value: Any) -> bytes:
-    if kind.endswith("[]"):
-        inner = kind[:-2]
-        return _word(len(value)) + encode_args([inner] * len(value), list(value))
-    if kind == "bytes":
-        return _word(len(value)) + value + bytes(-len(value) % 32)
-    if kind.startswith("("):
-        return encode_args(_split_tuple(kind), list(value))
-    return _word(value)
+def _output_decoder(types: list[str]) -> Any:
+    """decode(out) -> tuple, as `eth_abi.decode(types, out)`: word by word when every output is a
+    signed or unsigned integer, a bool, or a tuple of those (each word checked as eth-abi checks
+    it: no bits beyond the type's width); otherwise eth-abi itself."""
+    from eth_abi import decode as abi_decode
+
+    def flat(kind: str) -> list[tuple[bool, int, bool]] | None:
+        """(signed, bits, bool) per word of `kind`; None if not such a static shape."""
+        if kind.startswith("(") and not kind.endswith("]"):
+            out: list[tuple[bool, int, bool]] = []
+            for part in _split_tuple(kind):
+                inner = None if part.startswith("(") else flat(part)  # nested tuples: eth-abi
+                if inner is None:
+                    return None
+                out += inner
+            return out
+        for prefix, signed in (("uint", False), ("int", True)):
+            if kind.startswith(prefix) and kind[len(prefix) :].isdigit():
+                return [(signed, int(kind[len(prefix) :]), False)]
+        return [(False, 1, True)] if kind == "bool" else None
+
+    shapes = [flat(t) for t in types]
+    if any(s is None for s in shapes):
+        return lambda out: abi_decode(types, out)
+    words = sum(len(s) for s in shapes if s is not None)
+
+    def decode(out: bytes) -> tuple[Any, ...]:
+        if len(out) < 32 * words:
+            return tuple(abi_decode(types, out))  # eth-abi's own error
+        values, i = [], 0
+        for kind, shape in zip(types, shapes, strict=True):
+            assert shape is not None
+            got = []
+            for signed, bits, is_bool in shape:
+                word = int.from_bytes(out[32 * i : 32 * i + 32], "big")
+                i += 1
+                value = word - (1 << 256) if signed and word >> 255 else word
+                if not (-(1 << (bits - 1)) <= value < 1 << (bits - 1) if signed else value >> bits == 0):
+                    return tuple(abi_decode(types, out))  # eth-abi's own error
+                got.append(bool(value) if is_bool else value)
+            values.append(tuple(got) if kind.startswith("(") else got[0])
+        return tuple(values)
+
+    return decode
 
 
 # --------------------------------------------------------------------------- prices
@@ -219,7 +294,11 @@ class Prices:
 
 
 class Observer:
-    """The chain's state in the ghost's shapes, read from storage."""
+    """The chain's state in the ghost's shapes, read from storage.
+
+    Every struct is read by a reader generated once from its layout (`_reader`): one storage read
+    per slot the wanted fields live in, then shifts and masks; mapping slots are computed once per
+    key. The machine's comparisons use the raw tuples (`*_tuple`), in the ghost's field order."""
 
     def __init__(self, chain: Chain, p: Protocol):
         self.chain = chain
@@ -263,93 +342,36 @@ class Observer:
                 )
             }
         )
-        self._plans: dict[str, tuple[list[int], list[tuple[int, int, int, int]]]] = {}
         evm = getattr(chain, "evm", None)
         self.storage = evm.storage if evm is not None else chain.storage  # revm's own method: no wrapper
-
-    def _struct(self, layout: StorageLayout, address: str, base: int, kind: str) -> list[int]:
-        plan = self._plans.get(kind)
-        if plan is None:
-            plan = self._plans[kind] = _plan(layout.members(kind))
         storage = self.storage
-        slots, fields = plan
-        words = [storage(address, base + slot) for slot in slots]
-        out = []
-        for index, shift, mask, sign in fields:
-            v = words[index] >> shift & mask
-            if sign and v & sign:
-                v -= sign << 1
-            out.append(v)
-        return out
+        self.scalar_names = [name for (_, name) in self._scalars]
+        self.scalars_tuple = _reader(storage, list(self._scalars.values()), [a for a, _ in self._scalars])
 
-    def scalars(self) -> dict[str, int]:
-        storage = self.storage
-        words = {key: storage(*key) for key in self._scalar_slots}
-        return {name: f.read(words[(address, f.slot)]) for (address, name), f in self._scalars.items()}
+        def struct(layout: StorageLayout, address: str, label: str, pick: list[str] | None = None) -> Any:
+            fields = layout.members(layout.value_type(label))
+            if pick is not None:
+                by_label = {f.label: f for f in fields}
+                fields = [by_label[x] for x in pick]
+            return _reader(storage, fields, address)
 
-    @cached_property
-    def _scalar_slots(self) -> list[tuple[str, int]]:
-        return sorted({(address, f.slot) for (address, _), f in self._scalars.items()})
-
-    def balance(self, who: str) -> int:
-        return self.storage(self.token, mapping_slot(who, self._token_balances))
-
-    def shares(self, who: str) -> int:
-        return self.storage(self.vault, mapping_slot(who, self._shares))
-
-    def margin(self, account: int) -> int:
-        return self._margin_slot(account)[0]
-
-    def pending_orders(self, account: int) -> int:
-        """How many of the account's orders the vault counts as holding an escrowed fee."""
-        return self._margin_slot(account)[1]
-
-    def _margin_slot(self, account: int) -> list[int]:
-        """The vault's `MarginSlot`: the margin (signed) and the pending-order count."""
-        return self._struct(
-            self.v, self.vault, mapping_slot(account, self.v.var("_margin").slot), self.v.value_type("_margin")
-        )
-
-    def account(self, account: int) -> Account | None:
-        owner, mask, last = self._struct(
-            self.e, self.engine, mapping_slot(account, self.e.var("_accounts").slot), self.e.value_type("_accounts")
-        )
-        if owner == 0:
-            return None
-        return Account(to_checksum_address(owner.to_bytes(20, "big")), mask, last)
-
-    def position(self, account: int, market: int) -> m.Position:
-        inner = mapping_slot(account, self.e.var("_positions").slot)
-        return m.Position(
-            *self._struct(self.e, self.engine, mapping_slot(market, inner), self.e.value_type("_positions"))
-        )
-
-    def market(self, market: int) -> m.MarketState:
-        return m.MarketState(
-            *self._struct(
-                self.e, self.engine, mapping_slot(market, self.e.var("_state").slot), self.e.value_type("_state")
-            )
-        )
-
-    def params(self, market: int, previous: bool = False) -> m.MarketParams:
-        label = "_prevParams" if previous else "_params"
-        return m.MarketParams(
-            *self._struct(self.e, self.engine, mapping_slot(market, self.e.var(label).slot), self.e.value_type(label))
-        )
-
-    def oracle_state(self, market: int) -> OracleState:
-        kind = self.o.value_type("_markets")
-        v = self._struct(self.o, self.oracle, mapping_slot(market, self.o.var("_markets").slot), kind)
-        i = self._oracle_fields
-        return OracleState(v[i[0]], v[i[1]], v[i[2]], v[i[3]], v[i[4]], bool(v[i[5]]), v[i[6]], v[i[7]])
-
-    @cached_property
-    def _oracle_fields(self) -> list[int]:
-        """Where each `OracleState` field sits in the adapter's `Market` struct."""
-        labels = [f.label for f in self.o.members(self.o.value_type("_markets"))]
-        return [
-            labels.index(x)
-            for x in (
+        self._margin = struct(v, self.vault, "_margin")
+        self._margin_base = v.var("_margin").slot
+        self._account = struct(e, self.engine, "_accounts")
+        self._account_base = e.var("_accounts").slot
+        self._position = struct(e, self.engine, "_positions")
+        self._position_base = e.var("_positions").slot
+        self._market = struct(e, self.engine, "_state")
+        self._market_base = e.var("_state").slot
+        self._params = struct(e, self.engine, "_params")
+        self._params_base = e.var("_params").slot
+        self._prev_params = struct(e, self.engine, "_prevParams")
+        self._prev_params_base = e.var("_prevParams").slot
+        self._oracle = struct(
+            o,
+            self.oracle,
+            "_markets",
+            [
                 "lastReferenceWad",
                 "lastRoundId",
                 "varianceWad",
@@ -358,47 +380,163 @@ class Observer:
                 "shocked",
                 "latestPriceWad",
                 "latestPublishTime",
-            )
-        ]
+            ],
+        )
+        self._oracle_base = o.var("_markets").slot
+        order_fields = b.members(b.value_type("_orders"))
+        self._order_size = b.struct_slots(b.value_type("_orders"))
+        self._order_base = b.var("_orders").slot
+        self._order = _reader(storage, order_fields, self.book)
+        [updated] = [f for f in order_fields if f.label == "updatedAt"]
+        self._order_updated = _reader(storage, [updated], self.book)
+        self._request = {True: struct(v, self.vault, "_pendingDeposit"), False: struct(v, self.vault, "_pendingRedeem")}
+        self._request_base = {True: v.var("_pendingDeposit").slot, False: v.var("_pendingRedeem").slot}
+        self._claim = {
+            True: struct(v, self.vault, "_claimableDeposit"),
+            False: struct(v, self.vault, "_claimableRedeem"),
+        }
+        self._claim_base = {True: v.var("_claimableDeposit").slot, False: v.var("_claimableRedeem").slot}
+        liq = lq.var("_params")
+        self._liquidation = _reader(storage, lq.members(liq.type), self.liquidator)
+        self._liquidation_base = liq.slot
+        self._slots: dict[tuple[Any, int], int] = {}
+        self._owners: dict[int, str] = {}
+
+    def slot(self, key: Any, base: int) -> int:
+        """`mapping_slot(key, base)`, computed once per key."""
+        found = self._slots.get((key, base))
+        if found is None:
+            found = self._slots[(key, base)] = mapping_slot(key, base)
+        return found
+
+    # ------------------------------------------------------------------ raw tuples (field order of the ghost's types)
+
+    def margin_tuple(self, account: int) -> tuple[int, ...]:
+        """The vault's `MarginSlot`: the margin (signed) and the pending-order count."""
+        return self._margin(self.slot(account, self._margin_base))
+
+    def account_tuple(self, account: int) -> tuple[int, ...]:
+        return self._account(self.slot(account, self._account_base))
+
+    def position_tuple(self, account: int, market: int) -> tuple[int, ...]:
+        return self._position(self.slot(market, self.slot(account, self._position_base)))
+
+    def market_tuple(self, market: int) -> tuple[int, ...]:
+        return self._market(self.slot(market, self._market_base))
+
+    def params_tuple(self, market: int, previous: bool = False) -> tuple[int, ...]:
+        if previous:
+            return self._prev_params(self.slot(market, self._prev_params_base))
+        return self._params(self.slot(market, self._params_base))
+
+    def oracle_tuple(self, market: int) -> tuple[int, ...]:
+        return self._oracle(self.slot(market, self._oracle_base))
+
+    def request_tuple(self, controller: str, deposit: bool) -> tuple[int, ...]:
+        return self._request[deposit](self.slot(controller, self._request_base[deposit]))
+
+    def claim_tuple(self, controller: str, deposit: bool) -> tuple[int, ...]:
+        return self._claim[deposit](self.slot(controller, self._claim_base[deposit]))
+
+    def liquidation_tuple(self) -> tuple[int, ...]:
+        return self._liquidation(self._liquidation_base)
+
+    # ------------------------------------------------------------------ the ghost's shapes
+
+    def scalars(self) -> dict[str, int]:
+        return dict(zip(self.scalar_names, self.scalars_tuple(0), strict=True))
+
+    def balance(self, who: str) -> int:
+        return self.storage(self.token, self.slot(who, self._token_balances))
+
+    def shares(self, who: str) -> int:
+        return self.storage(self.vault, self.slot(who, self._shares))
+
+    def margin(self, account: int) -> int:
+        return self.margin_tuple(account)[0]
+
+    def pending_orders(self, account: int) -> int:
+        """How many of the account's orders the vault counts as holding an escrowed fee."""
+        return self.margin_tuple(account)[1]
+
+    def owner_address(self, owner: int) -> str:
+        found = self._owners.get(owner)
+        if found is None:
+            found = self._owners[owner] = to_checksum_address(owner.to_bytes(20, "big"))
+        return found
+
+    def account(self, account: int) -> Account | None:
+        owner, mask, last = self.account_tuple(account)
+        if owner == 0:
+            return None
+        return Account(self.owner_address(owner), mask, last)
+
+    def position(self, account: int, market: int) -> m.Position:
+        return m.Position(*self.position_tuple(account, market))
+
+    def market(self, market: int) -> m.MarketState:
+        return m.MarketState(*self.market_tuple(market))
+
+    def params(self, market: int, previous: bool = False) -> m.MarketParams:
+        return m.MarketParams(*self.params_tuple(market, previous))
+
+    def oracle_state(self, market: int) -> OracleState:
+        a, b, c, d, e, f, g, h = self.oracle_tuple(market)
+        return OracleState(a, b, c, d, e, bool(f), g, h)
+
+    def order(self, account: int, slot: int) -> Order | None:
+        """The order in `slot` of the account's book, None if the slot is empty (`updatedAt` 0)."""
+        at = self.slot(account, self._order_base) + slot * self._order_size
+        if self._order_updated(at)[0] == 0:
+            return None
+        return Order.from_chain(account, m.orders.order_id(account, slot), self._order(at))
 
     def orders(self, account: int) -> dict[int, Order]:
-        kind = self.b.value_type("_orders")
-        size = self.b.struct_slots(kind)
-        base = mapping_slot(account, self.b.var("_orders").slot)
+        """The account's orders: every slot whose `updatedAt` is set (the others are empty; only
+        their `updatedAt` word is read)."""
+        size, base = self._order_size, self.slot(account, self._order_base)
         out = {}
         for slot in range(m.orders.MAX_ORDERS_PER_ACCOUNT):
-            raw = self._struct(self.b, self.book, base + slot * size, kind)
-            if raw[2] != 0:  # updatedAt
-                out[slot] = Order.from_chain(account, m.orders.order_id(account, slot), raw)
+            at = base + slot * size
+            if self._order_updated(at)[0] != 0:
+                out[slot] = Order.from_chain(account, m.orders.order_id(account, slot), self._order(at))
         return out
 
     def request(self, controller: str, deposit: bool) -> Request | None:
-        label = "_pendingDeposit" if deposit else "_pendingRedeem"
-        amount, time, fee = self._struct(
-            self.v, self.vault, mapping_slot(controller, self.v.var(label).slot), self.v.value_type(label)
-        )
+        amount, time, fee = self.request_tuple(controller, deposit)
         return Request(amount, time, fee) if amount else None
 
     def claim(self, controller: str, deposit: bool) -> Claim:
-        label = "_claimableDeposit" if deposit else "_claimableRedeem"
-        return Claim(
-            *self._struct(
-                self.v, self.vault, mapping_slot(controller, self.v.var(label).slot), self.v.value_type(label)
-            )
-        )
+        return Claim(*self.claim_tuple(controller, deposit))
 
     def liquidation_params(self) -> m.LiquidationParams:
-        f = self.lq.var("_params")
-        return m.LiquidationParams(*self._struct(self.lq, self.liquidator, f.slot, f.type))
+        return m.LiquidationParams(*self.liquidation_tuple())
 
 
-def _plan(fields: list[Field]) -> tuple[list[int], list[tuple[int, int, int, int]]]:
-    """How to decode a struct: the slots to read, and per field (slot index, shift, mask, sign bit)."""
-    slots = sorted({f.slot for f in fields})
-    return slots, [
-        (slots.index(f.slot), 8 * f.offset, (1 << 8 * f.size) - 1, 1 << (8 * f.size - 1) if f.signed else 0)
-        for f in fields
-    ]
+def _reader(storage: Any, fields: list[Field], address: str | list[str]) -> Any:
+    """A function `read(base) -> tuple` of `fields` (slots relative to `base`) at `address` (or,
+    field by field, at each of `addresses`): each slot read once, each field shifted, masked and
+    sign-extended (two's complement). Generated code: the fuzz machine reads a few hundred
+    structs a step, and a generic loop over the fields costs more than the reads themselves."""
+    addresses = address if isinstance(address, list) else [address] * len(fields)
+    words: dict[tuple[str, int], str] = {}
+    lines = []
+    for a, f in zip(addresses, fields, strict=True):
+        if (a, f.slot) not in words:
+            words[(a, f.slot)] = f"w{len(words)}"
+            lines.append(f"    {words[(a, f.slot)]} = storage({a!r}, base + {f.slot})")
+    exprs = []
+    for a, f in zip(addresses, fields, strict=True):
+        bits = 8 * f.size
+        value = f"({words[(a, f.slot)]} >> {8 * f.offset})" if f.offset else words[(a, f.slot)]
+        value = f"{value} & {(1 << bits) - 1:#x}" if bits < 256 else value
+        if f.signed:
+            value = f"((({value}) ^ {1 << (bits - 1):#x}) - {1 << (bits - 1):#x})"
+        exprs.append(f"({value})")
+    source = "def read(base):\n" + "\n".join(lines) + f"\n    return ({', '.join(exprs)},)\n"
+    scope: dict[str, Any] = {"storage": storage}
+    exec(compile(source, "<storage reader>", "exec"), scope)  # noqa: S102 (our own layout, not input)
+    return scope["read"]
 
 
 # --------------------------------------------------------------------------- the world
