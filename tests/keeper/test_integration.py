@@ -139,6 +139,32 @@ def test_a_cascade_is_batched_by_the_gas_the_node_estimates_per_account_not_the_
     assert keeper._measured_gas["liquidation"][1] < 200_000  # what it batched by
 
 
+def test_an_order_in_flight_does_not_hide_the_account_whose_id_equals_its_own(
+    h: Harness, alice: Any, bob: Any, make_keeper: Any
+) -> None:
+    """Order ids are `account * 8 + slot`, so an order id can equal another account's id. The
+    keeper's first step sends the order (its receipt is read at a later step); the price falls
+    and, at the next step, the account whose id is the order's is liquidated all the same."""
+    trader = h.open_account(bob, 10_000)
+    order, _ = h.commit(bob, trader, ETH, "1")
+    risky = 0
+    while risky < order:
+        risky = h.open_account(alice, 1_000)
+    assert risky == order  # the account ids run on from the trader's
+    h.trade(alice, risky, ETH, "6")  # $18,000 on $1,000
+    keeper = make_keeper()
+    keeper.hydrate()
+    h.advance(h.delay)
+    h.publish_all()
+    keeper.step()
+    assert keeper.state.in_flight == {order}  # sent; its receipt not read yet
+    start = h.chain.blocks.head.number
+    h.set_price(ETH, 2_860)
+    assert keeper.step() == 1
+    [event] = h.p.liquidator.Liquidation.range(start + 1, h.chain.blocks.head.number + 1)
+    assert int(event.accountId) == risky
+
+
 def test_the_batched_account_records_equal_the_accounts_read_one_by_one(h: Harness, alice: Any, bob: Any) -> None:
     """`Liquidator.accountsOf`, which the keeper reads accounts through, against the engine's
     and the vault's own views, for accounts with no, one and two positions and an unknown id."""

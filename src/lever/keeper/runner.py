@@ -123,7 +123,8 @@ class KeeperState:
     last_hash: bytes = b""
     last_reindex: int = -1
     check_all: bool = True  # after hydration: every market's crossed accounts are candidates
-    in_flight: set[int] = field(default_factory=set)
+    in_flight: set[int] = field(default_factory=set)  # order ids broadcast, receipts not yet read
+    liquidating: set[int] = field(default_factory=set)  # accounts in this step's liquidation batches
     liquidatable: set[int] = field(default_factory=set)  # found liquidatable by the last evaluation
 
 
@@ -533,7 +534,7 @@ class Keeper:
         if not found:
             return 0
         updates = self._latest_updates(sorted({mk for c in found for mk in self.state.records[c.account].positions}))
-        in_flight = frozenset(self.state.in_flight)
+        in_flight = frozenset(self.state.liquidating)
         batches = decide(found, params, in_flight)
         if len(batches) > 1:
             measured = self._gas_per_account([a for b in batches for a in b.items], updates, block)
@@ -603,15 +604,18 @@ class Keeper:
         liquidated = 0
         try:
             for accounts, tx in planned:
-                self.state.in_flight.update(accounts)
+                self.state.liquidating.update(accounts)
                 sent.append((accounts, self._send(tx)))
-            for k, (accounts, flight) in enumerate(sent):
-                if k:  # behind the ones just mined: its `stuck_after` runs from now
-                    flight.since = time.monotonic()
+            if sent:
+                # Order batches of earlier steps still in flight have lower nonces: the
+                # liquidations are mined after them, so nothing is lost by landing them first.
+                self.land()
+            for accounts, flight in sent:
+                flight.since = time.monotonic()  # behind the ones just mined: `stuck_after` runs from now
                 liquidated += self._liquidated(accounts, self._wait(flight))
         finally:
             for accounts, _ in planned:
-                self.state.in_flight.difference_update(accounts)
+                self.state.liquidating.difference_update(accounts)
         return liquidated
 
     def _simulate_liquidations(
