@@ -117,3 +117,27 @@ def step_and_land(keeper: Any) -> int:
     liquidated = int(keeper.step())
     keeper.land()
     return liquidated
+
+
+def step_into_one_block(h: Any, keeper: Any, count: int) -> tuple[bool, bool, Any]:
+    """Runs one `keeper.step()` in a thread with the node mining only when told; once `count` of
+    the keeper's transactions wait in its pool together (at most 8 s), mines one block, then
+    waits for the step. Returns (all `count` were pooled, the step finished, what it returned)."""
+    w3 = h.chain.provider.web3
+
+    def pooled() -> int:
+        return int(w3.eth.get_transaction_count(keeper.address, "pending")) - int(
+            w3.eth.get_transaction_count(keeper.address, "latest")
+        )
+
+    returned: list[Any] = []
+    w3.provider.make_request("evm_setAutomine", [False])
+    step = threading.Thread(target=lambda: returned.append(keeper.step()), daemon=True)
+    try:
+        step.start()
+        all_pooled = eventually(lambda: pooled() == count, timeout=8.0)
+        w3.provider.make_request("evm_mine", [])
+    finally:
+        w3.provider.make_request("evm_setAutomine", [True])
+        step.join(timeout=60)
+    return all_pooled, not step.is_alive(), returned[0] if returned else None

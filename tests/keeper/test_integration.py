@@ -5,12 +5,17 @@ Every test checks the keeper's own transactions: all mined with status 1."""
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 import pytest
 from harness import Harness, usdc, wad
-from keeper_helpers import eventually, keeper_receipts, order_events, predicted_liquidation, step_and_land
+from keeper_helpers import (
+    keeper_receipts,
+    order_events,
+    predicted_liquidation,
+    step_and_land,
+    step_into_one_block,
+)
 
 from lever import math as m
 from lever.math.orders import Kind
@@ -83,25 +88,9 @@ def test_a_steps_liquidation_batches_are_all_broadcast_before_the_first_is_mined
     keeper.hydrate()
     start = h.chain.blocks.head.number
     h.set_price(ETH, 2_860)
-    w3 = h.chain.provider.web3
-
-    def pooled() -> int:
-        return int(w3.eth.get_transaction_count(keeper.address, "pending")) - int(
-            w3.eth.get_transaction_count(keeper.address, "latest")
-        )
-
-    liquidated: list[int] = []
-    w3.provider.make_request("evm_setAutomine", [False])
-    step = threading.Thread(target=lambda: liquidated.append(keeper.step()), daemon=True)
-    try:
-        step.start()
-        all_sent = eventually(lambda: pooled() == 3, timeout=8.0)
-        w3.provider.make_request("evm_mine", [])
-    finally:
-        w3.provider.make_request("evm_setAutomine", [True])
-        step.join(timeout=60)
-    assert all_sent and not step.is_alive()
-    assert liquidated == [3]
+    all_sent, finished, liquidated = step_into_one_block(h, keeper, 3)
+    assert all_sent and finished
+    assert liquidated == 3
     receipts = keeper_receipts(h, keeper.address, start)
     assert [r["status"] for r in receipts] == [1, 1, 1]
     assert len({r["blockNumber"] for r in receipts}) == 1  # one block holds the three
@@ -291,30 +280,15 @@ def test_a_steps_batches_are_all_broadcast_before_the_first_is_mined(h: Harness,
     start = h.chain.blocks.head.number
     h.advance(h.delay)
     h.publish_all()
-    w3 = h.chain.provider.web3
-
-    def pooled() -> int:
-        return int(w3.eth.get_transaction_count(keeper.address, "pending")) - int(
-            w3.eth.get_transaction_count(keeper.address, "latest")
-        )
-
-    w3.provider.make_request("evm_setAutomine", [False])
-    step = threading.Thread(target=keeper.step, daemon=True)
-    try:
-        step.start()
-        all_sent = eventually(lambda: pooled() == 3, timeout=8.0)
-        w3.provider.make_request("evm_mine", [])
-    finally:
-        w3.provider.make_request("evm_setAutomine", [True])
-        step.join(timeout=60)
+    all_sent, finished, _ = step_into_one_block(h, keeper, 3)
     assert all_sent
-    assert not step.is_alive()
+    assert finished
     assert keeper.state.in_flight == set(orders)  # sent, receipts not read yet
     keeper.step()
     receipts = keeper_receipts(h, keeper.address, start)
     assert [r["status"] for r in receipts] == [1, 1, 1]
     assert len({r["blockNumber"] for r in receipts}) == 1  # one block holds the three
-    nonces = [int(w3.eth.get_transaction(r["transactionHash"])["nonce"]) for r in receipts]
+    nonces = [int(h.chain.provider.web3.eth.get_transaction(r["transactionHash"])["nonce"]) for r in receipts]
     assert nonces == list(range(nonces[0], nonces[0] + 3))
     settled, cancelled = order_events(h, start)
     assert sorted(int(e.orderId) for e in settled) == sorted(orders) and not cancelled
