@@ -118,6 +118,7 @@ def test_a_cascade_is_batched_by_the_gas_the_node_estimates_per_account_not_the_
     step_and_land(keeper)  # the keeper fills the orders
     longs = ids[0::2]
     assert all(h.position(a, ETH).size == wad(6) for a in longs)
+    h.advance(1)  # a liquidation needs a price newer than the account's last fill
     start = h.chain.blocks.head.number
     h.set_price(ETH, 2_860)
     assert keeper.step() == 32
