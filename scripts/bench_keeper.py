@@ -643,7 +643,8 @@ def _run_naive(world: World, runner: Runner, covered: Callable[[], bool]) -> flo
         updates = keeper._latest_updates([ETH_ID])
         gas = [(a, keeper.config.gas_per_account) for a in found]
         for batch in pack(gas, keeper.config.gas_base, keeper.config.max_batch, r.head_gas_limit * 9 // 10):
-            keeper._send_liquidations([(list(batch.items), batch.gas_limit)], updates)  # one at a time
+            value = r.update_fee() * len(updates)
+            keeper._send_liquidations([(list(batch.items), batch.gas_limit)], updates, value)  # one at a time
     return float(scans[0])
 
 

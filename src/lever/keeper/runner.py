@@ -536,13 +536,16 @@ class Keeper:
         updates = self._latest_updates(sorted({mk for c in found for mk in self.state.records[c.account].positions}))
         in_flight = frozenset(self.state.liquidating)
         batches = decide(found, params, in_flight)
+        value = self.reader.update_fee() * len(updates)
         if len(batches) > 1:
-            measured = self._gas_per_account([a for b in batches for a in b.items], updates, block)
+            measured = self._gas_per_account([a for b in batches for a in b.items], updates, value, block)
             if measured < params.gas_per_account:
                 batches = decide(found, replace(params, gas_per_account=measured), in_flight)
-        return self._send_liquidations([(list(b.items), b.gas_limit) for b in batches], updates)
+        return self._send_liquidations([(list(b.items), b.gas_limit) for b in batches], updates, value)
 
-    def _gas_per_account(self, accounts: Sequence[int], updates: list[tuple[int, bytes]], block: int) -> int:
+    def _gas_per_account(
+        self, accounts: Sequence[int], updates: list[tuple[int, bytes]], value: int, block: int
+    ) -> int:
         """The gas to budget per liquidated account when the work needs several batches:
         `gas_per_account`, or less when `eth_estimateGas` says less. The marginal cost of an
         account, from a batch of 32 candidates spread over the work and one of every other of
@@ -557,7 +560,6 @@ class Keeper:
             return cached[1]
         if self.config.dry_run or self.account is None or len(accounts) < 32:
             return configured
-        value = self.reader.update_fee() * len(updates)
         # 32 accounts spread over the work (the most underwater come first and cost the most:
         # the first 32 overstated the average by a quarter), and every other one of them.
         sample = list(accounts[:: len(accounts) // 32][:32])
@@ -584,18 +586,19 @@ class Keeper:
         latest = self.prices.latest([ids[mk] for mk in markets])
         return [(mk, latest[ids[mk]].blob) for mk in markets if ids[mk] in latest]
 
-    def _send_liquidations(self, batches: list[tuple[list[int], int]], updates: list[tuple[int, bytes]]) -> int:
-        """The step's liquidation batches (accounts, gas limit), pipelined as the order batches
-        are: each simulated, all broadcast back to back in ascending order of gas limit, then
-        their receipts read, within the step. Returns the accounts liquidated. A later batch
-        simulated before the ones ahead are mined still liquidates: the batches hold disjoint
-        accounts, and the ones ahead change only the pool, the insurance fund and the skew,
-        which decide what a liquidation pays, not whether an account is liquidatable (a smaller
-        coverage of profits only lowers an equity)."""
+    def _send_liquidations(
+        self, batches: list[tuple[list[int], int]], updates: list[tuple[int, bytes]], value: int
+    ) -> int:
+        """The step's liquidation batches (accounts, gas limit), each carrying `value` (the update
+        fees), pipelined as the order batches are: each simulated, all broadcast back to back in
+        ascending order of gas limit, then their receipts read, within the step. Returns the
+        accounts liquidated. A later batch simulated before the ones ahead are mined still
+        liquidates: the batches hold disjoint accounts, and the ones ahead change only the pool,
+        the insurance fund and the skew, which decide what a liquidation pays, not whether an
+        account is liquidatable (a smaller coverage of profits only lowers an equity)."""
         if not batches:
             return 0
         head = self.reader.retry(lambda: self.reader.w3.eth.get_block("latest"))
-        value = self.reader.update_fee() * len(updates)
         planned: list[tuple[list[int], TxParams]] = []
         for accounts, gas in batches:
             planned += self._simulate_liquidations(accounts, updates, value, gas, head)
