@@ -355,18 +355,16 @@ class Observer:
                 fields = [by_label[x] for x in pick]
             return _reader(storage, fields, address)
 
-        self._margin = struct(v, self.vault, "_margin")
-        self._margin_base = v.var("_margin").slot
-        self._account = struct(e, self.engine, "_accounts")
-        self._account_base = e.var("_accounts").slot
-        self._position = struct(e, self.engine, "_positions")
-        self._position_base = e.var("_positions").slot
-        self._market = struct(e, self.engine, "_state")
-        self._market_base = e.var("_state").slot
-        self._params = struct(e, self.engine, "_params")
-        self._params_base = e.var("_params").slot
-        self._prev_params = struct(e, self.engine, "_prevParams")
-        self._prev_params_base = e.var("_prevParams").slot
+        def mapping(layout: StorageLayout, address: str, label: str) -> tuple[Any, int]:
+            """A mapping of structs: the reader of one entry, and the mapping's base slot."""
+            return struct(layout, address, label), layout.var(label).slot
+
+        self._margin, self._margin_base = mapping(v, self.vault, "_margin")
+        self._account, self._account_base = mapping(e, self.engine, "_accounts")
+        self._position, self._position_base = mapping(e, self.engine, "_positions")
+        self._market, self._market_base = mapping(e, self.engine, "_state")
+        self._params, self._params_base = mapping(e, self.engine, "_params")
+        self._prev_params, self._prev_params_base = mapping(e, self.engine, "_prevParams")
         self._oracle = struct(
             o,
             self.oracle,
