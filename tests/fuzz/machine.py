@@ -1845,11 +1845,19 @@ def seed(world: World) -> World:
 OPENING_BOOK = ((1, 0, 180), (2, 1, -150), (3, 0, -100), (3, 1, 50), (4, 0, 50), (5, 1, 180), (7, 0, -120), (7, 1, 60))
 
 
-def machine_for(world: World) -> type[Machine]:
+def machine_for(world: World) -> Callable[[], Machine]:
+    """The machine over `world`, as a factory for `run_state_machine_as_test`.
+
+    A function, not the class: Hypothesis hashes the factory's source at every run, and a class
+    defined in a function is found by parsing this whole module (80-100 ms a shard)."""
+
     class Bound(Machine):
         WORLD = world
 
-    return Bound
+    def machine() -> Machine:
+        return Bound()
+
+    return machine
 
 
 __all__ = [
