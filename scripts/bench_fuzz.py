@@ -4,8 +4,8 @@
     python scripts/bench_fuzz.py            (make bench-fuzz; LEVER_BENCH_SKIP_MUTANTS=1 reports the last
     `make mutants` run instead, with the commit it ran on)
 
-- fast: the `bench` profile in process, its shards shared out over the two cores (`pytest -n 2`),
-  adversaries on; steps/s is all steps over the time from the first shard's start to the last
+- fast: the `bench` profile in process, its shards claimed by two lanes on the two cores
+  (`pytest -n 2`), adversaries on; steps/s is all steps over the time from the first shard's start to the last
   one's end (each process' own rate is reported too). Target: at least 5,000. A step is one action:
   none to a few dozen transactions (an adversary plays its whole strategy in one step), so the
   transactions sent and their rate are reported beside it.

@@ -47,7 +47,8 @@ def profile() -> Profile:
     return PROFILES[name]
 
 
-SHARDS = int(os.environ.get("LEVER_FUZZ_SHARDS", "8"))  # in-process runs, shared out over the cores by `pytest -n`
+SHARDS = int(os.environ.get("LEVER_FUZZ_SHARDS", "8"))  # in-process runs, each with its own seed
+LANES = 2  # tests that claim the shards one at a time, one per core under `pytest -n 2`
 
 
 def run_seed(shard: int) -> int:

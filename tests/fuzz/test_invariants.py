@@ -1,8 +1,9 @@
 """The protocol against its ghost and its economic invariants, over random action sequences with
 adversaries, on revm in process and on Anvil.
 
-The in-process run is split into shards, each with its own seed, that `pytest -n 2` hands to the
-two cores. A failure prints the seed and Hypothesis' blob to reproduce it (docs/fuzzing.md).
+The in-process run is split into shards, each with its own seed, that two lanes (the tests
+`pytest -n 2` hands to the two cores) claim one at a time. A failure prints the seed and
+Hypothesis' blob to reproduce it (docs/fuzzing.md).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import gc
 import json
 import os
 import time
+from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
 
@@ -19,7 +21,7 @@ from backends import NodeChain, RevmChain
 from hypothesis import seed as hypothesis_seed
 from hypothesis.stateful import run_state_machine_as_test
 from machine import STATS, machine_for, seed
-from profiles import SHARDS, Budget, hypothesis_settings, profile, run_seed, under_ape
+from profiles import LANES, SHARDS, Budget, hypothesis_settings, profile, run_seed, under_ape
 from world import World, deploy
 
 
@@ -43,7 +45,7 @@ def _run(world: World, backend: str, budget: Budget, run: int) -> None:
     machine = hypothesis_seed(run)(machine_for(world))
     print(f"\n{backend}: seed {run} (rerun with LEVER_FUZZ_SEED={run})")
     steps0, started, wall = STATS.steps, time.perf_counter(), time.time()
-    sent0 = sum(STATS.outcomes.values())
+    sent0, checks0 = sum(STATS.outcomes.values()), dict(STATS.checks)
     run_state_machine_as_test(machine, settings=hypothesis_settings(budget))
     steps, seconds = STATS.steps - steps0, time.perf_counter() - started
     print(f"{backend}: {steps} steps in {seconds:.1f} s ({steps / seconds:,.0f} steps/s)\n{STATS.coverage()}")
@@ -58,19 +60,41 @@ def _run(world: World, backend: str, budget: Budget, run: int) -> None:
             "process": os.getpid(),
             "started": wall,
             "ended": time.time(),
-            "checks": dict(STATS.checks),
+            "checks": {name: n - checks0.get(name, 0) for name, n in STATS.checks.items()},  # this run's
         }
         (Path(directory) / f"{backend}-{run}.json").write_text(json.dumps(record))
     assert steps >= budget.min_steps, f"the profile promises {budget.min_steps} steps, the run made {steps}"
 
 
-@pytest.mark.parametrize("shard", range(SHARDS))
-def test_invariants_in_process(request: pytest.FixtureRequest, shard: int) -> None:
+def _shards(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+    """The shards this lane claims, one at a time, as it becomes free: the first lane to create a
+    shard's file in the session's shared directory runs it. A lane on a core the machine slows
+    takes fewer shards instead of holding the run up (`pytest -n` would hand each worker its four
+    shards ahead). `LEVER_FUZZ_SEED` replays one run, in one lane."""
+    if os.environ.get("LEVER_FUZZ_SEED"):
+        yield from [0] if request.node.callspec.params["lane"] == 0 else []
+        return
+    base = tmp_path_factory.getbasetemp()
+    claims = (base.parent if hasattr(request.config, "workerinput") else base) / "fuzz-shards"
+    claims.mkdir(exist_ok=True)
+    for shard in range(SHARDS):
+        try:
+            os.close(os.open(claims / str(shard), os.O_CREAT | os.O_EXCL))
+        except FileExistsError:
+            continue
+        yield shard
+
+
+@pytest.mark.parametrize("lane", range(LANES))
+def test_invariants_in_process(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, lane: int
+) -> None:
     if under_ape(request.config):
         pytest.skip("the in-process backend runs under plain pytest (make fuzz)")
     p = profile()
     budget = Budget(p.fast.examples // SHARDS, p.fast.steps_per_example, p.fast.min_steps // SHARDS)
-    _run(_fast_world(), "fast", budget, run_seed(shard))
+    for shard in _shards(request, tmp_path_factory):
+        _run(_fast_world(), "fast", budget, run_seed(shard))
 
 
 def test_invariants_on_anvil(request: pytest.FixtureRequest) -> None:
