@@ -5,9 +5,12 @@
     `make mutants` run instead, with the commit it ran on)
 
 - fast: the `bench` profile in process, its shards claimed by two lanes on the two cores
-  (`pytest -n 2`), adversaries on; steps/s is all steps over the time from the first shard's start to the last
-  one's end (each process' own rate is reported too). Target: at least 5,000. A step is one action:
-  none to a few dozen transactions (an adversary plays its whole strategy in one step), so the
+  (`pytest -n 2`), adversaries on; a run's steps/s is all its steps over the time from the first
+  shard's start to the last one's end (each process' own rate is reported too). The run is
+  repeated (`LEVER_BENCH_FUZZ_RUNS`, 5) and the median is the figure, with every run's rate and a
+  reference loop's seconds on each core before each run: the machine is shared, and the same
+  loop has taken from 2.8 to 5.0 s on it. Target: at least 5,000. A step is one action: none to a
+  few dozen transactions (an adversary plays its whole strategy in one step), so the
   transactions sent and their rate are reported beside it.
 - anvil: the same machine on Anvil through ape, runs of the same length.
 - economic_invariants, adversaries: what the machine checks and who attacks it (targets: 8 each).
@@ -19,6 +22,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -37,25 +41,35 @@ def _stats(directory: Path, command: list[str], profile: str) -> list[dict[str, 
     return [json.loads(p.read_text()) for p in sorted(directory.glob("*.json"))]
 
 
-def main() -> int:
-    profile = os.environ.get("LEVER_FUZZ_PROFILE", "bench")
-    fast_runs = _stats(
+def _reference_seconds() -> list[float]:
+    """A fixed pure-Python loop, timed on each core at once: how fast the machine is right now."""
+    code = "import time\nt = time.perf_counter()\nfor i in range(10**7):\n    i += 1\nprint(time.perf_counter() - t)"
+    runs = [
+        subprocess.Popen(["taskset", "-c", str(core), sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+        for core in range(2)
+    ]
+    return [round(float(r.communicate()[0]), 2) for r in runs]
+
+
+def _fast(profile: str) -> tuple[float, list[dict[str, float]]]:
+    """One in-process run: its steps/s and its shards' records."""
+    runs = _stats(
         OUT / "fuzz-runs" / "fast",
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "tests/fuzz/test_invariants.py",
-            "-p",
-            "no:ape_test",
-            "-n",
-            "2",
-            "-q",
-            "-k",
-            "in_process",
-        ],
+        [sys.executable, "-m", "pytest", "tests/fuzz/test_invariants.py", "-p", "no:ape_test", "-n", "2", "-q"]
+        + ["-k", "in_process"],
         profile,
     )
+    seconds = max(r["ended"] for r in runs) - min(r["started"] for r in runs)
+    return sum(int(r["steps"]) for r in runs) / seconds, runs
+
+
+def main() -> int:
+    profile = os.environ.get("LEVER_FUZZ_PROFILE", "bench")
+    rates, references = [], []
+    for _ in range(int(os.environ.get("LEVER_BENCH_FUZZ_RUNS", "5"))):
+        references.append(_reference_seconds())
+        rate, fast_runs = _fast(profile)
+        rates.append(round(rate, 1))
     anvil_runs = _stats(
         OUT / "fuzz-runs" / "anvil",
         ["ape", "test", "tests/fuzz/test_invariants.py", "-q", "-k", "on_anvil", "--network", "ethereum:local:foundry"],
@@ -74,7 +88,8 @@ def main() -> int:
             raise SystemExit("scripts/mutants.py did not finish")
         score = json.loads((OUT / "mutants.json").read_text())
 
-    fast_steps = sum(int(r["steps"]) for r in fast_runs)
+    fast_steps = sum(int(r["steps"]) for r in fast_runs)  # the last run's (fixed seeds: every run's)
+    transactions = sum(int(r.get("transactions", 0)) for r in fast_runs)
     fast_seconds = max(r["ended"] for r in fast_runs) - min(r["started"] for r in fast_runs)
     processes: dict[int, list[dict[str, float]]] = {}
     for r in fast_runs:
@@ -85,17 +100,19 @@ def main() -> int:
     for r in fast_runs:
         for name, n in dict(r.get("checks", {})).items():
             checks[name] = checks.get(name, 0) + int(n)
-    fast_rate = fast_steps / fast_seconds
+    fast_rate = statistics.median(rates)
     report = {
         "profile": profile,
         "cores": os.cpu_count(),
         "fast": {
             "steps": fast_steps,
-            "steps_per_s": round(fast_rate, 1),
-            "transactions": sum(int(r.get("transactions", 0)) for r in fast_runs),
-            "transactions_per_s": round(sum(int(r.get("transactions", 0)) for r in fast_runs) / fast_seconds, 1),
-            "seconds": round(fast_seconds, 2),
-            "runs": len(fast_runs),
+            "steps_per_s": round(fast_rate, 1),  # the median of the runs
+            "steps_per_s_runs": rates,
+            "reference_loop_seconds_per_core": references,  # before each run; lower is a faster machine
+            "transactions": transactions,
+            "transactions_per_s": round(transactions * fast_rate / fast_steps, 1),
+            "seconds": round(fast_seconds, 2),  # the last run's, as the three below
+            "shards": len(fast_runs),
             "steps_per_s_per_process": [
                 round(sum(r["steps"] for r in runs) / sum(r["seconds"] for r in runs), 1) for runs in processes.values()
             ],
