@@ -24,6 +24,7 @@ from lever.keeper.core import (
     DecideParams,
     LiquidationIndex,
     LpRequest,
+    batch_gas_budget,
     decide,
     evaluate,
     lp_work,
@@ -247,6 +248,17 @@ def test_pack_fills_each_batch_to_its_budget_or_its_size() -> None:
     assert pack([], 100, 2, 0) == []
     # one item alone may exceed it
     assert [b.items for b in pack([(1, 500)], 100, 5, 135)] == [(1,)]
+
+
+def test_a_batch_never_carries_more_gas_than_a_transaction_may_nor_a_whole_block() -> None:
+    # 30M blocks, six batches a block: 5M each; Ethereum's 60M blocks: 10M each
+    assert batch_gas_budget(30_000_000, 6) == 5_000_000
+    assert batch_gas_budget(60_000_000, 6) == 10_000_000
+    # one batch a block asked for: still half a block, so no batch holds a block to itself
+    assert batch_gas_budget(30_000_000, 1) == 15_000_000
+    # a 300M-gas L2 block: EIP-7825's 2**24 binds; without the cap (0) the share does
+    assert batch_gas_budget(300_000_000, 6) == 2**24
+    assert batch_gas_budget(300_000_000, 6, 0) == 50_000_000
 
 
 def test_fee_bumps_raise_both_fees_by_an_eighth_and_stop_at_the_cap() -> None:

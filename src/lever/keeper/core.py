@@ -205,6 +205,21 @@ def account_gas(c: Candidate, params: DecideParams) -> int:
     return params.gas_per_account + params.gas_per_extra_position * max(0, c.state.position_count - 1)
 
 
+# EIP-7825 (Ethereum since the Osaka upgrade): the most gas one transaction may carry. A node
+# rejects a transaction above it whatever the block's gas limit.
+MAX_TX_GAS = 2**24
+
+
+def batch_gas_budget(block_gas_limit: int, batches_per_block: int, max_tx_gas: int = MAX_TX_GAS) -> int:
+    """The gas limit one batch may carry: the block's gas limit over `batches_per_block` (at
+    least two, so that no batch holds a block to itself), and never above `max_tx_gas` (0: no
+    cap). A node includes a transaction while its gas *limit* fits in what the block has left,
+    and refunds leave each batch using less than its limit, so several small batches fill a
+    block where one batch of 90% left a tenth of it and its refunds unused."""
+    budget = block_gas_limit // max(2, batches_per_block)
+    return min(budget, max_tx_gas) if max_tx_gas > 0 else budget
+
+
 def pack(items: list[tuple[int, int]], gas_base: int, max_batch: int, budget: int) -> list[Batch]:
     """Greedy batches of (item, gas) in order: at most `max_batch` items and `budget` gas each."""
     batches: list[Batch] = []

@@ -39,9 +39,11 @@ from lever.chain import (
 )
 from lever.hermes import HermesClient, PriceServiceError
 from lever.keeper.core import (
+    MAX_TX_GAS,
     DecideParams,
     LiquidationIndex,
     LpRequest,
+    batch_gas_budget,
     decide,
     evaluate,
     lp_work,
@@ -99,9 +101,13 @@ class KeeperConfig:
     gas_base: int = 600_000
     gas_per_account: int = 150_000
     gas_per_order: int = 200_000
-    # A settleOrders batch takes at most the block gas limit over this: a block holds several,
-    # and the refunds of those before leave room for one more (see `_send_orders`).
+    # A settleOrders or liquidateBatch batch takes at most the block gas limit over these: a
+    # block holds several, and the refunds of those before leave room for one more
+    # (`core.batch_gas_budget`), and never more than `max_tx_gas` (EIP-7825's 2**24 on
+    # Ethereum since Osaka; 0: no cap, for a chain without it).
     order_batches_per_block: int = 6
+    liquidation_batches_per_block: int = 6
+    max_tx_gas: int = MAX_TX_GAS
     gas_per_lp: int = 800_000
     # A transaction not mined after `stuck_after` seconds is replaced (same nonce) with fees
     # raised by 12.5%, at most `max_fee_bumps` times and never above `max_fee_cap_wei`.
@@ -505,6 +511,9 @@ class Keeper:
             else:
                 self.state.lp.pop((controller, is_deposit), None)
 
+    def _batch_budget(self, batches_per_block: int) -> int:
+        return batch_gas_budget(self.reader.head_gas_limit, batches_per_block, self.config.max_tx_gas)
+
     # ------------------------------------------------------------------ job 1: liquidations
 
     def _liquidate(self, candidates: list[int], views: dict[int, m.MarketView], cov: m.Coverage, block: int) -> int:
@@ -516,8 +525,7 @@ class Keeper:
             liquidation=self.reader.liquidation_params(block),
             token_scale=self.token_scale,
             max_batch=self.config.max_batch,
-            # As few transactions as the block gas limit allows: a batch fills at most 90% of a block.
-            batch_gas_budget=self.reader.head_gas_limit * 9 // 10,
+            batch_gas_budget=self._batch_budget(self.config.liquidation_batches_per_block),
             gas_base=self.config.gas_base,
             gas_per_account=self.config.gas_per_account,
             gas_price_wei=self.reader.head_base_fee + self.config.tip_wei,
@@ -631,7 +639,7 @@ class Keeper:
         try:
             tx = self._prepare(fn, value, gas, "liquidate", head)
         except OutOfGas:
-            limit = int(head["gasLimit"])
+            limit = min(int(head["gasLimit"]), self.config.max_tx_gas or int(head["gasLimit"]))
             if len(accounts) == 1:
                 if gas >= limit:
                     raise
@@ -696,7 +704,7 @@ class Keeper:
         latest = self._latest_updates(sorted(self.state.markets))
         todo = [o for o in ready if o.order_id not in self.state.in_flight]
         call = OrderCall(keys, proofs, latest, self.reader.update_fee())
-        budget = self.reader.head_gas_limit // max(2, self.config.order_batches_per_block)
+        budget = self._batch_budget(self.config.order_batches_per_block)
         gas = self._gas_per_order(todo, call, budget)
         items = [(o.order_id, gas[o.kind == Kind.MARKET]) for o in todo]
         batches = pack(items, self.config.gas_base, self.config.max_batch, budget)
@@ -738,7 +746,7 @@ class Keeper:
                 continue
             if len(kind) < 2:
                 continue
-            sample = self.reader.head_gas_limit * 9 // 10
+            sample = min(self.reader.head_gas_limit * 9 // 10, self.config.max_tx_gas or self.reader.head_gas_limit)
             batch = pack([(i, configured) for i in kind], self.config.gas_base, self.config.max_batch, sample)[0]
             fn, value = self._settle_call(list(batch.items), call)
             params: dict[str, Any] = {"from": self.address, "value": value, "gas": batch.gas_limit}
