@@ -408,6 +408,17 @@ def test_a_bad_setting_is_one_config_error_naming_the_field() -> None:
         load_settings({"poll_interval": 0})
     with pytest.raises(ConfigError, match="^invalid keeper setting max_batch: "):
         load_settings({"max_batch": 5_000})
+    with pytest.raises(ConfigError, match="^invalid keeper setting max_tx_gas: "):
+        load_settings({"max_tx_gas": -1})
+
+
+def test_a_transaction_carries_at_most_ethereums_cap_unless_the_operator_lifts_it(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from lever.keeper.core import MAX_TX_GAS
+    from lever.keeper.runner import KeeperConfig
+
+    assert load_settings().max_tx_gas == KeeperConfig().max_tx_gas == MAX_TX_GAS == 16_777_216
+    monkeypatch.setenv("LEVER_MAX_TX_GAS", "0")
+    assert load_settings().max_tx_gas == 0
 
 
 def test_a_flag_beats_the_environment_which_beats_the_file(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]

@@ -719,7 +719,7 @@ class Keeper:
     ) -> dict[bool, int]:
         """The gas to budget per order, market orders (True) and the others (False) apart:
         `gas_per_order`, or less when the work needs several batches and `eth_estimateGas` of a
-        batch of that kind (one request a kind; as many orders as 90% of a block holds at
+        batch of that kind (one request a kind; as many orders as 90% of a block, or `max_tx_gas`, holds at
         `gas_per_order`, so that the per-transaction cost weighs little in the figure) says
         less, plus 5%; kept for 20 blocks (a backlog takes several steps). A conditional order
         closing a position costs more before refunds than a market order. Fewer, fuller batches:

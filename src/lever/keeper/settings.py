@@ -36,6 +36,7 @@ class KeeperSettings(BaseSettings):
     dry_run: bool = False
     poll_interval: float = Field(default=1.0, gt=0, le=60)
     max_batch: int = Field(default=500, ge=1, le=2000)  # the block gas limit usually binds first
+    max_tx_gas: int = Field(default=2**24, ge=0)  # EIP-7825 (Ethereum since Osaka); 0: a chain without a cap
     gas_market: int | None = Field(default=0, ge=0)  # market pricing the gas token; unset: no profit gate
     band: Decimal = Field(default=Decimal("0.005"), ge=0, le=Decimal("0.5"))
     reindex_every_blocks: int = Field(default=50, ge=1)

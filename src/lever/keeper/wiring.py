@@ -43,6 +43,7 @@ def build_keeper(
     key = private_key or (settings.private_key.get_secret_value() if settings.private_key else None)
     config = KeeperConfig(
         max_batch=settings.max_batch,
+        max_tx_gas=settings.max_tx_gas,
         gas_market=settings.gas_market,
         band_wad=to_wad(settings.band),
         reindex_every_blocks=settings.reindex_every_blocks,
