@@ -19,6 +19,7 @@ import logging
 import threading
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -809,9 +810,16 @@ class Keeper:
         # simulated with (`gas_base`, 5% over the estimate).
         touched: set[int] = set().union(*(f.accounts for f in self._flights))
         sent = orders_sent = 0
+        # The simulations run two at a time (a node serves `eth_call`s in parallel), in the
+        # order the batches are sent; each is sent as soon as it and those before it are done.
+        pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="simulate")
+        simulated = [
+            pool.submit(self._simulate_orders, batch, call, gas, head)
+            for batch, gas in sorted(batches, key=lambda b: b[1])
+        ]
         try:
-            for batch, gas in sorted(batches, key=lambda b: b[1]):
-                for ids, tx in self._simulate_orders(batch, call, gas, head):
+            for future in simulated:
+                for ids, tx in future.result():
                     orders = [self.state.orders[i] for i in ids if i in self.state.orders]
                     if self._flights and not safe_behind(orders, touched):
                         log.info("%d orders wait for a later step: the batches ahead may leave them pending", len(ids))
@@ -828,6 +836,7 @@ class Keeper:
                     sent += 1
                     orders_sent += len(ids)
         finally:  # a broadcast refused: those sent before it are in flight
+            pool.shutdown(cancel_futures=True)
             if sent:
                 log.info(
                     "settling orders",
@@ -880,7 +889,7 @@ class Keeper:
         try:
             tx = self._prepare(fn, value, gas, "settle orders", head)
         except OutOfGas:
-            limit = int(head["gasLimit"])
+            limit = min(int(head["gasLimit"]), self.config.max_tx_gas or int(head["gasLimit"]))
             if len(order_ids) == 1:
                 if gas >= limit:
                     raise
