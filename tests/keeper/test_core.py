@@ -31,6 +31,7 @@ from lever.keeper.core import (
     order_work,
     pack,
     safe_behind,
+    tx_gas_cap,
 )
 from lever.keeper.runner import bumped_fees
 from lever.keeper.settings import load_settings
@@ -259,6 +260,10 @@ def test_a_batch_never_carries_more_gas_than_a_transaction_may_nor_a_whole_block
     # a 300M-gas L2 block: EIP-7825's 2**24 binds; without the cap (0) the share does
     assert batch_gas_budget(300_000_000, 6) == 2**24
     assert batch_gas_budget(300_000_000, 6, 0) == 50_000_000
+    # one transaction alone (a retry at double gas): the block, under the cap
+    assert tx_gas_cap(30_000_000) == 2**24
+    assert tx_gas_cap(10_000_000) == 10_000_000
+    assert tx_gas_cap(30_000_000, 0) == 30_000_000
 
 
 def test_fee_bumps_raise_both_fees_by_an_eighth_and_stop_at_the_cap() -> None:

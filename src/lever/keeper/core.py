@@ -210,14 +210,18 @@ def account_gas(c: Candidate, params: DecideParams) -> int:
 MAX_TX_GAS = 2**24
 
 
+def tx_gas_cap(block_gas_limit: int, max_tx_gas: int = MAX_TX_GAS) -> int:
+    """The most gas one transaction may carry: the block's gas limit, and `max_tx_gas` (0: none)."""
+    return min(block_gas_limit, max_tx_gas) if max_tx_gas > 0 else block_gas_limit
+
+
 def batch_gas_budget(block_gas_limit: int, batches_per_block: int, max_tx_gas: int = MAX_TX_GAS) -> int:
     """The gas limit one batch may carry: the block's gas limit over `batches_per_block` (at
     least two, so that no batch holds a block to itself), and never above `max_tx_gas` (0: no
     cap). A node includes a transaction while its gas *limit* fits in what the block has left,
     and refunds leave each batch using less than its limit, so several small batches fill a
     block where one batch of 90% left a tenth of it and its refunds unused."""
-    budget = block_gas_limit // max(2, batches_per_block)
-    return min(budget, max_tx_gas) if max_tx_gas > 0 else budget
+    return tx_gas_cap(block_gas_limit // max(2, batches_per_block), max_tx_gas)
 
 
 def pack(items: list[tuple[int, int]], gas_base: int, max_batch: int, budget: int) -> list[Batch]:

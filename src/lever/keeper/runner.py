@@ -51,6 +51,7 @@ from lever.keeper.core import (
     order_work,
     pack,
     safe_behind,
+    tx_gas_cap,
 )
 from lever.math.orders import Kind, Order, earliest_publish_time
 
@@ -640,7 +641,7 @@ class Keeper:
         try:
             tx = self._prepare(fn, value, gas, "liquidate", head)
         except OutOfGas:
-            limit = min(int(head["gasLimit"]), self.config.max_tx_gas or int(head["gasLimit"]))
+            limit = tx_gas_cap(int(head["gasLimit"]), self.config.max_tx_gas)
             if len(accounts) == 1:
                 if gas >= limit:
                     raise
@@ -747,7 +748,7 @@ class Keeper:
                 continue
             if len(kind) < 2:
                 continue
-            sample = min(self.reader.head_gas_limit * 9 // 10, self.config.max_tx_gas or self.reader.head_gas_limit)
+            sample = tx_gas_cap(self.reader.head_gas_limit * 9 // 10, self.config.max_tx_gas)
             batch = pack([(i, configured) for i in kind], self.config.gas_base, self.config.max_batch, sample)[0]
             fn, value = self._settle_call(list(batch.items), call)
             params: dict[str, Any] = {"from": self.address, "value": value, "gas": batch.gas_limit}
@@ -889,7 +890,7 @@ class Keeper:
         try:
             tx = self._prepare(fn, value, gas, "settle orders", head)
         except OutOfGas:
-            limit = min(int(head["gasLimit"]), self.config.max_tx_gas or int(head["gasLimit"]))
+            limit = tx_gas_cap(int(head["gasLimit"]), self.config.max_tx_gas)
             if len(order_ids) == 1:
                 if gas >= limit:
                     raise
@@ -999,7 +1000,8 @@ class Keeper:
             return None
         w3 = self.reader.w3
         latest = head if head is not None else self.reader.retry(lambda: w3.eth.get_block("latest"))
-        gas = min(gas, int(latest["gasLimit"]))
+        cap = tx_gas_cap(int(latest["gasLimit"]), self.config.max_tx_gas)
+        gas = min(gas, cap)
         call: TxParams = {
             "from": self.address,
             "to": fn.address,
@@ -1015,7 +1017,7 @@ class Keeper:
         except (ContractLogicError, Web3RPCError) as exc:
             if is_out_of_gas(exc):
                 raise OutOfGas(f"{what} at {gas} gas") from None
-            if gas < int(latest["gasLimit"]) and self._simulates({**call, "gas": int(latest["gasLimit"])}):
+            if gas < cap and self._simulates({**call, "gas": cap}):
                 # Starved, not refused: a sub-call that ran out of gas inside a try/catch reads as
                 # "not ready" (the order book then reverts NothingToSettle); at the block's gas
                 # limit the same call goes through. One more eth_call, on refusals only.
