@@ -105,8 +105,8 @@ demo: compile ## Deploy, price service, keeper and traders on a local Anvil
 node: setup ## A local Anvil on 8545
 	anvil --port 8545
 
-# Anvil on a free port (other nodes may hold 8545); LEVER_GAS_PROFILE=1 adds build/bench/gas-profile.json.
-bench-gas: compile ## Gas of every user path on a live market -> build/bench/gas.json (a minute)
+# Anvil on a free port (other nodes may hold 8545); also writes build/bench/gas-profile.json.
+bench-gas: compile ## Gas of every user path on a live market, and where it goes -> build/bench/gas.json (3 minutes)
 	APE_FOUNDRY_HOST=$${APE_FOUNDRY_HOST:-auto} ape run bench_gas --network ethereum:local:foundry
 
 # The keeper's benchmark -> build/bench/keeper.json: 10,000 accounts (a crash against a naive keeper;

@@ -19,15 +19,16 @@ first order a freshly deployed protocol settles (every market and oracle slot st
 A target applies to the variant named in `applies_to`: a mainnet user's typical settle finds the
 market's storage warm and their own cold.
 
-LEVER_GAS_PROFILE=1 also writes build/bench/gas-profile.json: for each measured transaction, where
-its gas goes per contract (storage reads and writes, logs, calls, execution, from Anvil's struct
-logs) beside the transaction's intrinsic gas, calldata and refund.
+It also writes build/bench/gas-profile.json: for each measured transaction, where its gas goes per
+contract (storage reads and writes, logs, calls, execution, from Anvil's struct logs) beside the
+transaction's intrinsic gas, calldata and refund, and its access floor: the gas left when every
+contract's execution and logs are taken away. gas.json gives each operation's floor beside its
+target: a target below the floor cannot be met without removing storage accesses or calls.
 """
 
 from __future__ import annotations
 
 import json
-import os
 from collections import Counter, defaultdict
 from decimal import Decimal
 from pathlib import Path
@@ -98,6 +99,7 @@ class Bench:
         self.fee = int(self.p.oracle.updateFee())
         self.gas: dict[str, dict[str, int]] = defaultdict(dict)
         self.txs: dict[str, str] = {}
+        self.units: dict[str, int] = {}  # a batch transaction's orders or accounts (1 when absent)
 
     # ------------------------------------------------------------------ chain helpers
 
@@ -304,6 +306,7 @@ class Bench:
         self.gas["order_settle_batch_per_order"]["cold"] = int(receipt.gas_used) // BATCH
         self.gas["order_settle_batch_per_order"]["total"] = int(receipt.gas_used)
         self.txs["order_settle_batch_per_order.cold"] = str(receipt.txn_hash)
+        self.units["order_settle_batch_per_order.cold"] = BATCH
         return ids
 
     def _liquidations(self, ids: list[int]) -> None:
@@ -336,6 +339,7 @@ class Bench:
         self.gas["liquidate_batch_per_account"]["cold"] = int(receipt.gas_used) // done
         self.gas["liquidate_batch_per_account"]["total"] = int(receipt.gas_used)
         self.txs["liquidate_batch_per_account.cold"] = str(receipt.txn_hash)
+        self.units["liquidate_batch_per_account.cold"] = done
 
 
 # Which variant a key's figure (and target) is: "cold" where the account's storage is fresh.
@@ -358,19 +362,22 @@ APPLIES_TO = {
 }
 
 
-def report(bench: Bench) -> dict[str, Any]:
+def report(bench: Bench, floors: dict[str, int]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, what in WHAT.items():
         variants = bench.gas[key]
         applies = APPLIES_TO[key]
         gas = variants[applies]
         target = TARGETS.get(key)
+        floor = floors.get(f"{key}.{applies}")
         out[key] = {
             "gas": gas,
             "target": target,
             "meets_target": None if target is None else gas <= target,
             "applies_to": applies,
             "variants": dict(variants),
+            "access_floor": floor,
+            "target_below_access_floor": None if target is None or floor is None else target < floor,
             "what": what,
         }
     return out
@@ -379,7 +386,9 @@ def report(bench: Bench) -> dict[str, Any]:
 def main() -> None:
     bench = Bench()
     bench.run()
-    result = report(bench)
+    traced = profile(bench)
+    floors = {label: row["access_floor"] // bench.units.get(label, 1) for label, row in traced.items()}
+    result = report(bench, floors)
     doc = {
         "scenario": __doc__.split("\n\n")[2].replace("\n", " ") if __doc__ else "",
         "block_seconds": BLOCK,
@@ -389,21 +398,20 @@ def main() -> None:
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps(doc, indent=2) + "\n")
     table = Table(title="Gas per operation (live market, 12 s blocks)")
-    for col in ("operation", "gas", "variants", "target"):
+    for col in ("operation", "gas", "variants", "target", "access floor"):
         table.add_column(col, justify="left" if col in ("operation", "variants") else "right")
     for key, row in result.items():
         variants = ", ".join(f"{k} {v:,}" for k, v in row["variants"].items() if k != row["applies_to"])
         target = row["target"]
         mark = "" if target is None else f"<= {target:,} {'ok' if row['meets_target'] else 'MISSED'}"
-        table.add_row(key, f"{row['gas']:,} ({row['applies_to']})", variants, mark)
+        floor = "" if row["access_floor"] is None else f"{row['access_floor']:,}"
+        table.add_row(key, f"{row['gas']:,} ({row['applies_to']})", variants, mark, floor)
     Console().print(table)
-    print(f"wrote {OUT}")
-    if os.environ.get("LEVER_GAS_PROFILE"):
-        PROFILE_OUT.write_text(json.dumps(profile(bench), indent=2) + "\n")
-        print(f"wrote {PROFILE_OUT}")
+    PROFILE_OUT.write_text(json.dumps(traced, indent=2) + "\n")
+    print(f"wrote {OUT} and {PROFILE_OUT}")
 
 
-# ---------------------------------------------------------------------- profiling (optional)
+# ---------------------------------------------------------------------- profiling
 
 CALLS = ("CALL", "STATICCALL", "DELEGATECALL", "CALLCODE")
 PRECOMPILES = {f"0x{i:040x}" for i in range(1, 11)}
@@ -437,6 +445,7 @@ def _breakdown(w3: Any, tx: str, names: dict[str, str]) -> dict[str, Any]:
         "result"
     ]["structLogs"]
     per: dict[str, Counter[str]] = defaultdict(Counter)
+    slots: dict[str, list[str]] = defaultdict(list)  # each contract's cold slots, in the order first touched
     warm = {str(t["from"]).lower(), str(t["to"]).lower()} | PRECOMPILES
     stack = [str(t["to"]).lower()]
     total = 0
@@ -472,20 +481,29 @@ def _breakdown(w3: Any, tx: str, names: dict[str, str]) -> dict[str, Any]:
             per[who]["call: cold account" if cost >= 2600 else "execution"] += cost
         elif op == "SLOAD":
             per[who]["storage read: cold" if cost >= 2100 else "storage read: warm"] += cost
+            if cost >= 2100:
+                slots[who].append(step["stack"][-1])
         elif op == "SSTORE":
             kind = "write: fresh slot" if cost >= 20000 else "write: update" if cost >= 2900 else "write: warm/no-op"
             per[who]["storage " + kind] += cost
+            if cost in (22100, 5000):  # written without being read first: a cold slot too
+                slots[who].append(step["stack"][-1])
         elif op.startswith("LOG"):
             per[who]["log"] += cost
         else:
             per[who]["execution"] += cost
     intrinsic = 21000
     refund = intrinsic + calldata + total - int(receipt["gasUsed"])
+    instructions = sum(c["execution"] + c["log"] for c in per.values())
     return {
         "tx": tx,
         "gas_used": int(receipt["gasUsed"]),
+        # What the transaction's storage, calls, calldata and intrinsic cost alone: the gas left if
+        # every contract ran no instruction but its storage accesses and calls, and logged nothing.
+        "access_floor": int(receipt["gasUsed"]) - instructions,
         "transaction": {"intrinsic": intrinsic, "calldata": calldata, "refund": -refund},
         "contracts": {
             who: dict(c.most_common()) for who, c in sorted(per.items(), key=lambda kv: -sum(kv[1].values()))
         },
+        "cold_slots": {who: keys for who, keys in slots.items()},
     }
