@@ -45,8 +45,8 @@ from lever.chain import Addresses, ProtocolReader
 from lever.config import load_network_config
 from lever.deploy import deploy_protocol
 from lever.hermes import HermesClient
-from lever.keeper.core import pack
-from lever.keeper.runner import Keeper, KeeperConfig
+from lever.keeper.core import KeeperConfig, pack
+from lever.keeper.runner import Keeper
 from lever.keeper.service import JsonFormatter, KeeperService
 from lever.keeper.wiring import connect
 from lever.math.orders import Kind

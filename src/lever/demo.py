@@ -297,7 +297,8 @@ class Stage:
         from lever.config import load_network_config
         from lever.deploy import deployment_record
         from lever.hermes import HermesClient
-        from lever.keeper.runner import Keeper, KeeperConfig
+        from lever.keeper.core import KeeperConfig
+        from lever.keeper.runner import Keeper
         from lever.priceservice import Publisher, Server, chain_clock, state_for
 
         if not app.is_local(provider):

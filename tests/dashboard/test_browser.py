@@ -18,7 +18,8 @@ from lever.chain import Addresses, ProtocolReader
 from lever.dashboard import Running, alongside
 from lever.deployments import Deployment
 from lever.hermes import HermesClient
-from lever.keeper.runner import Keeper, KeeperConfig
+from lever.keeper.core import KeeperConfig
+from lever.keeper.runner import Keeper
 from lever.keeper.service import KeeperService
 from lever.paths import REPO
 

@@ -56,7 +56,8 @@ def make_keeper(h: Any, price_service: PriceService, bot: Any) -> Callable[..., 
     """Builds a keeper on the test's chain and price service; `KeeperConfig` fields by keyword."""
     from lever.chain import ProtocolReader
     from lever.hermes import HermesClient
-    from lever.keeper.runner import Keeper, KeeperConfig
+    from lever.keeper.core import KeeperConfig
+    from lever.keeper.runner import Keeper
     from lever.keeper.wiring import connect
 
     def build(signer: Any = None, rpc_url: str | None = None, prices_url: str | None = None, **config: Any) -> Any:

@@ -418,8 +418,7 @@ def test_a_bad_setting_is_one_config_error_naming_the_field() -> None:
 
 
 def test_a_transaction_carries_at_most_ethereums_cap_unless_the_operator_lifts_it(monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    from lever.keeper.core import MAX_TX_GAS
-    from lever.keeper.runner import KeeperConfig
+    from lever.keeper.core import MAX_TX_GAS, KeeperConfig
 
     assert load_settings().max_tx_gas == KeeperConfig().max_tx_gas == MAX_TX_GAS == 16_777_216
     monkeypatch.setenv("LEVER_MAX_TX_GAS", "0")

@@ -224,6 +224,51 @@ def batch_gas_budget(block_gas_limit: int, batches_per_block: int, max_tx_gas: i
     return tx_gas_cap(block_gas_limit // max(2, batches_per_block), max_tx_gas)
 
 
+@dataclass
+class KeeperConfig:
+    """The keeper's settings (`lever keeper` reads them from the environment or a TOML file)."""
+
+    max_batch: int = 500  # upper bound; the block gas limit usually binds first
+    # the market whose price prices the gas token (ETH-USD); None: no profit gate
+    gas_market: int | None = 0
+    # 0.5%: candidates within half a percent of their liquidation price
+    band_wad: int = m.WAD // 200
+    page_size: int = 500
+    reindex_every_blocks: int = 50
+    clear_bad_debt: bool = True
+    settle_orders: bool = True
+    settle_lp: bool = True
+    dry_run: bool = False
+    tip_wei: int = 10**9
+    # Gas limits: base + a budget per item, capped at the block's gas limit. The eth_call
+    # simulation runs with that limit, so a batch that would run out of gas is split, not sent.
+    gas_base: int = 600_000
+    gas_per_account: int = 150_000
+    gas_per_order: int = 200_000
+    # A settleOrders or liquidateBatch batch takes at most the block gas limit over these: a
+    # block holds several, and the refunds of those before leave room for one more
+    # (`core.batch_gas_budget`), and never more than `max_tx_gas` (EIP-7825's 2**24 on
+    # Ethereum since Osaka; 0: no cap, for a chain without it).
+    order_batches_per_block: int = 6
+    liquidation_batches_per_block: int = 6
+    max_tx_gas: int = MAX_TX_GAS
+    gas_per_lp: int = 800_000
+    # A transaction not mined after `stuck_after` seconds is replaced (same nonce) with fees
+    # raised by 12.5%, at most `max_fee_bumps` times and never above `max_fee_cap_wei`.
+    stuck_after: float = 30.0
+    max_fee_bumps: int = 3
+    max_fee_cap_wei: int = 500 * 10**9
+    start_block: int = 0  # the deployment's block: history before it holds no orders or requests
+
+    def liquidation_budget(self, block_gas_limit: int) -> int:
+        """The gas limit of one `liquidateBatch` under a block of `block_gas_limit`."""
+        return batch_gas_budget(block_gas_limit, self.liquidation_batches_per_block, self.max_tx_gas)
+
+    def order_budget(self, block_gas_limit: int) -> int:
+        """The gas limit of one `settleOrders` batch under a block of `block_gas_limit`."""
+        return batch_gas_budget(block_gas_limit, self.order_batches_per_block, self.max_tx_gas)
+
+
 def pack(items: list[tuple[int, int]], gas_base: int, max_batch: int, budget: int) -> list[Batch]:
     """Greedy batches of (item, gas) in order: at most `max_batch` items and `budget` gas each."""
     batches: list[Batch] = []

@@ -40,11 +40,10 @@ from lever.chain import (
 )
 from lever.hermes import HermesClient, PriceServiceError
 from lever.keeper.core import (
-    MAX_TX_GAS,
     DecideParams,
+    KeeperConfig,
     LiquidationIndex,
     LpRequest,
-    batch_gas_budget,
     decide,
     evaluate,
     lp_work,
@@ -82,41 +81,6 @@ class KeeperMetrics:
         self.block_lag = Gauge("lever_keeper_block_lag", "Head block minus the last handled block", registry=r)
         self.loop = Histogram("lever_keeper_loop_seconds", "Time to handle one block", registry=r)
         self.errors = Counter("lever_keeper_errors_total", "RPC or send errors", registry=r)
-
-
-@dataclass
-class KeeperConfig:
-    max_batch: int = 500  # upper bound; the block gas limit usually binds first
-    # the market whose price prices the gas token (ETH-USD); None: no profit gate
-    gas_market: int | None = 0
-    # 0.5%: candidates within half a percent of their liquidation price
-    band_wad: int = m.WAD // 200
-    page_size: int = 500
-    reindex_every_blocks: int = 50
-    clear_bad_debt: bool = True
-    settle_orders: bool = True
-    settle_lp: bool = True
-    dry_run: bool = False
-    tip_wei: int = 10**9
-    # Gas limits: base + a budget per item, capped at the block's gas limit. The eth_call
-    # simulation runs with that limit, so a batch that would run out of gas is split, not sent.
-    gas_base: int = 600_000
-    gas_per_account: int = 150_000
-    gas_per_order: int = 200_000
-    # A settleOrders or liquidateBatch batch takes at most the block gas limit over these: a
-    # block holds several, and the refunds of those before leave room for one more
-    # (`core.batch_gas_budget`), and never more than `max_tx_gas` (EIP-7825's 2**24 on
-    # Ethereum since Osaka; 0: no cap, for a chain without it).
-    order_batches_per_block: int = 6
-    liquidation_batches_per_block: int = 6
-    max_tx_gas: int = MAX_TX_GAS
-    gas_per_lp: int = 800_000
-    # A transaction not mined after `stuck_after` seconds is replaced (same nonce) with fees
-    # raised by 12.5%, at most `max_fee_bumps` times and never above `max_fee_cap_wei`.
-    stuck_after: float = 30.0
-    max_fee_bumps: int = 3
-    max_fee_cap_wei: int = 500 * 10**9
-    start_block: int = 0  # the deployment's block: history before it holds no orders or requests
 
 
 @dataclass
@@ -513,9 +477,6 @@ class Keeper:
             else:
                 self.state.lp.pop((controller, is_deposit), None)
 
-    def _batch_budget(self, batches_per_block: int) -> int:
-        return batch_gas_budget(self.reader.head_gas_limit, batches_per_block, self.config.max_tx_gas)
-
     # ------------------------------------------------------------------ job 1: liquidations
 
     def _liquidate(self, candidates: list[int], views: dict[int, m.MarketView], cov: m.Coverage, block: int) -> int:
@@ -527,7 +488,7 @@ class Keeper:
             liquidation=self.reader.liquidation_params(block),
             token_scale=self.token_scale,
             max_batch=self.config.max_batch,
-            batch_gas_budget=self._batch_budget(self.config.liquidation_batches_per_block),
+            batch_gas_budget=self.config.liquidation_budget(self.reader.head_gas_limit),
             gas_base=self.config.gas_base,
             gas_per_account=self.config.gas_per_account,
             gas_price_wei=self.reader.head_base_fee + self.config.tip_wei,
@@ -706,7 +667,7 @@ class Keeper:
         latest = self._latest_updates(sorted(self.state.markets))
         todo = [o for o in ready if o.order_id not in self.state.in_flight]
         call = OrderCall(keys, proofs, latest, self.reader.update_fee())
-        budget = self._batch_budget(self.config.order_batches_per_block)
+        budget = self.config.order_budget(self.reader.head_gas_limit)
         gas = self._gas_per_order(todo, call, budget)
         items = [(o.order_id, gas[o.kind == Kind.MARKET]) for o in todo]
         batches = pack(items, self.config.gas_base, self.config.max_batch, budget)

@@ -10,7 +10,8 @@ from web3.types import RPCEndpoint
 from lever.chain import Addresses, ProtocolReader
 from lever.deployments import Deployment, load_deployment
 from lever.hermes import HermesClient
-from lever.keeper.runner import Keeper, KeeperConfig
+from lever.keeper.core import KeeperConfig
+from lever.keeper.runner import Keeper
 from lever.keeper.settings import KeeperSettings, load_settings
 from lever.units import to_scaled, to_wad
 

@@ -31,14 +31,10 @@ from lever.keeper.core import DecideParams, LpRequest, decide, evaluate, lp_work
 from lever.math.orders import Kind, Order, earliest_publish_time, expiry, order_id, triggered
 from lever.math.refusal import Refused
 from lever.stress.metrics import USD, RunResult, cascade_depth, max_drawdown
-from lever.stress.model import CENT, SIZE_UNIT, TOKEN_SCALE, Cell
+from lever.stress.model import CENT, KEEPER, SIZE_UNIT, TOKEN_SCALE, Cell
 
 FEED_SCALE = 10**10  # an 8-decimal reference answer (and a pull price at expo -8) to WAD
 MAX_ORDERS = 8
-KEEPER_GAS_PER_ORDER = 200_000  # lever.keeper.runner.KeeperConfig's defaults
-KEEPER_GAS_PER_ACCOUNT = 150_000
-KEEPER_GAS_BASE = 600_000
-KEEPER_MAX_BATCH = 500
 RETRYABLE = ("OracleStalePrice", "SequencerDown", "SequencerGracePeriod")
 RETRYABLE_CONDITIONAL = ("AcceptablePriceExceeded", "FillPriceInvalid")
 HUGE_PROFIT_RATIO = 10**40  # a profit cap no position reaches: the raw value
@@ -853,10 +849,10 @@ class ExactEngine:
         params = DecideParams(
             liquidation=cell.params.liquidation,
             token_scale=TOKEN_SCALE,
-            max_batch=KEEPER_MAX_BATCH,
-            gas_per_account=KEEPER_GAS_PER_ACCOUNT,
-            gas_base=KEEPER_GAS_BASE,
-            batch_gas_budget=cell.agents.block_gas_limit * 9 // 10,
+            max_batch=KEEPER.max_batch,
+            gas_per_account=KEEPER.gas_per_account,
+            gas_base=KEEPER.gas_base,
+            batch_gas_budget=KEEPER.liquidation_budget(cell.agents.block_gas_limit),
             gas_price_wei=gas_price,
             token_per_eth=eth_price // TOKEN_SCALE if gate else 0,
             clear_bad_debt=True,
@@ -942,25 +938,31 @@ class ExactEngine:
         work = order_work(orders, now, p.order_delay, p.order_window, records, latest_prices)
         if not (work.due or work.expired or work.triggered):
             return
-        blobs: dict[int, Publication | None] = {}
-        proven: set[tuple[int, int]] = set()
+        keys: dict[int, tuple[int, int]] = {}  # a due order's (market, earliest publish time)
+        proofs: dict[tuple[int, int], Publication] = {}  # the price each key settles at
         ready: list[Order] = []
         for o in work.due:
             key = (o.market_id, earliest_publish_time(o, p.order_delay))
-            if key in proven:
-                blobs[o.order_id] = None
-                ready.append(o)
-                continue
-            found = chain.publication_at_or_after(o.market_id, key[1])
-            if found is None or found.time > now:
-                continue
-            blobs[o.order_id] = found
-            proven.add(key)
+            if key not in proofs:
+                found = chain.publication_at_or_after(o.market_id, key[1])
+                if found is None or found.time > now:
+                    continue
+                proofs[key] = found
+            keys[o.order_id] = key
             ready.append(o)
         ready += [*work.expired, *work.triggered]
         latest = [(mk, pub) for mk in range(chain.n_markets) if (pub := chain.latest_publication(mk))]
-        items = [(o.order_id, KEEPER_GAS_PER_ORDER) for o in ready]
-        for batch in pack(items, KEEPER_GAS_BASE, KEEPER_MAX_BATCH, self.cell.agents.block_gas_limit * 9 // 10):
+        items = [(o.order_id, KEEPER.gas_per_order) for o in ready]
+        for batch in pack(
+            items, KEEPER.gas_base, KEEPER.max_batch, KEEPER.order_budget(self.cell.agents.block_gas_limit)
+        ):
+            # As `Keeper._settle_call`: the first order of each key in the batch carries its proof.
+            blobs: dict[int, Publication | None] = {}
+            carried: set[tuple[int, int]] = set()
+            for i in batch.items:
+                if (due := keys.get(i)) is not None:
+                    blobs[i] = None if due in carried else proofs[due]
+                    carried.add(due)
             fills = chain.settle_orders(list(batch.items), blobs, latest, now)
             if fills is None:
                 continue  # the keeper's simulation reverts: nothing is sent
@@ -995,7 +997,7 @@ class ExactEngine:
             updates.append((mk, pub))
         assets = chain.settle_redeem(updates, now)
         if assets is not None:
-            self._gas(800_000, gas_price, eth_price)
+            self._gas(KEEPER.gas_per_lp, gas_price, eth_price)
             self.result.lp_redeemed += assets / USD
 
     # ------------------------------------------------------------------ figures

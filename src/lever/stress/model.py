@@ -18,6 +18,7 @@ import numpy.typing as npt
 
 from lever import math as m
 from lever.config import NetworkConfig, load_network_config
+from lever.keeper.core import KeeperConfig
 from lever.math.constants import MAX_LEVERAGE
 from lever.stress.errors import StressError
 from lever.stress.scenarios import MARKETS, Scenario, ScenarioSpec, generate, load_library
@@ -28,6 +29,7 @@ FloatArray = npt.NDArray[np.float64]
 TOKEN_DECIMALS = 6
 TOKEN_SCALE = 10**12  # WAD per token unit (a 6-decimal stablecoin)
 SIZE_UNIT = 10**12  # sizes are drawn in millionths of a unit: WAD = units * SIZE_UNIT
+KEEPER = KeeperConfig()  # the keeper the lab models: its gas per item, batch sizes and budgets
 CENT = 10**16  # prices are whole cents: WAD = cents * CENT
 DT = 12  # seconds between steps (one block)
 OPEN_PER_STEP = 120
@@ -83,18 +85,23 @@ class Agents:
     insurance_per_account_usd: int = 100
     lp_run_drawdown: float = 0.03  # LPs request redemptions when the share price falls this far ...
     lp_run_share: float = 0.25  # ... for this share of their shares
-    keeper_capacity: int = 0  # liquidations per block; 0: block gas limit / gas per liquidation
+    keeper_capacity: int = 0  # liquidations per block; 0: what the keeper's batches of a block hold
     block_gas_limit: int = 30_000_000
-    gas_per_liquidation: int = 150_000
-    gas_base: int = 600_000
+    gas_per_liquidation: int = KEEPER.gas_per_account
+    gas_base: int = KEEPER.gas_base
     keeper_latency: int = 0  # blocks between an account becoming liquidatable and the keeper acting
     profit_gate: bool = True  # the keeper skips liquidations whose reward does not pay for gas
     impact_depth_usd: float = 0.0  # market impact: liquidation volume / depth moves the price; 0: none
 
     def capacity(self) -> int:
+        """Liquidations per block: `keeper_capacity`, or the keeper's batches of a block
+        (`KeeperConfig.liquidation_batches_per_block`, each within `liquidation_budget`)."""
         if self.keeper_capacity:
             return self.keeper_capacity
-        return max(1, (self.block_gas_limit * 9 // 10 - self.gas_base) // self.gas_per_liquidation)
+        per_batch = max(
+            1, (KEEPER.liquidation_budget(self.block_gas_limit) - self.gas_base) // self.gas_per_liquidation
+        )
+        return KEEPER.liquidation_batches_per_block * per_batch
 
 
 # The replay's agents: ten accounts, more leverage, stops and top-ups (small enough for Anvil).
@@ -290,8 +297,8 @@ def population(agents: Agents, params: Params, scenario: Scenario, prices: IntAr
     )[market]
     leverage = np.clip(rng.lognormal(math.log(agents.leverage_median), agents.leverage_sigma, n), 1.1, 0.9 * max_lev)
     notional = np.clip(rng.lognormal(math.log(agents.notional_median_usd), agents.notional_sigma, n), 200.0, 250_000.0)
-    # At most OPEN_PER_STEP market orders a step: the keeper settles a step's due orders in one
-    # `settleOrders` batch (more would be split, and a split batch loses the proven price).
+    # At most OPEN_PER_STEP market orders a step: what the keeper's `settleOrders` batches of one
+    # block hold at its default gas per order, so a step's due orders settle in that step.
     open_step = (np.arange(n) // OPEN_PER_STEP).astype(np.int64)
     squeeze_at = np.flatnonzero(scenario.squeeze)
     if squeeze_at.size:

@@ -87,7 +87,8 @@ def replay(
     from lever.chain import Addresses, ProtocolReader
     from lever.deploy import create_account, deploy_protocol, deployment_record
     from lever.hermes import HermesClient
-    from lever.keeper.runner import Keeper, KeeperConfig
+    from lever.keeper.core import KeeperConfig
+    from lever.keeper.runner import Keeper
     from lever.priceservice import PriceState, Server
     from lever.pyth import PriceBook
 

@@ -28,14 +28,15 @@ import numpy as np
 import numpy.typing as npt
 
 from lever.stress.metrics import RunResult, cascade_depth, max_drawdown
-from lever.stress.model import DT, Cell
+from lever.stress.model import DT, KEEPER, Cell
 
 F = npt.NDArray[np.float64]
 B = npt.NDArray[np.bool_]
 W = 1e18
 DAY = 86_400.0
 VAR_MAX = (2**64 - 1) / W
-GAS_PER_ORDER, GAS_PER_ACCOUNT, GAS_BASE, GAS_PER_LP, MAX_BATCH = 200_000, 150_000, 600_000, 800_000, 500
+GAS_PER_ORDER, GAS_PER_ACCOUNT, GAS_BASE = KEEPER.gas_per_order, KEEPER.gas_per_account, KEEPER.gas_base
+GAS_PER_LP, MAX_BATCH = KEEPER.gas_per_lp, KEEPER.max_batch
 
 
 class Revert(Exception):
@@ -771,7 +772,8 @@ class VectorEngine:
     def _liquidations(
         self, k: int, idx: npt.NDArray[np.intp], now: float, gas_price: float, eth: float, closed: list[float]
     ) -> None:
-        per_batch = max(1, min(MAX_BATCH, (self.cell.agents.block_gas_limit * 9 // 10 - GAS_BASE) // GAS_PER_ACCOUNT))
+        budget = KEEPER.liquidation_budget(self.cell.agents.block_gas_limit)
+        per_batch = max(1, min(MAX_BATCH, (budget - GAS_BASE) // GAS_PER_ACCOUNT))
         for start in range(0, idx.size, per_batch):
             batch = idx[start : start + per_batch]
             saved_oracle = list(self.oracle)
@@ -922,9 +924,8 @@ class VectorEngine:
             self.oracle = saved_oracle
             self._version += 1
             return
-        batches = max(
-            1, -(-len(work) // max(1, (self.cell.agents.block_gas_limit * 9 // 10 - GAS_BASE) // GAS_PER_ORDER))
-        )
+        per_batch = max(1, (KEEPER.order_budget(self.cell.agents.block_gas_limit) - GAS_BASE) // GAS_PER_ORDER)
+        batches = max(1, -(-len(work) // per_batch))
         self.gas_cost += (GAS_BASE * batches + GAS_PER_ORDER * len(work)) * gas_price / 1e18 * eth
         for _, i, kind, _ in work:  # `_send_orders` forgets the batch's orders (events bring them back)
             self.known[int(i)] = False
