@@ -7,6 +7,7 @@ purpose: every method is one kind of RPC work, so callers can count, retry and t
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -182,6 +183,7 @@ class ProtocolReader:
         self.timelock = contract("LeverTimelock", a.timelock)
         self.feeds = {mk: contract("MockPriceFeed", feed) for mk, feed in a.feeds.items()}
         self.calls = 0
+        self._calls_lock = threading.Lock()  # the keeper simulates from two threads
         self.head_hash = self.head_parent = b""
         self.head_gas_limit = 30_000_000
         self.head_base_fee = 0
@@ -190,10 +192,15 @@ class ProtocolReader:
 
     # ------------------------------------------------------------------ plumbing
 
+    def count_call(self) -> None:
+        """One more RPC request in `calls` (requests are sent from more than one thread)."""
+        with self._calls_lock:
+            self.calls += 1
+
     def retry(self, request: Callable[[], Any]) -> Any:
         """One request, retried with exponential backoff on transport errors (each try counted)."""
         for attempt in range(self.retries + 1):
-            self.calls += 1
+            self.count_call()
             try:
                 return request()
             except TRANSPORT_ERRORS:

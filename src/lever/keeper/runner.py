@@ -1058,7 +1058,7 @@ class Keeper:
         (its receipt is not asked for) and is not stuck: its clock restarts."""
         for tx_hash in [] if behind else sent.hashes:
             try:
-                self.reader.calls += 1
+                self.reader.count_call()
                 receipt = self.reader.w3.eth.get_transaction_receipt(HexBytes(tx_hash))
             except RECEIPT_NOT_YET:
                 continue
@@ -1106,7 +1106,7 @@ class Keeper:
         """Sends a signed transaction, re-sending the same bytes (same hash) if the transport
         fails; a node that already has it says so, which is success."""
         for attempt in range(self.reader.retries + 1):
-            self.reader.calls += 1
+            self.reader.count_call()
             try:
                 self.reader.w3.eth.send_raw_transaction(raw)
                 return
@@ -1120,7 +1120,7 @@ class Keeper:
 
     def _dropped(self, tx_hash: bytes) -> bool:
         """Does the node no longer know `tx_hash` (neither pending nor mined)?"""
-        self.reader.calls += 1
+        self.reader.count_call()
         try:
             self.reader.w3.eth.get_transaction(HexBytes(tx_hash))
         except TransactionNotFound:
