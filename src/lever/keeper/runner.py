@@ -561,8 +561,8 @@ class Keeper:
         self, batches: list[tuple[list[int], int]], updates: list[tuple[int, bytes]], value: int
     ) -> int:
         """The step's liquidation batches (accounts, gas limit), each carrying `value` (the update
-        fees), pipelined as the order batches are: each simulated, all broadcast back to back in
-        ascending order of gas limit, then their receipts read, within the step. Returns the
+        fees), pipelined as the order batches are: simulated two at a time, all broadcast back to
+        back in ascending order of gas limit, then their receipts read, within the step. Returns the
         accounts liquidated. A later batch simulated before the ones ahead are mined still
         liquidates: the batches hold disjoint accounts, and the ones ahead change only the pool,
         the insurance fund and the skew, which decide what a liquidation pays, not whether an
@@ -571,8 +571,9 @@ class Keeper:
             return 0
         head = self.reader.retry(lambda: self.reader.w3.eth.get_block("latest"))
         planned: list[tuple[list[int], TxParams]] = []
-        for accounts, gas in batches:
-            planned += self._simulate_liquidations(accounts, updates, value, gas, head)
+        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="simulate") as pool:
+            for found in pool.map(lambda b: self._simulate_liquidations(b[0], updates, value, b[1], head), batches):
+                planned += found
         planned.sort(key=lambda p: int(p[1]["gas"]))
         sent: list[tuple[list[int], Sent]] = []
         liquidated = 0
