@@ -27,6 +27,7 @@ from lever.keeper.core import (
     batch_gas_budget,
     decide,
     evaluate,
+    items_per_batch,
     lp_work,
     order_work,
     pack,
@@ -249,6 +250,13 @@ def test_pack_fills_each_batch_to_its_budget_or_its_size() -> None:
     assert pack([], 100, 2, 0) == []
     # one item alone may exceed it
     assert [b.items for b in pack([(1, 500)], 100, 5, 135)] == [(1,)]
+
+
+def test_the_stress_lab_counts_a_batch_of_equal_items_as_pack_fills_it() -> None:
+    cases = ((5_000_000, 600_000, 150_000), (5_000_000, 600_000, 200_000), (700_000, 600_000, 150_000))
+    for budget, base, need in cases:
+        batches = pack([(i, need) for i in range(500)], base, 500, budget)
+        assert len(batches[0].items) == items_per_batch(budget, base, need)
 
 
 def test_a_batch_never_carries_more_gas_than_a_transaction_may_nor_a_whole_block() -> None:

@@ -269,6 +269,12 @@ class KeeperConfig:
         return batch_gas_budget(block_gas_limit, self.order_batches_per_block, self.max_tx_gas)
 
 
+def items_per_batch(budget: int, gas_base: int, gas_per_item: int) -> int:
+    """How many items of `gas_per_item` one batch of `budget` gas holds after its `gas_base`
+    (at least one): what `pack` puts in a batch of equal items."""
+    return max(1, (budget - gas_base) // gas_per_item)
+
+
 def pack(items: list[tuple[int, int]], gas_base: int, max_batch: int, budget: int) -> list[Batch]:
     """Greedy batches of (item, gas) in order: at most `max_batch` items and `budget` gas each."""
     batches: list[Batch] = []

@@ -18,7 +18,7 @@ import numpy.typing as npt
 
 from lever import math as m
 from lever.config import NetworkConfig, load_network_config
-from lever.keeper.core import KeeperConfig
+from lever.keeper.core import KeeperConfig, items_per_batch
 from lever.math.constants import MAX_LEVERAGE
 from lever.stress.errors import StressError
 from lever.stress.scenarios import MARKETS, Scenario, ScenarioSpec, generate, load_library
@@ -98,10 +98,8 @@ class Agents:
         (`KeeperConfig.liquidation_batches_per_block`, each within `liquidation_budget`)."""
         if self.keeper_capacity:
             return self.keeper_capacity
-        per_batch = max(
-            1, (KEEPER.liquidation_budget(self.block_gas_limit) - self.gas_base) // self.gas_per_liquidation
-        )
-        return KEEPER.liquidation_batches_per_block * per_batch
+        budget = KEEPER.liquidation_budget(self.block_gas_limit)
+        return KEEPER.liquidation_batches_per_block * items_per_batch(budget, self.gas_base, self.gas_per_liquidation)
 
 
 # The replay's agents: ten accounts, more leverage, stops and top-ups (small enough for Anvil).

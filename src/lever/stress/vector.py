@@ -27,6 +27,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import numpy.typing as npt
 
+from lever.keeper.core import items_per_batch
 from lever.stress.metrics import RunResult, cascade_depth, max_drawdown
 from lever.stress.model import DT, KEEPER, Cell
 
@@ -773,7 +774,7 @@ class VectorEngine:
         self, k: int, idx: npt.NDArray[np.intp], now: float, gas_price: float, eth: float, closed: list[float]
     ) -> None:
         budget = KEEPER.liquidation_budget(self.cell.agents.block_gas_limit)
-        per_batch = max(1, min(MAX_BATCH, (budget - GAS_BASE) // GAS_PER_ACCOUNT))
+        per_batch = min(MAX_BATCH, items_per_batch(budget, GAS_BASE, GAS_PER_ACCOUNT))
         for start in range(0, idx.size, per_batch):
             batch = idx[start : start + per_batch]
             saved_oracle = list(self.oracle)
@@ -924,7 +925,7 @@ class VectorEngine:
             self.oracle = saved_oracle
             self._version += 1
             return
-        per_batch = max(1, (KEEPER.order_budget(self.cell.agents.block_gas_limit) - GAS_BASE) // GAS_PER_ORDER)
+        per_batch = items_per_batch(KEEPER.order_budget(self.cell.agents.block_gas_limit), GAS_BASE, GAS_PER_ORDER)
         batches = max(1, -(-len(work) // per_batch))
         self.gas_cost += (GAS_BASE * batches + GAS_PER_ORDER * len(work)) * gas_price / 1e18 * eth
         for _, i, kind, _ in work:  # `_send_orders` forgets the batch's orders (events bring them back)
