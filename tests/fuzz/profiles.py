@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, Phase, settings
 @dataclass(frozen=True)
 class Budget:
     examples: int
-    steps_per_example: int
+    rules_per_example: int  # each rule runs the machine's STEPS_PER_RULE steps
     min_steps: int  # what the run must reach (the profile's promise), counted by the machine
 
 
@@ -30,13 +30,13 @@ class Profile:
 PROFILES = {
     # make test: at least 20,000 steps in process, and a short run on Anvil. Fixed seeds: CI runs
     # the same examples every time (the nightly profile explores).
-    "ci": Profile(Budget(64, 400, 20_000), Budget(3, 30, 60), fixed_seeds=True),
+    "ci": Profile(Budget(64, 200, 20_000), Budget(3, 15, 60), fixed_seeds=True),
     # make fuzz-nightly: at least 1,000,000 steps in process, and a longer run on Anvil.
-    "nightly": Profile(Budget(3_200, 400, 1_000_000), Budget(40, 50, 1_000), fixed_seeds=False),
+    "nightly": Profile(Budget(3_200, 200, 1_000_000), Budget(40, 25, 1_000), fixed_seeds=False),
     # make bench-fuzz: the ci run in process, and runs of the same length on Anvil.
-    "bench": Profile(Budget(64, 400, 20_000), Budget(2, 400, 400), fixed_seeds=True),
+    "bench": Profile(Budget(64, 200, 20_000), Budget(2, 200, 400), fixed_seeds=True),
     # quick iterations while developing.
-    "dev": Profile(Budget(16, 100, 0), Budget(2, 20, 0), fixed_seeds=False),
+    "dev": Profile(Budget(16, 50, 0), Budget(2, 10, 0), fixed_seeds=False),
 }
 
 
@@ -63,7 +63,7 @@ def run_seed(shard: int) -> int:
 def hypothesis_settings(budget: Budget) -> settings:
     return settings(
         max_examples=budget.examples,
-        stateful_step_count=budget.steps_per_example,
+        stateful_step_count=budget.rules_per_example,
         deadline=None,
         database=None,
         print_blob=True,

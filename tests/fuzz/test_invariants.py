@@ -92,7 +92,7 @@ def test_invariants_in_process(
     if under_ape(request.config):
         pytest.skip("the in-process backend runs under plain pytest (make fuzz)")
     p = profile()
-    budget = Budget(p.fast.examples // SHARDS, p.fast.steps_per_example, p.fast.min_steps // SHARDS)
+    budget = Budget(p.fast.examples // SHARDS, p.fast.rules_per_example, p.fast.min_steps // SHARDS)
     for shard in _shards(request, tmp_path_factory):
         _run(_fast_world(), "fast", budget, run_seed(shard))
 

@@ -34,7 +34,7 @@ def test_hypothesis_drives_the_machine_through_its_public_api() -> None:
     either is found or drawn, the suite would silently run nothing: this fails instead."""
     from hypothesis import seed, settings
     from hypothesis.stateful import run_state_machine_as_test
-    from machine import STATS, machine_for
+    from machine import STATS, STEPS_PER_RULE, machine_for
     from test_invariants import _fast_world
 
     steps, swarms = STATS.steps, len(STATS.swarms)
@@ -42,7 +42,7 @@ def test_hypothesis_drives_the_machine_through_its_public_api() -> None:
     run_state_machine_as_test(
         machine, settings=settings(max_examples=6, stateful_step_count=5, deadline=None, database=None)
     )
-    assert STATS.steps - steps >= 6 * 4, "the machine's rule did not run"
+    assert STATS.steps - steps >= 6 * STEPS_PER_RULE, "the machine's rule did not run"
     chosen = STATS.swarms[swarms:]
     assert len(chosen) >= 6 and len(set(chosen)) > 1, "every example must draw its own set of actions"
 
