@@ -979,10 +979,10 @@ def set_market_params(machine: Driver, a: int, b: int, c: int) -> None:
     data = machine.tx("PerpEngine", "setMarketParams", market, tuple(getattr(q, f) for f in q.__dataclass_fields__))
     timelock(machine, machine.w.engine, data, lambda s: machine.g.set_market_params(s, market, q), "setMarketParams")
     for account in healthy:
-        state = machine.view("PerpEngine", machine.w.engine, "accountState", account)
+        state = m.AccountState(*machine.view_words("PerpEngine", machine.w.engine, "accountState", account))
         require(
             "parameter_change_never_liquidates",
-            state[1] >= state[3],
+            not state.liquidatable,
             lambda: f"account {account} healthy before the change is liquidatable after it",
         )
 
