@@ -394,6 +394,7 @@ def main() -> None:
         "block_seconds": BLOCK,
         "batch": BATCH,
         "gas": result,
+        "pull_update": pull_update(bench, traced),
     }
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps(doc, indent=2) + "\n")
@@ -411,9 +412,37 @@ def main() -> None:
     print(f"wrote {OUT} and {PROFILE_OUT}")
 
 
+def pull_update(bench: Bench, traced: dict[str, Any]) -> dict[str, Any]:
+    """What the update costs inside the two single-transaction targets that include one."""
+    with_update, without = traced["liquidate_with_update.steady"], traced["liquidate.stored_price"]
+    calldata = with_update["transaction"]["calldata"] - without["transaction"]["calldata"]
+    fee_call = VALUE_CALL if bench.fee else 0
+    per_op = {}
+    for key in ("order_settle", "liquidate_with_update"):
+        label = f"{key}.{APPLIES_TO[key]}"
+        mock = sum(traced[label]["contracts"]["pyth"].values())
+        irreducible = mock + calldata + COLD_ACCOUNT + fee_call
+        per_op[key] = {
+            "mock_pyth": mock,
+            "irreducible": irreducible,
+            "target": TARGETS[key],
+            "left_under_target": TARGETS[key] - irreducible,
+        }
+    return {
+        "what": "the update's share of each target: MockPyth's gas, the update's calldata (the liquidation "
+        "with an update less the one without), the first call to Pyth (2,600) and one call paying its fee "
+        "(6,700); left_under_target is what the target leaves for everything else",
+        "liquidate_marginal": bench.gas["liquidate_with_update"]["steady"] - bench.gas["liquidate"]["stored_price"],
+        "calldata": calldata,
+        "per_operation": per_op,
+    }
+
+
 # ---------------------------------------------------------------------- profiling
 
 CALLS = ("CALL", "STATICCALL", "DELEGATECALL", "CALLCODE")
+COLD_ACCOUNT = 2600  # EIP-2929: the first call to an account in a transaction
+VALUE_CALL = 9000 - 2300  # a call carrying value, less the stipend the callee gets and gives back unused
 PRECOMPILES = {f"0x{i:040x}" for i in range(1, 11)}
 
 
@@ -470,15 +499,15 @@ def _breakdown(w3: Any, tx: str, names: dict[str, str]) -> dict[str, Any]:
         if op in CALLS:
             if target not in warm:
                 warm.add(target)
-                per[who]["call: cold account"] += 2600
-                cost -= 2600
+                per[who]["call: cold account"] += COLD_ACCOUNT
+                cost -= COLD_ACCOUNT
             if op == "CALL" and int(step["stack"][-3], 16) != 0:
-                per[who]["call: value transfer"] += 9000 - 2300  # the stipend comes back to the caller
-                cost -= 9000 - 2300
+                per[who]["call: value transfer"] += VALUE_CALL
+                cost -= VALUE_CALL
             per[who]["call: other"] += cost
         elif op in ("EXTCODESIZE", "EXTCODEHASH", "BALANCE", "EXTCODECOPY"):
             warm.add(("0x" + step["stack"][-1][-40:]).lower())
-            per[who]["call: cold account" if cost >= 2600 else "execution"] += cost
+            per[who]["call: cold account" if cost >= COLD_ACCOUNT else "execution"] += cost
         elif op == "SLOAD":
             per[who]["storage read: cold" if cost >= 2100 else "storage read: warm"] += cost
             if cost >= 2100:
