@@ -694,8 +694,10 @@ contract LeverVault is ILeverVault, IERC4626, ERC20, AccessControl, ReentrancyGu
 
     /// @dev The pool's value for a request made at `time`: every market with open interest priced
     ///      by its update (the earliest price at or after time + delay, within the window), each
-    ///      at least the liquidation grace old. A redemption may leave out a market whose stored
-    ///      price is stale: it counts at its worst case.
+    ///      at least the liquidation grace old, and again at its newest stored price (at least
+    ///      as new as that update and every fill); the worse of the two for the requester. A
+    ///      redemption may leave out a market whose stored price is stale: it counts at its worst
+    ///      case in both.
     function _valueAt(address controller, uint256 time, IOracleAdapter.PriceUpdate[] calldata updates, bool isDeposit)
         internal
         returns (uint256 value, uint256[] memory prices)
@@ -722,17 +724,26 @@ contract LeverVault is ILeverVault, IERC4626, ERC20, AccessControl, ReentrancyGu
             }
             prices[m] = d.priceWad;
         }
+        uint256[] memory newest = new uint256[](MAX_MARKETS);
         for (uint256 m; mask != 0; ++m) {
-            if (mask & 1 == 1 && prices[m] == 0) {
-                // Only a redemption's own controller (or operator) may accept the worst case for a
-                // market whose feed has gone silent; nobody can impose it on another LP.
+            if (mask & 1 == 1) {
                 IOracleAdapter.PriceData memory d = oracle.latest(m);
-                bool stale = d.publishTime + oracle.config(m).maxPriceAge < block.timestamp;
-                if (isDeposit || !stale || !_isOperator(controller)) revert LpPriceMissing(m);
+                if (prices[m] != 0) {
+                    newest[m] = d.priceWad; // stored by the update above if it was newer
+                } else {
+                    // Only a redemption's own controller (or operator) may accept the worst case
+                    // for a market whose feed has gone silent; nobody can impose it on another LP.
+                    bool stale = d.publishTime + oracle.config(m).maxPriceAge < block.timestamp;
+                    if (isDeposit || !stale || !_isOperator(controller)) revert LpPriceMissing(m);
+                }
             }
             mask >>= 1;
         }
-        value = PoolMath.poolValue(_poolAssets, engine.poolLiabilityWad(prices), tokenScale);
+        value = PoolMath.requestValue(
+            PoolMath.poolValue(_poolAssets, engine.poolLiabilityWad(prices), tokenScale),
+            PoolMath.poolValue(_poolAssets, engine.poolLiabilityWad(newest), tokenScale),
+            isDeposit
+        );
     }
 
     /// @dev Redeeming every share while positions are open would leave what they later lose or

@@ -112,6 +112,13 @@ MUTANTS = (
         "if (block.timestamp < d.publishTime) {",
     ),
     Mutant(
+        "lp-value-ignores-later-book",
+        "an LP request is valued at its pull prices alone: a position opened after them is marked at them",
+        "contracts/libraries/PoolMath.sol",
+        "return isDeposit == (atPull > atNewest) ? atPull : atNewest;",
+        "return atPull;",
+    ),
+    Mutant(
         "lp-redeem-ignores-reserve",
         "LPs can redeem the reserve that backs open positions",
         "contracts/LeverVault.sol",

@@ -21,6 +21,15 @@ library PoolMath {
         return poolToken + uint256(-liabilityWad).toTokenDown(tokenScale);
     }
 
+    /// @notice The value an LP request settles at: the worse for the requester of the pool's value
+    ///         at the request's pull prices and at the markets' newest stored prices (a deposit
+    ///         gets the higher, a redemption the lower). The pull prices are the unique, unchosen
+    ///         ones; the newest prices are at least as new as every fill, so a position opened
+    ///         after the pull price cannot lend the requester a profit or loss it never had.
+    function requestValue(uint256 atPull, uint256 atNewest, bool isDeposit) internal pure returns (uint256) {
+        return isDeposit == (atPull > atNewest) ? atPull : atNewest;
+    }
+
     /// @notice Shares minted for `assets` at a pool value: ERC-4626 with 10^6 virtual shares per
     ///         virtual asset, rounded down (in the pool's favour).
     function toSharesDown(uint256 assets, uint256 value, uint256 supply) internal pure returns (uint256) {

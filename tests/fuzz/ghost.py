@@ -804,8 +804,9 @@ class Ghost:
     def value_at(
         self, s: State, sender: str, controller: str, time: int, updates: list[Blob], is_deposit: bool
     ) -> tuple[int, list[int], list[Blob]]:
-        """`LeverVault._valueAt`: the pool's value at the request's prices, those prices, and the
-        blobs that priced it."""
+        """`LeverVault._valueAt`: the pool's value for the request (the worse for the requester of
+        its value at the request's prices and at the newest stored prices), the request's prices,
+        and the blobs that priced it."""
         earliest = time + self.cfg.lp_delay
         expiry = self._lp_expiry(time)
         if self.now > expiry:
@@ -824,15 +825,18 @@ class Ghost:
                 raise Refused("RequestNotDue")
             prices[market] = d.price
             used.append(blob)
+        newest = [0] * k.MAX_MARKETS
         for market in self._markets_of(s.open_mask):
-            if prices[market] == 0:
-                d = self.latest(s, market)
-                stale = d.publish_time + self.cfg.oracle[market].max_price_age < self.now
-                if is_deposit or not stale or sender != controller:
-                    raise Refused("LpPriceMissing", marketId=market)
-        markets = [(s.params[i], s.markets[i], prices[i]) for i in self._markets_of(s.open_mask)]
-        liability = m.pool_liability(markets, self.coverage(s), self.now)
-        return m.pool.pool_value(s.pool, liability, self.cfg.token_scale), prices, used
+            d = self.latest(s, market)
+            if prices[market] != 0:
+                newest[market] = d.price
+                continue
+            stale = d.publish_time + self.cfg.oracle[market].max_price_age < self.now
+            if is_deposit or not stale or sender != controller:
+                raise Refused("LpPriceMissing", marketId=market)
+        at_pull = m.pool.pool_value(s.pool, self.pool_liability_at(s, prices), self.cfg.token_scale)
+        at_newest = m.pool.pool_value(s.pool, self.pool_liability_at(s, newest), self.cfg.token_scale)
+        return m.pool.request_value(at_pull, at_newest, is_deposit), prices, used
 
     def settle_deposit(self, s: State, sender: str, controller: str, updates: list[Blob]) -> tuple[int, list[Blob]]:
         """`LeverVault.settleDeposit`; returns the shares minted (0: refunded) and the blobs used."""

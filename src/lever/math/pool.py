@@ -14,6 +14,13 @@ def pool_value(pool_token: int, liability_wad: int, token_scale: int) -> int:
     return pool_token + to_token_down(-liability_wad, token_scale)
 
 
+def request_value(at_pull: int, at_newest: int, is_deposit: bool) -> int:
+    """Mirrors `PoolMath.requestValue`: the worse for the requester of the pool's value at the
+    request's pull prices and at the newest stored prices (a deposit the higher, a redemption the
+    lower)."""
+    return at_pull if is_deposit == (at_pull > at_newest) else at_newest
+
+
 def to_shares_down(assets: int, value: int, supply: int) -> int:
     """Mirrors `PoolMath.toSharesDown`."""
     return mul_div_down(assets, supply + VIRTUAL_SHARES, value + 1)

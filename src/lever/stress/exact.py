@@ -587,7 +587,8 @@ class Protocol:
             prices[mk] = d.price
         if any(mk not in prices for mk in open_):
             raise Refused("LpPriceMissing")
-        value = self.pool_value(prices, now)
+        newest = {mk: self.oracle_state[mk].latest_price for mk in prices}  # stored by the updates if newer
+        value = m.pool.request_value(self.pool_value(prices, now), self.pool_value(newest, now), False)
         led = self.ledgers
         assets = m.pool.to_assets_down(shares, value, led["supply"])
         self.pending_redeem = None

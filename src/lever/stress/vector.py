@@ -1018,7 +1018,8 @@ class VectorEngine:
             self.oracle = saved_oracle
             self._version += 1
             return
-        value = self._lp_value(now, prices)
+        newest = {mk: self.oracle[mk].latest for mk in prices}  # stored by the updates if newer
+        value = min(self._lp_value(now, prices), self._lp_value(now, newest))  # `pool.request_value`, a redemption
         assets = shares * (value * 1e6 + 1) / (self.supply + 1e6) / 1e6  # `pool.to_assets_down`
         self.pending = None
         self.keeper_income += fee
