@@ -725,11 +725,13 @@ contract LeverVault is ILeverVault, IERC4626, ERC20, AccessControl, ReentrancyGu
             prices[m] = d.priceWad;
         }
         uint256[] memory newest = new uint256[](MAX_MARKETS);
+        bool newer; // a newest price differs from the request's: the pool is valued twice
         for (uint256 m; mask != 0; ++m) {
             if (mask & 1 == 1) {
                 IOracleAdapter.PriceData memory d = oracle.latest(m);
                 if (prices[m] != 0) {
                     newest[m] = d.priceWad; // stored by the update above if it was newer
+                    if (d.priceWad != prices[m]) newer = true;
                 } else {
                     // Only a redemption's own controller (or operator) may accept the worst case
                     // for a market whose feed has gone silent; nobody can impose it on another LP.
@@ -739,11 +741,12 @@ contract LeverVault is ILeverVault, IERC4626, ERC20, AccessControl, ReentrancyGu
             }
             mask >>= 1;
         }
-        value = PoolMath.requestValue(
-            PoolMath.poolValue(_poolAssets, engine.poolLiabilityWad(prices), tokenScale),
-            PoolMath.poolValue(_poolAssets, engine.poolLiabilityWad(newest), tokenScale),
-            isDeposit
-        );
+        value = PoolMath.poolValue(_poolAssets, engine.poolLiabilityWad(prices), tokenScale);
+        if (newer) {
+            value = PoolMath.requestValue(
+                value, PoolMath.poolValue(_poolAssets, engine.poolLiabilityWad(newest), tokenScale), isDeposit
+            );
+        }
     }
 
     /// @dev Redeeming every share while positions are open would leave what they later lose or

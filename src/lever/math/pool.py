@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 from lever.math.constants import VIRTUAL_SHARES
 from lever.math.fixed import mul_div_down, mul_div_up, to_token_down, to_token_up
+
+Value = TypeVar("Value", int, float)  # token units; floats in the vectorised stress engine
 
 
 def pool_value(pool_token: int, liability_wad: int, token_scale: int) -> int:
@@ -14,7 +18,7 @@ def pool_value(pool_token: int, liability_wad: int, token_scale: int) -> int:
     return pool_token + to_token_down(-liability_wad, token_scale)
 
 
-def request_value(at_pull: int, at_newest: int, is_deposit: bool) -> int:
+def request_value(at_pull: Value, at_newest: Value, is_deposit: bool) -> Value:
     """Mirrors `PoolMath.requestValue`: the worse for the requester of the pool's value at the
     request's pull prices and at the newest stored prices (a deposit the higher, a redemption the
     lower)."""

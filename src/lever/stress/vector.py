@@ -28,6 +28,7 @@ import numpy as np
 import numpy.typing as npt
 
 from lever.keeper.core import items_per_batch
+from lever.math import pool as pool_math
 from lever.stress.metrics import RunResult, cascade_depth, max_drawdown
 from lever.stress.model import DT, KEEPER, Cell
 
@@ -1019,7 +1020,7 @@ class VectorEngine:
             self._version += 1
             return
         newest = {mk: self.oracle[mk].latest for mk in prices}  # stored by the updates if newer
-        value = min(self._lp_value(now, prices), self._lp_value(now, newest))  # `pool.request_value`, a redemption
+        value = pool_math.request_value(self._lp_value(now, prices), self._lp_value(now, newest), False)
         assets = shares * (value * 1e6 + 1) / (self.supply + 1e6) / 1e6  # `pool.to_assets_down`
         self.pending = None
         self.keeper_income += fee
