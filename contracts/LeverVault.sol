@@ -725,7 +725,7 @@ contract LeverVault is ILeverVault, IERC4626, ERC20, AccessControl, ReentrancyGu
             prices[m] = d.priceWad;
         }
         uint256[] memory newest = new uint256[](MAX_MARKETS);
-        bool newer; // a newest price differs from the request's: the pool is valued twice
+        bool newer = false; // a newest price differs from the request's: the pool is valued twice
         for (uint256 m; mask != 0; ++m) {
             if (mask & 1 == 1) {
                 IOracleAdapter.PriceData memory d = oracle.latest(m);
