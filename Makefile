@@ -7,7 +7,7 @@ SOLC_VERSION := 0.8.28
 SOLCX_DIR := $(CURDIR)/$(VENV)/solcx
 SOLC_BIN := $(SOLCX_DIR)/solc-v$(SOLC_VERSION)
 
-export PATH := $(CURDIR)/node_modules/.bin:$(CURDIR)/$(VENV)/bin:$(PATH)
+export PATH := $(CURDIR)/tools/bin:$(CURDIR)/node_modules/.bin:$(CURDIR)/$(VENV)/bin:$(PATH)
 export SOLCX_BINARY_PATH := $(SOLCX_DIR)
 # ape starts its Anvil on a free port (not 8545, which a developer's own node may hold).
 export APE_FOUNDRY_HOST ?= auto

@@ -14,7 +14,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-ANVIL = REPO / "node_modules" / ".bin" / "anvil"
+ANVIL = REPO / "tools" / "bin" / "anvil"  # no block states left on disk
 
 
 def free_port() -> int:
