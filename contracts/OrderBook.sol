@@ -14,7 +14,8 @@ import "./libraries/Errors.sol";
 
 /// @title OrderBook
 /// @notice Market and conditional orders, settled in two steps at pull prices the caller brings
-///         and the contract checks. See `IOrderBook` for the lifecycle.
+///         and the contract checks (a conditional order is triggered first, then filled as a
+///         market order). See `IOrderBook` for the lifecycle.
 contract OrderBook is IOrderBook, AccessControl, ReentrancyGuardTransient {
     bytes32 public constant RISK_ROLE = keccak256("RISK_ROLE");
 
@@ -89,6 +90,7 @@ contract OrderBook is IOrderBook, AccessControl, ReentrancyGuardTransient {
         Order memory o = _orders[accountId][slot];
         if (o.updatedAt == 0) revert OrderNotFound(orderId);
         if (o.kind == uint8(OrderKind.Market)) revert InvalidOrderKind(o.kind);
+        if (o.triggered) revert OrderNotCancellable(orderId, _expiry(o, _settings));
         _checkConditional(accountId, o.marketId, OrderKind(o.kind), sizeDeltaWad, triggerPriceWad, acceptablePriceWad);
         (o.sizeDeltaWad, o.triggerPriceWad, o.acceptablePriceWad) =
         (SafeCast.toInt128(sizeDeltaWad), uint112(triggerPriceWad), uint112(acceptablePriceWad));
@@ -102,7 +104,7 @@ contract OrderBook is IOrderBook, AccessControl, ReentrancyGuardTransient {
         (uint256 accountId, uint256 slot) = _split(orderId);
         Order memory o = _orders[accountId][slot];
         if (o.updatedAt == 0) revert OrderNotFound(orderId);
-        if (o.kind == uint8(OrderKind.Market)) {
+        if (o.kind == uint8(OrderKind.Market) || o.triggered) {
             uint256 expiry = _expiry(o, _settings);
             if (block.timestamp <= expiry) revert OrderNotCancellable(orderId, expiry);
             _expire(accountId, slot, o);
@@ -144,6 +146,7 @@ contract OrderBook is IOrderBook, AccessControl, ReentrancyGuardTransient {
             updatedAt: uint32(block.timestamp),
             marketId: uint8(marketId),
             kind: uint8(kind),
+            triggered: false,
             acceptablePriceWad: uint112(acceptablePriceWad),
             triggerPriceWad: uint112(triggerPriceWad)
         });
@@ -201,7 +204,7 @@ contract OrderBook is IOrderBook, AccessControl, ReentrancyGuardTransient {
             if (o.updatedAt == 0) continue;
             IOracleAdapter.PriceData memory price;
             bool ready;
-            if (o.kind == uint8(OrderKind.Market)) {
+            if (o.kind == uint8(OrderKind.Market) || o.triggered) {
                 if (block.timestamp > _expiry(o, st)) {
                     _expire(accountId, slot, o);
                     ++done;
@@ -214,14 +217,16 @@ contract OrderBook is IOrderBook, AccessControl, ReentrancyGuardTransient {
                 if (status == ORPHAN) {
                     _cancel(accountId, slot, o.executorFee, NoPosition.selector, address(0)); // its position is gone
                     ++done;
-                    continue;
+                } else if (status == READY) {
+                    _trigger(accountId, slot, orderIds[i], price);
+                    ++done;
                 }
-                ready = status == READY;
+                continue; // a trigger is never filled in the transaction that sees it
             }
             if (!ready) continue;
-            (bool filled, bool cancelled) = _execute(accountId, slot, orderIds[i], o, price);
+            (bool filled, bool moved) = _execute(accountId, slot, orderIds[i], o, price);
             if (filled) (paidAccounts[settled], paidFees[settled], settled) = (accountId, o.executorFee, settled + 1);
-            if (filled || cancelled) ++done;
+            if (filled || moved) ++done;
         }
         if (done == 0) revert NothingToSettle();
         if (settled == 1) {
@@ -270,7 +275,8 @@ contract OrderBook is IOrderBook, AccessControl, ReentrancyGuardTransient {
 
     /// @dev The market's stored latest price, if fresh, published at least the delay after the
     ///      order's last update (and, for stop-loss and take-profit, after the position's last
-    ///      increase), and meeting the trigger.
+    ///      increase), and meeting the trigger. It only triggers the order: the fill is at a price
+    ///      published after the trigger, so nobody fills at a price they chose among those known.
     function _conditionalPrice(uint256 accountId, Order memory o, Settings memory st)
         internal
         view
@@ -303,15 +309,25 @@ contract OrderBook is IOrderBook, AccessControl, ReentrancyGuardTransient {
         return positionIsLong == stop ? below : above;
     }
 
-    /// @dev Fills the order through the engine (the caller pays its executor fee), or cancels it
-    ///      if the engine refuses it for good.
+    /// @dev From now on the order is a market order committed now (`updatedAt`).
+    function _trigger(uint256 accountId, uint256 slot, uint256 orderId, IOracleAdapter.PriceData memory price)
+        internal
+    {
+        Order storage stored = _orders[accountId][slot];
+        (stored.triggered, stored.updatedAt) = (true, uint32(block.timestamp));
+        emit OrderTriggered(orderId, accountId, price.priceWad, price.publishTime, msg.sender);
+    }
+
+    /// @dev Fills the order through the engine (the caller pays its executor fee); otherwise
+    ///      `moved` if it left the book (refused for good) or, triggered, went back to waiting
+    ///      (its fill price breached its acceptable price).
     function _execute(
         uint256 accountId,
         uint256 slot,
         uint256 orderId,
         Order memory o,
         IOracleAdapter.PriceData memory price
-    ) internal returns (bool filled, bool cancelled) {
+    ) internal returns (bool filled, bool moved) {
         bool conditional = o.kind != uint8(OrderKind.Market);
         IPerpEngine.Trade memory t = IPerpEngine.Trade({
             accountId: accountId,
@@ -347,20 +363,20 @@ contract OrderBook is IOrderBook, AccessControl, ReentrancyGuardTransient {
             // a panic is a bug. Neither cancels anything.
             if (reason.length < 4 || bytes4(reason) == 0x4e487b71) _bubble(reason);
             bytes4 selector = bytes4(reason);
-            if (_retryable(selector, conditional)) return (false, false);
-            _cancel(accountId, slot, o.executorFee, selector, msg.sender);
+            if (
+                selector == OracleStalePrice.selector || selector == SequencerDown.selector
+                    || selector == SequencerGracePeriod.selector
+            ) return (false, false); // may clear within the window: try again
+            if (conditional && (selector == AcceptablePriceExceeded.selector || selector == FillPriceInvalid.selector))
+            {
+                Order storage stored = _orders[accountId][slot];
+                (stored.triggered, stored.updatedAt) = (false, uint32(block.timestamp));
+                emit OrderRearmed(orderId, accountId, selector);
+            } else {
+                _cancel(accountId, slot, o.executorFee, selector, msg.sender);
+            }
             return (false, true);
         }
-    }
-
-    /// @dev Refusals that may clear later: a stale price elsewhere, the sequencer; for a
-    ///      conditional order also its fill price and a stop-loss whose position shrank.
-    function _retryable(bytes4 selector, bool conditional) internal pure returns (bool) {
-        if (
-            selector == OracleStalePrice.selector || selector == SequencerDown.selector
-                || selector == SequencerGracePeriod.selector
-        ) return true;
-        return conditional && (selector == AcceptablePriceExceeded.selector || selector == FillPriceInvalid.selector);
     }
 
     /// @inheritdoc IOrderBook

@@ -49,17 +49,31 @@ MUTANTS = (
     ),
     Mutant(
         "stop-by-price-before-increase",
-        "a stop-loss or take-profit fills at a price from before the position's last increase",
+        "a stop-loss or take-profit triggers at a price from before the position's last increase",
         "contracts/OrderBook.sol",
         "if (pos.lastIncreaseTime > since) since = pos.lastIncreaseTime;",
         "if (pos.lastIncreaseTime > since) since = since;",
     ),
     Mutant(
         "conditional-skips-delay",
-        "a conditional order fills at a price published right after its update",
+        "a conditional order triggers at a price published right after its update",
         "contracts/OrderBook.sol",
         "if (price.publishTime < since + st.settlementDelay) return (WAIT, price);",
         "if (price.publishTime < since) return (WAIT, price);",
+    ),
+    Mutant(
+        "conditional-fills-at-trigger-price",
+        "a conditional order fills at the stored price that triggers it (its executor chooses it among recent ones)",
+        "contracts/OrderBook.sol",
+        "                continue; // a trigger is never filled in the transaction that sees it\n",
+        "                ready = status == READY;\n",
+    ),
+    Mutant(
+        "owner-cancels-triggered-order",
+        "a trader may cancel a triggered conditional order once it has seen its fill price",
+        "contracts/OrderBook.sol",
+        "if (o.kind == uint8(OrderKind.Market) || o.triggered) {\n            uint256 expiry",
+        "if (o.kind == uint8(OrderKind.Market)) {\n            uint256 expiry",
     ),
     Mutant(
         "expired-fee-refunded",

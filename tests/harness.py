@@ -199,6 +199,15 @@ class Harness:
             order_ids, blobs, [], sender=sender or self.keeper, value=self.fee(len(blobs))
         )
 
+    def trigger(self, order_ids: list[int], markets: list[str] | None = None, sender: Any = None) -> Any:
+        """Stores the markets' latest publications and settles conditional orders: those whose
+        trigger the stored price meets are triggered (`OrderTriggered`; they fill later, as market
+        orders committed at this receipt's timestamp)."""
+        updates = self.latest_updates(markets)
+        return self.p.order_book.settleOrders(
+            order_ids, [b""] * len(order_ids), updates, sender=sender or self.keeper, value=self.fee(len(updates))
+        )
+
     def trade(self, owner: Any, account: int, market: str, size: str | int | Decimal, acceptable: int = 0) -> Any:
         """Commit and settle one market order; returns the settlement receipt."""
         order_id, t = self.commit(owner, account, market, size, acceptable)

@@ -73,9 +73,9 @@ def own_book() -> Iterator[Callable[[Harness], None]]:
 # --------------------------------------------------------------------------- reentrancy
 
 
-def call_as(attacker: Any, owner: Any, contract: Any, method: str, *args: Any) -> Any:
+def call_as(attacker: Any, owner: Any, contract: Any, method: str, *args: Any, value: int = 0) -> Any:
     """`attacker` (a ReentrancyAttacker driven by `owner`) calls `contract.method(*args)`."""
-    return attacker.execute(contract, getattr(contract, method).encode_input(*args), sender=owner)
+    return attacker.execute(contract, getattr(contract, method).encode_input(*args), sender=owner, value=value)
 
 
 @pytest.fixture(scope="module")
@@ -110,9 +110,21 @@ def hooked(project: Any, deployer: Any, config: Any, chain: Any, accounts: Any) 
         limit_account, p.markets[ETH], int(Kind.LIMIT), wad(1), wad(3_100), 0, usdc(1), sender=bob
     )
     limit = int(placed.events.filter(p.order_book.OrderPlaced)[0].orderId)
+    h.advance(h.delay)
     h.set_price(ETH, 2_860)
+    due = int(h.trigger([limit], [ETH]).timestamp) + h.delay
+    h.book.publish(ETH, h.prices[ETH], due)  # the price the triggered limit fills at
+    fill = h.book.feeds[ETH].update_at_or_after(due)
     call_as(attacker, bob, p.token, "setHooked", True)
-    return {"h": h, "attacker": attacker, "account": account, "victim": victim, "limit": limit, "bob": bob}
+    return {
+        "h": h,
+        "attacker": attacker,
+        "account": account,
+        "victim": victim,
+        "limit": limit,
+        "fill": fill,
+        "bob": bob,
+    }
 
 
 # The attacker's own operation during which its hook fires: (contract, method, args) and what
@@ -121,7 +133,7 @@ OUTER: dict[str, Callable[[dict[str, Any]], tuple[Any, str, tuple[Any, ...]]]] =
     "margin deposit": lambda w: (w["h"].p.vault, "depositMargin", (w["account"], usdc(100))),
     "margin withdrawal": lambda w: (w["h"].p.vault, "withdrawMargin", (w["account"], usdc(100), w["attacker"])),
     "LP claim": lambda w: (w["h"].p.vault, "redeem", (10**9, w["attacker"], w["attacker"])),
-    "executor fee": lambda w: (w["h"].p.order_book, "settleOrders", ([w["limit"]], [b""], [])),
+    "executor fee": lambda w: (w["h"].p.order_book, "settleOrders", ([w["limit"]], [w["fill"]], [])),
     "keeper reward": lambda w: (w["h"].p.liquidator, "liquidate", (w["victim"], [])),
 }
 # What the hook tries: (contract, method, args).
@@ -160,7 +172,7 @@ def test_a_token_hook_cannot_reenter_the_protocol(
     h, attacker, bob = hooked["h"], hooked["attacker"], hooked["bob"]
     own_book(h)
     p = h.p
-    h.advance(3)  # past the limit order's settlement delay
+    h.advance(3)  # past the triggered limit order's settlement delay
     h.refresh()  # liquidations and conditional orders need a price at most 30 s old
     target, method, args = REENTRY[reentry](hooked)
     attacker.arm(target, getattr(target, method).encode_input(*args), sender=bob)
@@ -168,7 +180,8 @@ def test_a_token_hook_cannot_reenter_the_protocol(
     before = int(p.token.balanceOf(attacker))
     others = books(p, bob, h.keeper)
 
-    receipt = call_as(attacker, bob, contract, outer_method, *outer_args)
+    value = h.fee(1) if outer == "executor fee" else 0  # the fill's pull-price fee
+    receipt = call_as(attacker, bob, contract, outer_method, *outer_args, value=value)
 
     assert attacker.attempted(), "the hook did not fire"
     assert not attacker.succeeded(), f"re-entering to {reentry} during a {outer} succeeded"
@@ -389,8 +402,9 @@ def test_the_pause_cancels_increases_at_settlement_for_the_settlers_fee(h: Harne
     receipt = _settle_due(h, order, t)
     [cancelled] = receipt.events.filter(p.order_book.OrderCancelled)
     assert h.reader.arts.error_name(bytes(cancelled.reason)) == "EnforcedPause" and cancelled.feeTo == h.keeper.address
+    h.advance(h.delay)
     h.refresh()
-    receipt = p.order_book.settleOrders([limit], [b""], [], sender=h.keeper)
+    receipt = h.settle([limit], [ETH], int(h.trigger([limit], [ETH]).timestamp))
     [cancelled] = receipt.events.filter(p.order_book.OrderCancelled)
     assert h.reader.arts.error_name(bytes(cancelled.reason)) == "EnforcedPause"
     assert h.position(account, ETH) == position and int(p.vault.poolAssets()) == pool
@@ -426,8 +440,8 @@ def test_the_pause_leaves_open_everything_that_reduces_risk_or_returns_money(
     assert len(_settle_due(h, order, t).events.filter(p.order_book.OrderSettled)) == 1
     h.advance(3)
     h.set_price(ETH, 2_980)
-    h.refresh()
-    executed = p.order_book.settleOrders([stop_id], [b""], [], sender=h.keeper)
+    triggered = h.trigger([stop_id], [ETH])
+    executed = h.settle([stop_id], [ETH], int(triggered.timestamp))
     assert len(executed.events.filter(p.order_book.OrderSettled)) == 1
     assert int(h.position(trader, ETH).size) == wad(1)
     h.close(alice, trader, ETH)

@@ -1,5 +1,7 @@
-"""Limit, stop-loss and take-profit orders: they execute at the stored latest price, published
-at least the delay after the order's last update and the position's last increase."""
+"""Limit, stop-loss and take-profit orders. A keeper triggers one when the stored latest price,
+published at least the delay after the order's last update and the position's last increase,
+meets its trigger; it then fills as a market order committed at the trigger: at the earliest price
+published at or after the trigger plus the delay."""
 
 from __future__ import annotations
 
@@ -21,13 +23,21 @@ def place(h: Harness, owner: Any, account: int, kind: Kind, size: str, trigger: 
     return int(receipt.events.filter(h.p.order_book.OrderPlaced)[0].orderId)
 
 
-def execute(h: Harness, order: int, usd: str | int, wait: int | None = None) -> tuple[list[Any], list[Any]]:
-    """Moves the price (both oracles) after `wait` seconds (default: the delay) and executes."""
+def execute(
+    h: Harness, order: int, usd: str | int, wait: int | None = None, fill: str | int | None = None
+) -> tuple[list[Any], list[Any]]:
+    """Moves the price (both oracles) after `wait` seconds (default: the delay) to `usd`, which
+    triggers the order, then fills it at the price published at the trigger plus the delay:
+    `fill` (default `usd`)."""
     h.advance(h.delay if wait is None else wait)
     h.set_price(ETH, usd)
-    update = h.latest_updates([ETH])
-    receipt = h.p.order_book.settleOrders([order], [b""], update, sender=h.keeper, value=h.fee(1))
     book = h.p.order_book
+    triggered = h.trigger([order], [ETH])
+    assert [int(e.orderId) for e in triggered.events.filter(book.OrderTriggered)] == [order]
+    assert not triggered.events.filter(book.OrderSettled)  # never filled in the transaction that triggers it
+    if fill is not None:
+        h.set_price(ETH, fill)
+    receipt = h.settle([order], [ETH], int(triggered.timestamp))
     return list(receipt.events.filter(book.OrderSettled)), list(receipt.events.filter(book.OrderCancelled))
 
 
@@ -37,10 +47,57 @@ def test_a_buy_limit_fills_only_at_or_below_its_limit(h: Harness, alice: Any) ->
     h.advance(h.delay)
     h.set_price(ETH, 2960)
     with ape.reverts(h.p.order_book.NothingToSettle):
-        h.p.order_book.settleOrders([order], [b""], h.latest_updates([ETH]), sender=h.keeper, value=h.fee(1))
+        h.trigger([order], [ETH])
     [settled], _ = execute(h, order, 2940)
     assert int(settled.fillPriceWad) <= wad(2950)
     assert h.position(account, ETH).size == wad(1)
+
+
+def test_a_triggered_order_fills_at_the_first_price_after_its_trigger_not_at_the_triggering_price(
+    h: Harness, alice: Any
+) -> None:
+    account = h.open_account(alice, 10_000)
+    order = place(h, alice, account, Kind.LIMIT, "1", "2950")
+    h.advance(h.delay)
+    h.set_price(ETH, 2900)
+    triggered = h.trigger([order], [ETH])
+    h.set_price(ETH, 2940)
+    [settled] = h.settle([order], [ETH], int(triggered.timestamp)).events.filter(h.p.order_book.OrderSettled)
+    assert int(settled.publishTime) == int(triggered.timestamp) + h.delay
+    assert wad(2940) <= int(settled.fillPriceWad) <= wad(2950)  # 2,940 and its premium, not 2,900
+
+
+def test_a_triggered_limit_whose_fill_breaches_its_limit_waits_for_its_trigger_again(h: Harness, alice: Any) -> None:
+    account = h.open_account(alice, 10_000)
+    order = place(h, alice, account, Kind.LIMIT, "1", "2950")
+    settled, cancelled = execute(h, order, 2940, fill=2970)
+    assert settled == [] and cancelled == []
+    o = h.p.order_book.order(order)
+    assert not o.triggered and int(o.updatedAt) == h.now()  # back to waiting, its delay restarted
+    assert h.margin(account) == usdc(9_999)  # its fee still escrowed
+    [settled], _ = execute(h, order, 2930)
+    assert int(settled.fillPriceWad) <= wad(2950)
+
+
+def test_a_triggered_order_cannot_be_updated_or_cancelled_and_lapses_like_a_market_order(
+    h: Harness, alice: Any, bob: Any
+) -> None:
+    account = h.open_account(alice, 10_000)
+    order = place(h, alice, account, Kind.LIMIT, "1", "2950")
+    h.advance(h.delay)
+    h.set_price(ETH, 2940)
+    h.trigger([order], [ETH])
+    expiry = h.now() + h.delay + h.window
+    assert int(h.p.order_book.expiryOf(order)) == expiry
+    with ape.reverts(h.p.order_book.OrderNotCancellable):
+        h.p.order_book.updateOrder(order, wad(1), wad(2000), 0, sender=alice)
+    with ape.reverts(h.p.order_book.OrderNotCancellable):
+        h.p.order_book.cancelOrder(order, sender=alice)
+    insurance = int(h.p.vault.insuranceFund())
+    h.advance(expiry + 1 - h.now())
+    h.p.order_book.cancelOrder(order, sender=bob)  # lapsed: anyone may remove it
+    assert int(h.p.vault.insuranceFund()) - insurance == usdc(1)
+    assert h.margin(account) == usdc(9_999)
 
 
 def test_a_stop_loss_closes_a_long_when_the_price_falls_to_its_trigger(h: Harness, alice: Any) -> None:
@@ -50,7 +107,7 @@ def test_a_stop_loss_closes_a_long_when_the_price_falls_to_its_trigger(h: Harnes
     h.advance(h.delay)
     h.set_price(ETH, 2950)
     with ape.reverts(h.p.order_book.NothingToSettle):
-        h.p.order_book.settleOrders([order], [b""], h.latest_updates([ETH]), sender=h.keeper, value=h.fee(1))
+        h.trigger([order], [ETH])
     [settled], _ = execute(h, order, 2890)
     assert int(settled.sizeDeltaWad) == -wad(2)
     assert h.position(account, ETH).size == 0
@@ -110,12 +167,12 @@ def test_updating_an_order_restarts_its_delay(h: Harness, alice: Any) -> None:
     h.set_price(ETH, 2940)  # would fill the old order ...
     h.p.order_book.updateOrder(order, wad(1), wad(2945), 0, sender=alice)
     with ape.reverts(h.p.order_book.NothingToSettle):  # ... but the price predates the update + delay
-        h.p.order_book.settleOrders([order], [b""], h.latest_updates([ETH]), sender=h.keeper, value=h.fee(1))
+        h.trigger([order], [ETH])
     [settled], _ = execute(h, order, 2940)
     assert int(settled.fillPriceWad) <= wad(2945)
 
 
-def test_the_owner_cancels_a_conditional_order_at_any_time_and_keeps_the_fee(h: Harness, alice: Any, bob: Any) -> None:
+def test_the_owner_cancels_a_waiting_conditional_order_and_keeps_the_fee(h: Harness, alice: Any, bob: Any) -> None:
     account = h.open_account(alice, 10_000)
     order = place(h, alice, account, Kind.LIMIT, "1", "2000")
     assert h.margin(account) == usdc(9_999)
@@ -130,12 +187,10 @@ def test_a_limit_whose_fill_would_breach_it_waits_instead_of_cancelling(h: Harne
     order = place(h, alice, account, Kind.LIMIT, "1", "3000")
     whale = h.open_account(bob, 1_000_000)
     h.trade(bob, whale, ETH, "150")  # a long skew: buys now fill above the oracle price
-    h.advance(h.delay)
-    h.set_price(ETH, 3000)
-    with ape.reverts(h.p.order_book.NothingToSettle):  # the oracle price meets the limit, the fill does not
-        h.p.order_book.settleOrders([order], [b""], h.latest_updates([ETH]), sender=h.keeper, value=h.fee(1))
-    assert int(h.p.order_book.order(order).updatedAt) != 0
+    settled, cancelled = execute(h, order, 3000)  # the oracle price meets the limit, the fill does not
+    assert settled == [] and cancelled == []
+    assert int(h.p.order_book.order(order).updatedAt) != 0 and not h.p.order_book.order(order).triggered
     h.close(bob, whale, ETH)
-    [settled], _ = execute(h, order, 2999, wait=1)
+    [settled], _ = execute(h, order, 2999)
     assert int(settled.fillPriceWad) <= wad(3000)
     assert Decimal(int(settled.fillPriceWad)) > 0

@@ -809,18 +809,15 @@ def test_a_position_opened_after_a_deposits_price_cannot_cheapen_its_shares(
     assert net <= 0 and loss <= usdc(1)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known, open: the executor of a conditional order may store any price of the last "
-    "maxExecutionAge seconds newer than the stored one, and the order fills at it (docs/economics.md)",
-)
 def test_conditional_orders_cannot_fill_at_a_price_chosen_from_the_last_seconds(
     h: Harness, lp: Any, accounts: Any, attack_log: Any
 ) -> None:
     """A trader places two limit orders that always trigger (buy at or below $10^15, sell at or
     above a wei). For 30 s the price wobbles by 0.25% either way and nobody stores it. Then, in
-    two transactions, the trader stores the dip and fills the buy, stores the later peak and
-    fills the sell: both prices were published after the orders and are under 30 s old."""
+    two transactions, the trader stores the dip and settles the buy, stores the later peak and
+    settles the sell: both prices were published after the orders and are under 30 s old. They
+    only trigger the orders; each fills at the first price published a delay after its trigger
+    (the market stays at $3,003), which the trader settles itself."""
     sly = accounts[6]
     funded(h, sly, usdc(80_000))
     account = h.open_account(sly, 0)
@@ -838,12 +835,16 @@ def test_conditional_orders_cannot_fill_at_a_price_chosen_from_the_last_seconds(
         last = path.get(dt, last)
         h.book.publish(ETH, last, base + dt)
     h.chain.mine(timestamp=base + 30)
+    triggered = []
     for order, at in ((buy_id, base + 10), (sell_id, base + 25)):
         pub, prev = h.book.feeds[ETH].at_or_after(at)
         blob = encode_update(h.p.price_ids[ETH], pub, prev)
-        h.p.order_book.settleOrders([order], [b""], [(0, blob)], sender=sly, value=h.fee(1))
-    flat = int(h.p.engine.position(account, 0).sizeWad) == 0
+        receipt = h.p.order_book.settleOrders([order], [b""], [(0, blob)], sender=sly, value=h.fee(1))
+        triggered.append((order, int(receipt.timestamp)))
     h.prices[ETH] = Decimal(3003)
+    for order, at in triggered:
+        h.settle([order], [ETH], at, sender=sly)
+    flat = int(h.p.engine.position(account, 0).sizeWad) == 0
     h.refresh()
     net, loss = attacker.worth() - a0, h0 - honest.worth()
     result(attack_log, "conditional_choose_recent_price", net, loss, wobble="0.25%", size="300 ETH", age_s=20)

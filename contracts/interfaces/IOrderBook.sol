@@ -11,13 +11,18 @@ import {IOracleAdapter} from "./IOracleAdapter.sol";
 ///           `settlementWindow`. The owner cannot cancel a pending market order (it would be a free
 ///           option on that price); once expired, anyone may cancel it, and its executor fee goes to
 ///           the insurance fund (letting an order lapse is never free).
-///         - **Conditional orders** (limit, stop-loss, take-profit; the last two reduce-only):
-///           wait until a keeper executes them at the market's latest stored price, which must be
-///           at most the market's `maxExecutionAge` old and published at least `settlementDelay`
+///         - **Conditional orders** (limit, stop-loss, take-profit; the last two reduce-only)
+///           fill in two steps too. A keeper *triggers* one when the market's latest stored price
+///           (at most the market's `maxExecutionAge` old, published at least `settlementDelay`
 ///           after the order's last update and, for stop-loss and take-profit, after the
-///           position's last increase. The owner may update or cancel them at any time (an
-///           update restarts the delay). Stop-loss and take-profit orders cancel themselves when
-///           their position closes; a liquidation cancels every order of its account.
+///           position's last increase) meets its trigger. From then on it is a market order
+///           committed at that moment: it fills at the earliest price published at or after the
+///           trigger plus the delay, within the window, nobody can update or cancel it, and if it
+///           lapses its fee goes to the insurance fund. If that price breaches its acceptable price
+///           (a limit order's is its limit), it goes back to waiting for its trigger. Until it
+///           triggers, the owner may update or cancel it at any time (an update restarts the
+///           delay). Stop-loss and take-profit orders cancel themselves when their position
+///           closes; a liquidation cancels every order of its account.
 ///         An order that can no longer fill (acceptable price breached for a market order, margin,
 ///         caps, pause, shock) is cancelled by its settlement and its executor fee goes to the
 ///         settler; an order that cannot fill *yet* (price not due, trigger not met) is skipped.
@@ -38,6 +43,7 @@ interface IOrderBook {
         uint32 updatedAt; // commit or last update time (0: no order)
         uint8 marketId;
         uint8 kind; // OrderKind
+        bool triggered; // a conditional order whose trigger was met at `updatedAt`: now a market order
         uint112 acceptablePriceWad; // worst fill (max for a buy, min for a sell); 0 = none
         uint112 triggerPriceWad; // limit: the limit; stop-loss / take-profit: the trigger; market: 0
     }
@@ -74,6 +80,14 @@ interface IOrderBook {
         address keeper,
         uint256 executorFee
     );
+    /// @notice A conditional order's trigger was met by the stored price `priceWad` published at
+    ///         `publishTime`: it fills at the earliest price published at or after now plus the delay.
+    event OrderTriggered(
+        uint256 indexed orderId, uint256 indexed accountId, uint256 priceWad, uint256 publishTime, address by
+    );
+    /// @notice A triggered order's fill price breached its acceptable price (`reason`): it waits
+    ///         for its trigger again.
+    event OrderRearmed(uint256 indexed orderId, uint256 indexed accountId, bytes4 reason);
     /// @notice An order left the book without filling; `feeTo` zero: its fee went back to the margin.
     event OrderCancelled(uint256 indexed orderId, uint256 indexed accountId, bytes4 reason, address by, address feeTo);
     event SettingsSet(Settings settings);
@@ -101,21 +115,23 @@ interface IOrderBook {
         uint256 executorFee
     ) external returns (uint256 orderId);
 
-    /// @notice Changes a conditional order; restarts its settlement delay. Only the account's owner.
+    /// @notice Changes a conditional order that has not triggered; restarts its settlement delay.
+    ///         Only the account's owner. Reverts `OrderNotCancellable` for a triggered order.
     function updateOrder(uint256 orderId, int256 sizeDeltaWad, uint256 triggerPriceWad, uint256 acceptablePriceWad)
         external;
 
-    /// @notice Cancels an order. The owner may cancel a conditional order at any time (its fee goes
-    ///         back to the margin); a market order only once expired, and then anyone may (its fee
-    ///         goes to the insurance fund).
+    /// @notice Cancels an order. The owner may cancel a conditional order that has not triggered
+    ///         (its fee goes back to the margin); a market order or a triggered one only once
+    ///         expired, and then anyone may (its fee goes to the insurance fund).
     function cancelOrder(uint256 orderId) external;
 
-    /// @notice Settles or executes orders. `updates[i]` is the pull-price update for `orderIds[i]`
-    ///         when it is a market order (empty: reuse the price an earlier order of the batch
-    ///         proved for the same market and time); `latest` updates the markets' stored prices
-    ///         first, for conditional orders. Skips orders that cannot fill yet, cancels those
-    ///         that never can, reverts `NothingToSettle` if it did neither for any. The executor
-    ///         fees go to the caller; unspent ETH (the pull oracle's fees) is returned.
+    /// @notice Settles market and triggered orders, triggers conditional ones. `updates[i]` is the
+    ///         pull-price update for `orderIds[i]` when it is a market or triggered order (empty:
+    ///         reuse the price an earlier order of the batch proved for the same market and time);
+    ///         `latest` updates the markets' stored prices first, for the triggers. Skips orders
+    ///         that cannot move yet, cancels those that never can, reverts `NothingToSettle` if no
+    ///         order filled, triggered, went back to waiting or left the book. The executor fees
+    ///         of the filled orders go to the caller; unspent ETH (the pull oracle's fees) is returned.
     /// @return settled how many orders filled
     function settleOrders(
         uint256[] calldata orderIds,

@@ -14,15 +14,18 @@ contract ReentrancyAttacker is ITransferHook {
     bool public succeeded;
     bytes public result;
 
-    function execute(address to, bytes calldata data) external returns (bytes memory) {
-        return _call(to, data);
+    /// @dev Forwards `msg.value` (a pull-price fee); what the target returns stays here.
+    function execute(address to, bytes calldata data) external payable returns (bytes memory) {
+        return _call(to, data, msg.value);
     }
 
     function executeAll(address[] calldata to, bytes[] calldata data) external {
         for (uint256 i; i < to.length; ++i) {
-            _call(to[i], data[i]);
+            _call(to[i], data[i], 0);
         }
     }
+
+    receive() external payable {}
 
     /// @notice The call to make from inside the next hook (once).
     function arm(address to, bytes calldata data) external {
@@ -49,9 +52,9 @@ contract ReentrancyAttacker is ITransferHook {
         (succeeded, result) = target.call(armedCall);
     }
 
-    function _call(address to, bytes calldata data) internal returns (bytes memory out) {
+    function _call(address to, bytes calldata data, uint256 value) internal returns (bytes memory out) {
         bool ok;
-        (ok, out) = to.call(data);
+        (ok, out) = to.call{value: value}(data);
         if (!ok) {
             assembly ("memory-safe") {
                 revert(add(out, 32), mload(out))

@@ -721,7 +721,8 @@ class OrderRow:
     acceptable: Decimal | None
     executor_fee: Decimal
     placed_at: int
-    expiry: int | None  # market orders only
+    expiry: int | None  # market and triggered orders only
+    triggered: bool = False  # a conditional order that now fills as a market order
 
 
 def list_orders(s: Session, account_id: int | None = None) -> list[OrderRow]:
@@ -745,7 +746,8 @@ def list_orders(s: Session, account_id: int | None = None) -> list[OrderRow]:
                     _human(o.acceptable_price) if o.acceptable_price else None,
                     s.tokens(o.executor_fee),
                     o.updated_at,
-                    m.orders.expiry(o, delay, window) if o.kind == Kind.MARKET else None,
+                    m.orders.expiry(o, delay, window) if o.as_market else None,
+                    o.triggered,
                 )
             )
     return rows
@@ -759,11 +761,11 @@ class Cancelled:
 
 
 def cancel_order(s: Session, order_id: int) -> Cancelled:
-    """Cancels a conditional order (its fee back to the margin), or an expired market order (its
-    fee to the insurance fund)."""
+    """Cancels a conditional order not yet triggered (its fee back to the margin), or an expired
+    market or triggered order (its fee to the insurance fund)."""
     order = _order(s, order_id)
     s.send(f"cancelling order {order_id}", s.protocol.order_book.cancelOrder, order_id)
-    to = "insurance fund" if order.kind == Kind.MARKET else "margin"
+    to = "insurance fund" if order.as_market else "margin"
     return Cancelled(order_id, s.tokens(order.executor_fee), to)
 
 

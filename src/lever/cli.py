@@ -188,7 +188,8 @@ def order_list(s: Session, account_id: int | None) -> None:
             f", expires after {o.expiry}" if o.expiry else "",
         )
         click.echo(
-            f"{o.order_id}: account {o.account_id} {o.kind} {o.market} {o.size:+f}{trigger} (executor fee"
+            f"{o.order_id}: account {o.account_id} {o.kind}{' (triggered)' if o.triggered else ''} {o.market}"
+            f" {o.size:+f}{trigger} (executor fee"
             f" {o.executor_fee}, placed at {o.placed_at}{expiry})"
         )
     if not rows:

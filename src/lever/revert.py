@@ -129,8 +129,8 @@ MESSAGES: dict[str, Callable[[Args, _Tokens], str]] = {
         f"the executor fee {t(a['fee'])} must be between {t(a['minFee'])} and {t(a['maxFee'])}"
     ),
     "OrderNotCancellable": lambda a, t: (
-        f"order {a['orderId']} is a pending market order: it settles or expires (at {a['expiry']});"
-        " it cannot be cancelled before"
+        f"order {a['orderId']} is a pending market order (or a triggered conditional one): it settles or"
+        f" expires (at {a['expiry']}); it cannot be updated or cancelled before"
     ),
     "ReduceOnlyViolated": lambda a, t: (
         f"account {a['accountId']} has no position in market {a['marketId']} that this order reduces"

@@ -70,7 +70,6 @@ class Fill:
     fill_price: int
     price: int
     publish_time: int
-    since: int  # the order's (and for stop-loss / take-profit its position's) time before the delay
 
 
 @dataclass
@@ -613,6 +612,8 @@ class Ghost:
             raise Refused("OrderNotFound", orderId=order_id)
         if o.kind == Kind.MARKET:
             raise Refused("InvalidOrderKind")
+        if o.triggered:
+            raise Refused("OrderNotCancellable", orderId=order_id)
         self._check_conditional(s, account, o.market_id, o.kind, size, trigger, acceptable)
         s.orders[(account, slot)] = replace(
             o, size_delta=size, trigger_price=trigger, acceptable_price=acceptable, updated_at=self.now
@@ -623,7 +624,7 @@ class Ghost:
         o = s.orders.get((account, slot))
         if o is None:
             raise Refused("OrderNotFound", orderId=order_id)
-        if o.kind == Kind.MARKET:
+        if o.as_market:
             if self.now <= self._expiry(o):
                 raise Refused("OrderNotCancellable", orderId=order_id)
             self._expire(s, o)
@@ -635,7 +636,7 @@ class Ghost:
         return m.orders.expiry(o, self.cfg.order_delay, self.cfg.order_window)
 
     def _expire(self, s: State, o: Order) -> None:
-        """A lapsed market order: its fee goes to the insurance fund."""
+        """A lapsed market (or triggered) order: its fee goes to the insurance fund."""
         del s.orders[m.orders.split(o.order_id)]
         s.order_escrow -= o.executor_fee
         s.insurance += o.executor_fee
@@ -674,26 +675,25 @@ class Ghost:
             o = s.orders.get((account, slot))
             if o is None:
                 continue
-            if o.kind == Kind.MARKET:
-                if self.now > self._expiry(o):
-                    self._expire(s, o)
-                    done += 1
-                    continue
-                since = o.updated_at
-                price = self._market_price(s, o, blob, proven)
-            else:
-                status, price, since = self._conditional_price(s, account, o)
+            if not o.as_market:
+                status = self._conditional_status(s, account, o)
                 if status == ORPHAN:
                     self._release(s, o, None)
                     done += 1
-                    continue
-                if status == WAIT:
-                    price = None
+                elif status == READY:  # triggered: from now on a market order committed now
+                    s.orders[(account, slot)] = replace(o, triggered=True, updated_at=self.now)
+                    done += 1
+                continue
+            if self.now > self._expiry(o):
+                self._expire(s, o)
+                done += 1
+                continue
+            price = self._market_price(s, o, blob, proven)
             if price is None:
                 continue
-            filled, cancelled = self._execute(s, sender, o, price, since)
+            filled, moved = self._execute(s, sender, o, price)
             settled += filled
-            done += filled or cancelled
+            done += filled or moved
         if done == 0:
             raise Refused("NothingToSettle")
         return settled
@@ -718,35 +718,34 @@ class Ghost:
         proven[(o.market_id, min_time)] = d
         return d
 
-    def _conditional_price(self, s: State, account: int, o: Order) -> tuple[int, PriceData | None, int]:
+    def _conditional_status(self, s: State, account: int, o: Order) -> int:
+        """ORPHAN, or READY if the stored price triggers the order, else WAIT."""
         pos = s.positions.get((account, o.market_id), m.Position())
-        since = o.updated_at
-        if o.kind != Kind.LIMIT:
-            if pos.size == 0:
-                return ORPHAN, None, since
-            since = max(since, pos.last_increase_time)
+        if o.kind != Kind.LIMIT and pos.size == 0:
+            return ORPHAN
         try:
             d = self.latest_within(s, o.market_id, self.cfg.oracle[o.market_id].max_execution_age)
         except Refused:
-            return WAIT, None, since
-        if d.publish_time < since + self.cfg.order_delay:
-            return WAIT, None, since
-        return (READY if m.orders.triggered(o, pos.size > 0, d.price) else WAIT), d, since
+            return WAIT
+        if d.publish_time < m.orders.conditional_since(o, pos.last_increase_time) + self.cfg.order_delay:
+            return WAIT
+        return READY if m.orders.triggered(o, pos.size > 0, d.price) else WAIT
 
     RETRYABLE = frozenset({"OracleStalePrice", "SequencerDown", "SequencerGracePeriod"})
     RETRYABLE_CONDITIONAL = frozenset({"AcceptablePriceExceeded", "FillPriceInvalid"})
 
-    def _execute(self, s: State, sender: str, o: Order, price: PriceData, since: int) -> tuple[bool, bool]:
-        reduce_only = o.kind in (Kind.STOP_LOSS, Kind.TAKE_PROFIT)
-        acceptable = o.trigger_price if o.kind == Kind.LIMIT and o.acceptable_price == 0 else o.acceptable_price
+    def _execute(self, s: State, sender: str, o: Order, price: PriceData) -> tuple[bool, bool]:
+        """(filled, moved): moved if it left the book or, triggered, went back to waiting."""
         trial = s.clone()
         try:
-            out = self.execute_trade(trial, o.account, o.market_id, o.size_delta, acceptable, reduce_only, price)
+            out = self.execute_trade(trial, o.account, o.market_id, o.size_delta, o.limit_price, o.reduce_only, price)
         except Refused as refused:
-            conditional = o.kind != Kind.MARKET
-            if refused.error in self.RETRYABLE or (conditional and refused.error in self.RETRYABLE_CONDITIONAL):
+            if refused.error in self.RETRYABLE:
                 return False, False
-            self._release(s, o, sender)
+            if o.kind != Kind.MARKET and refused.error in self.RETRYABLE_CONDITIONAL:
+                s.orders[m.orders.split(o.order_id)] = replace(o, triggered=False, updated_at=self.now)
+            else:
+                self._release(s, o, sender)
             return False, True
         _copy_into(s, trial)
         self._release(s, o, sender)
@@ -760,7 +759,6 @@ class Ghost:
                 out.math.fill,
                 price.price,
                 price.publish_time,
-                since,
             )
         )
         if out.math.new_size == 0:

@@ -44,9 +44,9 @@ VALUE = 100  # wei sent with every transaction that carries price updates (1 wei
 
 # The economic invariants, each with the attack it rules out (the README lists the same).
 ECONOMIC_INVARIANTS = {
-    "fill_at_first_eligible_price": "a market order fills only at the earliest price published at or after its commit "
-    "plus the delay; a conditional order only at a price published the delay after both its last update and the "
-    "position's last increase (latency arbitrage, a keeper choosing the price)",
+    "fill_at_first_eligible_price": "an order fills only at the earliest price published at or after its commit "
+    "(a conditional order: its trigger) plus the delay, and a conditional order only once triggered (latency "
+    "arbitrage, a keeper choosing the price)",
     "lp_priced_at_first_eligible_price": "an LP request settles only at the earliest prices published after it plus "
     "the delay (an LP trading on a price it already knows)",
     "round_trip_gains_nothing": "opening and closing with no price change in between gains at most the funding the "
@@ -320,10 +320,11 @@ class Driver:
         )
 
     def due_orders(self) -> list[tuple[int, Blob | None]]:
-        """Pending market orders whose eligible price exists, with it; and conditional orders."""
+        """Pending market and triggered orders whose eligible price exists, with it; and the
+        conditional orders waiting for their trigger."""
         out = []
         for (account, _slot), o in sorted(self.g.s.orders.items()):
-            if o.kind == Kind.MARKET:
+            if o.as_market:
                 start = o.updated_at + self.w.settings.order_delay
                 if self.now() < start:
                     continue
@@ -373,20 +374,15 @@ class Driver:
             words = [int.from_bytes(log.data[i : i + 32], "big") for i in range(0, len(log.data), 32)]
             publish_time = words[3]  # kind, sizeDelta, fillPrice, publishTime, settler, fee
             o = before[order_id]
-            if o.kind == Kind.MARKET:
-                first = self.prices.at_or_after(o.market_id, o.updated_at + delay)
-                require(
-                    "fill_at_first_eligible_price",
-                    first is not None and publish_time == first.publish_time,
-                    lambda: f"order {order_id} committed at {o.updated_at} filled at a price of {publish_time}",
-                )
-            else:
-                pos_time = next((f.since for f in fills if f.order_id == order_id), o.updated_at)
-                require(
-                    "fill_at_first_eligible_price",
-                    publish_time >= max(o.updated_at, pos_time) + delay,
-                    lambda: f"conditional order {order_id} filled at a price of {publish_time}",
-                )
+            first = self.prices.at_or_after(o.market_id, o.updated_at + delay)
+            require(
+                "fill_at_first_eligible_price",
+                o.as_market and first is not None and publish_time == first.publish_time,
+                lambda: (
+                    f"order {order_id} ({o.kind.name}, triggered {o.triggered}) of {o.updated_at} "
+                    f"filled at a price of {publish_time}"
+                ),
+            )
 
     def check_step(self) -> None:
         """Agreement on the ledgers, markets, oracles and whatever the step touched."""

@@ -348,19 +348,33 @@ def test_a_stop_loss_triggers_only_on_a_price_published_a_delay_after_the_positi
 
 
 def test_a_batch_goes_behind_a_steps_earlier_ones_only_if_they_cannot_leave_it_nothing_to_settle() -> None:
-    """The earlier batches of a step may move the skew (a fill past an acceptable price: left
-    pending) and close positions (a sibling stop-loss or take-profit cancelled: skipped). A batch
-    they could leave with nothing done would revert `NothingToSettle`: it waits for the next step."""
+    """The earlier batches of a step may increase a position (its stop-loss then needs a price
+    published a delay later). A batch they could leave with nothing done would revert
+    `NothingToSettle`: it waits for the next step. A market or triggered order is always done
+    (filled, cancelled or sent back to waiting); a limit order's trigger needs only the price."""
     market = order(1, Kind.MARKET, "1", T0)
     stop = order(2, Kind.STOP_LOSS, "-1", T0, trigger=2_900)
     take = order(3, Kind.TAKE_PROFIT, "-1", T0, trigger=3_100)
-    limit = order(4, Kind.LIMIT, "1", T0, trigger=2_900)  # its trigger is its acceptable price
+    limit = order(4, Kind.LIMIT, "1", T0, trigger=2_900)
     bounded = replace(order(5, Kind.TAKE_PROFIT, "-1", T0, trigger=3_100), acceptable_price=3_050 * WAD)
     assert safe_behind([market, limit, bounded], touched={1, 4, 5})  # filled or cancelled, whatever came first
+    assert safe_behind([replace(limit, triggered=True)], touched={4})
+    assert safe_behind([limit], touched={4})
     assert safe_behind([stop, take], touched={9})
+    assert safe_behind([bounded], touched=set())  # triggering it does not look at its acceptable price
     assert not safe_behind([stop, take], touched={3})  # an earlier batch traded for the take-profit's account
-    assert not safe_behind([stop, limit], touched=set())
-    assert not safe_behind([bounded], touched=set())
+    assert not safe_behind([stop, limit], touched={2})
+
+
+def test_a_triggered_order_is_due_and_expires_as_a_market_order_committed_when_it_triggered() -> None:
+    records = {1: record(10_000, (ETH, position(2, 3000)))}
+    at = T0 + 100
+    stop = replace(order(1, Kind.STOP_LOSS, "-1", T0, trigger=2_900), triggered=True, updated_at=at)
+    low = {ETH: (2_800 * WAD, at + DELAY)}  # its trigger still met: it is not triggered again
+    assert work([stop], at + DELAY - 1, records, low) == ([], [], [])
+    assert work([stop], at + DELAY, records, low) == ([stop.order_id], [], [])
+    assert work([stop], at + DELAY + WINDOW, records, low) == ([stop.order_id], [], [])
+    assert work([stop], at + DELAY + WINDOW + 1, records, low) == ([], [stop.order_id], [])
 
 
 def test_a_limit_order_counts_only_from_its_own_update() -> None:

@@ -29,6 +29,15 @@ def place(h: Harness, owner: Any, account: int, kind: Kind, size: str, trigger: 
     return int(receipt.events.filter(h.p.order_book.OrderPlaced)[0].orderId)
 
 
+def step_to_fill(h: Harness, keeper: Any) -> int:
+    """A delay after a step that triggered orders: a price is published and the keeper steps
+    again, filling them at it. Returns the trigger's publish time bound: the fill's price time."""
+    h.advance(h.delay)
+    h.publish_all()
+    step_and_land(keeper)
+    return h.book.feeds[ETH].latest().publish_time
+
+
 def balance(h: Harness, who: Any) -> int:
     return int(h.p.token.balanceOf(who))
 
@@ -297,13 +306,16 @@ def test_a_steps_batches_are_all_broadcast_before_the_first_is_mined(h: Harness,
 
 
 def test_a_batch_the_ones_ahead_of_it_could_leave_with_nothing_to_settle_waits_for_the_next_step(
-    h: Harness, alice: Any, bob: Any, make_keeper: Any
+    h: Harness, alice: Any, make_keeper: Any
 ) -> None:
-    """Two triggered limit orders in two batches. The first one's fill moves the skew, which may
-    push the second's fill past its limit: simulated before the first is mined, the second batch
-    could revert `NothingToSettle`. It is not sent behind the first; the next step settles it."""
-    buyers = [h.open_account(owner, 20_000) for owner in (alice, bob)]
-    limits = [place(h, owner, account, Kind.LIMIT, "1", "3000") for owner, account in zip((alice, bob), buyers)]
+    """A due increase and the same position's stop-loss, whose trigger the price meets, in two
+    batches. The increase's fill pushes the stop's trigger to a price published a delay after it:
+    simulated before the increase is mined, the stop's batch could revert `NothingToSettle`. It is
+    not sent behind the increase; a later step triggers it, and a step a delay after that fills it."""
+    account = h.open_account(alice, 20_000)
+    h.trade(alice, account, ETH, "1")
+    stop = place(h, alice, account, Kind.STOP_LOSS, "-2", "3000")
+    increase, _ = h.commit(alice, account, ETH, "1")
     keeper = make_keeper(max_batch=1)
     keeper.hydrate()
     start = h.chain.blocks.head.number
@@ -311,12 +323,16 @@ def test_a_batch_the_ones_ahead_of_it_could_leave_with_nothing_to_settle_waits_f
     h.set_price(ETH, 2_990)
     step_and_land(keeper)
     [first], _ = order_events(h, start)
-    [waiting] = [o for o in limits if o != int(first.orderId)]
-    assert waiting in keeper.state.orders and not keeper.state.in_flight
-    step_and_land(keeper)
+    assert int(first.orderId) == increase
+    assert not h.p.order_book.order(stop).triggered and stop in keeper.state.orders and not keeper.state.in_flight
+    for _ in range(3):  # a price a delay after the increase triggers the stop; its fill, a delay later
+        h.advance(h.delay)
+        h.publish_all()
+        step_and_land(keeper)
     settled, cancelled = order_events(h, start)
-    assert [int(e.orderId) for e in settled] == [int(first.orderId), waiting] and not cancelled
-    assert statuses(h, keeper, start) == [1, 1]
+    assert [int(e.orderId) for e in settled] == [increase, stop] and not cancelled
+    assert h.position(account, ETH).size == 0
+    assert set(statuses(h, keeper, start)) == {1}
 
 
 def test_a_backlog_is_batched_by_the_gas_the_node_estimates_not_the_configured_guess(
@@ -346,9 +362,10 @@ def test_a_backlog_is_batched_by_the_gas_the_node_estimates_not_the_configured_g
 def test_an_order_a_batch_leaves_pending_stays_known_and_is_settled_once_it_can_be(
     h: Harness, alice: Any, bob: Any, make_keeper: Any
 ) -> None:
-    """A batch that settles one order may leave another pending (here a limit order whose trigger
-    the price meets but whose fill, above the price by the skew premium, exceeds its limit: the
-    contract keeps it for later). The keeper keeps it too, and settles it when the price allows."""
+    """A batch may leave an order pending: here a limit order whose trigger the price meets but
+    whose fill, above the price by the skew premium, exceeds its limit: the contract sends it back
+    to waiting for its trigger. The keeper keeps it too (reading it back from `OrderRearmed`),
+    triggers it again when the price allows, and fills it a delay later."""
     buyer = h.open_account(alice, 20_000)
     limit = place(h, alice, buyer, Kind.LIMIT, "10", "3000")
     trader = h.open_account(bob, 10_000)
@@ -361,16 +378,21 @@ def test_an_order_a_batch_leaves_pending_stays_known_and_is_settled_once_it_can_
     step_and_land(keeper)
     [settled], cancelled = order_events(h, start)
     assert int(settled.orderId) == order and not cancelled
-    assert int(h.p.order_book.order(limit).updatedAt) != 0
+    assert h.p.order_book.order(limit).triggered
+    step_to_fill(h, keeper)  # its fill price breaches the limit: back to waiting
+    assert order_events(h, start) == ([settled], [])
+    assert int(h.p.order_book.order(limit).updatedAt) != 0 and not h.p.order_book.order(limit).triggered
     assert limit in keeper.state.orders  # still pending: still the keeper's to settle
-    h.set_price(ETH, 2_990)  # no event of the buyer's account: only the keeper's memory finds it
-    step_and_land(keeper)
+    h.advance(h.delay)
+    h.set_price(ETH, 2_990)
+    step_and_land(keeper)  # triggered again
+    step_to_fill(h, keeper)
     settled, cancelled = order_events(h, start)
     assert [int(e.orderId) for e in settled] == [order, limit] and not cancelled
     assert int(settled[1].fillPriceWad) <= wad(3_000)
     assert h.position(buyer, ETH).size == wad(10)
     assert limit not in keeper.state.orders
-    assert statuses(h, keeper, start) == [1, 1]
+    assert set(statuses(h, keeper, start)) == {1}
 
 
 def test_the_keeper_cancels_an_expired_order_and_its_fee_goes_to_the_insurance_fund(
@@ -445,17 +467,18 @@ def test_the_keeper_executes_a_triggered_stop_loss_and_its_take_profit_is_cancel
     assert keeper_receipts(h, keeper.address, start) == []
     h.set_price(ETH, 2_890)
     before = balance(h, keeper.address)
-    step_and_land(keeper)
+    step_and_land(keeper)  # triggers the stop
+    assert order_events(h, start) == ([], []) and h.p.order_book.order(stop).triggered
+    published = step_to_fill(h, keeper)
     [settled], [cancelled] = order_events(h, start)
     assert (int(settled.orderId), int(settled.sizeDeltaWad)) == (stop, -wad(2))
-    # the price it brought
-    assert int(settled.publishTime) == h.book.feeds[ETH].latest().publish_time
+    assert int(settled.publishTime) == published  # the price a delay after the trigger, which it brought
     assert int(cancelled.orderId) == take and cancelled.feeTo == ZERO  # its fee back to the margin
     assert h.position(account, ETH).size == 0
     assert balance(h, keeper.address) - before == usdc(1)  # the stop's fee, and only it
     [closed] = h.p.vault.Settled.range(settled.block_number, settled.block_number + 1)
     assert h.margin(account) == int(closed.marginAfterToken) + usdc(1)
-    assert statuses(h, keeper, start) == [1]
+    assert statuses(h, keeper, start) == [1, 1]
 
 
 def test_the_keeper_executes_a_take_profit_when_the_price_reaches_it(h: Harness, alice: Any, make_keeper: Any) -> None:
@@ -469,11 +492,12 @@ def test_the_keeper_executes_a_take_profit_when_the_price_reaches_it(h: Harness,
     h.set_price(ETH, 2_790)
     before = balance(h, keeper.address)
     step_and_land(keeper)
+    step_to_fill(h, keeper)
     [settled], _ = order_events(h, start)
     assert int(settled.orderId) == take and int(settled.fillPriceWad) < wad(2_800)
     assert h.position(account, ETH).size == 0
     assert balance(h, keeper.address) - before == usdc(1)
-    assert statuses(h, keeper, start) == [1]
+    assert statuses(h, keeper, start) == [1, 1]
 
 
 def test_the_keeper_waits_for_a_price_published_a_delay_after_the_position_grew(
@@ -493,10 +517,11 @@ def test_the_keeper_waits_for_a_price_published_a_delay_after_the_position_grew(
     h.advance(h.delay)
     h.set_price(ETH, 2_880)
     step_and_land(keeper)
+    step_to_fill(h, keeper)
     [settled], _ = order_events(h, start)
     assert int(settled.orderId) == stop and int(settled.sizeDeltaWad) == -wad(1)
     assert h.position(account, ETH).size == wad(1)
-    assert statuses(h, keeper, start) == [1]
+    assert statuses(h, keeper, start) == [1, 1]
 
 
 # --------------------------------------------------------------------------- LP requests

@@ -92,7 +92,11 @@ def test_a_restarted_keeper_finds_what_arrived_while_it_was_down_in_the_chains_h
     assert set(restarted.state.orders) == {order, stop}
     assert list(restarted.state.lp) == [(bob.address, True)]
     before = int(h.p.token.balanceOf(restarted.address))
-    step_and_land(restarted)
+    step_and_land(restarted)  # settles the order and the LP request, triggers the stop
+    assert h.p.order_book.order(stop).triggered
+    h.advance(h.delay)
+    h.publish_all()
+    step_and_land(restarted)  # fills the stop
     settled, _ = order_events(h, start)
     assert sorted(int(e.orderId) for e in settled) == sorted([order, stop])
     assert h.position(trader, ETH).size == 0 and h.position(other, ETH).size == -wad(1)

@@ -297,8 +297,9 @@ def pack(items: list[tuple[int, int]], gas_base: int, max_batch: int, budget: in
 
 @dataclass(frozen=True)
 class OrderWork:
-    """What the order book needs now: market orders whose price is due (by the time their price
-    may be published), expired ones to cancel, conditional orders whose trigger a price meets."""
+    """What the order book needs now: market and triggered orders whose price is due (by the time
+    their price may be published), expired ones to cancel, conditional orders whose trigger a
+    price meets (settling those triggers them; they fill in a later batch, as market orders)."""
 
     due: tuple[Order, ...]
     expired: tuple[Order, ...]
@@ -316,7 +317,7 @@ def order_work(
     """`prices` holds each market's latest (price, publish time) from the price service."""
     due, expired, fired = [], [], []
     for o in orders:
-        if o.kind == Kind.MARKET:
+        if o.as_market:
             if now > expiry(o, delay, window):
                 expired.append(o)
             elif now >= earliest_publish_time(o, delay):
@@ -342,15 +343,13 @@ def safe_behind(batch: Iterable[Order], touched: AbstractSet[int]) -> bool:
     """May a `settleOrders` batch, simulated on the state before any batch of its step was sent,
     be sent behind those batches (their accounts: `touched`) without waiting for them? Only if
     it cannot revert `NothingToSettle` whatever they did (see `Keeper._send_orders`): it holds a
-    market order, which is filled at its proven price or cancelled, never left pending; or none
-    of its orders can be changed by them, so each is done (filled or cancelled) exactly when its
-    simulation said: a stop-loss or take-profit with no acceptable price (no fill price refuses
-    it), of an account no earlier batch touched (its position, hence its trigger, is as
-    simulated)."""
+    market or triggered order, which is filled at its proven price, cancelled or sent back to
+    waiting, never left as it was; or each of its orders triggers (or is cancelled) exactly when
+    its simulation said: a limit order (its trigger needs only the stored price, which the earlier
+    batches bring the same), or a stop-loss or take-profit of an account no earlier batch touched
+    (an increase there would push its trigger past the price)."""
     orders = list(batch)
-    return any(o.kind == Kind.MARKET for o in orders) or all(
-        o.reduce_only and o.acceptable_price == 0 and o.account not in touched for o in orders
-    )
+    return any(o.as_market for o in orders) or all(o.kind == Kind.LIMIT or o.account not in touched for o in orders)
 
 
 @dataclass(frozen=True)

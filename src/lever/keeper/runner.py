@@ -52,7 +52,7 @@ from lever.keeper.core import (
     safe_behind,
     tx_gas_cap,
 )
-from lever.math.orders import Kind, Order, earliest_publish_time
+from lever.math.orders import Order, earliest_publish_time
 
 log = logging.getLogger("lever.keeper")
 RECEIPT_NOT_YET: tuple[type[BaseException], ...] = (TransactionNotFound, *TRANSPORT_ERRORS)
@@ -401,7 +401,8 @@ class Keeper:
                 else:
                     changes.params = True
             elif contract == "OrderBook":
-                # A placed or updated order is read back; a settled or cancelled one is gone.
+                # A placed, updated, triggered or re-armed order is read back; a settled or
+                # cancelled one is gone.
                 if event in ("OrderPlaced", "OrderSettled", "OrderCancelled"):
                     changes.order_accounts.add(indexed[1])
                     if event == "OrderPlaced":
@@ -410,7 +411,7 @@ class Keeper:
                         changes.orders_done.add(indexed[0])
                     if event in ("OrderPlaced", "OrderSettled"):
                         changes.markets.add(indexed[2])
-                elif event == "OrderUpdated":
+                elif event in ("OrderUpdated", "OrderTriggered", "OrderRearmed"):
                     account = m.orders.split(indexed[0])[0]
                     changes.order_accounts.add(account)
                     changes.orders_read.add(account)
@@ -620,7 +621,9 @@ class Keeper:
         return [] if tx is None else [(accounts, tx)]
 
     def _liquidated(self, accounts: list[int], receipt: Any) -> int:
-        """How many of `accounts` a liquidation's receipt liquidated (the rest are lost)."""
+        """How many of `accounts` a liquidation's receipt liquidated (the rest are lost). Their
+        orders are gone (a liquidation cancels them all): forgotten now, so that this step's
+        order batches neither hold them nor hang another order's price proof on one of them."""
         if receipt is None:
             return 0
         self.metrics.sent.inc(len(accounts))
@@ -628,6 +631,7 @@ class Keeper:
             self.metrics.lost.inc(len(accounts))
             return 0
         won = self._logged(receipt, "Liquidator", "Liquidation")
+        self.state.orders = {i: o for i, o in self.state.orders.items() if o.account not in won}
         self.metrics.won.inc(len(won))
         self.metrics.lost.inc(len(accounts) - len(won))
         log.info("liquidated %s of %s", sorted(won), accounts)
@@ -663,14 +667,14 @@ class Keeper:
                 keys[o.order_id] = key
                 ready.append(o)
         ready += [*work.expired, *work.triggered]
-        # Every market's latest price rides along: conditional orders execute at it, and a fill's
+        # Every market's latest price rides along: conditional orders trigger at it, and a fill's
         # margin check needs the account's other markets fresh (a stale one must not stall it).
         latest = self._latest_updates(sorted(self.state.markets))
         todo = [o for o in ready if o.order_id not in self.state.in_flight]
         call = OrderCall(keys, proofs, latest, self.reader.update_fee())
         budget = self.config.order_budget(self.reader.head_gas_limit)
         gas = self._gas_per_order(todo, call, budget)
-        items = [(o.order_id, gas[o.kind == Kind.MARKET]) for o in todo]
+        items = [(o.order_id, gas[o.as_market]) for o in todo]
         batches = pack(items, self.config.gas_base, self.config.max_batch, budget)
         self._send_orders([(list(b.items), b.gas_limit) for b in batches], call)
         return filled
@@ -681,12 +685,12 @@ class Keeper:
         call: OrderCall,
         budget: int,
     ) -> dict[bool, int]:
-        """The gas to budget per order, market orders (True) and the others (False) apart:
+        """The gas to budget per order, fills (market and triggered orders, True) and the others
+        (triggers and cancellations, False) apart:
         `gas_per_order`, or less when the work needs several batches and `eth_estimateGas` of a
         batch of that kind (one request a kind; as many orders as 90% of a block, or `max_tx_gas`, holds at
         `gas_per_order`, so that the per-transaction cost weighs little in the figure) says
-        less, plus 5%; kept for 20 blocks (a backlog takes several steps). A conditional order
-        closing a position costs more before refunds than a market order. Fewer, fuller batches:
+        less, plus 5%; kept for 20 blocks (a backlog takes several steps). Fewer, fuller batches:
         fewer blocks to settle a backlog. An estimate too low costs a split (the simulation runs
         out of gas), never a failed transaction."""
         configured = self.config.gas_per_order
@@ -703,7 +707,7 @@ class Keeper:
             return out
         block = self.state.last_block
         for market in (True, False):
-            kind = [o.order_id for o in orders if (o.kind == Kind.MARKET) == market]
+            kind = [o.order_id for o in orders if o.as_market == market]
             cached = self._measured_gas.get(market)
             if cached is not None and block - cached[0] < 20:
                 out[market] = cached[1]
@@ -876,7 +880,8 @@ class Keeper:
         self.metrics.orders_settled.inc(len(filled))
         self.metrics.orders_cancelled.inc(len(cancelled))
         # Only what the transaction settled or cancelled is done. An order it left pending (its
-        # price not proven, a conditional fill refused for now) stays known and is tried again.
+        # price not proven) stays known and is tried again; one it triggered or sent back to
+        # waiting is read back from its event.
         for i in filled | cancelled:
             self.state.orders.pop(i, None)
         log.info(

@@ -1,5 +1,6 @@
 """`OrderBook`'s rules: order ids, when an order is due or expired, and when a conditional order
-triggers."""
+triggers. A triggered conditional order is a market order committed when it triggered: it is due,
+expires and fills as one."""
 
 from __future__ import annotations
 
@@ -31,15 +32,27 @@ class Order:
     kind: Kind
     acceptable_price: int
     trigger_price: int
+    triggered: bool = False  # a conditional order whose trigger was met at `updated_at`
 
     @classmethod
     def from_chain(cls, account: int, order_id: int, raw: object) -> Order:
-        size, fee, updated, market, kind, acceptable, trigger = (int(v) for v in raw)  # type: ignore[attr-defined]
-        return cls(order_id, account, size, fee, updated, market, Kind(kind), acceptable, trigger)
+        size, fee, updated, market, kind, trig, acceptable, trigger = (int(v) for v in raw)  # type: ignore[attr-defined]
+        return cls(order_id, account, size, fee, updated, market, Kind(kind), acceptable, trigger, bool(trig))
 
     @property
     def reduce_only(self) -> bool:
         return self.kind in (Kind.STOP_LOSS, Kind.TAKE_PROFIT)
+
+    @property
+    def as_market(self) -> bool:
+        """A market order, or a conditional one that triggered: due, expired and filled as a
+        market order committed at `updated_at`."""
+        return self.kind == Kind.MARKET or self.triggered
+
+    @property
+    def limit_price(self) -> int:
+        """The acceptable price the engine gets: a limit order's limit when it names none."""
+        return self.trigger_price if self.kind == Kind.LIMIT and self.acceptable_price == 0 else self.acceptable_price
 
 
 def order_id(account: int, slot: int) -> int:
@@ -58,7 +71,7 @@ def earliest_publish_time(o: Order, delay: int) -> int:
 
 
 def expiry(o: Order, delay: int, window: int) -> int:
-    """Mirrors `OrderBook._expiry`: after it, a market order can only be cancelled."""
+    """Mirrors `OrderBook._expiry`: after it, a market (or triggered) order can only be cancelled."""
     return o.updated_at + delay + window
 
 

@@ -22,13 +22,21 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from lever import math as m
 from lever.chain import AccountRecord, MarketSnapshot
 from lever.keeper.core import DecideParams, LpRequest, decide, evaluate, lp_work, order_work, pack
-from lever.math.orders import Kind, Order, earliest_publish_time, expiry, order_id, triggered
+from lever.math.orders import (
+    Kind,
+    Order,
+    conditional_since,
+    earliest_publish_time,
+    expiry,
+    order_id,
+    triggered,
+)
 from lever.math.refusal import Refused
 from lever.stress.metrics import USD, RunResult, cascade_depth, max_drawdown
 from lever.stress.model import CENT, KEEPER, SIZE_UNIT, TOKEN_SCALE, Cell
@@ -456,33 +464,38 @@ class Protocol:
             o = self.orders.get(oid)
             if o is None:
                 continue
-            if o.kind == Kind.MARKET:
-                if now > expiry(o, p.order_delay, p.order_window):
-                    del self.orders[oid]
-                    self.order_events.add(o.account)
-                    self.ledgers["order_escrow"] -= o.executor_fee
-                    self.ledgers["insurance"] += o.executor_fee  # `forfeitExecutorFee`
-                    done += 1
-                    continue
-                price = self._market_price(o, blobs.get(oid), proven, now)
-            else:
+            if not o.as_market:
                 pos = self.positions.get((o.account, o.market_id))
-                if pos is None:
+                if pos is None and o.reduce_only:
                     self._release(o, True)  # orphan: its position is gone
                     done += 1
-                    continue
-                price = self._conditional_price(o, pos, now)
+                elif self._triggers(o, pos or m.Position(), now):  # from now on a market order committed now
+                    self.orders[oid] = replace(o, triggered=True, updated_at=now)
+                    self.order_events.add(o.account)
+                    done += 1
+                continue
+            if now > expiry(o, p.order_delay, p.order_window):
+                del self.orders[oid]
+                self.order_events.add(o.account)
+                self.ledgers["order_escrow"] -= o.executor_fee
+                self.ledgers["insurance"] += o.executor_fee  # `forfeitExecutorFee`
+                done += 1
+                continue
+            price = self._market_price(o, blobs.get(oid), proven, now)
             if price is None:
                 continue
-            conditional = o.kind != Kind.MARKET
             try:
                 out, withheld = self.execute_trade(
-                    o.account, o.market_id, o.size_delta, o.acceptable_price, o.reduce_only, price, now
+                    o.account, o.market_id, o.size_delta, o.limit_price, o.reduce_only, price, now
                 )
             except Refused as exc:
-                if exc.error in RETRYABLE or (conditional and exc.error in RETRYABLE_CONDITIONAL):
+                if exc.error in RETRYABLE:
                     continue
-                self._release(o, False)  # refused for good: the fee to the settler
+                if o.kind != Kind.MARKET and exc.error in RETRYABLE_CONDITIONAL:
+                    self.orders[oid] = replace(o, triggered=False, updated_at=now)  # waits for its trigger again
+                    self.order_events.add(o.account)
+                else:
+                    self._release(o, False)  # refused for good: the fee to the settler
                 done += 1
                 continue
             self._release(o, False)
@@ -518,15 +531,15 @@ class Protocol:
         proven[(o.market_id, min_time)] = d
         return d
 
-    def _conditional_price(self, o: Order, pos: m.Position, now: int) -> m.PriceData | None:
-        since = max(o.updated_at, pos.last_increase_time) if o.kind != Kind.LIMIT else o.updated_at
+    def _triggers(self, o: Order, pos: m.Position, now: int) -> bool:
+        """`OrderBook._conditionalPrice`: the stored price, fresh and late enough, meets the trigger."""
         try:
             d = self.latest_recent(o.market_id, now)
         except Refused:
-            return None
-        if d.publish_time < since + self.params.order_delay:
-            return None
-        return d if triggered(o, pos.size > 0, d.price) else None
+            return False
+        if d.publish_time < conditional_since(o, pos.last_increase_time) + self.params.order_delay:
+            return False
+        return triggered(o, pos.size > 0, d.price)
 
     # ------------------------------------------------------------------ the pool (LP requests)
 
@@ -873,8 +886,14 @@ class ExactEngine:
             found = sorted(found, key=lambda c: (c.health_wad, c.account))[: cell.agents.capacity()]
         updates_markets = sorted({mk for c in found for mk in records[c.account].positions})
         updates = [(mk, pub) for mk in updates_markets if (pub := chain.latest_publication(mk))]
+        liquidated: set[int] = set()
         for batch in decide(found, params):
-            self._liquidate_batch(k, list(batch.items), updates, now, batch.gas_limit, gas_price, eth_price, closed)
+            liquidated |= self._liquidate_batch(
+                k, list(batch.items), updates, now, batch.gas_limit, gas_price, eth_price, closed
+            )
+        if liquidated:  # `Keeper._liquidated`: their orders are gone
+            self.known = {i: o for i, o in self.known.items() if o.account not in liquidated}
+            orders_seen = [o for o in orders_seen if o.account not in liquidated]
         self._orders(now, records, orders_seen, gas_price, eth_price)
         self._lp_requests(now, gas_price, eth_price)
         return len(live), closed
@@ -893,8 +912,9 @@ class ExactEngine:
         gas_price: int,
         eth_price: int,
         closed: dict[int, int],
-    ) -> None:
-        """`Liquidator.liquidateBatch` (the keeper simulates first: a reverting batch is not sent)."""
+    ) -> set[int]:
+        """`Liquidator.liquidateBatch` (the keeper simulates first: a reverting batch is not sent).
+        Returns the accounts liquidated."""
         chain = self.chain
         saved = chain._snapshot()
         events = []
@@ -910,7 +930,7 @@ class ExactEngine:
                 raise Refused("NothingToLiquidate")
         except Refused:
             chain._restore(saved)
-            return
+            return set()
         self._gas(gas, gas_price, eth_price)
         for account, pred, s, withheld, markets in events:
             self.trace.liquidations.append(
@@ -926,12 +946,13 @@ class ExactEngine:
                 r.unpaid_profit += withheld / 1e18
             for mk, size in zip(markets, pred.close_sizes, strict=True):
                 closed[mk] = closed.get(mk, 0) + size
+        return {event[0] for event in events}
 
     def _orders(
         self, now: int, records: dict[int, AccountRecord], orders: list[Order], gas_price: int, eth_price: int
     ) -> None:
-        """`Keeper._settle_orders`: due market orders with their price, expired ones, triggered
-        conditional ones, packed by gas into `settleOrders` batches."""
+        """`Keeper._settle_orders`: due market and triggered orders with their price, expired ones,
+        conditional ones to trigger, packed by gas into `settleOrders` batches."""
         chain, p = self.chain, self.cell.params
         latest_prices = {
             mk: (pub.price, pub.time) for mk in range(chain.n_markets) if (pub := chain.latest_publication(mk))

@@ -115,13 +115,16 @@ class VectorEngine:
         self.last_trade = np.zeros(n)
         self.margin = np.zeros(n)
         self.fee = pop.executor_fee / 1e6
-        # orders: a market order (commit time, size), a stop-loss and a take-profit (trigger, placed at)
+        # orders: a market order (commit time, size), a stop-loss and a take-profit (trigger, placed
+        # or triggered at, triggered: then filled as a market order committed at that time)
         self.mo_time = np.full(n, -1.0)
         self.mo_size = pop.size_units / 1e6
         self.sl_on = np.zeros(n, dtype=bool)
         self.tp_on = np.zeros(n, dtype=bool)
         self.sl_at = np.zeros(n)
         self.tp_at = np.zeros(n)
+        self.sl_fired = np.zeros(n, dtype=bool)
+        self.tp_fired = np.zeros(n, dtype=bool)
         self.sl_trigger = pop.stop_cents / 100.0
         self.tp_trigger = pop.take_cents / 100.0
         self.topup = pop.topup / 1e6
@@ -645,9 +648,12 @@ class VectorEngine:
             self._escrow(opening)
         placing = self._opening.get(k - 2)
         for i in placing[self.size[placing] != 0] if placing is not None else ():
-            for on, at, trig in ((self.sl_on, self.sl_at, self.sl_trigger), (self.tp_on, self.tp_at, self.tp_trigger)):
+            for on, at, fired, trig in (
+                (self.sl_on, self.sl_at, self.sl_fired, self.sl_trigger),
+                (self.tp_on, self.tp_at, self.tp_fired, self.tp_trigger),
+            ):
                 if trig[i] > 0:
-                    on[i], at[i] = True, now
+                    on[i], at[i], fired[i] = True, now, False
                     self._escrow(np.array([i]))
         live = self._topping[self.topups_left[self._topping] > 0] if self._topping.size else self._topping
         live = live[self.size[live] != 0]
@@ -834,30 +840,32 @@ class VectorEngine:
             self._release(i, True)
 
     def _orders(self, now: float, gas_price: float, eth: float) -> None:
-        """`Keeper._settle_orders` and `OrderBook.settleOrders`: due market orders at their first
-        price after the delay, expired ones, triggered stop-losses and take-profits."""
+        """`Keeper._settle_orders` and `OrderBook.settleOrders`: due market and triggered orders at
+        their first price after the delay, expired ones, stop-losses and take-profits to trigger."""
         p = self.cell.params
         known = self.known
-        mo = np.flatnonzero(known & (self.mo_time >= 0))
-        expired = mo[now > self.mo_time[mo] + p.order_delay + p.order_window]
-        due = mo[(now >= self.mo_time[mo] + p.order_delay) & (now <= self.mo_time[mo] + p.order_delay + p.order_window)]
-        due = np.array(
-            [
-                i
-                for i in due
-                if (pub := self._publication_at_or_after(int(self.market[i]), self.mo_time[i] + p.order_delay))
-                is not None
-                and pub[0] <= now
-            ],
-            dtype=np.intp,
-        )
-        fired = self._triggered(now)
-        if not (due.size or expired.size or len(fired)):
+        # (commit or trigger time, account, kind: 0 market, 1 stop-loss, 2 take-profit)
+        pending = [(float(self.mo_time[i]), int(i), 0) for i in np.flatnonzero(known & (self.mo_time >= 0))]
+        for kind, on, at, fired in (
+            (1, self.sl_on, self.sl_at, self.sl_fired),
+            (2, self.tp_on, self.tp_at, self.tp_fired),
+        ):
+            pending += [(float(at[i]), int(i), kind) for i in np.flatnonzero(known & on & fired)]
+        due, expired = [], []
+        for t, i, kind in pending:
+            if now > t + p.order_delay + p.order_window:
+                expired.append((t, i, kind))
+            elif now >= t + p.order_delay:
+                pub = self._publication_at_or_after(int(self.market[i]), t + p.order_delay)
+                if pub is not None and pub[0] <= now:
+                    due.append((t, i, kind))
+        to_trigger = self._triggered(now)
+        if not (due or expired or to_trigger):
             return
         work = (
-            sorted((float(self.mo_time[i]), int(i), 0, 0) for i in due)
-            + sorted((float(self.mo_time[i]), int(i), 0, 1) for i in expired)
-            + [(at, i, kind, 2) for at, i, kind in fired]
+            [(t, i, kind, 0) for t, i, kind in sorted(due)]
+            + [(t, i, kind, 1) for t, i, kind in sorted(expired)]
+            + [(at, i, kind, 2) for at, i, kind in to_trigger]
         )
         saved_oracle = list(self.oracle)  # with nothing done, only the oracle changed: a revert restores it
         done, fills = 0, []
@@ -866,20 +874,24 @@ class VectorEngine:
             self._update_prices(list(range(self.nm)), now)
             for _, i, kind, what in work:
                 i = int(i)
+                on, at, fired = (
+                    (self.sl_on, self.sl_at, self.sl_fired) if kind == 1 else (self.tp_on, self.tp_at, self.tp_fired)
+                )
+                if what < 2 and (self.mo_time[i] < 0 if kind == 0 else not (on[i] and fired[i])):
+                    continue  # gone since the keeper looked
                 if what == 1:
-                    if self.mo_time[i] < 0:
-                        continue
-                    self.mo_time[i] = -1
+                    if kind == 0:
+                        self.mo_time[i] = -1
+                    else:
+                        on[i] = False
                     self.order_escrow -= self.fee
                     self.insurance += self.fee
                     self.touched[i] = True
                     done += 1
                     continue
                 if what == 0:
-                    if self.mo_time[i] < 0:
-                        continue
                     mk = int(self.market[i])
-                    lo = self.mo_time[i] + p.order_delay
+                    lo = (self.mo_time[i] if kind == 0 else at[i]) + p.order_delay
                     d = proven.get((mk, lo))
                     if d is None:
                         pub = self._publication_at_or_after(mk, lo)
@@ -892,24 +904,31 @@ class VectorEngine:
                             self._version += 1
                             continue
                         proven[(mk, lo)] = d
-                    out = self._trade(i, float(self.mo_size[i]), d, now, False)
-                    self.mo_time[i] = -1
+                    if kind == 0:
+                        out = self._trade(i, float(self.mo_size[i]), d, now, False)
+                        self.mo_time[i] = -1
+                    else:
+                        out = self._trade(i, -float(self.size[i]), d, now, True)
+                        if isinstance(out, str) and out in ("AcceptablePriceExceeded", "FillPriceInvalid"):
+                            fired[i], at[i] = False, now  # waits for its trigger again
+                            self.touched[i] = True
+                            done += 1
+                            continue
+                        on[i] = False
                 else:
-                    flag = self.sl_on if kind == 1 else self.tp_on
-                    if not flag[i]:
+                    if not on[i] or fired[i]:
                         continue
                     if self.size[i] == 0:
-                        flag[i] = False
+                        on[i] = False
                         self._release(i, True)
                         done += 1
                         continue
-                    d = self._conditional(i, kind, now)
-                    if d is None:
+                    if not self._triggers(i, kind, now):
                         continue
-                    out = self._trade(i, -float(self.size[i]), d, now, True)
-                    if isinstance(out, str) and out in ("AcceptablePriceExceeded", "FillPriceInvalid"):
-                        continue
-                    flag[i] = False
+                    fired[i], at[i] = True, now  # from now on a market order committed now
+                    self.touched[i] = True
+                    done += 1
+                    continue
                 done += 1
                 self._release(i, False)  # filled, or refused for good: the fee to the settler
                 if isinstance(out, str):
@@ -947,11 +966,11 @@ class VectorEngine:
         pub_t = np.array([self.pubs[mk][-1][0] if self.pubs[mk] else 0.0 for mk in range(self.nm)])
         pub_p = np.array([self.pubs[mk][-1][1] if self.pubs[mk] else 0.0 for mk in range(self.nm)])
         ats, ids, kinds = [], [], []
-        for kind, flag, at, trig in (
-            (1, self.sl_on, self.sl_at, self.sl_trigger),
-            (2, self.tp_on, self.tp_at, self.tp_trigger),
+        for kind, flag, fired, at, trig in (
+            (1, self.sl_on, self.sl_fired, self.sl_at, self.sl_trigger),
+            (2, self.tp_on, self.tp_fired, self.tp_at, self.tp_trigger),
         ):
-            idx = np.flatnonzero(flag & self.known)
+            idx = np.flatnonzero(flag & ~fired & self.known)
             if not idx.size:
                 continue
             mk = self.market[idx]
@@ -977,17 +996,17 @@ class VectorEngine:
         below, above = price <= trigger, price >= trigger
         return below if long == (kind == 1) else above
 
-    def _conditional(self, i: int, kind: int, now: float) -> Price | None:
+    def _triggers(self, i: int, kind: int, now: float) -> bool:
         mk = int(self.market[i])
         try:
             d = self._latest_recent(mk, now)
         except Revert:
-            return None
+            return False
         at = self.sl_at[i] if kind == 1 else self.tp_at[i]
         if d.time < max(at, self.last_inc[i]) + self.cell.params.order_delay:
-            return None
+            return False
         trig = self.sl_trigger[i] if kind == 1 else self.tp_trigger[i]
-        return d if self._fires(kind, self.size[i] > 0, d.price, float(trig)) else None
+        return self._fires(kind, self.size[i] > 0, d.price, float(trig))
 
     def _lp_request(self, now: float, gas_price: float, eth: float) -> None:
         p = self.cell.params
