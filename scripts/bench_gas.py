@@ -72,6 +72,11 @@ WHAT = {
     f"{BATCH}",
     "open": "settle of one opening order (= order_settle): cold a new position, warm an increase",
     "close": "settle of one order closing the whole position (its update included)",
+    "order_place": "orderBook.placeOrder: a stop-loss on a 1 ETH long",
+    "conditional_trigger": "orderBook.settleOrders([the stop], [empty], [the market's latest MockPyth update]): "
+    "a 1.5% dip triggers it",
+    "conditional_fill": "orderBook.settleOrders([the triggered stop], [its MockPyth update], []): it closes the "
+    "position at the price published a delay after its trigger",
     "lp_commit": "vault.requestDeposit of $50,000 by a new LP (pays the LP executor fee)",
     "lp_settle": "vault.settleDeposit by a keeper with the ETH update (a market with open interest)",
     "lp_claim": "vault.deposit: the LP claims its shares",
@@ -224,6 +229,7 @@ class Bench:
         self.heartbeat()
 
         self._trader()
+        self._stop()
         self._lp()
         crowd = self._crowd()
         self._liquidations(crowd)
@@ -231,7 +237,7 @@ class Bench:
     def _trader(self) -> None:
         p, trader = self.p, self.trader
         self.fund(trader, 20_000 * USDC)
-        account = create_account(p.engine, trader)
+        account = self.trader_account = create_account(p.engine, trader)
         self.next_block()
         self.measure("deposit", "cold", p.vault.depositMargin(account, 10_000 * USDC, sender=trader))
         self.next_block()
@@ -262,6 +268,34 @@ class Bench:
         self.next_block()
         order_id, t, _ = self.commit(trader, account, Decimal("-1.5"))
         self.measure("close", "full", self.settle([order_id], t))
+
+    def _stop(self) -> None:
+        """A stop-loss on a 1 ETH long: placed, triggered by a 1.5% dip (the keeper brings the
+        market's latest price), then filled a delay later at the price published then."""
+        p, trader, account = self.p, self.trader, self.trader_account
+        self.next_block()
+        self.trade(trader, account, Decimal(1))
+        self.next_block()
+        trigger = int(self.price * Decimal("0.99") * WAD)
+        receipt = p.order_book.placeOrder(account, self.eth, 2, -WAD, trigger, 0, USDC, sender=trader)
+        self.measure("order_place", "stop", receipt)
+        order_id = int(receipt.events.filter(p.order_book.OrderPlaced)[0].orderId)
+        dip = self.price * Decimal("0.985")
+        t = int(chain.blocks.head.timestamp) + BLOCK
+        self.publish(t - 1, dip)
+        chain.pending_timestamp = t
+        latest = [(self.eth, self.latest_blob())]
+        receipt = p.order_book.settleOrders([order_id], [b""], latest, sender=self.keeper, value=self.fee)
+        assert receipt.events.filter(p.order_book.OrderTriggered), receipt.events
+        self.measure("conditional_trigger", "stop", receipt)
+        due = int(receipt.timestamp) + self.delay
+        self.publish(due, dip)
+        self.next_block()
+        receipt = p.order_book.settleOrders([order_id], [self.blob_at(due)], [], sender=self.keeper, value=self.fee)
+        assert receipt.events.filter(p.order_book.OrderSettled), receipt.events
+        self.measure("conditional_fill", "stop", receipt)
+        self.next_block()
+        self.heartbeat()  # back to the scenario's price
 
     def _lp(self) -> None:
         p, lp = self.p, self.new_lp
@@ -351,6 +385,9 @@ APPLIES_TO = {
     "order_settle_batch_per_order": "cold",
     "open": "cold",
     "close": "full",
+    "order_place": "stop",
+    "conditional_trigger": "stop",
+    "conditional_fill": "stop",
     "lp_commit": "cold",
     "lp_settle": "cold",
     "lp_claim": "cold",

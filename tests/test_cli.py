@@ -304,6 +304,17 @@ def test_a_pending_market_order_cannot_be_cancelled_and_the_revert_is_named(worl
     assert world.holdings() == before
 
 
+def test_settling_a_conditional_order_that_has_not_triggered_is_one_line(world: World, lever: Lever) -> None:
+    lever("token", "mint", "100", "--account", "test:5")
+    lever("margin", "deposit", "100", "--account", "test:5")
+    out = lever("order", "limit", "ETH-USD", "1000", "--size", "0.01", "--account", "test:5")
+    order = out.split("order ")[1].split(":")[0]
+    before = world.holdings()
+    out = lever("order", "settle", order, "--account", "test:5", code=1)
+    assert f"order {order} is a conditional order waiting for its trigger" in out
+    assert world.holdings() == before
+
+
 def test_no_deployment_a_malformed_record_and_an_unreachable_node_are_one_line(
     world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -534,15 +534,21 @@ def await_fill(s: Session, order_id: int, settle: bool, timeout: float, committe
 
 
 def settle_order(s: Session, order_id: int, timeout: float = 60.0, committed_at: int | None = None) -> Fill:
-    """Settles a pending market order oneself: waits until its price is published and on the
-    chain's clock, fetches it from the price service, and sends the settlement. If a keeper was
-    first, its outcome (for an order committed in block `committed_at`, when given)."""
+    """Settles a pending market order (or a triggered conditional one) oneself: waits until its
+    price is published and on the chain's clock, fetches it from the price service, and sends the
+    settlement. If a keeper was first, its outcome (for an order committed in block
+    `committed_at`, when given)."""
     order = s.reader.orders_of(m.orders.split(order_id)[0]).get(order_id)
     if order is None:
         done = None if committed_at is None else _outcome(s, order_id, committed_at)
         if done is None:
             raise ConfigError(f"no pending order {order_id}")
         return done
+    if not order.as_market:
+        raise ConfigError(
+            f"order {order_id} is a conditional order waiting for its trigger: a keeper triggers it when the"
+            " price meets it, and it can be settled a delay later"
+        )
     start = int(s.reader.w3.eth.block_number) if committed_at is None else committed_at
     delay = s.reader.order_settings()[0]
     due = m.orders.earliest_publish_time(order, delay)
@@ -720,7 +726,7 @@ class OrderRow:
     trigger: Decimal | None
     acceptable: Decimal | None
     executor_fee: Decimal
-    placed_at: int
+    placed_at: int  # its placing, last update or, triggered, its trigger
     expiry: int | None  # market and triggered orders only
     triggered: bool = False  # a conditional order that now fills as a market order
 

@@ -190,7 +190,7 @@ def order_list(s: Session, account_id: int | None) -> None:
         click.echo(
             f"{o.order_id}: account {o.account_id} {o.kind}{' (triggered)' if o.triggered else ''} {o.market}"
             f" {o.size:+f}{trigger} (executor fee"
-            f" {o.executor_fee}, placed at {o.placed_at}{expiry})"
+            f" {o.executor_fee}, {'triggered' if o.triggered else 'placed'} at {o.placed_at}{expiry})"
         )
     if not rows:
         click.echo("no pending orders")
@@ -199,7 +199,7 @@ def order_list(s: Session, account_id: int | None) -> None:
 @on_chain(order, "cancel")
 @click.argument("order_id", type=int)
 def order_cancel(s: Session, order_id: int) -> None:
-    """Cancel ORDER_ID: a conditional order any time, a market order once expired."""
+    """Cancel ORDER_ID: a conditional order until it triggers, a market or triggered order once expired."""
     r = actions.cancel_order(s, order_id)
     click.echo(f"cancelled order {r.order_id}; its executor fee {r.executor_fee} went to the {r.fee_to}")
 
@@ -208,7 +208,7 @@ def order_cancel(s: Session, order_id: int) -> None:
 @click.argument("order_id", type=int)
 @click.option("--wait", type=float, default=60.0, show_default=True, help="seconds to wait for its price")
 def order_settle(s: Session, order_id: int, wait: float) -> None:
-    """Settle a market order yourself, with its price from the price service."""
+    """Settle a market order (or a triggered conditional one) yourself, with its price from the price service."""
     _show_fill(actions.settle_order(s, order_id, wait))
 
 

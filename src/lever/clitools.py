@@ -105,7 +105,12 @@ def order_options(wait: bool) -> Decorator:
 
     def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
         fn = click.option("--account-id", type=int, help="Lever account (default: the signer's first)")(fn)
-        fn = click.option("--acceptable-price", "acceptable", type=AMOUNT, help="cancel it if it fills worse")(fn)
+        fn = click.option(
+            "--acceptable-price",
+            "acceptable",
+            type=AMOUNT,
+            help="the worst fill: a market order is cancelled beyond it, a triggered conditional one waits again",
+        )(fn)
         fn = click.option(
             "--executor-fee",
             type=AMOUNT,

@@ -76,8 +76,8 @@ def expiry(o: Order, delay: int, window: int) -> int:
 
 
 def conditional_since(o: Order, last_increase_time: int) -> int:
-    """A conditional order executes at a price published at least the delay after this time: its
-    last update, and for stop-loss and take-profit also the position's last increase."""
+    """A conditional order triggers at a stored price published at least the delay after this
+    time: its last update, and for stop-loss and take-profit also the position's last increase."""
     if o.kind == Kind.LIMIT:
         return o.updated_at
     return max(o.updated_at, last_increase_time)
