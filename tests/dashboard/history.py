@@ -27,9 +27,9 @@ def place_limit(h: Harness, owner: Any, account: int, size: str, trigger: str) -
 
 
 def make_history(h: Harness, alice: Any, bob: Any, lp: Any) -> dict[str, int]:
-    """Trades on both markets, a reduction, a margin withdrawal, orders placed, updated and
-    cancelled, insurance funding, a partial and a full liquidation with bad debt, and an LP
-    redemption: every ledger of the vault moves."""
+    """Trades on both markets, a reduction, a margin withdrawal, orders placed, updated,
+    cancelled and triggered, insurance funding, a partial and a full liquidation with bad debt,
+    and an LP redemption: every ledger of the vault moves."""
     fund_insurance(h, bob, 50)
     steady = h.open_account(alice, 10_000)
     h.trade(alice, steady, ETH, "2")
@@ -40,17 +40,23 @@ def make_history(h: Harness, alice: Any, bob: Any, lp: Any) -> dict[str, int]:
     h.p.order_book.updateOrder(limit, wad("0.4"), wad("2400"), 0, sender=alice)
     cancelled = place_limit(h, alice, steady, "0.2", "2000")
     h.p.order_book.cancelOrder(cancelled, sender=alice)
+    receipt = h.p.order_book.placeOrder(
+        steady, 0, int(Kind.STOP_LOSS), -wad("0.5"), wad(2_900), 0, usdc(1), sender=alice
+    )
+    stop = int(receipt.events.filter(h.p.order_book.OrderPlaced)[0].orderId)
     partial = h.open_account(bob, 2_000)
     h.trade(bob, partial, ETH, "12")  # $36,000: 18x
     underwater = h.open_account(bob, 1_000)
     h.trade(bob, underwater, ETH, "8")
+    h.advance(h.delay)
     h.set_price(ETH, 2_890)
+    h.trigger([stop], [ETH])  # triggered; nobody fills it
     h.liquidate([partial])
     h.set_price(ETH, 2_800)
     h.liquidate([underwater])  # bad debt beyond the $50 insurance fund
     shares = int(h.p.vault.balanceOf(lp))
     h.lp_redeem(lp, shares // 100)
-    return {"steady": steady, "partial": partial, "underwater": underwater, "limit": limit}
+    return {"steady": steady, "partial": partial, "underwater": underwater, "limit": limit, "stop": stop}
 
 
 def assert_index_equals_chain(engine: Engine, h: Harness) -> None:

@@ -62,6 +62,7 @@ def test_sync_after_trades_liquidations_and_lp_flows_index_equals_chain(
     ]
     assert liq_trades == 2
     assert (made["limit"], "pending") in orders and sum(1 for _, st in orders if st == "cancelled") == 1
+    assert (made["stop"], "triggered") in orders
     assert health is not None and health > 1
     assert snapshot is not None and snapshot["price"] == 2_800 * 10**18
 

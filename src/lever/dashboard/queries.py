@@ -129,7 +129,9 @@ def counts(conn: Connection) -> dict[str, int]:
         "accounts": conn.execute(select(func.count()).select_from(s.accounts)).scalar_one(),
         "with_positions": conn.execute(select(func.count()).where(a.positions > 0)).scalar_one(),
         "liquidatable": conn.execute(select(func.count()).where(a.health_f < 1)).scalar_one(),
-        "pending_orders": conn.execute(select(func.count()).where(s.orders.c.status == "pending")).scalar_one(),
+        "pending_orders": conn.execute(
+            select(func.count()).where(s.orders.c.status.in_(s.OPEN_ORDER_STATUSES))
+        ).scalar_one(),
         "liquidations": conn.execute(select(func.count()).select_from(s.liquidations)).scalar_one(),
     }
 

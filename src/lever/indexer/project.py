@@ -464,6 +464,18 @@ class Projection:
             size_delta=a["sizeDeltaWad"], trigger_price=a["triggerPriceWad"], acceptable_price=a["acceptablePriceWad"]
         )
 
+    def _on_OrderTriggered(self, e: Event, a: dict[str, Any]) -> None:
+        self._set_status(a["orderId"], "triggered")
+
+    def _on_OrderRearmed(self, e: Event, a: dict[str, Any]) -> None:
+        self._set_status(a["orderId"], "pending")
+
+    def _set_status(self, order_id: int, status: str) -> None:
+        row = self._open_order(order_id)
+        if row is None:
+            raise ProjectionError(f"order {order_id} {status} but never placed")
+        row.update(status=status)
+
     def _on_OrderSettled(self, e: Event, a: dict[str, Any]) -> None:
         self._close_order(e, a["orderId"], status="settled", fill_price=a["fillPriceWad"])
 

@@ -212,12 +212,13 @@ orders = _history(
     Column("trigger_price", Int256, nullable=False),
     Column("acceptable_price", Int256, nullable=False),
     Column("executor_fee", Int256, nullable=False),
-    Column("status", String(16), nullable=False),  # pending, settled, cancelled
+    Column("status", String(16), nullable=False),  # pending, triggered, settled, cancelled
     Column("closed_block", BigInteger),
     Column("fill_price", Int256),
     Column("reason", String(64)),
 )
 Index("ix_orders_status", orders.c.status, orders.c.order_id)
+OPEN_ORDER_STATUSES = ("pending", "triggered")  # still on the book (triggered: a conditional order to fill)
 
 funding = _history(
     "funding",

@@ -164,7 +164,7 @@ class Indexer:
             p.positions[key] = m.Position(r["size"], r["cost"], r["entry_charge"], int(r["last_increase_time"]))
             p.account_markets.setdefault(key[0], set()).add(key[1])
         p.holders = {h.address: int(h.shares) for h in conn.execute(select(s.lp_holders))}
-        for r in conn.execute(select(s.orders).where(s.orders.c.status == "pending")).mappings():
+        for r in conn.execute(select(s.orders).where(s.orders.c.status.in_(s.OPEN_ORDER_STATUSES))).mappings():
             p.open_order_rows[(int(r["block"]), int(r["log_index"]))] = dict(r)
 
     def _start_block(self) -> int:
