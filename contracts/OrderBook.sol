@@ -318,9 +318,10 @@ contract OrderBook is IOrderBook, AccessControl, ReentrancyGuardTransient {
         emit OrderTriggered(orderId, accountId, price.priceWad, price.publishTime, msg.sender);
     }
 
-    /// @dev Fills the order through the engine (the caller pays its executor fee); otherwise
-    ///      `moved` if it left the book (refused for good) or, triggered, went back to waiting
-    ///      (its fill price breached its acceptable price).
+    /// @dev Fills the order through the engine (the caller is paid its executor fee); otherwise
+    ///      `moved` if it was refused for good (cancelled, its fee to the caller) or, triggered,
+    ///      refused for its fill price (its fee to the caller; back to waiting with a new fee from
+    ///      its margin, or cancelled if the margin cannot pay one).
     function _execute(
         uint256 accountId,
         uint256 slot,
@@ -367,8 +368,15 @@ contract OrderBook is IOrderBook, AccessControl, ReentrancyGuardTransient {
                 selector == OracleStalePrice.selector || selector == SequencerDown.selector
                     || selector == SequencerGracePeriod.selector
             ) return (false, false); // may clear within the window: try again
-            if (conditional && (selector == AcceptablePriceExceeded.selector || selector == FillPriceInvalid.selector))
-            {
+            // Refused: the settler is paid for the attempt. A triggered order refused only for its
+            // fill price waits for its trigger again if its margin escrows a new fee (each attempt
+            // is paid for: no free trigger-and-refuse loop at the keepers' expense).
+            if (
+                conditional && (selector == AcceptablePriceExceeded.selector || selector == FillPriceInvalid.selector)
+                    && vault.marginOf(accountId) >= int256(uint256(o.executorFee))
+            ) {
+                vault.releaseExecutorFee(accountId, o.executorFee, msg.sender);
+                vault.escrowExecutorFee(accountId, o.executorFee, address(0)); // from the margin
                 Order storage stored = _orders[accountId][slot];
                 (stored.triggered, stored.updatedAt) = (false, uint32(block.timestamp));
                 emit OrderRearmed(orderId, accountId, selector);

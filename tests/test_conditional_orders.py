@@ -67,16 +67,37 @@ def test_a_triggered_order_fills_at_the_first_price_after_its_trigger_not_at_the
     assert wad(2940) <= int(settled.fillPriceWad) <= wad(2950)  # 2,940 and its premium, not 2,900
 
 
-def test_a_triggered_limit_whose_fill_breaches_its_limit_waits_for_its_trigger_again(h: Harness, alice: Any) -> None:
+def test_a_triggered_limit_whose_fill_breaches_its_limit_pays_the_settler_and_waits_for_its_trigger_again(
+    h: Harness, alice: Any
+) -> None:
     account = h.open_account(alice, 10_000)
     order = place(h, alice, account, Kind.LIMIT, "1", "2950")
+    keeper = int(h.p.token.balanceOf(h.keeper))
     settled, cancelled = execute(h, order, 2940, fill=2970)
     assert settled == [] and cancelled == []
     o = h.p.order_book.order(order)
     assert not o.triggered and int(o.updatedAt) == h.now()  # back to waiting, its delay restarted
-    assert h.margin(account) == usdc(9_999)  # its fee still escrowed
+    assert int(h.p.token.balanceOf(h.keeper)) - keeper == usdc(1)  # the attempt's fee
+    assert h.margin(account) == usdc(9_998)  # and a new fee escrowed from the margin
     [settled], _ = execute(h, order, 2930)
     assert int(settled.fillPriceWad) <= wad(2950)
+
+
+def test_a_never_fillable_order_pays_for_every_attempt_until_its_margin_runs_out(h: Harness, alice: Any) -> None:
+    """A limit buy that every price triggers and no fill can meet (acceptable price 1 wei): each
+    trigger-and-refuse round pays the keeper the order's fee, escrowed again from the margin;
+    once the margin cannot pay, the order is cancelled. Keepers never work for nothing."""
+    account = h.open_account(alice, 3)
+    receipt = h.p.order_book.placeOrder(account, 0, int(Kind.LIMIT), wad(1), wad(10**9), 1, usdc(1), sender=alice)
+    order = int(receipt.events.filter(h.p.order_book.OrderPlaced)[0].orderId)
+    keeper = int(h.p.token.balanceOf(h.keeper))
+    for margin_left in (1, 0):
+        assert execute(h, order, 3000) == ([], [])
+        assert int(h.p.order_book.order(order).updatedAt) != 0 and h.margin(account) == usdc(margin_left)
+    _, [cancelled] = execute(h, order, 3000)
+    assert cancelled.feeTo == h.keeper.address and int(h.p.order_book.order(order).updatedAt) == 0
+    assert int(h.p.token.balanceOf(h.keeper)) - keeper == usdc(3)
+    assert h.margin(account) == 0
 
 
 def test_a_triggered_order_cannot_be_updated_or_cancelled_and_lapses_like_a_market_order(

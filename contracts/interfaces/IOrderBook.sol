@@ -19,7 +19,9 @@ import {IOracleAdapter} from "./IOracleAdapter.sol";
 ///           committed at that moment: it fills at the earliest price published at or after the
 ///           trigger plus the delay, within the window, nobody can update or cancel it, and if it
 ///           lapses its fee goes to the insurance fund. If that price breaches its acceptable price
-///           (a limit order's is its limit), it goes back to waiting for its trigger. Until it
+///           (a limit order's is its limit), its fee goes to the settler, as for a market order,
+///           and it goes back to waiting for its trigger with a new fee from its margin (cancelled
+///           if the margin cannot pay one). Until it
 ///           triggers, the owner may update or cancel it at any time (an update restarts the
 ///           delay). Stop-loss and take-profit orders cancel themselves when their position
 ///           closes; a liquidation cancels every order of its account.
@@ -85,8 +87,9 @@ interface IOrderBook {
     event OrderTriggered(
         uint256 indexed orderId, uint256 indexed accountId, uint256 priceWad, uint256 publishTime, address by
     );
-    /// @notice A triggered order's fill price breached its acceptable price (`reason`): it waits
-    ///         for its trigger again.
+    /// @notice A triggered order's fill price breached its acceptable price (`reason`): its fee
+    ///         went to the settler and it waits for its trigger again, a new fee escrowed from its
+    ///         margin.
     event OrderRearmed(uint256 indexed orderId, uint256 indexed accountId, bytes4 reason);
     /// @notice An order left the book without filling; `feeTo` zero: its fee went back to the margin.
     event OrderCancelled(uint256 indexed orderId, uint256 indexed accountId, bytes4 reason, address by, address feeTo);

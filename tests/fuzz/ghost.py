@@ -742,10 +742,14 @@ class Ghost:
         except Refused as refused:
             if refused.error in self.RETRYABLE:
                 return False, False
-            if o.kind != Kind.MARKET and refused.error in self.RETRYABLE_CONDITIONAL:
+            self._release(s, o, sender)  # refused: the fee to the settler
+            fee, margin = o.executor_fee, s.margin.get(o.account, 0)
+            if o.kind != Kind.MARKET and refused.error in self.RETRYABLE_CONDITIONAL and margin >= fee:
+                # back to waiting for its trigger, a new fee escrowed from the margin
+                s.margin[o.account] = margin - fee
+                s.total_margin -= fee
+                s.order_escrow += fee
                 s.orders[m.orders.split(o.order_id)] = replace(o, triggered=False, updated_at=self.now)
-            else:
-                self._release(s, o, sender)
             return False, True
         _copy_into(s, trial)
         self._release(s, o, sender)

@@ -602,12 +602,15 @@ def place_conditional(machine: Driver, a: int, b: int, c: int) -> None:
         size = -pos.size // (1 + (c >> 10) % 2) if pos.size else sized(machine, account, market, b >> 3)
     owner = machine.owner(account)
     fee = USDC // 10
+    # A third of them name an acceptable price within 0.5% of the trigger, on either side: their
+    # fills are often refused (the settler paid, the order waiting again or cancelled).
+    acceptable = trigger * (10_000 + (c >> 4) % 100 - 50) // 10_000 if (c >> 12) % 3 == 0 else 0
     machine.act(
         f"placeOrder.{kind.name.lower()}",
         owner,
         machine.w.book,
-        machine.tx("OrderBook", "placeOrder", account, market, int(kind), size, trigger, 0, fee),
-        lambda s: machine.g.place(s, owner, account, market, kind, size, trigger, 0, fee),
+        machine.tx("OrderBook", "placeOrder", account, market, int(kind), size, trigger, acceptable, fee),
+        lambda s: machine.g.place(s, owner, account, market, kind, size, trigger, acceptable, fee),
     )
 
 

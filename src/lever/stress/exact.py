@@ -491,11 +491,13 @@ class Protocol:
             except Refused as exc:
                 if exc.error in RETRYABLE:
                     continue
-                if o.kind != Kind.MARKET and exc.error in RETRYABLE_CONDITIONAL:
-                    self.orders[oid] = replace(o, triggered=False, updated_at=now)  # waits for its trigger again
-                    self.order_events.add(o.account)
-                else:
-                    self._release(o, False)  # refused for good: the fee to the settler
+                self._release(o, False)  # refused: the fee to the settler
+                fee = o.executor_fee
+                if o.kind != Kind.MARKET and exc.error in RETRYABLE_CONDITIONAL and self.margin[o.account] >= fee:
+                    # back to waiting for its trigger, a new fee escrowed from the margin
+                    self.margin[o.account] -= fee
+                    self.ledgers["order_escrow"] += fee
+                    self.orders[oid] = replace(o, triggered=False, updated_at=now)
                 done += 1
                 continue
             self._release(o, False)

@@ -909,9 +909,14 @@ class VectorEngine:
                         self.mo_time[i] = -1
                     else:
                         out = self._trade(i, -float(self.size[i]), d, now, True)
-                        if isinstance(out, str) and out in ("AcceptablePriceExceeded", "FillPriceInvalid"):
-                            fired[i], at[i] = False, now  # waits for its trigger again
-                            self.touched[i] = True
+                        if (
+                            isinstance(out, str)
+                            and out in ("AcceptablePriceExceeded", "FillPriceInvalid")
+                            and self.margin[i] >= self.fee
+                        ):
+                            self._release(i, False)  # the attempt's fee to the settler
+                            self._escrow(np.array([i]))  # a new one from the margin: it waits for its trigger again
+                            fired[i], at[i] = False, now
                             done += 1
                             continue
                         on[i] = False
