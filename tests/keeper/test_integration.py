@@ -305,32 +305,34 @@ def test_a_steps_batches_are_all_broadcast_before_the_first_is_mined(h: Harness,
     assert not keeper.state.in_flight and not set(orders) & set(keeper.state.orders)
 
 
-def test_a_batch_the_ones_ahead_of_it_could_leave_with_nothing_to_settle_waits_for_the_next_step(
-    h: Harness, alice: Any, make_keeper: Any
+def test_a_steps_triggers_go_ahead_of_its_fills_so_a_stop_never_waits_behind_a_backlog(
+    h: Harness, alice: Any, bob: Any, make_keeper: Any
 ) -> None:
-    """A due increase and the same position's stop-loss, whose trigger the price meets, in two
-    batches. The increase's fill pushes the stop's trigger to a price published a delay after it:
-    simulated before the increase is mined, the stop's batch could revert `NothingToSettle`. It is
-    not sent behind the increase; a later step triggers it, and a step a delay after that fills it."""
+    """A due market order and a stop-loss whose trigger the price meets, in batches of one: the
+    stop's trigger is sent first (its delay then runs while the fills are settled), the market
+    order behind it (a market order's batch is always done, whatever the batches ahead did). A
+    delay later the stop fills. Every transaction succeeds."""
     account = h.open_account(alice, 20_000)
     h.trade(alice, account, ETH, "1")
-    stop = place(h, alice, account, Kind.STOP_LOSS, "-2", "3000")
-    increase, _ = h.commit(alice, account, ETH, "1")
+    stop = place(h, alice, account, Kind.STOP_LOSS, "-1", "3000")
+    other = h.open_account(bob, 10_000)
+    order, _ = h.commit(bob, other, ETH, "1")
     keeper = make_keeper(max_batch=1)
     keeper.hydrate()
     start = h.chain.blocks.head.number
     h.advance(h.delay)
     h.set_price(ETH, 2_990)
     step_and_land(keeper)
-    [first], _ = order_events(h, start)
-    assert int(first.orderId) == increase
-    assert not h.p.order_book.order(stop).triggered and stop in keeper.state.orders and not keeper.state.in_flight
-    for _ in range(3):  # a price a delay after the increase triggers the stop; its fill, a delay later
-        h.advance(h.delay)
-        h.publish_all()
-        step_and_land(keeper)
+    [triggered] = h.p.order_book.OrderTriggered.range(start + 1, h.chain.blocks.head.number + 1)
+    [settled], _ = order_events(h, start)
+    assert int(triggered.orderId) == stop and int(settled.orderId) == order
+    assert triggered.block_number <= settled.block_number
+    w3 = h.chain.provider.web3
+    nonce = [int(w3.eth.get_transaction(e.transaction_hash)["nonce"]) for e in (triggered, settled)]
+    assert nonce[0] < nonce[1]  # the trigger was sent first
+    step_to_fill(h, keeper)
     settled, cancelled = order_events(h, start)
-    assert [int(e.orderId) for e in settled] == [increase, stop] and not cancelled
+    assert [int(e.orderId) for e in settled] == [order, stop] and not cancelled
     assert h.position(account, ETH).size == 0
     assert set(statuses(h, keeper, start)) == {1}
 

@@ -666,7 +666,9 @@ class Keeper:
             if proofs[key]:
                 keys[o.order_id] = key
                 ready.append(o)
-        ready += [*work.expired, *work.triggered]
+        # Triggers first: they are cheap, and a triggered order's delay then runs while the
+        # backlog of due orders is settled, not after it.
+        ready = [*work.triggered, *ready, *work.expired]
         # Every market's latest price rides along: conditional orders trigger at it, and a fill's
         # margin check needs the account's other markets fresh (a stale one must not stall it).
         latest = self._latest_updates(sorted(self.state.markets))

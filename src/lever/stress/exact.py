@@ -974,7 +974,7 @@ class ExactEngine:
                 proofs[key] = found
             keys[o.order_id] = key
             ready.append(o)
-        ready += [*work.expired, *work.triggered]
+        ready = [*work.triggered, *ready, *work.expired]  # as `Keeper._settle_orders`: triggers first
         latest = [(mk, pub) for mk in range(chain.n_markets) if (pub := chain.latest_publication(mk))]
         items = [(o.order_id, KEEPER.gas_per_order) for o in ready]
         for batch in pack(

@@ -862,10 +862,10 @@ class VectorEngine:
         to_trigger = self._triggered(now)
         if not (due or expired or to_trigger):
             return
-        work = (
-            [(t, i, kind, 0) for t, i, kind in sorted(due)]
+        work = (  # as `Keeper._settle_orders`: triggers first
+            [(at, i, kind, 2) for at, i, kind in to_trigger]
+            + [(t, i, kind, 0) for t, i, kind in sorted(due)]
             + [(t, i, kind, 1) for t, i, kind in sorted(expired)]
-            + [(at, i, kind, 2) for at, i, kind in to_trigger]
         )
         saved_oracle = list(self.oracle)  # with nothing done, only the oracle changed: a revert restores it
         done, fills = 0, []
