@@ -52,9 +52,20 @@ from lever.keeper.core import (
     safe_behind,
     tx_gas_cap,
 )
-from lever.math.orders import Order, earliest_publish_time
+from lever.math.orders import Kind, Order, earliest_publish_time
 
 log = logging.getLogger("lever.keeper")
+
+GAS_KINDS = ("market", "conditional fill", "other")
+
+
+def _gas_kind(o: Order) -> str:
+    """Which measured gas figure an order is budgeted at (`Keeper._gas_per_order`)."""
+    if o.kind == Kind.MARKET:
+        return "market"
+    return "conditional fill" if o.triggered else "other"
+
+
 RECEIPT_NOT_YET: tuple[type[BaseException], ...] = (TransactionNotFound, *TRANSPORT_ERRORS)
 SLOW_STEP_S = 1.0  # a step longer than this logs where its time went
 RECHECK_S = 2.0  # how often a transaction not yet mined is checked for having been dropped
@@ -676,7 +687,7 @@ class Keeper:
         call = OrderCall(keys, proofs, latest, self.reader.update_fee())
         budget = self.config.order_budget(self.reader.head_gas_limit)
         gas = self._gas_per_order(todo, call, budget)
-        items = [(o.order_id, gas[o.as_market]) for o in todo]
+        items = [(o.order_id, gas[_gas_kind(o)]) for o in todo]
         batches = pack(items, self.config.gas_base, self.config.max_batch, budget)
         self._send_orders([(list(b.items), b.gas_limit) for b in batches], call)
         return filled
@@ -686,9 +697,10 @@ class Keeper:
         orders: list[Order],
         call: OrderCall,
         budget: int,
-    ) -> dict[bool, int]:
-        """The gas to budget per order, fills (market and triggered orders, True) and the others
-        (triggers and cancellations, False) apart:
+    ) -> dict[str, int]:
+        """The gas to budget per order, each kind apart (`_gas_kind`: market orders, triggered
+        conditional orders, whose fill often closes a position and costs more before refunds, and
+        the rest, triggers and cancellations, which cost less):
         `gas_per_order`, or less when the work needs several batches and `eth_estimateGas` of a
         batch of that kind (one request a kind; as many orders as 90% of a block, or `max_tx_gas`, holds at
         `gas_per_order`, so that the per-transaction cost weighs little in the figure) says
@@ -696,7 +708,7 @@ class Keeper:
         fewer blocks to settle a backlog. An estimate too low costs a split (the simulation runs
         out of gas), never a failed transaction."""
         configured = self.config.gas_per_order
-        out = {True: configured, False: configured}
+        out = dict.fromkeys(GAS_KINDS, configured)
         if self.config.dry_run or self.account is None:
             return out
         first = pack(
@@ -708,11 +720,11 @@ class Keeper:
         if len(first) < 2:
             return out
         block = self.state.last_block
-        for market in (True, False):
-            kind = [o.order_id for o in orders if o.as_market == market]
-            cached = self._measured_gas.get(market)
+        for name in GAS_KINDS:
+            kind = [o.order_id for o in orders if _gas_kind(o) == name]
+            cached = self._measured_gas.get(name)
             if cached is not None and block - cached[0] < 20:
-                out[market] = cached[1]
+                out[name] = cached[1]
                 continue
             if len(kind) < 2:
                 continue
@@ -729,8 +741,8 @@ class Keeper:
             except (ContractLogicError, Web3RPCError, ValueError) as exc:
                 log.info("estimating a batch of %d orders: %s", len(batch.items), exc)
                 continue
-            out[market] = min(configured, -(-need * 21 // (20 * len(batch.items))))
-            self._measured_gas[market] = (block, out[market])
+            out[name] = min(configured, -(-need * 21 // (20 * len(batch.items))))
+            self._measured_gas[name] = (block, out[name])
         return out
 
     def _settle_call(self, order_ids: list[int], call: OrderCall) -> tuple[Any, int]:
